@@ -1,1 +1,13 @@
+//! The Gatehouse control plane: keeps certificates and APIs in sled, serves the operators'
+//! `Management` API, and streams every committed revision to the data planes (`ConfigSync`).
+#![forbid(unsafe_code)]
+#![deny(rust_2018_idioms)]
 
+pub mod config_sync;
+pub mod gateways;
+pub mod management;
+pub mod model;
+pub mod server;
+pub mod store;
+
+pub use server::{ControlPlane, ControlPlaneConfig};

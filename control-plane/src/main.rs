@@ -1,1 +1,52 @@
-fn main(){}
+//! `gatehouse-cp`: the Gatehouse control plane.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use gatehouse_control_plane::{ControlPlane, ControlPlaneConfig};
+
+/// Gatehouse control plane: stores client certificates and APIs (sled) and streams
+/// configuration to every data plane.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Args {
+    /// Folder for the sled database (created if missing).
+    #[arg(long, env = "GATEHOUSE_DATA_DIR", default_value = "gatehouse-data")]
+    data_dir: PathBuf,
+    /// Address of the gRPC API (Management, ConfigSync, health, reflection).
+    #[arg(long, env = "GATEHOUSE_LISTEN", default_value = "127.0.0.1:7400")]
+    listen: SocketAddr,
+    /// Log filter, RUST_LOG syntax (e.g. "info", "gatehouse_control_plane=debug").
+    #[arg(long, env = "GATEHOUSE_LOG", default_value = "info")]
+    log: String,
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    tracing_subscriber::fmt().with_env_filter(args.log.as_str()).with_target(false).with_writer(std::io::stderr).init();
+    if let Err(error) = run(args).await {
+        eprintln!("gatehouse-cp: {error:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let config = ControlPlaneConfig { data_dir: args.data_dir, listen: args.listen };
+    let control_plane = ControlPlane::bind(&config).await?;
+    // Tests and scripts read this line to learn the bound port when listening on :0.
+    println!("gatehouse-cp listening on {}", control_plane.local_addr());
+    control_plane.serve(shutdown_signal()).await.context("serving")?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down");
+}

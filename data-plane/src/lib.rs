@@ -1,1 +1,14 @@
+//! The Gatehouse data plane. A request arrives at [`proxy`], is matched against the current
+//! [`routes::RoutingTable`], and leaves through the [`upstream`] pool of the TLS identity its
+//! API must present. [`config_client`] keeps the table current from the control plane.
+#![forbid(unsafe_code)]
+#![deny(rust_2018_idioms)]
 
+pub mod admin;
+pub mod config_client;
+pub mod proxy;
+pub mod routes;
+pub mod upstream;
+
+pub use config_client::{ConfigClient, ConfigClientSettings};
+pub use routes::Routing;

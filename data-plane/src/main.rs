@@ -1,1 +1,103 @@
-fn main(){}
+//! `gatehouse-dp`: a Gatehouse data plane.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use gatehouse_data_plane::proxy::ProxySettings;
+use gatehouse_data_plane::{ConfigClient, ConfigClientSettings, Routing, admin, proxy};
+use tokio::net::TcpListener;
+
+/// Gatehouse data plane: proxies API clients' requests to backends, presenting each API's
+/// client certificate, with configuration streamed from the control plane.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Args {
+    /// URL of the control plane's gRPC API.
+    #[arg(long, env = "GATEHOUSE_CONTROL_PLANE", default_value = "http://127.0.0.1:7400")]
+    control_plane: String,
+    /// Address API clients send requests to.
+    #[arg(long, env = "GATEHOUSE_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Address of /healthz and /ready.
+    #[arg(long, env = "GATEHOUSE_ADMIN_LISTEN", default_value = "127.0.0.1:8081")]
+    admin_listen: SocketAddr,
+    /// Name shown by `gatehousectl gateway list` [default: host name and listen address].
+    #[arg(long, env = "GATEHOUSE_NAME")]
+    name: Option<String>,
+    /// Seconds a backend has to answer before the client gets 504.
+    #[arg(long, env = "GATEHOUSE_BACKEND_TIMEOUT", default_value_t = 60)]
+    backend_timeout: u64,
+    /// Seconds a client has to send its request headers.
+    #[arg(long, env = "GATEHOUSE_HEADER_READ_TIMEOUT", default_value_t = 30)]
+    header_read_timeout: u64,
+    /// Seconds in-flight requests get to finish after SIGTERM.
+    #[arg(long, env = "GATEHOUSE_SHUTDOWN_GRACE", default_value_t = 30)]
+    shutdown_grace: u64,
+    /// Log filter, RUST_LOG syntax.
+    #[arg(long, env = "GATEHOUSE_LOG", default_value = "info")]
+    log: String,
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    tracing_subscriber::fmt().with_env_filter(args.log.as_str()).with_target(false).with_writer(std::io::stderr).init();
+    if let Err(error) = run(args).await {
+        eprintln!("gatehouse-dp: {error:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
+    let admin_listener = TcpListener::bind(args.admin_listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (admin)", args.admin_listen))?;
+    let listen = listener.local_addr()?;
+    let admin = admin_listener.local_addr()?;
+    // Tests and scripts read these lines to learn the bound ports when listening on :0.
+    println!("gatehouse-dp listening on {listen}");
+    println!("gatehouse-dp admin on {admin}");
+
+    let name = args.name.unwrap_or_else(|| format!("{}-{listen}", host_name()));
+    let routing = Arc::new(Routing::default());
+    let client = ConfigClient::new(
+        ConfigClientSettings {
+            control_plane: args.control_plane,
+            name,
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(5),
+        },
+        routing.clone(),
+    );
+    tokio::spawn(client.run());
+    tokio::spawn(admin::serve(admin_listener, routing.clone(), std::future::pending()));
+    let settings = ProxySettings {
+        backend_timeout: Duration::from_secs(args.backend_timeout),
+        header_read_timeout: Duration::from_secs(args.header_read_timeout),
+        shutdown_grace: Duration::from_secs(args.shutdown_grace),
+    };
+    proxy::serve(listener, routing, settings, shutdown_signal()).await;
+    tracing::info!("data plane stopped");
+    Ok(())
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "gatehouse-dp".to_string())
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

@@ -1,0 +1,220 @@
+//! The operators' `Management` API. Domain errors become gRPC statuses here, at the edge.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use gatehouse_proto::v1::{self as pb, management_server::Management};
+use gatehouse_shared::{CertificateError, ClientCertificate, Thumbprint};
+use tonic::{Request, Response, Status};
+
+use crate::gateways::Gateways;
+use crate::model::{Api, Binding, State, StoredCertificate};
+use crate::store::{Store, StoreError};
+
+pub struct ManagementService {
+    store: Arc<Store>,
+    gateways: Arc<Gateways>,
+}
+
+impl ManagementService {
+    pub fn new(store: Arc<Store>, gateways: Arc<Gateways>) -> Self {
+        Self { store, gateways }
+    }
+}
+
+impl From<StoreError> for Status {
+    fn from(error: StoreError) -> Self {
+        match &error {
+            StoreError::NotFound { .. } | StoreError::ThumbprintNotFound(_) => Status::not_found(error.to_string()),
+            StoreError::PathTaken { .. } => Status::already_exists(error.to_string()),
+            StoreError::CertificateInUse { .. } | StoreError::PinnedByThumbprint { .. } => {
+                Status::failed_precondition(error.to_string())
+            }
+            StoreError::Invalid(_) => Status::invalid_argument(error.to_string()),
+            StoreError::Storage(_) | StoreError::Corrupt { .. } => {
+                tracing::error!(error = %error, cause = ?std::error::Error::source(&error), "store failure");
+                Status::internal(error.to_string())
+            }
+        }
+    }
+}
+
+fn certificate_status(error: CertificateError) -> Status {
+    Status::invalid_argument(format!("certificate refused: {error}"))
+}
+
+fn timestamp(unix_seconds: i64) -> prost_types::Timestamp {
+    prost_types::Timestamp { seconds: unix_seconds, nanos: 0 }
+}
+
+fn system_timestamp(time: SystemTime) -> prost_types::Timestamp {
+    let since = time.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
+    prost_types::Timestamp { seconds: since.as_secs() as i64, nanos: since.subsec_nanos() as i32 }
+}
+
+fn certificate_view(state: &State, stored: &StoredCertificate) -> pb::Certificate {
+    let info = &stored.certificate.info;
+    pb::Certificate {
+        id: stored.id.clone(),
+        subject: info.subject.clone(),
+        issuer: info.issuer.clone(),
+        thumbprint: info.thumbprint.to_string(),
+        not_before: Some(timestamp(info.not_before)),
+        not_after: Some(timestamp(info.not_after)),
+        used_by: state.used_by(&stored.id),
+        key_algorithm: info.key_algorithm.clone(),
+        chain_length: stored.certificate.chain.len() as u32,
+        revision: stored.revision,
+    }
+}
+
+fn binding_view(binding: &Binding) -> Option<pb::CredentialBinding> {
+    use pb::credential_binding::Kind;
+    let kind = match binding {
+        Binding::None => return None,
+        Binding::CertificateId(id) => Kind::CertificateId(id.clone()),
+        Binding::Thumbprint(t) => Kind::Thumbprint(t.to_string()),
+    };
+    Some(pb::CredentialBinding { kind: Some(kind) })
+}
+
+fn api_view(state: &State, api: &Api) -> pb::Api {
+    pb::Api {
+        id: api.id.clone(),
+        display_name: api.display_name.clone(),
+        path: api.path.clone(),
+        service_url: api.service_url.clone(),
+        credentials: binding_view(&api.binding),
+        client_certificate_thumbprint: state
+            .resolve(&api.binding)
+            .map(|c| c.certificate.info.thumbprint.to_string())
+            .unwrap_or_default(),
+        revision: api.revision,
+    }
+}
+
+fn parse_thumbprint(text: &str) -> Result<Thumbprint, Status> {
+    Thumbprint::parse(text).map_err(|e| Status::invalid_argument(e.to_string()))
+}
+
+fn binding_from(binding: pb::CredentialBinding) -> Result<Binding, Status> {
+    use pb::credential_binding::Kind;
+    match binding.kind {
+        None => Ok(Binding::None),
+        Some(Kind::CertificateId(id)) => Ok(Binding::CertificateId(id)),
+        Some(Kind::Thumbprint(t)) => Ok(Binding::Thumbprint(parse_thumbprint(&t)?)),
+    }
+}
+
+#[tonic::async_trait]
+impl Management for ManagementService {
+    async fn upload_certificate(&self, request: Request<pb::UploadCertificateRequest>) -> Result<Response<pb::Certificate>, Status> {
+        let request = request.into_inner();
+        // Decrypting a PFX is CPU work (PBKDF2): keep it off the async workers.
+        let (pfx, password) = (request.pfx, request.password);
+        let parsed = tokio::task::spawn_blocking(move || ClientCertificate::from_pkcs12(&pfx, &password))
+            .await
+            .map_err(|_| Status::internal("certificate parsing task failed"))?;
+        let certificate = match parsed {
+            Ok(c) => c,
+            Err(error) => {
+                tracing::info!(id = %request.id, %error, "certificate upload refused");
+                return Err(certificate_status(error));
+            }
+        };
+        let stored = self.store.upload_certificate(&request.id, certificate).await?;
+        tracing::info!(id = %stored.id, thumbprint = %stored.certificate.info.thumbprint, revision = stored.revision, "certificate uploaded");
+        Ok(Response::new(certificate_view(&self.store.state(), &stored)))
+    }
+
+    async fn get_certificate(&self, request: Request<pb::GetCertificateRequest>) -> Result<Response<pb::Certificate>, Status> {
+        let id = request.into_inner().id;
+        let state = self.store.state();
+        let stored = state
+            .certificates
+            .get(&id)
+            .ok_or_else(|| Status::not_found(format!("certificate '{id}' not found")))?;
+        Ok(Response::new(certificate_view(&state, stored)))
+    }
+
+    async fn list_certificates(&self, _: Request<pb::ListCertificatesRequest>) -> Result<Response<pb::ListCertificatesResponse>, Status> {
+        let state = self.store.state();
+        let certificates = state.certificates.values().map(|c| certificate_view(&state, c)).collect();
+        Ok(Response::new(pb::ListCertificatesResponse { certificates, revision: state.revision }))
+    }
+
+    async fn delete_certificate(&self, request: Request<pb::DeleteCertificateRequest>) -> Result<Response<pb::DeleteCertificateResponse>, Status> {
+        let id = request.into_inner().id;
+        let revision = self.store.delete_certificate(&id).await?;
+        tracing::info!(%id, revision, "certificate deleted");
+        Ok(Response::new(pb::DeleteCertificateResponse { revision }))
+    }
+
+    async fn put_api(&self, request: Request<pb::PutApiRequest>) -> Result<Response<pb::Api>, Status> {
+        let request = request.into_inner();
+        let binding = request.credentials.map(binding_from).transpose()?;
+        let api = self
+            .store
+            .put_api(&request.id, &request.display_name, &request.path, &request.service_url, binding)
+            .await?;
+        tracing::info!(id = %api.id, path = %api.path, revision = api.revision, "API saved");
+        Ok(Response::new(api_view(&self.store.state(), &api)))
+    }
+
+    async fn get_api(&self, request: Request<pb::GetApiRequest>) -> Result<Response<pb::Api>, Status> {
+        let id = request.into_inner().id;
+        let state = self.store.state();
+        let api = state.apis.get(&id).ok_or_else(|| Status::not_found(format!("API '{id}' not found")))?;
+        Ok(Response::new(api_view(&state, api)))
+    }
+
+    async fn list_apis(&self, _: Request<pb::ListApisRequest>) -> Result<Response<pb::ListApisResponse>, Status> {
+        let state = self.store.state();
+        let apis = state.apis.values().map(|a| api_view(&state, a)).collect();
+        Ok(Response::new(pb::ListApisResponse { apis, revision: state.revision }))
+    }
+
+    async fn delete_api(&self, request: Request<pb::DeleteApiRequest>) -> Result<Response<pb::DeleteApiResponse>, Status> {
+        let id = request.into_inner().id;
+        let revision = self.store.delete_api(&id).await?;
+        tracing::info!(%id, revision, "API deleted");
+        Ok(Response::new(pb::DeleteApiResponse { revision }))
+    }
+
+    async fn set_api_credentials(&self, request: Request<pb::SetApiCredentialsRequest>) -> Result<Response<pb::Api>, Status> {
+        use pb::set_api_credentials_request::Credential;
+        let request = request.into_inner();
+        let binding = match request.credential {
+            Some(Credential::CertificateId(id)) => Binding::CertificateId(id),
+            Some(Credential::Thumbprint(t)) => Binding::Thumbprint(parse_thumbprint(&t)?),
+            Some(Credential::None(_)) => Binding::None,
+            None => {
+                return Err(Status::invalid_argument(
+                    "say which credential: certificate_id, thumbprint, or none",
+                ));
+            }
+        };
+        let api = self.store.set_api_binding(&request.api_id, binding).await?;
+        tracing::info!(id = %api.id, binding = ?api.binding, revision = api.revision, "API credentials set");
+        Ok(Response::new(api_view(&self.store.state(), &api)))
+    }
+
+    async fn list_gateways(&self, _: Request<pb::ListGatewaysRequest>) -> Result<Response<pb::ListGatewaysResponse>, Status> {
+        let gateways = self
+            .gateways
+            .list()
+            .into_iter()
+            .map(|g| pb::Gateway {
+                name: g.name,
+                address: g.address,
+                version: g.version,
+                connected_since: Some(system_timestamp(g.connected_since)),
+                last_seen: Some(system_timestamp(g.last_seen)),
+                applied_revision: g.applied_revision,
+                connected: g.connected,
+                last_error: g.last_error,
+            })
+            .collect();
+        Ok(Response::new(pb::ListGatewaysResponse { gateways, revision: self.store.state().revision }))
+    }
+}

@@ -1,0 +1,195 @@
+//! Connections to backends. One pool per TLS identity: (scheme, authority, client certificate
+//! thumbprint). A connection opened with certificate A is never reused for a request that must
+//! present B, and TLS sessions are never resumed across identities, because each pool has its
+//! own rustls configuration (and session cache).
+
+use std::error::Error as _;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use gatehouse_proto::v1 as pb;
+use http::Uri;
+use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use rustls::{ClientConfig, RootCertStore};
+
+/// Identifies a pool: requests may share connections only when all of this is equal.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct UpstreamKey {
+    pub scheme: String,
+    pub authority: String,
+    /// Uppercase SHA-1 of the client certificate presented; empty for none.
+    pub client_thumbprint: String,
+}
+
+pub struct Upstream {
+    pub key: UpstreamKey,
+    client: Client<HttpsConnector<HttpConnector>, Incoming>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("client certificate {thumbprint} is not in the snapshot")]
+    MissingIdentity { thumbprint: String },
+    #[error("client certificate {thumbprint} cannot be used")]
+    BadIdentity { thumbprint: String, #[source] source: rustls::Error },
+    #[error("TLS configuration failed")]
+    Tls(#[source] rustls::Error),
+}
+
+/// System trust anchors (honours SSL_CERT_FILE / SSL_CERT_DIR), loaded once.
+fn system_roots() -> Arc<RootCertStore> {
+    static ROOTS: OnceLock<Arc<RootCertStore>> = OnceLock::new();
+    ROOTS
+        .get_or_init(|| {
+            let loaded = rustls_native_certs::load_native_certs();
+            for error in &loaded.errors {
+                tracing::warn!(%error, "some system root certificates could not be loaded");
+            }
+            let mut roots = RootCertStore::empty();
+            let (added, ignored) = roots.add_parsable_certificates(loaded.certs);
+            tracing::debug!(added, ignored, "system roots loaded");
+            Arc::new(roots)
+        })
+        .clone()
+}
+
+impl Upstream {
+    pub fn new(key: UpstreamKey, identity: Option<&pb::ClientIdentity>) -> Result<Self, UpstreamError> {
+        let builder = ClientConfig::builder_with_provider(gatehouse_shared::crypto::provider())
+            .with_safe_default_protocol_versions()
+            .map_err(UpstreamError::Tls)?
+            .with_root_certificates(system_roots());
+        let tls = match identity {
+            None => builder.with_no_client_auth(),
+            Some(identity) => {
+                let chain = identity.certificate_chain.iter().map(|der| der.clone().into()).collect();
+                let key = rustls_pki_types::PrivateKeyDer::Pkcs8(identity.private_key.clone().into());
+                builder
+                    .with_client_auth_cert(chain, key)
+                    .map_err(|source| UpstreamError::BadIdentity { thumbprint: identity.thumbprint.clone(), source })?
+            }
+        };
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(Duration::from_secs(10)));
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build(connector);
+        Ok(Self { key, client })
+    }
+
+    pub async fn send(&self, request: http::Request<Incoming>) -> Result<http::Response<Incoming>, hyper_util::client::legacy::Error> {
+        self.client.request(request).await
+    }
+}
+
+/// Why a backend call failed, in the words an API client's operator needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackendFailure {
+    CertificateNotTrusted,
+    NameMismatch,
+    ClientCertificateRejected,
+    TlsHandshake,
+    Connect,
+    Protocol,
+}
+
+impl BackendFailure {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::CertificateNotTrusted => "the backend's TLS certificate is not trusted",
+            Self::NameMismatch => "the backend's TLS certificate does not match its host name",
+            Self::ClientCertificateRejected => "the backend rejected the gateway's client certificate",
+            Self::TlsHandshake => "the TLS handshake with the backend failed",
+            Self::Connect => "could not connect to the backend",
+            Self::Protocol => "the backend connection failed",
+        }
+    }
+
+    /// Walks the error's causes for the rustls error underneath.
+    pub fn classify(error: &hyper_util::client::legacy::Error) -> Self {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = error.source();
+        while let Some(e) = cause {
+            let tls = e.downcast_ref::<rustls::Error>().or_else(|| {
+                e.downcast_ref::<std::io::Error>()
+                    .and_then(|io| io.get_ref())
+                    .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            });
+            if let Some(tls) = tls {
+                return Self::from_tls(tls);
+            }
+            cause = e.source();
+        }
+        if error.is_connect() { Self::Connect } else { Self::Protocol }
+    }
+
+    fn from_tls(error: &rustls::Error) -> Self {
+        use rustls::{AlertDescription as Alert, CertificateError as Cert, Error};
+        match error {
+            Error::InvalidCertificate(Cert::NotValidForName | Cert::NotValidForNameContext { .. }) => Self::NameMismatch,
+            Error::InvalidCertificate(_) => Self::CertificateNotTrusted,
+            Error::AlertReceived(
+                Alert::BadCertificate
+                | Alert::CertificateRequired
+                | Alert::UnknownCA
+                | Alert::CertificateUnknown
+                | Alert::UnsupportedCertificate
+                | Alert::CertificateRevoked
+                | Alert::CertificateExpired
+                | Alert::AccessDenied
+                | Alert::DecryptError,
+            ) => Self::ClientCertificateRejected,
+            _ => Self::TlsHandshake,
+        }
+    }
+}
+
+/// The backend URI for a request: the service URL's base path, then what follows the API's
+/// path prefix, then the query.
+pub fn backend_uri(service: &Uri, prefix: &str, request: &Uri) -> Result<Uri, http::Error> {
+    let path = request.path();
+    let rest = if prefix == "/" { path } else { &path[prefix.len()..] };
+    let base = service.path().trim_end_matches('/');
+    let mut target = String::with_capacity(base.len() + rest.len() + 1);
+    target.push_str(base);
+    if !rest.is_empty() && !rest.starts_with('/') {
+        target.push('/');
+    }
+    target.push_str(rest);
+    if target.is_empty() {
+        target.push('/');
+    }
+    if let Some(query) = request.query() {
+        target.push('?');
+        target.push_str(query);
+    }
+    let mut parts = service.clone().into_parts();
+    parts.path_and_query = Some(target.parse()?);
+    Ok(Uri::from_parts(parts)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_uri_joins_base_rest_and_query() {
+        let service: Uri = "https://b:8443/api".parse().unwrap();
+        let uri = |s: &str| s.parse::<Uri>().unwrap();
+        assert_eq!(backend_uri(&service, "/orders", &uri("/orders/42?x=1")).unwrap(), "https://b:8443/api/42?x=1");
+        assert_eq!(backend_uri(&service, "/orders", &uri("/orders")).unwrap(), "https://b:8443/api");
+        let root: Uri = "http://b:80".parse().unwrap();
+        assert_eq!(backend_uri(&root, "/orders", &uri("/orders")).unwrap(), "http://b:80/");
+        assert_eq!(backend_uri(&root, "/", &uri("/x/y?q")).unwrap(), "http://b:80/x/y?q");
+    }
+}
