@@ -1,0 +1,340 @@
+//! Commands and how each maps to a Management RPC.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use anyhow::{Context, anyhow, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use gatehouse_proto::v1::{self as pb, management_client::ManagementClient};
+use tonic::transport::Channel;
+
+use crate::output;
+
+/// Operate a Gatehouse control plane: client certificates, APIs, gateways.
+#[derive(Parser, Debug)]
+#[command(name = "gatehousectl", version, after_help = EXAMPLES)]
+pub struct Cli {
+    /// URL of the control plane's gRPC API.
+    #[arg(long, global = true, env = "GATEHOUSE_SERVER", default_value = "http://127.0.0.1:7400")]
+    pub server: String,
+    /// Output format of reads.
+    #[arg(short = 'o', long, global = true, value_enum, default_value_t = Format::Table)]
+    pub output: Format,
+    #[command(subcommand)]
+    pub command: Noun,
+}
+
+const EXAMPLES: &str = "Examples:
+  gatehousectl cert upload orders-client --pfx client.pfx --password-file pw.txt
+  gatehousectl cert list
+  gatehousectl api put orders --path /orders --service-url https://orders.internal:8443
+  gatehousectl api credentials orders --client-cert orders-client
+  gatehousectl gateway list -o json";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Noun {
+    /// Client certificates (PKCS#12) the gateway presents to backends.
+    #[command(subcommand)]
+    Cert(CertCommand),
+    /// APIs: path prefix, backend URL, and the client certificate presented.
+    #[command(subcommand)]
+    Api(ApiCommand),
+    /// Data planes connected to the control plane.
+    #[command(subcommand)]
+    Gateway(GatewayCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CertCommand {
+    /// Upload a .pfx/.p12 file; uploading to an existing ID rotates that certificate.
+    #[command(after_help = "Example:\n  gatehousectl cert upload orders-client --pfx client.pfx --password-file pw.txt\n  cat pw.txt | gatehousectl cert upload orders-client --pfx client.pfx --password-stdin")]
+    Upload {
+        id: String,
+        /// The PKCS#12 file.
+        #[arg(long)]
+        pfx: PathBuf,
+        #[command(flatten)]
+        password: PasswordSource,
+    },
+    /// List certificates with thumbprint, expiry and the APIs using each.
+    List,
+    /// Show one certificate.
+    Show { id: String },
+    /// Delete a certificate (refused while an API uses it).
+    Delete { id: String },
+}
+
+/// The PFX password comes from a file or stdin, never from the command line.
+#[derive(Args, Debug)]
+#[group(required = true, multiple = false)]
+pub struct PasswordSource {
+    /// File holding the password (one trailing newline is ignored).
+    #[arg(long, env = "GATEHOUSE_PFX_PASSWORD_FILE")]
+    password_file: Option<PathBuf>,
+    /// Read the password from standard input.
+    #[arg(long)]
+    password_stdin: bool,
+    /// The file has an empty password.
+    #[arg(long)]
+    empty_password: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ApiCommand {
+    /// Create or replace an API.
+    #[command(after_help = "Example:\n  gatehousectl api put orders --path /orders --service-url https://orders.internal:8443 --client-cert orders-client")]
+    Put {
+        id: String,
+        /// Path prefix on the data planes, e.g. /orders.
+        #[arg(long)]
+        path: String,
+        /// Backend base URL, https://host:port[/base] (or http://).
+        #[arg(long)]
+        service_url: String,
+        #[arg(long, default_value = "")]
+        display_name: String,
+        #[command(flatten)]
+        credentials: OptionalCredential,
+    },
+    /// List APIs.
+    List,
+    /// Show one API.
+    Show { id: String },
+    /// Delete an API.
+    Delete { id: String },
+    /// Choose the client certificate the gateway presents to the API's backend.
+    #[command(after_help = "Examples:\n  gatehousectl api credentials orders --client-cert orders-client\n  gatehousectl api credentials orders --thumbprint 8D292672A59E787D257B77E4DF2D9D6FD261AF68\n  gatehousectl api credentials orders --none")]
+    Credentials {
+        id: String,
+        #[command(flatten)]
+        credential: Credential,
+    },
+}
+
+#[derive(Args, Debug)]
+#[group(required = true, multiple = false)]
+pub struct Credential {
+    /// Present the certificate with this ID (follows its rotation).
+    #[arg(long)]
+    client_cert: Option<String>,
+    /// Present exactly the certificate with this thumbprint.
+    #[arg(long)]
+    thumbprint: Option<String>,
+    /// Present no client certificate.
+    #[arg(long)]
+    none: bool,
+}
+
+#[derive(Args, Debug)]
+#[group(required = false, multiple = false)]
+pub struct OptionalCredential {
+    /// Present the certificate with this ID (follows its rotation).
+    #[arg(long)]
+    client_cert: Option<String>,
+    /// Present exactly the certificate with this thumbprint.
+    #[arg(long)]
+    thumbprint: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum GatewayCommand {
+    /// List data planes and the revision each has applied.
+    List,
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Noun::Cert(command) => cert(&cli.server, cli.output, command).await,
+        Noun::Api(command) => api(&cli.server, cli.output, command).await,
+        Noun::Gateway(GatewayCommand::List) => {
+            let list = connect(&cli.server).await?.list_gateways(pb::ListGatewaysRequest {}).await.map_err(status)?.into_inner();
+            match cli.output {
+                Format::Json => print_json(&serde_json::json!({
+                    "revision": list.revision,
+                    "gateways": list.gateways.iter().map(output::gateway_json).collect::<Vec<_>>(),
+                })),
+                Format::Table => print!("{}", output::gateways_table(&list)),
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn connect(server: &str) -> anyhow::Result<ManagementClient<Channel>> {
+    let endpoint = Channel::from_shared(server.to_string()).map_err(|_| anyhow!("'{server}' is not a valid server URL"))?;
+    let channel = endpoint
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .connect()
+        .await
+        .map_err(|e| anyhow!("cannot reach the control plane at {server}: {}", root_cause(&e)))?;
+    Ok(ManagementClient::new(channel))
+}
+
+fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = error;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}
+
+/// One readable line: the server's message; the code in words where it helps.
+fn status(status: tonic::Status) -> anyhow::Error {
+    use tonic::Code;
+    let message = status.message();
+    match status.code() {
+        Code::Unavailable => anyhow!("the control plane is unavailable: {message}"),
+        Code::Unauthenticated => anyhow!("not authenticated: {message}"),
+        Code::PermissionDenied => anyhow!("permission denied: {message}"),
+        Code::Internal | Code::Unknown => anyhow!("the control plane failed: {message}"),
+        _ => anyhow!("{message}"),
+    }
+}
+
+fn print_json(value: &serde_json::Value) {
+    println!("{}", serde_json::to_string_pretty(value).expect("JSON values serialize"));
+}
+
+fn read_password(source: PasswordSource) -> anyhow::Result<String> {
+    let mut raw = if let Some(path) = source.password_file {
+        std::fs::read_to_string(&path).with_context(|| format!("cannot read password file {}", path.display()))?
+    } else if source.password_stdin {
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text).context("cannot read the password from stdin")?;
+        text
+    } else {
+        String::new()
+    };
+    if raw.ends_with('\n') {
+        raw.pop();
+        if raw.ends_with('\r') {
+            raw.pop();
+        }
+    }
+    Ok(raw)
+}
+
+async fn cert(server: &str, format: Format, command: CertCommand) -> anyhow::Result<()> {
+    match command {
+        CertCommand::Upload { id, pfx, password } => {
+            let bytes = std::fs::read(&pfx).with_context(|| format!("cannot read {}", pfx.display()))?;
+            let password = read_password(password)?;
+            let mut client = connect(server).await?;
+            let cert = client
+                .upload_certificate(pb::UploadCertificateRequest { id, pfx: bytes, password })
+                .await
+                .map_err(status)?
+                .into_inner();
+            print_certificate(format, &cert);
+        }
+        CertCommand::List => {
+            let list = connect(server).await?.list_certificates(pb::ListCertificatesRequest {}).await.map_err(status)?.into_inner();
+            match format {
+                Format::Json => print_json(&serde_json::Value::Array(list.certificates.iter().map(output::certificate_json).collect())),
+                Format::Table => print!("{}", output::certificates_table(&list.certificates)),
+            }
+        }
+        CertCommand::Show { id } => {
+            let cert = connect(server).await?.get_certificate(pb::GetCertificateRequest { id }).await.map_err(status)?.into_inner();
+            print_certificate(format, &cert);
+        }
+        CertCommand::Delete { id } => {
+            let done = connect(server)
+                .await?
+                .delete_certificate(pb::DeleteCertificateRequest { id: id.clone() })
+                .await
+                .map_err(|s| with_hint(status(s), &id))?
+                .into_inner();
+            match format {
+                Format::Json => print_json(&serde_json::json!({ "deleted": id, "revision": done.revision })),
+                Format::Table => println!("certificate {id} deleted (revision {})", done.revision),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Says how to fix the most common refusal.
+fn with_hint(error: anyhow::Error, _id: &str) -> anyhow::Error {
+    let text = error.to_string();
+    if let Some(list) = text.split("is used by APIs: ").nth(1) {
+        let first = list.split([';', ',']).next().unwrap_or("").trim();
+        return anyhow!("{text} (e.g. gatehousectl api credentials {first} --none)");
+    }
+    error
+}
+
+fn print_certificate(format: Format, cert: &pb::Certificate) {
+    match format {
+        Format::Json => print_json(&output::certificate_json(cert)),
+        Format::Table => print!("{}", output::certificate_details(cert)),
+    }
+}
+
+fn print_api(format: Format, api: &pb::Api) {
+    match format {
+        Format::Json => print_json(&output::api_json(api)),
+        Format::Table => print!("{}", output::api_details(api)),
+    }
+}
+
+async fn api(server: &str, format: Format, command: ApiCommand) -> anyhow::Result<()> {
+    use pb::credential_binding::Kind;
+    match command {
+        ApiCommand::Put { id, path, service_url, display_name, credentials } => {
+            let credentials = match (credentials.client_cert, credentials.thumbprint) {
+                (Some(id), _) => Some(pb::CredentialBinding { kind: Some(Kind::CertificateId(id)) }),
+                (_, Some(t)) => Some(pb::CredentialBinding { kind: Some(Kind::Thumbprint(t)) }),
+                _ => None,
+            };
+            let api = connect(server)
+                .await?
+                .put_api(pb::PutApiRequest { id, display_name, path, service_url, credentials })
+                .await
+                .map_err(status)?
+                .into_inner();
+            print_api(format, &api);
+        }
+        ApiCommand::List => {
+            let list = connect(server).await?.list_apis(pb::ListApisRequest {}).await.map_err(status)?.into_inner();
+            match format {
+                Format::Json => print_json(&serde_json::Value::Array(list.apis.iter().map(output::api_json).collect())),
+                Format::Table => print!("{}", output::apis_table(&list.apis)),
+            }
+        }
+        ApiCommand::Show { id } => {
+            let api = connect(server).await?.get_api(pb::GetApiRequest { id }).await.map_err(status)?.into_inner();
+            print_api(format, &api);
+        }
+        ApiCommand::Delete { id } => {
+            let done = connect(server).await?.delete_api(pb::DeleteApiRequest { id: id.clone() }).await.map_err(status)?.into_inner();
+            match format {
+                Format::Json => print_json(&serde_json::json!({ "deleted": id, "revision": done.revision })),
+                Format::Table => println!("API {id} deleted (revision {})", done.revision),
+            }
+        }
+        ApiCommand::Credentials { id, credential } => {
+            use pb::set_api_credentials_request::Credential as C;
+            let credential = match (credential.client_cert, credential.thumbprint, credential.none) {
+                (Some(cert), _, _) => C::CertificateId(cert),
+                (_, Some(t), _) => C::Thumbprint(t),
+                (_, _, true) => C::None(()),
+                _ => bail!("say which credential: --client-cert ID, --thumbprint T or --none"),
+            };
+            let api = connect(server)
+                .await?
+                .set_api_credentials(pb::SetApiCredentialsRequest { api_id: id, credential: Some(credential) })
+                .await
+                .map_err(status)?
+                .into_inner();
+            print_api(format, &api);
+        }
+    }
+    Ok(())
+}

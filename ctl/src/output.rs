@@ -1,0 +1,208 @@
+//! How results look: aligned tables for people, JSON for scripts.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use gatehouse_proto::v1 as pb;
+use serde_json::{Value, json};
+
+/// Left-aligned columns separated by two spaces; no trailing spaces.
+pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut text = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                text.push_str(cell);
+            } else {
+                text.push_str(&format!("{cell:<width$}  ", width = widths[i]));
+            }
+        }
+        text.trim_end().to_string()
+    };
+    let mut out = line(headers.to_vec());
+    out.push('\n');
+    for row in rows {
+        out.push_str(&line(row.iter().map(String::as_str).collect()));
+        out.push('\n');
+    }
+    out
+}
+
+pub fn rfc3339(ts: Option<&prost_types::Timestamp>) -> String {
+    let Some(ts) = ts else { return String::new() };
+    time::OffsetDateTime::from_unix_timestamp(ts.seconds)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+/// "in 23 days", "EXPIRED 3 days ago": what matters about an expiry date at a glance.
+pub fn expiry(ts: Option<&prost_types::Timestamp>) -> String {
+    let Some(ts) = ts else { return String::new() };
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    let date = rfc3339(Some(ts)).get(..10).unwrap_or_default().to_string();
+    let days = (ts.seconds - now) / 86_400;
+    if ts.seconds < now {
+        format!("{date} (EXPIRED {} ago)", plural(-days, "day"))
+    } else {
+        format!("{date} (in {})", plural(days, "day"))
+    }
+}
+
+fn plural(n: i64, unit: &str) -> String {
+    if n == 1 { format!("1 {unit}") } else { format!("{n} {unit}s") }
+}
+
+pub fn certificate_json(c: &pb::Certificate) -> Value {
+    json!({
+        "id": c.id,
+        "subject": c.subject,
+        "issuer": c.issuer,
+        "thumbprint": c.thumbprint,
+        "not_before": rfc3339(c.not_before.as_ref()),
+        "not_after": rfc3339(c.not_after.as_ref()),
+        "key_algorithm": c.key_algorithm,
+        "chain_length": c.chain_length,
+        "used_by": c.used_by,
+        "revision": c.revision,
+    })
+}
+
+pub fn certificates_table(certs: &[pb::Certificate]) -> String {
+    let rows: Vec<Vec<String>> = certs
+        .iter()
+        .map(|c| {
+            vec![
+                c.id.clone(),
+                c.subject.clone(),
+                c.thumbprint.clone(),
+                expiry(c.not_after.as_ref()),
+                if c.used_by.is_empty() { "-".into() } else { c.used_by.join(",") },
+            ]
+        })
+        .collect();
+    table(&["ID", "SUBJECT", "THUMBPRINT", "EXPIRES", "USED BY"], &rows)
+}
+
+pub fn certificate_details(c: &pb::Certificate) -> String {
+    let rows = vec![
+        vec!["id:".into(), c.id.clone()],
+        vec!["subject:".into(), c.subject.clone()],
+        vec!["issuer:".into(), c.issuer.clone()],
+        vec!["thumbprint:".into(), c.thumbprint.clone()],
+        vec!["key:".into(), c.key_algorithm.clone()],
+        vec!["chain length:".into(), c.chain_length.to_string()],
+        vec!["not before:".into(), rfc3339(c.not_before.as_ref())],
+        vec!["not after:".into(), expiry(c.not_after.as_ref())],
+        vec!["used by:".into(), if c.used_by.is_empty() { "-".into() } else { c.used_by.join(", ") }],
+        vec!["revision:".into(), c.revision.to_string()],
+    ];
+    details(&rows)
+}
+
+fn details(rows: &[Vec<String>]) -> String {
+    let text = table(&["", ""], rows);
+    // The empty header line of `table` is not wanted here.
+    text.lines().skip(1).map(|l| format!("{l}\n")).collect()
+}
+
+pub fn binding_text(api: &pb::Api) -> String {
+    use pb::credential_binding::Kind;
+    match api.credentials.as_ref().and_then(|c| c.kind.as_ref()) {
+        None => "none".into(),
+        Some(Kind::CertificateId(id)) => format!("certificate {id}"),
+        Some(Kind::Thumbprint(t)) => format!("thumbprint {t}"),
+    }
+}
+
+pub fn api_json(api: &pb::Api) -> Value {
+    use pb::credential_binding::Kind;
+    let credentials = match api.credentials.as_ref().and_then(|c| c.kind.as_ref()) {
+        None => Value::Null,
+        Some(Kind::CertificateId(id)) => json!({ "certificate_id": id }),
+        Some(Kind::Thumbprint(t)) => json!({ "thumbprint": t }),
+    };
+    json!({
+        "id": api.id,
+        "display_name": api.display_name,
+        "path": api.path,
+        "service_url": api.service_url,
+        "credentials": credentials,
+        "client_certificate_thumbprint": api.client_certificate_thumbprint,
+        "revision": api.revision,
+    })
+}
+
+pub fn apis_table(apis: &[pb::Api]) -> String {
+    let rows: Vec<Vec<String>> = apis
+        .iter()
+        .map(|a| vec![a.id.clone(), a.path.clone(), a.service_url.clone(), binding_text(a), dash(&a.client_certificate_thumbprint)])
+        .collect();
+    table(&["ID", "PATH", "SERVICE URL", "CLIENT CERTIFICATE", "THUMBPRINT"], &rows)
+}
+
+pub fn api_details(api: &pb::Api) -> String {
+    let rows = vec![
+        vec!["id:".into(), api.id.clone()],
+        vec!["display name:".into(), dash(&api.display_name)],
+        vec!["path:".into(), api.path.clone()],
+        vec!["service url:".into(), api.service_url.clone()],
+        vec!["client certificate:".into(), binding_text(api)],
+        vec!["thumbprint:".into(), dash(&api.client_certificate_thumbprint)],
+        vec!["revision:".into(), api.revision.to_string()],
+    ];
+    details(&rows)
+}
+
+pub fn gateway_json(g: &pb::Gateway) -> Value {
+    json!({
+        "name": g.name,
+        "address": g.address,
+        "version": g.version,
+        "connected": g.connected,
+        "connected_since": rfc3339(g.connected_since.as_ref()),
+        "last_seen": rfc3339(g.last_seen.as_ref()),
+        "applied_revision": g.applied_revision,
+        "last_error": g.last_error,
+    })
+}
+
+pub fn gateways_table(list: &pb::ListGatewaysResponse) -> String {
+    let rows: Vec<Vec<String>> = list
+        .gateways
+        .iter()
+        .map(|g| {
+            let state = if !g.connected {
+                "DISCONNECTED".to_string()
+            } else if !g.last_error.is_empty() {
+                format!("NACKED: {}", g.last_error)
+            } else if g.applied_revision >= list.revision {
+                "SYNCED".to_string()
+            } else {
+                "BEHIND".to_string()
+            };
+            vec![g.name.clone(), g.address.clone(), g.version.clone(), g.applied_revision.to_string(), state]
+        })
+        .collect();
+    table(&["NAME", "ADDRESS", "VERSION", "REVISION", "STATE"], &rows)
+}
+
+fn dash(s: &str) -> String {
+    if s.is_empty() { "-".into() } else { s.to_string() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_aligns_columns() {
+        let text = table(&["ID", "PATH"], &[vec!["orders".into(), "/orders".into()], vec!["a".into(), "/a".into()]]);
+        assert_eq!(text, "ID      PATH\norders  /orders\na       /a\n");
+    }
+}

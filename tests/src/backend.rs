@@ -1,0 +1,159 @@
+//! A backend on 127.0.0.1 that terminates TLS, requires a client certificate, and answers every
+//! request with what it saw: the client certificate's thumbprint, the path, and the headers.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use gatehouse_shared::Thumbprint;
+use http_body_util::{BodyExt, Full};
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::DistinguishedName;
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{DigitallySignedStruct, ServerConfig, SignatureScheme};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+
+use crate::pki::Issued;
+
+/// Response header carrying the thumbprint of the client certificate the backend was shown.
+pub const THUMBPRINT_HEADER: &str = "x-client-thumbprint";
+
+/// Which client certificates the backend accepts.
+pub enum ClientAuth {
+    /// Any certificate whose holder proves it has the key (the handshake signature is checked).
+    AnyCertificate,
+    /// Only certificates issued by this CA (DER).
+    TrustedBy(Vec<u8>),
+}
+
+pub struct EchoBackend {
+    pub addr: SocketAddr,
+    requests: Arc<AtomicU64>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for EchoBackend {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl EchoBackend {
+    /// Starts a TLS backend on 127.0.0.1:0 with `server` as its certificate.
+    pub async fn start(server: &Issued, client_auth: ClientAuth) -> anyhow::Result<Self> {
+        let provider = gatehouse_shared::crypto::provider();
+        let verifier: Arc<dyn ClientCertVerifier> = match client_auth {
+            ClientAuth::AnyCertificate => Arc::new(AnyClientCertificate { provider: provider.clone() }),
+            ClientAuth::TrustedBy(ca) => {
+                let mut roots = rustls::RootCertStore::empty();
+                roots.add(CertificateDer::from(ca))?;
+                rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone()).build()?
+            }
+        };
+        let config = ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(
+                vec![CertificateDer::from(server.der.clone())],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server.key_der.clone())),
+            )?;
+        let acceptor = TlsAcceptor::from(Arc::new(config));
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let requests = Arc::new(AtomicU64::new(0));
+        let counter = requests.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { continue };
+                let acceptor = acceptor.clone();
+                let counter = counter.clone();
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(stream).await else { return };
+                    let thumbprint = tls
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .and_then(|certs| certs.first())
+                        .map(|c| Thumbprint::of_der(c).to_string())
+                        .unwrap_or_default();
+                    let service = service_fn(move |request: Request<hyper::body::Incoming>| {
+                        counter.fetch_add(1, Ordering::Relaxed);
+                        let thumbprint = thumbprint.clone();
+                        async move { Ok::<_, hyper::Error>(echo(request, &thumbprint).await) }
+                    });
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(tls), service)
+                        .await;
+                });
+            }
+        });
+        Ok(Self { addr, requests, task })
+    }
+
+    /// https://localhost:PORT: the name its certificate is usually issued for.
+    pub fn url(&self) -> String {
+        format!("https://localhost:{}", self.addr.port())
+    }
+
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+}
+
+async fn echo(request: Request<hyper::body::Incoming>, thumbprint: &str) -> Response<Full<Bytes>> {
+    let (parts, body) = request.into_parts();
+    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let headers: serde_json::Map<String, serde_json::Value> = parts
+        .headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), serde_json::Value::from(v.to_str().unwrap_or("<binary>"))))
+        .collect();
+    let reply = serde_json::json!({
+        "client_thumbprint": thumbprint,
+        "method": parts.method.as_str(),
+        "path": parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"),
+        "headers": headers,
+        "body_bytes": body.len(),
+    });
+    Response::builder()
+        .header(THUMBPRINT_HEADER, thumbprint)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(reply.to_string())))
+        .expect("valid response")
+}
+
+/// Requires a client certificate and proof of its key, but trusts any issuer: lets tests use
+/// self-signed client certificates such as the openssl fixtures.
+#[derive(Debug)]
+struct AnyClientCertificate {
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl ClientCertVerifier for AnyClientCertificate {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(&self, _: &CertificateDer<'_>, _: &[CertificateDer<'_>], _: UnixTime) -> Result<ClientCertVerified, rustls::Error> {
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider.signature_verification_algorithms.supported_schemes()
+    }
+}

@@ -1,0 +1,110 @@
+//! A private PKI made on the spot: a CA, server certificates for backends on loopback, and
+//! client certificates exported as PKCS#12 files.
+
+use std::path::{Path, PathBuf};
+
+use gatehouse_shared::Thumbprint;
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose};
+
+/// A certificate with its key, as the test needs it.
+pub struct Issued {
+    pub der: Vec<u8>,
+    pub pem: String,
+    /// PKCS#8 DER.
+    pub key_der: Vec<u8>,
+    pub key_pem: String,
+    pub thumbprint: Thumbprint,
+}
+
+pub struct TestCa {
+    issuer: CertifiedIssuer<'static, KeyPair>,
+    pub name: String,
+}
+
+impl TestCa {
+    pub fn new(name: &str) -> anyhow::Result<Self> {
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.distinguished_name.push(DnType::OrganizationName, "Gatehouse Test");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate()?)?;
+        Ok(Self { issuer, name: name.to_string() })
+    }
+
+    pub fn der(&self) -> Vec<u8> {
+        self.issuer.der().to_vec()
+    }
+
+    pub fn pem(&self) -> String {
+        self.issuer.pem()
+    }
+
+    /// Writes the CA certificate as PEM (for SSL_CERT_FILE and the like).
+    pub fn write_pem(&self, dir: &Path, file: &str) -> anyhow::Result<PathBuf> {
+        let path = dir.join(file);
+        std::fs::write(&path, self.pem())?;
+        Ok(path)
+    }
+
+    /// A TLS server certificate for `names` (DNS names or IP addresses).
+    pub fn server(&self, names: &[&str]) -> anyhow::Result<Issued> {
+        let mut params = CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())?;
+        params.distinguished_name.push(DnType::CommonName, names.first().copied().unwrap_or("server"));
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        self.issue(params)
+    }
+
+    /// A TLS client certificate with the given common name.
+    pub fn client(&self, common_name: &str) -> anyhow::Result<Issued> {
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params.distinguished_name.push(DnType::CommonName, common_name);
+        params.distinguished_name.push(DnType::OrganizationName, "Gatehouse Test");
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        self.issue(params)
+    }
+
+    fn issue(&self, params: CertificateParams) -> anyhow::Result<Issued> {
+        let key = KeyPair::generate()?;
+        let cert = params.signed_by(&key, &self.issuer)?;
+        Ok(Issued {
+            der: cert.der().to_vec(),
+            pem: cert.pem(),
+            key_der: key.serialize_der(),
+            key_pem: key.serialize_pem(),
+            thumbprint: Thumbprint::of_der(cert.der()),
+        })
+    }
+}
+
+/// A self-signed server certificate (for "chain validation" cases).
+pub fn self_signed_server(names: &[&str]) -> anyhow::Result<Issued> {
+    let params = CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())?;
+    let key = KeyPair::generate()?;
+    let cert = params.self_signed(&key)?;
+    Ok(Issued {
+        der: cert.der().to_vec(),
+        pem: cert.pem(),
+        key_der: key.serialize_der(),
+        key_pem: key.serialize_pem(),
+        thumbprint: Thumbprint::of_der(cert.der()),
+    })
+}
+
+/// Exports a certificate chain and key as a PKCS#12 file (AES-256, SHA-256 MAC).
+pub fn pfx(chain: &[&[u8]], key_der: &[u8], password: &str) -> anyhow::Result<Vec<u8>> {
+    use p12_keystore::{Certificate, KeyStore, KeyStoreEntry, PrivateKey, PrivateKeyChain};
+    let certs = chain.iter().map(|der| Certificate::from_der(der)).collect::<Result<Vec<_>, _>>()?;
+    let key = PrivateKey::from_der(key_der)?;
+    let local_key_id = Thumbprint::of_der(chain[0]).to_string();
+    let entry = PrivateKeyChain::new(local_key_id.as_bytes(), key, certs);
+    let mut store = KeyStore::new();
+    store.add_entry("client", KeyStoreEntry::PrivateKeyChain(entry));
+    Ok(store.writer(password).write()?)
+}
+
+impl Issued {
+    pub fn pfx(&self, password: &str) -> anyhow::Result<Vec<u8>> {
+        pfx(&[&self.der], &self.key_der, password)
+    }
+}

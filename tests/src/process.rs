@@ -1,0 +1,191 @@
+//! The real binaries as child processes: started on 127.0.0.1:0, their bound addresses read
+//! from the line they print, killed when dropped.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// Finds a workspace binary in the target folder this test (or the demo) was built into.
+/// `cargo test --workspace` builds them first; say so clearly when they are missing.
+pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let mut dir = exe.parent();
+    while let Some(d) = dir {
+        let candidate = d.join(name);
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+        if d.file_name().is_some_and(|n| n == "debug" || n == "release") {
+            break;
+        }
+        dir = d.parent();
+    }
+    bail!(
+        "binary '{name}' not found next to {}: build it first with `cargo build --workspace` (cargo test --workspace does this)",
+        exe.display()
+    )
+}
+
+pub struct Running {
+    child: Child,
+    /// Addresses the process printed, in order.
+    pub addrs: Vec<SocketAddr>,
+}
+
+/// Starts `name` with `args`, waiting for `lines` "... on ADDR" lines on its stdout.
+pub async fn start(name: &str, args: &[String], envs: &[(&str, &str)], lines: usize) -> anyhow::Result<Running> {
+    let mut command = Command::new(binary(name)?);
+    command
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(if std::env::var_os("GATEHOUSE_TEST_LOGS").is_some() { Stdio::inherit() } else { Stdio::null() })
+        .kill_on_drop(true);
+    for (k, v) in envs {
+        command.env(k, v);
+    }
+    let mut child = command.spawn().with_context(|| format!("starting {name}"))?;
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut reader = BufReader::new(stdout).lines();
+    let mut addrs = Vec::new();
+    let read = async {
+        while addrs.len() < lines {
+            let line = reader.next_line().await?.ok_or_else(|| anyhow!("{name} exited before it was listening"))?;
+            if let Some(addr) = line.rsplit(" on ").next().and_then(|a| a.trim().parse().ok()) {
+                addrs.push(addr);
+            }
+        }
+        anyhow::Ok(())
+    };
+    tokio::time::timeout(Duration::from_secs(30), read).await.map_err(|_| anyhow!("{name} did not start within 30 s"))??;
+    // Keep draining stdout so the child never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = reader.next_line().await {} });
+    Ok(Running { child, addrs })
+}
+
+impl Running {
+    /// SIGKILL: no chance to flush or say goodbye.
+    pub async fn kill(&mut self) {
+        let _ = self.child.kill().await;
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    pub fn signal(&self, signal: &str) {
+        if let Some(pid) = self.pid() {
+            let _ = std::process::Command::new("kill").args([format!("-{signal}"), pid.to_string()]).status();
+        }
+    }
+
+    pub async fn wait(&mut self) -> anyhow::Result<std::process::ExitStatus> {
+        Ok(self.child.wait().await?)
+    }
+}
+
+pub struct ControlPlane {
+    pub process: Running,
+    pub addr: SocketAddr,
+    pub data_dir: PathBuf,
+}
+
+impl ControlPlane {
+    pub async fn start(data_dir: &Path) -> anyhow::Result<Self> {
+        Self::start_on(data_dir, "127.0.0.1:0".parse()?).await
+    }
+
+    pub async fn start_on(data_dir: &Path, listen: SocketAddr) -> anyhow::Result<Self> {
+        let args = vec![
+            "--data-dir".into(),
+            data_dir.display().to_string(),
+            "--listen".into(),
+            listen.to_string(),
+        ];
+        let process = start("gatehouse-cp", &args, &[], 1).await?;
+        let addr = process.addrs[0];
+        Ok(Self { process, addr, data_dir: data_dir.to_path_buf() })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub async fn management(&self) -> anyhow::Result<gatehouse_proto::v1::management_client::ManagementClient<tonic::transport::Channel>> {
+        Ok(gatehouse_proto::v1::management_client::ManagementClient::connect(self.url()).await?)
+    }
+}
+
+pub struct DataPlane {
+    pub process: Running,
+    pub addr: SocketAddr,
+    pub admin: SocketAddr,
+    pub name: String,
+}
+
+impl DataPlane {
+    /// Starts a data plane; `trusted_ca_file` becomes its SSL_CERT_FILE (the system roots).
+    pub async fn start(control_plane: &str, name: &str, trusted_ca_file: Option<&Path>) -> anyhow::Result<Self> {
+        let args: Vec<String> = vec![
+            "--control-plane".into(),
+            control_plane.into(),
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--admin-listen".into(),
+            "127.0.0.1:0".into(),
+            "--name".into(),
+            name.into(),
+        ];
+        let ca = trusted_ca_file.map(|p| p.display().to_string());
+        let envs: Vec<(&str, &str)> = ca.as_deref().map(|c| vec![("SSL_CERT_FILE", c)]).unwrap_or_default();
+        let process = start("gatehouse-dp", &args, &envs, 2).await?;
+        Ok(Self { addr: process.addrs[0], admin: process.addrs[1], process, name: name.to_string() })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.admin)
+    }
+}
+
+/// What `gatehousectl` printed and how it exited.
+pub struct CtlOutput {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `gatehousectl --server URL ARGS...`, optionally feeding `stdin`.
+pub async fn ctl(server: &str, args: &[&str], stdin: Option<&str>) -> anyhow::Result<CtlOutput> {
+    use tokio::io::AsyncWriteExt;
+    let mut child = Command::new(binary("gatehousectl")?)
+        .arg("--server")
+        .arg(server)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let mut input = child.stdin.take().expect("piped stdin");
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).await?;
+    }
+    drop(input);
+    let output = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .map_err(|_| anyhow!("gatehousectl {args:?} did not finish"))??;
+    Ok(CtlOutput {
+        success: output.status.success(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    })
+}
