@@ -8,3 +8,15 @@ pub mod backend;
 pub mod http_client;
 pub mod pki;
 pub mod process;
+pub mod fleet;
+
+/// A file from tests/fixtures (made by the openssl CLI, see make-fixtures.sh).
+pub fn fixture(name: &str) -> Vec<u8> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
+}
+
+/// The thumbprint openssl printed for a fixture certificate.
+pub fn fixture_thumbprint(name: &str) -> String {
+    String::from_utf8(fixture(name)).expect("text").trim().to_string()
+}

@@ -1,0 +1,26 @@
+//! `gatehouse-cp` as an operator starts it.
+
+use std::process::Command;
+
+#[test]
+fn unusable_data_dir_is_refused_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, b"x").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_gatehouse-cp"))
+        .args(["--data-dir", file.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("cannot open the data directory"), "{stderr}");
+}
+
+#[test]
+fn every_flag_has_an_environment_variable() {
+    let output = Command::new(env!("CARGO_BIN_EXE_gatehouse-cp")).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&output.stdout);
+    for var in ["GATEHOUSE_DATA_DIR", "GATEHOUSE_LISTEN", "GATEHOUSE_LOG"] {
+        assert!(help.contains(var), "{var} missing from --help:\n{help}");
+    }
+}

@@ -1,0 +1,34 @@
+//! `gatehouse-dp` as an operator starts it.
+
+use std::process::Command;
+
+#[test]
+fn a_taken_port_is_refused_with_a_clear_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let output = Command::new(env!("CARGO_BIN_EXE_gatehouse-dp"))
+        .args(["--listen", &addr, "--admin-listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(&format!("cannot listen on {addr}")), "{stderr}");
+}
+
+#[test]
+fn every_flag_has_an_environment_variable() {
+    let output = Command::new(env!("CARGO_BIN_EXE_gatehouse-dp")).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&output.stdout);
+    for var in [
+        "GATEHOUSE_CONTROL_PLANE",
+        "GATEHOUSE_LISTEN",
+        "GATEHOUSE_ADMIN_LISTEN",
+        "GATEHOUSE_NAME",
+        "GATEHOUSE_BACKEND_TIMEOUT",
+        "GATEHOUSE_HEADER_READ_TIMEOUT",
+        "GATEHOUSE_SHUTDOWN_GRACE",
+        "GATEHOUSE_LOG",
+    ] {
+        assert!(help.contains(var), "{var} missing from --help:\n{help}");
+    }
+}
