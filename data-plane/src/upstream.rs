@@ -120,12 +120,7 @@ impl BackendFailure {
     pub fn classify(error: &hyper_util::client::legacy::Error) -> Self {
         let mut cause: Option<&(dyn std::error::Error + 'static)> = error.source();
         while let Some(e) = cause {
-            let tls = e.downcast_ref::<rustls::Error>().or_else(|| {
-                e.downcast_ref::<std::io::Error>()
-                    .and_then(|io| io.get_ref())
-                    .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-            });
-            if let Some(tls) = tls {
+            if let Some(tls) = find_tls(e) {
                 return Self::from_tls(tls);
             }
             cause = e.source();
@@ -152,6 +147,16 @@ impl BackendFailure {
             _ => Self::TlsHandshake,
         }
     }
+}
+
+/// The rustls error inside `error`, looking through io::Error wrappers (hyper-rustls wraps
+/// tokio-rustls's io::Error in another one, and io::Error's `source()` skips the inner error).
+fn find_tls<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    if let Some(tls) = error.downcast_ref::<rustls::Error>() {
+        return Some(tls);
+    }
+    let inner = error.downcast_ref::<std::io::Error>()?.get_ref()?;
+    find_tls(inner)
 }
 
 /// The backend URI for a request: the service URL's base path, then what follows the API's

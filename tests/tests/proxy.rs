@@ -1,0 +1,238 @@
+//! Operator story step 4 end to end: real control plane, real data planes, and a backend that
+//! requires a client certificate and reports which one it was shown.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use gatehouse_proto::v1::{self as pb, credential_binding::Kind, set_api_credentials_request::Credential};
+use gatehouse_tests::backend::{ClientAuth, EchoBackend};
+use gatehouse_tests::fleet::wait_acked;
+use gatehouse_tests::http_client::HttpClient;
+use gatehouse_tests::pki::{self, TestCa};
+use gatehouse_tests::process::{ControlPlane, DataPlane};
+use http_body_util::Full;
+use hyper::StatusCode;
+
+const ACK_TIMEOUT: Duration = Duration::from_secs(15);
+
+struct World {
+    _dir: tempfile::TempDir,
+    ca_file: std::path::PathBuf,
+    ca: TestCa,
+    cp: ControlPlane,
+    backend: EchoBackend,
+    a: pki::Issued,
+    b: pki::Issued,
+}
+
+/// A control plane with client certificates "a" and "b" uploaded, and a backend that trusts
+/// only client certificates from the test CA, serving a certificate from that CA.
+async fn world() -> anyhow::Result<World> {
+    let dir = tempfile::tempdir()?;
+    let ca = TestCa::new("Proxy Test CA")?;
+    let ca_file = ca.write_pem(dir.path(), "ca.pem")?;
+    let cp = ControlPlane::start(&dir.path().join("cp")).await?;
+    let backend = EchoBackend::start(&ca.server(&["localhost"])?, ClientAuth::TrustedBy(ca.der())).await?;
+    let (a, b) = (ca.client("client-a")?, ca.client("client-b")?);
+    let mut m = cp.management().await?;
+    for (id, cert) in [("a", &a), ("b", &b)] {
+        m.upload_certificate(pb::UploadCertificateRequest { id: id.into(), pfx: cert.pfx("pw")?, password: "pw".into() })
+            .await?;
+    }
+    Ok(World { _dir: dir, ca_file, ca, cp, backend, a, b })
+}
+
+fn api(id: &str, path: &str, service_url: &str, credentials: Option<Kind>) -> pb::PutApiRequest {
+    pb::PutApiRequest {
+        id: id.into(),
+        display_name: String::new(),
+        path: path.into(),
+        service_url: service_url.into(),
+        credentials: credentials.map(|k| pb::CredentialBinding { kind: Some(k) }),
+    }
+}
+
+fn bind(api: &str, credential: Credential) -> pb::SetApiCredentialsRequest {
+    pb::SetApiCredentialsRequest { api_id: api.into(), credential: Some(credential) }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn switching_certificates_reaches_every_data_plane() -> anyhow::Result<()> {
+    let w = world().await?;
+    let mut m = w.cp.management().await?;
+    let dp1 = DataPlane::start(&w.cp.url(), "dp-1", Some(&w.ca_file)).await?;
+    let dp2 = DataPlane::start(&w.cp.url(), "dp-2", Some(&w.ca_file)).await?;
+    let names = [dp1.name.as_str(), dp2.name.as_str()];
+    let http = HttpClient::default();
+
+    let created = m.put_api(api("orders", "/orders", &format!("{}/v1", w.backend.url()), Some(Kind::CertificateId("a".into())))).await?;
+    wait_acked(&mut m, &names, created.into_inner().revision, ACK_TIMEOUT).await?;
+    for dp in [&dp1, &dp2] {
+        let reply = http.get(&dp.url("/orders/42?expand=items")).await?;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        assert_eq!(reply.presented(), Some(w.a.thumbprint.as_str()));
+        let seen = reply.json();
+        assert_eq!(seen["path"], "/v1/42?expand=items");
+        assert_eq!(seen["headers"]["host"], format!("localhost:{}", w.backend.addr.port()));
+        assert_eq!(seen["headers"]["x-forwarded-for"], "127.0.0.1");
+        assert_eq!(seen["headers"]["x-forwarded-proto"], "http");
+    }
+
+    // A -> B -> A (by thumbprint) -> B, each checked on both data planes after their ACK.
+    let steps = [
+        (Credential::CertificateId("b".into()), &w.b),
+        (Credential::Thumbprint(w.a.thumbprint.to_string()), &w.a),
+        (Credential::CertificateId("b".into()), &w.b),
+    ];
+    for (credential, expected) in steps {
+        let revision = m.set_api_credentials(bind("orders", credential)).await?.into_inner().revision;
+        wait_acked(&mut m, &names, revision, ACK_TIMEOUT).await?;
+        for dp in [&dp1, &dp2] {
+            for _ in 0..5 {
+                let reply = http.get(&dp.url("/orders")).await?;
+                assert_eq!(reply.presented(), Some(expected.thumbprint.as_str()), "{} after ACK of {revision}", dp.name);
+            }
+        }
+    }
+
+    // Request bodies stream through.
+    let body = vec![7u8; 256 * 1024];
+    let request = hyper::Request::post(dp1.url("/orders/upload")).body(Full::new(Bytes::from(body.clone())))?;
+    let reply = http.send(request).await?;
+    assert_eq!(reply.json()["body_bytes"], body.len());
+    assert_eq!(reply.json()["method"], "POST");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gateway_errors_say_what_went_wrong() -> anyhow::Result<()> {
+    let w = world().await?;
+    let mut m = w.cp.management().await?;
+    let dp = DataPlane::start(&w.cp.url(), "dp-errors", Some(&w.ca_file)).await?;
+    let http = HttpClient::default();
+
+    // A backend whose certificate no trusted CA issued.
+    let rogue_ca = TestCa::new("Rogue CA")?;
+    let untrusted = EchoBackend::start(&rogue_ca.server(&["localhost"])?, ClientAuth::AnyCertificate).await?;
+    // A port nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+
+    m.put_api(api("nocert", "/nocert", &w.backend.url(), None)).await?;
+    m.put_api(api("untrusted", "/untrusted", &untrusted.url(), Some(Kind::CertificateId("a".into())))).await?;
+    let last = m
+        .put_api(api("down", "/down", &format!("https://localhost:{closed}"), Some(Kind::CertificateId("a".into()))))
+        .await?
+        .into_inner()
+        .revision;
+    wait_acked(&mut m, &[&dp.name], last, ACK_TIMEOUT).await?;
+
+    let reply = http.get(&dp.url("/nowhere")).await?;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    assert_eq!(reply.headers["content-type"], "application/problem+json");
+    assert!(reply.json()["detail"].as_str().unwrap().contains("/nowhere"));
+
+    for (path, status, words) in [
+        ("/nocert", StatusCode::BAD_GATEWAY, "rejected the gateway's client certificate"),
+        ("/untrusted", StatusCode::BAD_GATEWAY, "not trusted"),
+        ("/down", StatusCode::BAD_GATEWAY, "could not connect"),
+    ] {
+        let reply = http.get(&dp.url(path)).await?;
+        assert_eq!(reply.status, status, "{path}: {}", reply.body);
+        let problem = reply.json();
+        assert!(problem["detail"].as_str().unwrap_or("").contains(words), "{path}: {}", reply.body);
+        assert_eq!(problem["api"], &path[1..]);
+    }
+    assert_eq!(untrusted.requests(), 0, "a request reached an untrusted backend");
+    drop(w.ca);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_backend_gets_504() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let cp = ControlPlane::start(dir.path()).await?;
+    let mut m = cp.management().await?;
+    // Accepts connections and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let silent_addr = silent.local_addr()?;
+    let _hold = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = silent.accept().await {
+            held.push(stream);
+        }
+    });
+    let args = vec![
+        "--control-plane".into(), cp.url(),
+        "--listen".into(), "127.0.0.1:0".into(),
+        "--admin-listen".into(), "127.0.0.1:0".into(),
+        "--name".into(), "dp-slow".into(),
+        "--backend-timeout".into(), "1".into(),
+    ];
+    let dp = gatehouse_tests::process::start("gatehouse-dp", &args, &[], 2).await?;
+    let revision = m.put_api(api("slow", "/slow", &format!("http://{silent_addr}"), None)).await?.into_inner().revision;
+    wait_acked(&mut m, &["dp-slow"], revision, ACK_TIMEOUT).await?;
+    let reply = HttpClient::default().get(&format!("http://{}/slow", dp.addrs[0])).await?;
+    assert_eq!(reply.status, StatusCode::GATEWAY_TIMEOUT, "{}", reply.body);
+    assert_eq!(reply.json()["api"], "slow");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn data_plane_serves_through_a_control_plane_outage_and_catches_up() -> anyhow::Result<()> {
+    let mut w = world().await?;
+    let mut m = w.cp.management().await?;
+    let dp = DataPlane::start(&w.cp.url(), "dp-outage", Some(&w.ca_file)).await?;
+    let http = HttpClient::default();
+    let revision = m
+        .put_api(api("orders", "/orders", &w.backend.url(), Some(Kind::CertificateId("a".into()))))
+        .await?
+        .into_inner()
+        .revision;
+    wait_acked(&mut m, &[&dp.name], revision, ACK_TIMEOUT).await?;
+
+    let addr = w.cp.addr;
+    w.cp.process.kill().await;
+    drop(m);
+    for _ in 0..10 {
+        let reply = http.get(&dp.url("/orders")).await?;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        assert_eq!(reply.presented(), Some(w.a.thumbprint.as_str()));
+    }
+    let ready = http.get(&dp.admin_url("/ready")).await?;
+    assert_eq!(ready.status, StatusCode::OK, "still ready on its last good configuration");
+
+    let cp = ControlPlane::start_on(&w.cp.data_dir, addr).await?;
+    let mut m = cp.management().await?;
+    let revision = m.set_api_credentials(bind("orders", Credential::CertificateId("b".into()))).await?.into_inner().revision;
+    wait_acked(&mut m, &[&dp.name], revision, ACK_TIMEOUT).await?;
+    let reply = http.get(&dp.url("/orders")).await?;
+    assert_eq!(reply.presented(), Some(w.b.thumbprint.as_str()));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn not_ready_until_the_first_configuration() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let cp_addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse()?;
+    let dp = DataPlane::start(&format!("http://{cp_addr}"), "dp-early", None).await?;
+    let http = HttpClient::default();
+    let ready = http.get(&dp.admin_url("/ready")).await?;
+    assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
+    let reply = http.get(&dp.url("/anything")).await?;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(http.get(&dp.admin_url("/healthz")).await?.status, StatusCode::OK);
+
+    let _cp = ControlPlane::start_on(dir.path(), cp_addr).await?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        if http.get(&dp.admin_url("/ready")).await?.status == StatusCode::OK {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "data plane never became ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Ready with an empty configuration: no route, and the gateway says so.
+    assert_eq!(http.get(&dp.url("/anything")).await?.status, StatusCode::NOT_FOUND);
+    Ok(())
+}
