@@ -18,7 +18,7 @@ pub struct Cli {
     #[arg(long, global = true, env = "GATEHOUSE_SERVER", default_value = "http://127.0.0.1:7400")]
     pub server: String,
     /// Output format of reads.
-    #[arg(short = 'o', long, global = true, value_enum, default_value_t = Format::Table)]
+    #[arg(short = 'o', long, global = true, env = "GATEHOUSE_OUTPUT", value_enum, default_value_t = Format::Table)]
     pub output: Format,
     #[command(subcommand)]
     pub command: Noun,

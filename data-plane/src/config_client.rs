@@ -12,8 +12,9 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Endpoint;
 
 use crate::routes::{Routing, RoutingTable};
+use crate::upstream::TrustAnchors;
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ConfigClientSettings {
     /// e.g. http://127.0.0.1:7400
     pub control_plane: String,
@@ -21,6 +22,8 @@ pub struct ConfigClientSettings {
     pub name: String,
     pub initial_backoff: Duration,
     pub max_backoff: Duration,
+    /// What backends' certificates are checked against.
+    pub trust: TrustAnchors,
 }
 
 pub struct ConfigClient {
@@ -112,7 +115,7 @@ impl ConfigClient {
     fn apply(&self, update: pb::SyncResponse) -> Message {
         let snapshot = update.snapshot.unwrap_or_default();
         let previous = self.routing.load();
-        match RoutingTable::build(update.revision, &snapshot, previous.as_deref()) {
+        match RoutingTable::build(update.revision, &snapshot, previous.as_deref(), &self.settings.trust) {
             Ok(table) => {
                 let routes = table.len();
                 self.routing.swap(table);

@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use gatehouse_data_plane::proxy::ProxySettings;
+use gatehouse_data_plane::upstream::TrustAnchors;
 use gatehouse_data_plane::{ConfigClient, ConfigClientSettings, Routing, admin, proxy};
 use tokio::net::TcpListener;
 
@@ -27,6 +28,9 @@ struct Args {
     /// Name shown by `gatehousectl gateway list` [default: host name and listen address].
     #[arg(long, env = "GATEHOUSE_NAME")]
     name: Option<String>,
+    /// PEM file of extra CA certificates trusted for backends, on top of the system roots.
+    #[arg(long, env = "GATEHOUSE_BACKEND_CA_FILE")]
+    backend_ca_file: Option<std::path::PathBuf>,
     /// Seconds a backend has to answer before the client gets 504.
     #[arg(long, env = "GATEHOUSE_BACKEND_TIMEOUT", default_value_t = 60)]
     backend_timeout: u64,
@@ -52,6 +56,10 @@ async fn main() {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
+    let mut trust = TrustAnchors::system();
+    if let Some(path) = &args.backend_ca_file {
+        trust = trust.with_pem_file(path)?;
+    }
     let listener = TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
     let admin_listener = TcpListener::bind(args.admin_listen)
         .await
@@ -70,6 +78,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             name,
             initial_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(5),
+            trust,
         },
         routing.clone(),
     );

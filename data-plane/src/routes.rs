@@ -9,7 +9,7 @@ use gatehouse_proto::v1 as pb;
 use http::Uri;
 use tokio::sync::watch;
 
-use crate::upstream::{Upstream, UpstreamError, UpstreamKey};
+use crate::upstream::{TrustAnchors, Upstream, UpstreamError, UpstreamKey};
 
 pub struct Route {
     pub api_id: String,
@@ -44,7 +44,12 @@ impl TableError {
 impl RoutingTable {
     /// Builds a table, reusing the previous table's pools (and their warm connections) where
     /// the TLS identity is unchanged.
-    pub fn build(revision: u64, snapshot: &pb::Snapshot, previous: Option<&RoutingTable>) -> Result<Self, TableError> {
+    pub fn build(
+        revision: u64,
+        snapshot: &pb::Snapshot,
+        previous: Option<&RoutingTable>,
+        trust: &TrustAnchors,
+    ) -> Result<Self, TableError> {
         let identities: HashMap<&str, &pb::ClientIdentity> =
             snapshot.identities.iter().map(|i| (i.thumbprint.as_str(), i)).collect();
         let mut pools: HashMap<UpstreamKey, Arc<Upstream>> = previous
@@ -71,7 +76,7 @@ impl RoutingTable {
                         })?)
                     };
                     let pool = Arc::new(
-                        Upstream::new(key.clone(), identity)
+                        Upstream::new(key.clone(), identity, trust)
                             .map_err(|source| TableError::Upstream { api: config.api_id.clone(), source })?,
                     );
                     pools.insert(key, pool.clone());
@@ -160,7 +165,7 @@ mod tests {
             routes: vec![route("root", "/"), route("orders", "/orders"), route("items", "/orders/items")],
             identities: vec![],
         };
-        let table = RoutingTable::build(1, &snapshot, None).unwrap();
+        let table = RoutingTable::build(1, &snapshot, None, &TrustAnchors::system()).unwrap();
         let api = |p: &str| table.route(p).map(|r| r.api_id.as_str());
         assert_eq!(api("/orders/items/3"), Some("items"));
         assert_eq!(api("/orders/3"), Some("orders"));
@@ -171,8 +176,8 @@ mod tests {
     #[test]
     fn unchanged_identity_keeps_its_pool() {
         let snapshot = pb::Snapshot { routes: vec![route("a", "/a")], identities: vec![] };
-        let first = RoutingTable::build(1, &snapshot, None).unwrap();
-        let second = RoutingTable::build(2, &snapshot, Some(&first)).unwrap();
+        let first = RoutingTable::build(1, &snapshot, None, &TrustAnchors::system()).unwrap();
+        let second = RoutingTable::build(2, &snapshot, Some(&first), &TrustAnchors::system()).unwrap();
         assert!(Arc::ptr_eq(&first.routes[0].upstream, &second.routes[0].upstream));
     }
 
@@ -181,7 +186,7 @@ mod tests {
         let mut r = route("a", "/a");
         r.client_certificate_thumbprint = "AB".repeat(20);
         let snapshot = pb::Snapshot { routes: vec![r], identities: vec![] };
-        let error = RoutingTable::build(1, &snapshot, None).err().unwrap();
+        let error = RoutingTable::build(1, &snapshot, None, &TrustAnchors::system()).err().unwrap();
         assert_eq!(error.api_id(), "a");
     }
 }

@@ -40,29 +40,66 @@ pub enum UpstreamError {
     Tls(#[source] rustls::Error),
 }
 
-/// System trust anchors (honours SSL_CERT_FILE / SSL_CERT_DIR), loaded once.
-fn system_roots() -> Arc<RootCertStore> {
-    static ROOTS: OnceLock<Arc<RootCertStore>> = OnceLock::new();
-    ROOTS
-        .get_or_init(|| {
-            let loaded = rustls_native_certs::load_native_certs();
-            for error in &loaded.errors {
-                tracing::warn!(%error, "some system root certificates could not be loaded");
-            }
-            let mut roots = RootCertStore::empty();
-            let (added, ignored) = roots.add_parsable_certificates(loaded.certs);
-            tracing::debug!(added, ignored, "system roots loaded");
-            Arc::new(roots)
-        })
-        .clone()
+/// The trust anchors backends' certificates are checked against: the system roots (which
+/// honour SSL_CERT_FILE / SSL_CERT_DIR) plus any the operator adds with `--backend-ca-file`.
+#[derive(Clone)]
+pub struct TrustAnchors {
+    roots: Arc<RootCertStore>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrustError {
+    #[error("cannot read CA file {path}")]
+    Read { path: std::path::PathBuf, #[source] source: rustls_pki_types::pem::Error },
+    #[error("CA file {path} holds no PEM certificate")]
+    Empty { path: std::path::PathBuf },
+    #[error("CA file {path} holds a certificate that is not a valid trust anchor")]
+    Invalid { path: std::path::PathBuf, #[source] source: rustls::Error },
+}
+
+impl TrustAnchors {
+    /// System roots, loaded once per process.
+    pub fn system() -> Self {
+        static ROOTS: OnceLock<Arc<RootCertStore>> = OnceLock::new();
+        let roots = ROOTS
+            .get_or_init(|| {
+                let loaded = rustls_native_certs::load_native_certs();
+                for error in &loaded.errors {
+                    tracing::warn!(%error, "some system root certificates could not be loaded");
+                }
+                let mut roots = RootCertStore::empty();
+                let (added, ignored) = roots.add_parsable_certificates(loaded.certs);
+                tracing::debug!(added, ignored, "system roots loaded");
+                Arc::new(roots)
+            })
+            .clone();
+        Self { roots }
+    }
+
+    /// Adds every certificate of a PEM bundle as a trust anchor.
+    pub fn with_pem_file(self, path: &std::path::Path) -> Result<Self, TrustError> {
+        use rustls_pki_types::{CertificateDer, pem::PemObject};
+        let mut roots = (*self.roots).clone();
+        let mut count = 0;
+        let certs = CertificateDer::pem_file_iter(path).map_err(|source| TrustError::Read { path: path.into(), source })?;
+        for cert in certs {
+            let cert = cert.map_err(|source| TrustError::Read { path: path.into(), source })?;
+            roots.add(cert).map_err(|source| TrustError::Invalid { path: path.into(), source })?;
+            count += 1;
+        }
+        if count == 0 {
+            return Err(TrustError::Empty { path: path.into() });
+        }
+        Ok(Self { roots: Arc::new(roots) })
+    }
 }
 
 impl Upstream {
-    pub fn new(key: UpstreamKey, identity: Option<&pb::ClientIdentity>) -> Result<Self, UpstreamError> {
+    pub fn new(key: UpstreamKey, identity: Option<&pb::ClientIdentity>, trust: &TrustAnchors) -> Result<Self, UpstreamError> {
         let builder = ClientConfig::builder_with_provider(gatehouse_shared::crypto::provider())
             .with_safe_default_protocol_versions()
             .map_err(UpstreamError::Tls)?
-            .with_root_certificates(system_roots());
+            .with_root_certificates(trust.roots.clone());
         let tls = match identity {
             None => builder.with_no_client_auth(),
             Some(identity) => {

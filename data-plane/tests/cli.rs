@@ -25,10 +25,27 @@ fn every_flag_has_an_environment_variable() {
         "GATEHOUSE_ADMIN_LISTEN",
         "GATEHOUSE_NAME",
         "GATEHOUSE_BACKEND_TIMEOUT",
+        "GATEHOUSE_BACKEND_CA_FILE",
         "GATEHOUSE_HEADER_READ_TIMEOUT",
         "GATEHOUSE_SHUTDOWN_GRACE",
         "GATEHOUSE_LOG",
     ] {
         assert!(help.contains(var), "{var} missing from --help:\n{help}");
     }
+}
+
+#[test]
+fn a_backend_ca_file_without_certificates_is_refused() {
+    let dir = std::env::temp_dir().join(format!("gatehouse-dp-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("empty.pem");
+    std::fs::write(&file, "not a certificate\n").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_gatehouse-dp"))
+        .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--backend-ca-file", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("holds no PEM certificate"), "{stderr}");
 }

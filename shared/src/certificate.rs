@@ -184,7 +184,8 @@ fn describe(cert: &X509Certificate<'_>, der: &[u8]) -> CertificateInfo {
     }
 }
 
-/// "CN=api-client, O=Example, C=US": most specific first, as Windows and APIM show names.
+/// "CN=api-client, O=Example, C=US": the common name first, then the other attributes most
+/// specific first (reverse of the encoded order), as Windows and APIM show names.
 pub fn display_name(name: &X509Name<'_>) -> String {
     let registry = x509_parser::objects::oid_registry();
     let mut parts = Vec::new();
@@ -196,6 +197,10 @@ pub fn display_name(name: &X509Name<'_>) -> String {
             let value = attr.as_str().map(str::to_string).unwrap_or_else(|_| "<binary>".to_string());
             parts.push(format!("{key}={value}"));
         }
+    }
+    if let Some(cn) = parts.iter().position(|p| p.starts_with("CN=")) {
+        let cn = parts.remove(cn);
+        parts.insert(0, cn);
     }
     parts.join(", ")
 }

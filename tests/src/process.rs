@@ -129,9 +129,9 @@ pub struct DataPlane {
 }
 
 impl DataPlane {
-    /// Starts a data plane; `trusted_ca_file` becomes its SSL_CERT_FILE (the system roots).
-    pub async fn start(control_plane: &str, name: &str, trusted_ca_file: Option<&Path>) -> anyhow::Result<Self> {
-        let args: Vec<String> = vec![
+    /// Starts a data plane; `backend_ca_file` is added to the roots it trusts backends by.
+    pub async fn start(control_plane: &str, name: &str, backend_ca_file: Option<&Path>) -> anyhow::Result<Self> {
+        let mut args: Vec<String> = vec![
             "--control-plane".into(),
             control_plane.into(),
             "--listen".into(),
@@ -141,9 +141,10 @@ impl DataPlane {
             "--name".into(),
             name.into(),
         ];
-        let ca = trusted_ca_file.map(|p| p.display().to_string());
-        let envs: Vec<(&str, &str)> = ca.as_deref().map(|c| vec![("SSL_CERT_FILE", c)]).unwrap_or_default();
-        let process = start("gatehouse-dp", &args, &envs, 2).await?;
+        if let Some(ca) = backend_ca_file {
+            args.extend(["--backend-ca-file".into(), ca.display().to_string()]);
+        }
+        let process = start("gatehouse-dp", &args, &[], 2).await?;
         Ok(Self { addr: process.addrs[0], admin: process.addrs[1], process, name: name.to_string() })
     }
 

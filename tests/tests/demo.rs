@@ -1,0 +1,20 @@
+//! The README's main command, run the way CI can: on free ports, exiting after the show.
+
+use std::process::Command;
+
+#[test]
+fn the_demo_binds_a_then_b_and_the_backend_sees_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_gatehouse-demo"))
+        .args(["--data-dir", dir.path().to_str().unwrap(), "--once"])
+        .args(["--control-plane-listen", "127.0.0.1:0", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("= demo-client-a"), "{stdout}");
+    assert!(stdout.contains("= demo-client-b"), "{stdout}");
+    assert!(stdout.contains("curl -i"), "{stdout}");
+    // The demo's data is really in sled under the folder it was given.
+    assert!(dir.path().join("control-plane").join("conf").exists() || dir.path().join("control-plane").join("db").exists());
+}

@@ -1,0 +1,75 @@
+//! Operator story steps 1-4 through `gatehousectl`, as an operator types them.
+
+use gatehouse_tests::process::{ControlPlane, ctl};
+use gatehouse_tests::{fixture, fixture_thumbprint};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn operator_story_through_the_cli() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let cp = ControlPlane::start(&dir.path().join("cp")).await?;
+    let server = cp.url();
+    let pfx = dir.path().join("client.pfx");
+    std::fs::write(&pfx, fixture("rsa-modern.pfx"))?;
+    let pfx = pfx.to_str().unwrap();
+    let password_file = dir.path().join("pw.txt");
+    // As `echo modern-pass > pw.txt` writes it: the trailing newline is not part of the password.
+    std::fs::write(&password_file, "modern-pass\n")?;
+    let pw = password_file.to_str().unwrap();
+
+    // Wrong password: one line, non-zero, says why, stores nothing.
+    let wrong = dir.path().join("wrong.txt");
+    std::fs::write(&wrong, "nope")?;
+    let out = ctl(&server, &["cert", "upload", "client", "--pfx", pfx, "--password-file", wrong.to_str().unwrap()], None).await?;
+    assert!(!out.success);
+    assert_eq!(out.stderr.trim().lines().count(), 1, "{}", out.stderr);
+    assert!(out.stderr.contains("password is incorrect"), "{}", out.stderr);
+    let out = ctl(&server, &["cert", "list", "-o", "json"], None).await?;
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&out.stdout)?, serde_json::json!([]));
+
+    // Upload from a password file, and a second certificate from stdin.
+    let out = ctl(&server, &["cert", "upload", "client", "--pfx", pfx, "--password-file", pw], None).await?;
+    assert!(out.success, "{}", out.stderr);
+    assert!(out.stdout.contains(&fixture_thumbprint("rsa.sha1")), "{}", out.stdout);
+    let ec = dir.path().join("ec.pfx");
+    std::fs::write(&ec, fixture("ec-p256.pfx"))?;
+    let out = ctl(&server, &["cert", "upload", "ec", "--pfx", ec.to_str().unwrap(), "--password-stdin"], Some("ec-pass")).await?;
+    assert!(out.success, "{}", out.stderr);
+
+    for (api, path) in [("orders", "/orders"), ("billing", "/billing")] {
+        let out = ctl(&server, &["api", "put", api, "--path", path, "--service-url", "https://localhost:9443", "--client-cert", "client"], None).await?;
+        assert!(out.success, "{}", out.stderr);
+    }
+    let out = ctl(&server, &["api", "credentials", "billing", "--thumbprint", &fixture_thumbprint("rsa.sha1")], None).await?;
+    assert!(out.success, "{}", out.stderr);
+
+    // The table shows the full thumbprint and who uses each certificate.
+    let out = ctl(&server, &["cert", "list"], None).await?;
+    let row = out.stdout.lines().find(|l| l.starts_with("client ")).expect("client row");
+    assert!(row.contains(&fixture_thumbprint("rsa.sha1")) && row.contains("billing,orders"), "{}", out.stdout);
+    assert!(out.stdout.lines().next().unwrap().starts_with("ID"), "{}", out.stdout);
+    let json: serde_json::Value = serde_json::from_str(&ctl(&server, &["cert", "show", "client", "-o", "json"], None).await?.stdout)?;
+    assert_eq!(json["used_by"], serde_json::json!(["billing", "orders"]));
+    assert_eq!(json["thumbprint"], fixture_thumbprint("rsa.sha1"));
+
+    // Deleting a certificate in use is refused and names every API.
+    let out = ctl(&server, &["cert", "delete", "client"], None).await?;
+    assert!(!out.success);
+    assert_eq!(out.stderr.trim().lines().count(), 1, "{}", out.stderr);
+    assert!(out.stderr.contains("billing") && out.stderr.contains("orders"), "{}", out.stderr);
+    assert!(out.stderr.contains("gatehousectl api credentials"), "hint missing: {}", out.stderr);
+
+    for api in ["orders", "billing"] {
+        assert!(ctl(&server, &["api", "credentials", api, "--none"], None).await?.success);
+    }
+    let out = ctl(&server, &["cert", "delete", "client"], None).await?;
+    assert!(out.success, "{}", out.stderr);
+    let out = ctl(&server, &["cert", "show", "client"], None).await?;
+    assert!(!out.success && out.stderr.contains("not found"), "{}", out.stderr);
+
+    let apis: serde_json::Value = serde_json::from_str(&ctl(&server, &["api", "list", "-o", "json"], None).await?.stdout)?;
+    assert_eq!(apis.as_array().unwrap().len(), 2);
+    assert_eq!(apis[0]["credentials"], serde_json::Value::Null);
+    let out = ctl(&server, &["api", "delete", "orders"], None).await?;
+    assert!(out.success, "{}", out.stderr);
+    Ok(())
+}
