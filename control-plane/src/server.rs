@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use gatehouse_proto::v1 as pb;
 use tokio::net::TcpListener;
+use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::config_sync::ConfigSyncService;
@@ -67,9 +68,17 @@ impl ControlPlane {
             .build_v1()
             .map_err(StartError::Reflection)?;
 
+        let addr = self.local_addr();
+        // Small HTTP/2 frames must not wait for Nagle's algorithm: a revision is a few frames.
+        let incoming = TcpListenerStream::new(self.listener).map(|stream| {
+            if let Ok(stream) = &stream {
+                let _ = stream.set_nodelay(true);
+            }
+            stream
+        });
         let management = ManagementService::new(self.store.clone(), self.gateways.clone());
         let sync = ConfigSyncService::new(self.store.clone(), self.gateways.clone());
-        tracing::info!(addr = %self.local_addr(), revision = self.store.state().revision, "control plane serving");
+        tracing::info!(addr = %addr, revision = self.store.state().revision, "control plane serving");
         let result = tonic::transport::Server::builder()
             // A data plane frozen or cut off mid-stream is noticed within ~20 s.
             .http2_keepalive_interval(Some(Duration::from_secs(10)))
@@ -78,7 +87,7 @@ impl ControlPlane {
             .add_service(reflection)
             .add_service(pb::management_server::ManagementServer::new(management))
             .add_service(pb::config_sync_server::ConfigSyncServer::new(sync))
-            .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), shutdown)
+            .serve_with_incoming_shutdown(incoming, shutdown)
             .await
             .map_err(StartError::Serve);
         if let Err(error) = self.store.flush().await {

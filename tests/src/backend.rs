@@ -72,6 +72,7 @@ impl EchoBackend {
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else { continue };
+                let _ = stream.set_nodelay(true);
                 let acceptor = acceptor.clone();
                 let counter = counter.clone();
                 tokio::spawn(async move {

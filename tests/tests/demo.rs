@@ -18,3 +18,14 @@ fn the_demo_binds_a_then_b_and_the_backend_sees_each() {
     // The demo's data is really in sled under the folder it was given.
     assert!(dir.path().join("control-plane").join("conf").exists() || dir.path().join("control-plane").join("db").exists());
 }
+
+#[test]
+fn the_switch_latency_harness_runs() {
+    let output = Command::new(env!("CARGO_BIN_EXE_gatehouse-switch-latency"))
+        .args(["--switches", "4", "--data-planes", "2"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("non-2xx responses 0"), "{stdout}");
+}

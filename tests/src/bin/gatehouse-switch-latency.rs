@@ -1,0 +1,96 @@
+//! Measures how long a credential switch takes to reach the backend: from `SetApiCredentials`
+//! returning to the first request through each data plane that presents the new certificate.
+//! Real processes (`gatehouse-cp`, N x `gatehouse-dp`) on loopback; prints median, p99 and max.
+//! Build the binaries first (`cargo build --release --workspace` for release figures).
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure};
+use clap::Parser;
+use gatehouse_proto::v1::{self as pb, set_api_credentials_request::Credential};
+use gatehouse_tests::backend::{ClientAuth, EchoBackend};
+use gatehouse_tests::http_client::HttpClient;
+use gatehouse_tests::pki::TestCa;
+use gatehouse_tests::process::{ControlPlane, DataPlane};
+
+#[derive(Parser, Debug)]
+struct Args {
+    /// Number of A<->B switches.
+    #[arg(long, default_value_t = 100)]
+    switches: usize,
+    /// Number of data planes.
+    #[arg(long, default_value_t = 2)]
+    data_planes: usize,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let dir = tempfile::tempdir()?;
+    let ca = TestCa::new("Latency CA")?;
+    let ca_file = ca.write_pem(dir.path(), "ca.pem")?;
+    let cp = ControlPlane::start(&dir.path().join("cp")).await?;
+    let backend = EchoBackend::start(&ca.server(&["localhost"])?, ClientAuth::TrustedBy(ca.der())).await?;
+    let mut data_planes = Vec::new();
+    for i in 0..args.data_planes {
+        data_planes.push(DataPlane::start(&cp.url(), &format!("dp-{i}"), Some(&ca_file)).await?);
+    }
+    let mut m = cp.management().await?;
+    let certs = [ca.client("a")?, ca.client("b")?];
+    for (id, cert) in ["a", "b"].iter().zip(&certs) {
+        m.upload_certificate(pb::UploadCertificateRequest { id: (*id).into(), pfx: cert.pfx("pw")?, password: "pw".into() }).await?;
+    }
+    m.put_api(pb::PutApiRequest {
+        id: "api".into(),
+        display_name: String::new(),
+        path: "/api".into(),
+        service_url: backend.url(),
+        credentials: None,
+    })
+    .await?;
+
+    let http = HttpClient::default();
+    let mut samples: Vec<Duration> = Vec::new();
+    let mut errors = 0usize;
+    for i in 0..args.switches {
+        let (id, cert) = if i % 2 == 0 { ("a", &certs[0]) } else { ("b", &certs[1]) };
+        m.set_api_credentials(pb::SetApiCredentialsRequest { api_id: "api".into(), credential: Some(Credential::CertificateId(id.into())) })
+            .await?;
+        let returned = Instant::now();
+        // Every data plane is polled at once, so one's latency does not include another's.
+        let polls = data_planes.iter().map(|dp| {
+            let http = http.clone();
+            let url = dp.url("/api/x");
+            let expected = cert.thumbprint.to_string();
+            async move {
+                let mut errors = 0usize;
+                loop {
+                    let reply = http.get(&url).await?;
+                    if !reply.status.is_success() {
+                        errors += 1;
+                    }
+                    if reply.presented() == Some(expected.as_str()) {
+                        return anyhow::Ok((returned.elapsed(), errors));
+                    }
+                    if returned.elapsed() > Duration::from_secs(10) {
+                        bail!("switch {i} did not reach {url} within 10 s");
+                    }
+                }
+            }
+        });
+        for result in futures_util::future::join_all(polls).await {
+            let (latency, failed) = result?;
+            samples.push(latency);
+            errors += failed;
+        }
+    }
+    ensure!(!samples.is_empty(), "no samples");
+    samples.sort();
+    let pick = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
+    println!(
+        "switch latency (SetApiCredentials returned -> first request presenting the new certificate), {} switches x {} data planes:",
+        args.switches, args.data_planes
+    );
+    println!("  median {:.2?}  p99 {:.2?}  max {:.2?}  non-2xx responses {errors}", pick(0.5), pick(0.99), samples[samples.len() - 1]);
+    Ok(())
+}
