@@ -26,7 +26,7 @@ struct Args {
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
-    tracing_subscriber::fmt().with_env_filter(args.log.as_str()).with_target(false).with_writer(std::io::stderr).init();
+    gatehouse_shared::process::init_logging(&args.log);
     if let Err(error) = run(args).await {
         eprintln!("gatehouse-cp: {error:#}");
         std::process::exit(1);
@@ -38,15 +38,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let control_plane = ControlPlane::bind(&config).await?;
     // Tests and scripts read this line to learn the bound port when listening on :0.
     println!("gatehouse-cp listening on {}", control_plane.local_addr());
-    control_plane.serve(shutdown_signal()).await.context("serving")?;
+    control_plane.serve(gatehouse_shared::process::shutdown_signal()).await.context("serving")?;
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-    tracing::info!("shutting down");
 }

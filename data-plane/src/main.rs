@@ -48,7 +48,7 @@ struct Args {
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
-    tracing_subscriber::fmt().with_env_filter(args.log.as_str()).with_target(false).with_writer(std::io::stderr).init();
+    gatehouse_shared::process::init_logging(&args.log);
     if let Err(error) = run(args).await {
         eprintln!("gatehouse-dp: {error:#}");
         std::process::exit(1);
@@ -89,7 +89,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         header_read_timeout: Duration::from_secs(args.header_read_timeout),
         shutdown_grace: Duration::from_secs(args.shutdown_grace),
     };
-    proxy::serve(listener, routing, settings, shutdown_signal()).await;
+    proxy::serve(listener, routing, settings, gatehouse_shared::process::shutdown_signal()).await;
     tracing::info!("data plane stopped");
     Ok(())
 }
@@ -100,13 +100,4 @@ fn host_name() -> String {
         .ok()
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "gatehouse-dp".to_string())
-}
-
-async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-    tracing::info!("shutting down: finishing in-flight requests");
 }

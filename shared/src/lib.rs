@@ -6,7 +6,20 @@
 pub mod api;
 pub mod certificate;
 pub mod crypto;
+pub mod process;
 pub mod thumbprint;
 
 pub use certificate::{CertificateError, CertificateInfo, ClientCertificate};
 pub use thumbprint::Thumbprint;
+
+/// An error and all its causes on one line ("a: b: c"), for logs and NACK reasons.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        cause = e.source();
+    }
+    text
+}

@@ -67,13 +67,7 @@ impl TestCa {
     fn issue(&self, params: CertificateParams) -> anyhow::Result<Issued> {
         let key = KeyPair::generate()?;
         let cert = params.signed_by(&key, &self.issuer)?;
-        Ok(Issued {
-            der: cert.der().to_vec(),
-            pem: cert.pem(),
-            key_der: key.serialize_der(),
-            key_pem: key.serialize_pem(),
-            thumbprint: Thumbprint::of_der(cert.der()),
-        })
+        Ok(Issued::new(&cert, &key))
     }
 }
 
@@ -82,13 +76,7 @@ pub fn self_signed_server(names: &[&str]) -> anyhow::Result<Issued> {
     let params = CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())?;
     let key = KeyPair::generate()?;
     let cert = params.self_signed(&key)?;
-    Ok(Issued {
-        der: cert.der().to_vec(),
-        pem: cert.pem(),
-        key_der: key.serialize_der(),
-        key_pem: key.serialize_pem(),
-        thumbprint: Thumbprint::of_der(cert.der()),
-    })
+    Ok(Issued::new(&cert, &key))
 }
 
 /// Exports a certificate chain and key as a PKCS#12 file (AES-256, SHA-256 MAC).
@@ -104,6 +92,16 @@ pub fn pfx(chain: &[&[u8]], key_der: &[u8], password: &str) -> anyhow::Result<Ve
 }
 
 impl Issued {
+    fn new(cert: &rcgen::Certificate, key: &KeyPair) -> Self {
+        Self {
+            der: cert.der().to_vec(),
+            pem: cert.pem(),
+            key_der: key.serialize_der(),
+            key_pem: key.serialize_pem(),
+            thumbprint: Thumbprint::of_der(cert.der()),
+        }
+    }
+
     pub fn pfx(&self, password: &str) -> anyhow::Result<Vec<u8>> {
         pfx(&[&self.der], &self.key_der, password)
     }
