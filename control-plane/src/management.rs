@@ -8,8 +8,8 @@ use gatehouse_shared::{CertificateError, ClientCertificate, Thumbprint};
 use tonic::{Request, Response, Status};
 
 use crate::gateways::Gateways;
-use crate::model::{Api, Binding, State, StoredCertificate};
-use crate::store::{Store, StoreError};
+use crate::model::{Api, BackendTls, Binding, State, StoredCaCertificate, StoredCertificate, etag};
+use crate::store::{ApiDefinition, Store, StoreError, WriteOptions};
 
 pub struct ManagementService {
     store: Arc<Store>,
@@ -27,10 +27,13 @@ impl From<StoreError> for Status {
         match &error {
             StoreError::NotFound { .. } | StoreError::ThumbprintNotFound(_) => Status::not_found(error.to_string()),
             StoreError::PathTaken { .. } => Status::already_exists(error.to_string()),
-            StoreError::CertificateInUse { .. } | StoreError::PinnedByThumbprint { .. } => {
-                Status::failed_precondition(error.to_string())
-            }
-            StoreError::Invalid(_) => Status::invalid_argument(error.to_string()),
+            StoreError::CertificateInUse { .. }
+            | StoreError::CaInUse { .. }
+            | StoreError::PinnedByThumbprint { .. }
+            | StoreError::Expired { .. }
+            | StoreError::EtagMismatch { .. }
+            | StoreError::EtagOnMissing { .. } => Status::failed_precondition(error.to_string()),
+            StoreError::Invalid(_) | StoreError::Unmask(_) => Status::invalid_argument(error.to_string()),
             StoreError::Storage(_) | StoreError::Corrupt { .. } => {
                 tracing::error!(error = %error, cause = ?std::error::Error::source(&error), "store failure");
                 Status::internal(error.to_string())
@@ -65,7 +68,28 @@ fn certificate_view(state: &State, stored: &StoredCertificate) -> pb::Certificat
         key_algorithm: info.key_algorithm.clone(),
         chain_length: stored.certificate.chain.len() as u32,
         revision: stored.revision,
+        etag: etag(stored.revision),
+        expired: info.not_after < now_unix(),
     }
+}
+
+fn ca_view(state: &State, stored: &StoredCaCertificate) -> pb::CaCertificate {
+    let info = &stored.info;
+    pb::CaCertificate {
+        id: stored.id.clone(),
+        subject: info.subject.clone(),
+        thumbprint: info.thumbprint.to_string(),
+        not_before: Some(timestamp(info.not_before)),
+        not_after: Some(timestamp(info.not_after)),
+        used_by: state.ca_used_by(&stored.id),
+        revision: stored.revision,
+        etag: etag(stored.revision),
+        expired: info.not_after < now_unix(),
+    }
+}
+
+fn now_unix() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 fn binding_view(binding: &Binding) -> Option<pb::CredentialBinding> {
@@ -84,11 +108,38 @@ fn api_view(state: &State, api: &Api) -> pb::Api {
         display_name: api.display_name.clone(),
         path: api.path.clone(),
         service_url: api.service_url.clone(),
-        credentials: binding_view(&api.binding),
+        credentials: binding_view(&api.policy.certificate),
         client_certificate_thumbprint: state
-            .resolve(&api.binding)
+            .resolve(&api.policy.certificate)
             .map(|c| c.certificate.info.thumbprint.to_string())
             .unwrap_or_default(),
+        revision: api.revision,
+        // Effective values, every field explicit.
+        backend_tls: Some(pb::BackendTls {
+            validate_certificate_chain: Some(api.tls.validate_chain),
+            validate_certificate_name: Some(api.tls.validate_name),
+            ca_certificate_ids: api.tls.ca_ids.clone(),
+            trust_system_roots: Some(api.tls.system_roots),
+        }),
+        etag: etag(api.revision),
+    }
+}
+
+fn tls_from(tls: Option<pb::BackendTls>) -> BackendTls {
+    let Some(tls) = tls else { return BackendTls::default() };
+    BackendTls {
+        validate_chain: tls.validate_certificate_chain.unwrap_or(true),
+        validate_name: tls.validate_certificate_name.unwrap_or(true),
+        ca_ids: tls.ca_certificate_ids,
+        system_roots: tls.trust_system_roots.unwrap_or(true),
+    }
+}
+
+fn policy_view(api: &Api) -> pb::ApiPolicy {
+    pb::ApiPolicy {
+        api_id: api.id.clone(),
+        xml: gatehouse_shared::policy::render(&api.policy, true),
+        etag: etag(api.revision),
         revision: api.revision,
     }
 }
@@ -108,7 +159,10 @@ fn binding_from(binding: pb::CredentialBinding) -> Result<Binding, Status> {
 
 #[tonic::async_trait]
 impl Management for ManagementService {
-    async fn upload_certificate(&self, request: Request<pb::UploadCertificateRequest>) -> Result<Response<pb::Certificate>, Status> {
+    async fn upload_certificate(
+        &self,
+        request: Request<pb::UploadCertificateRequest>,
+    ) -> Result<Response<pb::Certificate>, Status> {
         let request = request.into_inner();
         // Decrypting a PFX is CPU work (PBKDF2): keep it off the async workers.
         let (pfx, password) = (request.pfx, request.password);
@@ -122,30 +176,40 @@ impl Management for ManagementService {
                 return Err(certificate_status(error));
             }
         };
-        let stored = self.store.upload_certificate(&request.id, certificate).await?;
+        let options = WriteOptions { if_match: request.if_match, allow_expired: request.allow_expired };
+        let stored = self.store.upload_certificate(&request.id, certificate, &options).await?;
         tracing::info!(id = %stored.id, thumbprint = %stored.certificate.info.thumbprint, revision = stored.revision, "certificate uploaded");
         Ok(Response::new(certificate_view(&self.store.state(), &stored)))
     }
 
-    async fn get_certificate(&self, request: Request<pb::GetCertificateRequest>) -> Result<Response<pb::Certificate>, Status> {
+    async fn get_certificate(
+        &self,
+        request: Request<pb::GetCertificateRequest>,
+    ) -> Result<Response<pb::Certificate>, Status> {
         let id = request.into_inner().id;
         let state = self.store.state();
-        let stored = state
-            .certificates
-            .get(&id)
-            .ok_or_else(|| Status::not_found(format!("certificate '{id}' not found")))?;
+        let stored =
+            state.certificates.get(&id).ok_or_else(|| Status::not_found(format!("certificate '{id}' not found")))?;
         Ok(Response::new(certificate_view(&state, stored)))
     }
 
-    async fn list_certificates(&self, _: Request<pb::ListCertificatesRequest>) -> Result<Response<pb::ListCertificatesResponse>, Status> {
+    async fn list_certificates(
+        &self,
+        _: Request<pb::ListCertificatesRequest>,
+    ) -> Result<Response<pb::ListCertificatesResponse>, Status> {
         let state = self.store.state();
         let certificates = state.certificates.values().map(|c| certificate_view(&state, c)).collect();
         Ok(Response::new(pb::ListCertificatesResponse { certificates, revision: state.revision }))
     }
 
-    async fn delete_certificate(&self, request: Request<pb::DeleteCertificateRequest>) -> Result<Response<pb::DeleteCertificateResponse>, Status> {
-        let id = request.into_inner().id;
-        let revision = self.store.delete_certificate(&id).await?;
+    async fn delete_certificate(
+        &self,
+        request: Request<pb::DeleteCertificateRequest>,
+    ) -> Result<Response<pb::DeleteCertificateResponse>, Status> {
+        let request = request.into_inner();
+        let id = request.id;
+        let options = WriteOptions { if_match: request.if_match, ..WriteOptions::default() };
+        let revision = self.store.delete_certificate(&id, &options).await?;
         tracing::info!(%id, revision, "certificate deleted");
         Ok(Response::new(pb::DeleteCertificateResponse { revision }))
     }
@@ -153,10 +217,16 @@ impl Management for ManagementService {
     async fn put_api(&self, request: Request<pb::PutApiRequest>) -> Result<Response<pb::Api>, Status> {
         let request = request.into_inner();
         let binding = request.credentials.map(binding_from).transpose()?;
-        let api = self
-            .store
-            .put_api(&request.id, &request.display_name, &request.path, &request.service_url, binding)
-            .await?;
+        let definition = ApiDefinition {
+            id: request.id,
+            display_name: request.display_name,
+            path: request.path,
+            service_url: request.service_url,
+            binding,
+            tls: tls_from(request.backend_tls),
+        };
+        let options = WriteOptions { if_match: request.if_match, allow_expired: request.allow_expired };
+        let api = self.store.put_api(definition, &options).await?;
         tracing::info!(id = %api.id, path = %api.path, revision = api.revision, "API saved");
         Ok(Response::new(api_view(&self.store.state(), &api)))
     }
@@ -174,14 +244,22 @@ impl Management for ManagementService {
         Ok(Response::new(pb::ListApisResponse { apis, revision: state.revision }))
     }
 
-    async fn delete_api(&self, request: Request<pb::DeleteApiRequest>) -> Result<Response<pb::DeleteApiResponse>, Status> {
-        let id = request.into_inner().id;
-        let revision = self.store.delete_api(&id).await?;
+    async fn delete_api(
+        &self,
+        request: Request<pb::DeleteApiRequest>,
+    ) -> Result<Response<pb::DeleteApiResponse>, Status> {
+        let request = request.into_inner();
+        let id = request.id;
+        let options = WriteOptions { if_match: request.if_match, ..WriteOptions::default() };
+        let revision = self.store.delete_api(&id, &options).await?;
         tracing::info!(%id, revision, "API deleted");
         Ok(Response::new(pb::DeleteApiResponse { revision }))
     }
 
-    async fn set_api_credentials(&self, request: Request<pb::SetApiCredentialsRequest>) -> Result<Response<pb::Api>, Status> {
+    async fn set_api_credentials(
+        &self,
+        request: Request<pb::SetApiCredentialsRequest>,
+    ) -> Result<Response<pb::Api>, Status> {
         use pb::set_api_credentials_request::Credential;
         let request = request.into_inner();
         let binding = match request.credential {
@@ -189,17 +267,81 @@ impl Management for ManagementService {
             Some(Credential::Thumbprint(t)) => Binding::Thumbprint(parse_thumbprint(&t)?),
             Some(Credential::None(_)) => Binding::None,
             None => {
-                return Err(Status::invalid_argument(
-                    "say which credential: certificate_id, thumbprint, or none",
-                ));
+                return Err(Status::invalid_argument("say which credential: certificate_id, thumbprint, or none"));
             }
         };
-        let api = self.store.set_api_binding(&request.api_id, binding).await?;
-        tracing::info!(id = %api.id, binding = ?api.binding, revision = api.revision, "API credentials set");
+        let options = WriteOptions { if_match: request.if_match, allow_expired: request.allow_expired };
+        let api = self.store.set_api_binding(&request.api_id, binding, &options).await?;
+        tracing::info!(id = %api.id, binding = ?api.policy.certificate, revision = api.revision, "API credentials set");
         Ok(Response::new(api_view(&self.store.state(), &api)))
     }
 
-    async fn list_gateways(&self, _: Request<pb::ListGatewaysRequest>) -> Result<Response<pb::ListGatewaysResponse>, Status> {
+    async fn get_api_policy(
+        &self,
+        request: Request<pb::GetApiPolicyRequest>,
+    ) -> Result<Response<pb::ApiPolicy>, Status> {
+        let id = request.into_inner().api_id;
+        let state = self.store.state();
+        let api = state.apis.get(&id).ok_or_else(|| Status::not_found(format!("API '{id}' not found")))?;
+        Ok(Response::new(policy_view(api)))
+    }
+
+    async fn set_api_policy(
+        &self,
+        request: Request<pb::SetApiPolicyRequest>,
+    ) -> Result<Response<pb::ApiPolicy>, Status> {
+        let request = request.into_inner();
+        let policy =
+            gatehouse_shared::policy::parse(&request.xml).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let options = WriteOptions { if_match: request.if_match, allow_expired: request.allow_expired };
+        let api = self.store.set_api_policy(&request.api_id, policy, &options).await.map_err(|error| match error {
+            // A certificate named in the policy that does not exist is an error in the document.
+            StoreError::NotFound { kind: "certificate", .. } | StoreError::ThumbprintNotFound(_) => {
+                Status::invalid_argument(format!("policy XML, <authentication-certificate>: {error}"))
+            }
+            other => other.into(),
+        })?;
+        tracing::info!(id = %api.id, revision = api.revision, "API policy set");
+        Ok(Response::new(policy_view(&api)))
+    }
+
+    async fn upload_ca_certificate(
+        &self,
+        request: Request<pb::UploadCaCertificateRequest>,
+    ) -> Result<Response<pb::CaCertificate>, Status> {
+        let request = request.into_inner();
+        let (der, info) = gatehouse_shared::certificate::parse_ca_certificate(&request.certificate)
+            .map_err(|e| Status::invalid_argument(format!("CA certificate refused: {e}")))?;
+        let options = WriteOptions { if_match: request.if_match, ..WriteOptions::default() };
+        let stored = self.store.upload_ca_certificate(&request.id, der, info, &options).await?;
+        tracing::info!(id = %stored.id, thumbprint = %stored.info.thumbprint, revision = stored.revision, "CA certificate uploaded");
+        Ok(Response::new(ca_view(&self.store.state(), &stored)))
+    }
+
+    async fn list_ca_certificates(
+        &self,
+        _: Request<pb::ListCaCertificatesRequest>,
+    ) -> Result<Response<pb::ListCaCertificatesResponse>, Status> {
+        let state = self.store.state();
+        let ca_certificates = state.ca_certificates.values().map(|c| ca_view(&state, c)).collect();
+        Ok(Response::new(pb::ListCaCertificatesResponse { ca_certificates, revision: state.revision }))
+    }
+
+    async fn delete_ca_certificate(
+        &self,
+        request: Request<pb::DeleteCaCertificateRequest>,
+    ) -> Result<Response<pb::DeleteCaCertificateResponse>, Status> {
+        let request = request.into_inner();
+        let options = WriteOptions { if_match: request.if_match, ..WriteOptions::default() };
+        let revision = self.store.delete_ca_certificate(&request.id, &options).await?;
+        tracing::info!(id = %request.id, revision, "CA certificate deleted");
+        Ok(Response::new(pb::DeleteCaCertificateResponse { revision }))
+    }
+
+    async fn list_gateways(
+        &self,
+        _: Request<pb::ListGatewaysRequest>,
+    ) -> Result<Response<pb::ListGatewaysResponse>, Status> {
         let gateways = self
             .gateways
             .list()

@@ -1,14 +1,21 @@
-//! The control plane's view of the configuration: certificates, APIs and their bindings,
-//! as one immutable `State` per revision.
+//! The control plane's view of the configuration: certificates, CA certificates, APIs and
+//! their policies, as one immutable `State` per revision.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use base64::Engine as _;
 use gatehouse_proto::v1 as pb;
-use gatehouse_shared::{ClientCertificate, Thumbprint};
+pub use gatehouse_shared::policy::{BasicAuth, Binding, ExistsAction, Policy, SetHeader};
+use gatehouse_shared::{CertificateInfo, ClientCertificate, Thumbprint};
 
 /// A configuration revision: increases by one with every committed write.
 pub type Revision = u64;
+
+/// The etag of a resource last written at `revision`: every write makes a new revision.
+pub fn etag(revision: Revision) -> String {
+    revision.to_string()
+}
 
 /// A client certificate stored under an operator-chosen id.
 #[derive(Clone, Debug)]
@@ -18,14 +25,29 @@ pub struct StoredCertificate {
     pub revision: Revision,
 }
 
-/// How the gateway authenticates to an API's backend.
+/// A CA certificate an API may trust for its backend.
+#[derive(Clone, Debug)]
+pub struct StoredCaCertificate {
+    pub id: String,
+    pub der: Vec<u8>,
+    pub info: CertificateInfo,
+    pub revision: Revision,
+}
+
+/// How the gateway checks a backend's server certificate.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Binding {
-    None,
-    /// Follows rotation of the certificate stored under this id.
-    CertificateId(String),
-    /// Pins one exact certificate.
-    Thumbprint(Thumbprint),
+pub struct BackendTls {
+    pub validate_chain: bool,
+    pub validate_name: bool,
+    pub ca_ids: Vec<String>,
+    /// Trust the system roots in addition to `ca_ids`.
+    pub system_roots: bool,
+}
+
+impl Default for BackendTls {
+    fn default() -> Self {
+        Self { validate_chain: true, validate_name: true, ca_ids: Vec::new(), system_roots: true }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -35,7 +57,9 @@ pub struct Api {
     /// Normalized path prefix.
     pub path: String,
     pub service_url: String,
-    pub binding: Binding,
+    /// Backend credentials; `policy.certificate` is the client certificate binding.
+    pub policy: Policy,
+    pub tls: BackendTls,
     pub revision: Revision,
 }
 
@@ -44,6 +68,7 @@ pub struct Api {
 pub struct State {
     pub revision: Revision,
     pub certificates: BTreeMap<String, StoredCertificate>,
+    pub ca_certificates: BTreeMap<String, StoredCaCertificate>,
     pub apis: BTreeMap<String, Api>,
 }
 
@@ -66,7 +91,7 @@ impl State {
         let Some(cert) = self.certificates.get(certificate_id) else { return Vec::new() };
         self.apis
             .values()
-            .filter(|api| match &api.binding {
+            .filter(|api| match &api.policy.certificate {
                 Binding::None => false,
                 Binding::CertificateId(id) => id == certificate_id,
                 Binding::Thumbprint(t) => t == &cert.certificate.info.thumbprint,
@@ -80,13 +105,11 @@ impl State {
     pub fn orphaned_without(&self, certificate_id: &str) -> Vec<String> {
         let Some(cert) = self.certificates.get(certificate_id) else { return Vec::new() };
         let thumbprint = &cert.certificate.info.thumbprint;
-        let held_elsewhere = self
-            .certificates
-            .values()
-            .any(|c| c.id != certificate_id && &c.certificate.info.thumbprint == thumbprint);
+        let held_elsewhere =
+            self.certificates.values().any(|c| c.id != certificate_id && &c.certificate.info.thumbprint == thumbprint);
         self.apis
             .values()
-            .filter(|api| match &api.binding {
+            .filter(|api| match &api.policy.certificate {
                 Binding::None => false,
                 Binding::CertificateId(id) => id == certificate_id,
                 Binding::Thumbprint(t) => t == thumbprint && !held_elsewhere,
@@ -95,20 +118,26 @@ impl State {
             .collect()
     }
 
+    /// Ids of the APIs that trust this CA certificate.
+    pub fn ca_used_by(&self, ca_id: &str) -> Vec<String> {
+        self.apis.values().filter(|api| api.tls.ca_ids.iter().any(|id| id == ca_id)).map(|api| api.id.clone()).collect()
+    }
+
     /// The API that already claims `path`, other than `except_id`.
     pub fn api_with_path(&self, path: &str, except_id: &str) -> Option<&Api> {
         self.apis.values().find(|api| api.path == path && api.id != except_id)
     }
 
-    /// What data planes receive: every route, and the identities (with private keys) that
-    /// routes present, and nothing else.
+    /// What data planes receive: every route, and the identities (with private keys) and CA
+    /// certificates that routes use, and nothing else.
     pub fn snapshot(&self) -> pb::Snapshot {
         let mut identities: BTreeMap<String, pb::ClientIdentity> = BTreeMap::new();
+        let mut trusted_cas: BTreeMap<String, pb::TrustedCa> = BTreeMap::new();
         let routes = self
             .apis
             .values()
             .map(|api| {
-                let thumbprint = match self.resolve(&api.binding) {
+                let thumbprint = match self.resolve(&api.policy.certificate) {
                     Some(stored) => {
                         let t = stored.certificate.info.thumbprint.to_string();
                         identities.entry(t.clone()).or_insert_with(|| pb::ClientIdentity {
@@ -121,16 +150,64 @@ impl State {
                     }
                     None => String::new(),
                 };
+                let mut ca_thumbprints = BTreeSet::new();
+                for ca in api.tls.ca_ids.iter().filter_map(|id| self.ca_certificates.get(id)) {
+                    let t = ca.info.thumbprint.to_string();
+                    trusted_cas
+                        .entry(t.clone())
+                        .or_insert_with(|| pb::TrustedCa { thumbprint: t.clone(), certificate: ca.der.clone() });
+                    ca_thumbprints.insert(t);
+                }
                 pb::RouteConfig {
                     api_id: api.id.clone(),
                     path: api.path.clone(),
                     service_url: api.service_url.clone(),
                     client_certificate_thumbprint: thumbprint,
+                    tls: Some(pb::RouteTls {
+                        skip_chain_validation: !api.tls.validate_chain,
+                        skip_name_validation: !api.tls.validate_name,
+                        ca_thumbprints: ca_thumbprints.into_iter().collect(),
+                        exclude_system_roots: !api.tls.system_roots,
+                    }),
+                    headers: header_actions(&api.policy),
                 }
             })
             .collect();
-        pb::Snapshot { routes, identities: identities.into_values().collect() }
+        pb::Snapshot {
+            routes,
+            identities: identities.into_values().collect(),
+            trusted_cas: trusted_cas.into_values().collect(),
+        }
     }
+}
+
+/// The policy's header work, compiled for data planes: Basic credentials first, then each
+/// set-header in order.
+fn header_actions(policy: &Policy) -> Vec<pb::HeaderAction> {
+    use pb::header_action::Action;
+    let mut actions = Vec::new();
+    if let Some(basic) = &policy.basic {
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", basic.username, basic.password));
+        actions.push(pb::HeaderAction {
+            name: "authorization".into(),
+            action: Action::Override as i32,
+            values: vec![format!("Basic {token}")],
+        });
+    }
+    for header in &policy.headers {
+        let action = match header.action {
+            ExistsAction::Override => Action::Override,
+            ExistsAction::Skip => Action::Skip,
+            ExistsAction::Append => Action::Append,
+            ExistsAction::Delete => Action::Delete,
+        };
+        actions.push(pb::HeaderAction {
+            name: header.name.clone(),
+            action: action as i32,
+            values: header.values.clone(),
+        });
+    }
+    actions
 }
 
 /// A committed revision as data planes receive it.

@@ -25,9 +25,17 @@ pub struct ControlPlaneConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("cannot open the data directory {dir}")]
-    Store { dir: PathBuf, #[source] source: StoreError },
+    Store {
+        dir: PathBuf,
+        #[source]
+        source: StoreError,
+    },
     #[error("cannot listen on {addr}")]
-    Listen { addr: SocketAddr, #[source] source: std::io::Error },
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("gRPC reflection could not load the API descriptors")]
     Reflection(#[source] tonic_reflection::server::Error),
     #[error("the gRPC server failed")]
@@ -43,7 +51,8 @@ pub struct ControlPlane {
 
 impl ControlPlane {
     pub async fn bind(config: &ControlPlaneConfig) -> Result<Self, StartError> {
-        let store = Store::open(&config.data_dir).map_err(|source| StartError::Store { dir: config.data_dir.clone(), source })?;
+        let store = Store::open(&config.data_dir)
+            .map_err(|source| StartError::Store { dir: config.data_dir.clone(), source })?;
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|source| StartError::Listen { addr: config.listen, source })?;

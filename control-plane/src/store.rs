@@ -4,12 +4,17 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
-use gatehouse_shared::{ClientCertificate, Thumbprint};
+use gatehouse_shared::policy::{self, UnmaskError};
+use gatehouse_shared::{CertificateInfo, ClientCertificate, Thumbprint};
 use tokio::sync::{Mutex, watch};
 
-use crate::model::{Api, Binding, Published, PublishedRef, Revision, State, StoredCertificate};
+use crate::model::{
+    Api, BackendTls, BasicAuth, Binding, ExistsAction, Policy, Published, PublishedRef, Revision, SetHeader, State,
+    StoredCaCertificate, StoredCertificate, etag,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -21,22 +26,60 @@ pub enum StoreError {
     PathTaken { path: String, api: String },
     #[error("certificate '{id}' is used by APIs: {}; remove it from them first", .apis.join(", "))]
     CertificateInUse { id: String, apis: Vec<String> },
+    #[error("CA certificate '{id}' is trusted by APIs: {}; remove it from them first", .apis.join(", "))]
+    CaInUse { id: String, apis: Vec<String> },
     #[error(
         "uploading a certificate with another thumbprint under '{id}' would leave APIs pinned to thumbprint {thumbprint} without a certificate: {}; bind them by certificate id or to the new thumbprint first",
         .apis.join(", ")
     )]
     PinnedByThumbprint { id: String, thumbprint: Thumbprint, apis: Vec<String> },
+    #[error(
+        "certificate '{id}' expired on {not_after}; pass allow_expired (gatehousectl --allow-expired) to use it anyway"
+    )]
+    Expired { id: String, not_after: String },
+    #[error("{kind} '{id}' changed since it was read (etag is now {current}, if_match was {given}); read it again")]
+    EtagMismatch { kind: &'static str, id: String, current: String, given: String },
+    #[error("{kind} '{id}' does not exist, but if_match {given} expected it to")]
+    EtagOnMissing { kind: &'static str, id: String, given: String },
     #[error("{0}")]
     Invalid(String),
+    #[error(transparent)]
+    Unmask(#[from] UnmaskError),
     #[error("the configuration store failed")]
     Storage(#[from] sled::Error),
     #[error("stored record '{key}' is corrupt")]
-    Corrupt { key: String, #[source] source: Box<dyn std::error::Error + Send + Sync> },
+    Corrupt {
+        key: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// An API as the operator defines it with PutApi.
+#[derive(Clone, Debug)]
+pub struct ApiDefinition {
+    pub id: String,
+    pub display_name: String,
+    pub path: String,
+    pub service_url: String,
+    /// `None` keeps an existing API's binding.
+    pub binding: Option<Binding>,
+    pub tls: BackendTls,
+}
+
+/// Conditions on a write.
+#[derive(Clone, Debug, Default)]
+pub struct WriteOptions {
+    /// Write only over this etag; "" or "*" is unconditional.
+    pub if_match: String,
+    /// Allow binding (or rotating into use) an expired certificate.
+    pub allow_expired: bool,
 }
 
 // === records ===
 
-/// On-disk form of a certificate. Protobuf-encoded so fields can be added compatibly.
+/// On-disk forms, protobuf-encoded so fields can be added compatibly. Defaults (false, empty)
+/// always mean the safe choice.
 #[derive(Clone, PartialEq, prost::Message)]
 struct CertificateRecord {
     #[prost(string, tag = "1")]
@@ -47,6 +90,29 @@ struct CertificateRecord {
     private_key: Vec<u8>,
     #[prost(uint64, tag = "4")]
     revision: u64,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct CaRecord {
+    #[prost(string, tag = "1")]
+    id: String,
+    #[prost(bytes = "vec", tag = "2")]
+    der: Vec<u8>,
+    #[prost(uint64, tag = "3")]
+    revision: u64,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct HeaderRecord {
+    #[prost(string, tag = "1")]
+    name: String,
+    /// 0 override, 1 skip, 2 append, 3 delete.
+    #[prost(uint32, tag = "2")]
+    action: u32,
+    #[prost(string, repeated, tag = "3")]
+    values: Vec<String>,
+    #[prost(bool, tag = "4")]
+    secret: bool,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -66,19 +132,46 @@ struct ApiRecord {
     binding_value: String,
     #[prost(uint64, tag = "7")]
     revision: u64,
+    #[prost(bool, tag = "8")]
+    skip_chain_validation: bool,
+    #[prost(bool, tag = "9")]
+    skip_name_validation: bool,
+    #[prost(string, repeated, tag = "10")]
+    ca_ids: Vec<String>,
+    #[prost(bool, tag = "11")]
+    exclude_system_roots: bool,
+    #[prost(bool, tag = "12")]
+    has_basic: bool,
+    #[prost(string, tag = "13")]
+    basic_username: String,
+    #[prost(string, tag = "14")]
+    basic_password: String,
+    #[prost(message, repeated, tag = "15")]
+    headers: Vec<HeaderRecord>,
 }
 
 const CERT_PREFIX: &str = "cert/";
+const CA_PREFIX: &str = "ca/";
 const API_PREFIX: &str = "api/";
 const REVISION_KEY: &str = "meta/revision";
 
+fn action_code(action: ExistsAction) -> u32 {
+    match action {
+        ExistsAction::Override => 0,
+        ExistsAction::Skip => 1,
+        ExistsAction::Append => 2,
+        ExistsAction::Delete => 3,
+    }
+}
+
 impl ApiRecord {
     fn from_api(api: &Api) -> Self {
-        let (binding_kind, binding_value) = match &api.binding {
+        let (binding_kind, binding_value) = match &api.policy.certificate {
             Binding::None => (0, String::new()),
             Binding::CertificateId(id) => (1, id.clone()),
             Binding::Thumbprint(t) => (2, t.to_string()),
         };
+        let basic = api.policy.basic.clone();
         Self {
             id: api.id.clone(),
             display_name: api.display_name.clone(),
@@ -87,22 +180,61 @@ impl ApiRecord {
             binding_kind,
             binding_value,
             revision: api.revision,
+            skip_chain_validation: !api.tls.validate_chain,
+            skip_name_validation: !api.tls.validate_name,
+            ca_ids: api.tls.ca_ids.clone(),
+            exclude_system_roots: !api.tls.system_roots,
+            has_basic: basic.is_some(),
+            basic_username: basic.as_ref().map(|b| b.username.clone()).unwrap_or_default(),
+            basic_password: basic.map(|b| b.password).unwrap_or_default(),
+            headers: api
+                .policy
+                .headers
+                .iter()
+                .map(|h| HeaderRecord {
+                    name: h.name.clone(),
+                    action: action_code(h.action),
+                    values: h.values.clone(),
+                    secret: h.secret,
+                })
+                .collect(),
         }
     }
 
     fn into_api(self) -> Result<Api, String> {
-        let binding = match self.binding_kind {
+        let certificate = match self.binding_kind {
             0 => Binding::None,
             1 => Binding::CertificateId(self.binding_value),
             2 => Binding::Thumbprint(Thumbprint::parse(&self.binding_value).map_err(|e| e.to_string())?),
             other => return Err(format!("unknown binding kind {other}")),
         };
+        let headers = self
+            .headers
+            .into_iter()
+            .map(|h| {
+                let action = match h.action {
+                    0 => ExistsAction::Override,
+                    1 => ExistsAction::Skip,
+                    2 => ExistsAction::Append,
+                    3 => ExistsAction::Delete,
+                    other => return Err(format!("unknown header action {other}")),
+                };
+                Ok(SetHeader { name: h.name, action, values: h.values, secret: h.secret })
+            })
+            .collect::<Result<_, String>>()?;
+        let basic = self.has_basic.then(|| BasicAuth { username: self.basic_username, password: self.basic_password });
         Ok(Api {
             id: self.id,
             display_name: self.display_name,
             path: self.path,
             service_url: self.service_url,
-            binding,
+            policy: Policy { certificate, basic, headers },
+            tls: BackendTls {
+                validate_chain: !self.skip_chain_validation,
+                validate_name: !self.skip_name_validation,
+                ca_ids: self.ca_ids,
+                system_roots: !self.exclude_system_roots,
+            },
             revision: self.revision,
         })
     }
@@ -112,8 +244,10 @@ impl ApiRecord {
 #[derive(Default)]
 struct Change {
     put_certificates: Vec<StoredCertificate>,
+    put_cas: Vec<StoredCaCertificate>,
     put_apis: Vec<Api>,
     remove_certificates: Vec<String>,
+    remove_cas: Vec<String>,
     remove_apis: Vec<String>,
 }
 
@@ -131,7 +265,8 @@ impl Store {
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let db = sled::Config::new().path(dir).open()?;
         let state = load(&db)?;
-        let published = watch::Sender::new(Arc::new(Published { revision: state.revision, snapshot: state.snapshot() }));
+        let published =
+            watch::Sender::new(Arc::new(Published { revision: state.revision, snapshot: state.snapshot() }));
         Ok(Self { db, state: ArcSwap::from_pointee(state), writer: Mutex::new(()), published })
     }
 
@@ -150,16 +285,23 @@ impl Store {
     }
 
     /// Stores a certificate under `id`, rotating it if the id exists.
-    pub async fn upload_certificate(&self, id: &str, certificate: ClientCertificate) -> Result<StoredCertificate, StoreError> {
+    pub async fn upload_certificate(
+        &self,
+        id: &str,
+        certificate: ClientCertificate,
+        options: &WriteOptions,
+    ) -> Result<StoredCertificate, StoreError> {
         validate_id("certificate", id)?;
         let _guard = self.writer.lock().await;
         let state = self.state();
-        if let Some(existing) = state.certificates.get(id) {
+        let existing = state.certificates.get(id);
+        check_etag("certificate", id, existing.map(|c| c.revision), &options.if_match)?;
+        if let Some(existing) = existing {
             if existing.certificate.info.thumbprint != certificate.info.thumbprint {
                 let pinned: Vec<String> = state
                     .orphaned_without(id)
                     .into_iter()
-                    .filter(|api| matches!(state.apis[api].binding, Binding::Thumbprint(_)))
+                    .filter(|api| matches!(state.apis[api].policy.certificate, Binding::Thumbprint(_)))
                     .collect();
                 if !pinned.is_empty() {
                     return Err(StoreError::PinnedByThumbprint {
@@ -169,18 +311,22 @@ impl Store {
                     });
                 }
             }
+            if !state.used_by(id).is_empty() && !options.allow_expired {
+                check_not_expired(id, &certificate.info)?;
+            }
         }
         let stored = StoredCertificate { id: id.to_string(), certificate, revision: state.revision + 1 };
         self.commit(&state, Change { put_certificates: vec![stored.clone()], ..Change::default() }).await?;
         Ok(stored)
     }
 
-    pub async fn delete_certificate(&self, id: &str) -> Result<Revision, StoreError> {
+    pub async fn delete_certificate(&self, id: &str, options: &WriteOptions) -> Result<Revision, StoreError> {
         let _guard = self.writer.lock().await;
         let state = self.state();
-        if !state.certificates.contains_key(id) {
+        let Some(existing) = state.certificates.get(id) else {
             return Err(StoreError::NotFound { kind: "certificate", id: id.to_string() });
-        }
+        };
+        check_etag("certificate", id, Some(existing.revision), &options.if_match)?;
         let apis = state.orphaned_without(id);
         if !apis.is_empty() {
             return Err(StoreError::CertificateInUse { id: id.to_string(), apis });
@@ -188,59 +334,124 @@ impl Store {
         self.commit(&state, Change { remove_certificates: vec![id.to_string()], ..Change::default() }).await
     }
 
-    /// Creates or replaces an API. `binding: None` keeps an existing API's binding.
-    pub async fn put_api(
+    /// Stores a CA certificate (already checked to be a CA) under `id`.
+    pub async fn upload_ca_certificate(
         &self,
         id: &str,
-        display_name: &str,
-        path: &str,
-        service_url: &str,
-        binding: Option<Binding>,
-    ) -> Result<Api, StoreError> {
-        validate_id("API", id)?;
-        let path = gatehouse_shared::api::normalize_path(path).map_err(|e| StoreError::Invalid(e.to_string()))?;
-        gatehouse_shared::api::parse_service_url(service_url).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        der: Vec<u8>,
+        info: CertificateInfo,
+        options: &WriteOptions,
+    ) -> Result<StoredCaCertificate, StoreError> {
+        validate_id("CA certificate", id)?;
         let _guard = self.writer.lock().await;
         let state = self.state();
-        if let Some(other) = state.api_with_path(&path, id) {
+        check_etag("CA certificate", id, state.ca_certificates.get(id).map(|c| c.revision), &options.if_match)?;
+        let stored = StoredCaCertificate { id: id.to_string(), der, info, revision: state.revision + 1 };
+        self.commit(&state, Change { put_cas: vec![stored.clone()], ..Change::default() }).await?;
+        Ok(stored)
+    }
+
+    pub async fn delete_ca_certificate(&self, id: &str, options: &WriteOptions) -> Result<Revision, StoreError> {
+        let _guard = self.writer.lock().await;
+        let state = self.state();
+        let Some(existing) = state.ca_certificates.get(id) else {
+            return Err(StoreError::NotFound { kind: "CA certificate", id: id.to_string() });
+        };
+        check_etag("CA certificate", id, Some(existing.revision), &options.if_match)?;
+        let apis = state.ca_used_by(id);
+        if !apis.is_empty() {
+            return Err(StoreError::CaInUse { id: id.to_string(), apis });
+        }
+        self.commit(&state, Change { remove_cas: vec![id.to_string()], ..Change::default() }).await
+    }
+
+    /// Creates or replaces an API. Its policy's headers and Basic credentials are kept.
+    pub async fn put_api(&self, definition: ApiDefinition, options: &WriteOptions) -> Result<Api, StoreError> {
+        validate_id("API", &definition.id)?;
+        let path =
+            gatehouse_shared::api::normalize_path(&definition.path).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        gatehouse_shared::api::parse_service_url(&definition.service_url)
+            .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let _guard = self.writer.lock().await;
+        let state = self.state();
+        let existing = state.apis.get(&definition.id);
+        check_etag("API", &definition.id, existing.map(|a| a.revision), &options.if_match)?;
+        if let Some(other) = state.api_with_path(&path, &definition.id) {
             return Err(StoreError::PathTaken { path, api: other.id.clone() });
         }
-        let binding = match binding {
-            Some(binding) => {
-                check_binding(&state, &binding)?;
-                binding
-            }
-            None => state.apis.get(id).map(|api| api.binding.clone()).unwrap_or(Binding::None),
-        };
+        check_tls(&state, &definition.tls)?;
+        let mut policy = existing.map(|a| a.policy.clone()).unwrap_or_default();
+        if let Some(binding) = definition.binding {
+            check_binding(&state, &binding, options.allow_expired)?;
+            policy.certificate = binding;
+        }
         let api = Api {
-            id: id.to_string(),
-            display_name: display_name.to_string(),
+            id: definition.id,
+            display_name: definition.display_name,
             path,
-            service_url: service_url.to_string(),
-            binding,
+            service_url: definition.service_url,
+            policy,
+            tls: definition.tls,
             revision: state.revision + 1,
         };
         self.commit(&state, Change { put_apis: vec![api.clone()], ..Change::default() }).await?;
         Ok(api)
     }
 
-    pub async fn delete_api(&self, id: &str) -> Result<Revision, StoreError> {
+    pub async fn delete_api(&self, id: &str, options: &WriteOptions) -> Result<Revision, StoreError> {
         let _guard = self.writer.lock().await;
         let state = self.state();
-        if !state.apis.contains_key(id) {
+        let Some(existing) = state.apis.get(id) else {
             return Err(StoreError::NotFound { kind: "API", id: id.to_string() });
-        }
+        };
+        check_etag("API", id, Some(existing.revision), &options.if_match)?;
         self.commit(&state, Change { remove_apis: vec![id.to_string()], ..Change::default() }).await
     }
 
-    pub async fn set_api_binding(&self, api_id: &str, binding: Binding) -> Result<Api, StoreError> {
+    pub async fn set_api_binding(
+        &self,
+        api_id: &str,
+        binding: Binding,
+        options: &WriteOptions,
+    ) -> Result<Api, StoreError> {
         let _guard = self.writer.lock().await;
         let state = self.state();
         let Some(api) = state.apis.get(api_id) else {
             return Err(StoreError::NotFound { kind: "API", id: api_id.to_string() });
         };
-        check_binding(&state, &binding)?;
-        let api = Api { binding, revision: state.revision + 1, ..api.clone() };
+        check_etag("API", api_id, Some(api.revision), &options.if_match)?;
+        check_binding(&state, &binding, options.allow_expired)?;
+        let mut api = api.clone();
+        api.policy.certificate = binding;
+        api.revision = state.revision + 1;
+        self.commit(&state, Change { put_apis: vec![api.clone()], ..Change::default() }).await?;
+        Ok(api)
+    }
+
+    /// Replaces an API's policy. Masked secrets keep their stored values; a policy equal to the
+    /// current one writes nothing.
+    pub async fn set_api_policy(
+        &self,
+        api_id: &str,
+        policy: Policy,
+        options: &WriteOptions,
+    ) -> Result<Api, StoreError> {
+        let _guard = self.writer.lock().await;
+        let state = self.state();
+        let Some(api) = state.apis.get(api_id) else {
+            return Err(StoreError::NotFound { kind: "API", id: api_id.to_string() });
+        };
+        check_etag("API", api_id, Some(api.revision), &options.if_match)?;
+        let policy = policy::unmask(policy, &api.policy)?;
+        if policy == api.policy {
+            return Ok(api.clone());
+        }
+        if policy.certificate != api.policy.certificate {
+            check_binding(&state, &policy.certificate, options.allow_expired)?;
+        }
+        let mut api = api.clone();
+        api.policy = policy;
+        api.revision = state.revision + 1;
         self.commit(&state, Change { put_apis: vec![api.clone()], ..Change::default() }).await?;
         Ok(api)
     }
@@ -261,14 +472,26 @@ impl Store {
             batch.insert(format!("{CERT_PREFIX}{}", cert.id).as_bytes(), prost::Message::encode_to_vec(&record));
             next.certificates.insert(cert.id.clone(), StoredCertificate { revision, ..cert });
         }
+        for ca in change.put_cas {
+            let record = CaRecord { id: ca.id.clone(), der: ca.der.clone(), revision };
+            batch.insert(format!("{CA_PREFIX}{}", ca.id).as_bytes(), prost::Message::encode_to_vec(&record));
+            next.ca_certificates.insert(ca.id.clone(), StoredCaCertificate { revision, ..ca });
+        }
         for api in change.put_apis {
             let api = Api { revision, ..api };
-            batch.insert(format!("{API_PREFIX}{}", api.id).as_bytes(), prost::Message::encode_to_vec(&ApiRecord::from_api(&api)));
+            batch.insert(
+                format!("{API_PREFIX}{}", api.id).as_bytes(),
+                prost::Message::encode_to_vec(&ApiRecord::from_api(&api)),
+            );
             next.apis.insert(api.id.clone(), api);
         }
         for id in change.remove_certificates {
             batch.remove(format!("{CERT_PREFIX}{id}").as_bytes());
             next.certificates.remove(&id);
+        }
+        for id in change.remove_cas {
+            batch.remove(format!("{CA_PREFIX}{id}").as_bytes());
+            next.ca_certificates.remove(&id);
         }
         for id in change.remove_apis {
             batch.remove(format!("{API_PREFIX}{id}").as_bytes());
@@ -287,17 +510,78 @@ impl Store {
     }
 }
 
-fn check_binding(state: &State, binding: &Binding) -> Result<(), StoreError> {
-    match binding {
-        Binding::None => Ok(()),
-        Binding::CertificateId(id) if !state.certificates.contains_key(id) => {
-            Err(StoreError::NotFound { kind: "certificate", id: id.clone() })
-        }
-        Binding::Thumbprint(t) if state.certificate_by_thumbprint(t).is_none() => {
-            Err(StoreError::ThumbprintNotFound(t.clone()))
-        }
-        _ => Ok(()),
+fn check_etag(kind: &'static str, id: &str, current: Option<Revision>, if_match: &str) -> Result<(), StoreError> {
+    if if_match.is_empty() || if_match == "*" {
+        return Ok(());
     }
+    match current {
+        None => Err(StoreError::EtagOnMissing { kind, id: id.to_string(), given: if_match.to_string() }),
+        Some(revision) if etag(revision) == if_match => Ok(()),
+        Some(revision) => Err(StoreError::EtagMismatch {
+            kind,
+            id: id.to_string(),
+            current: etag(revision),
+            given: if_match.to_string(),
+        }),
+    }
+}
+
+fn now_unix() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+fn check_not_expired(id: &str, info: &CertificateInfo) -> Result<(), StoreError> {
+    if info.not_after < now_unix() {
+        return Err(StoreError::Expired { id: id.to_string(), not_after: format_date(info.not_after) });
+    }
+    Ok(())
+}
+
+/// YYYY-MM-DD (UTC) for messages, without a date library: days since the epoch to a civil date.
+fn format_date(unix: i64) -> String {
+    let days = unix.div_euclid(86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + if month <= 2 { 1 } else { 0 };
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
+fn check_binding(state: &State, binding: &Binding, allow_expired: bool) -> Result<(), StoreError> {
+    let stored = match binding {
+        Binding::None => return Ok(()),
+        Binding::CertificateId(id) => {
+            state.certificates.get(id).ok_or_else(|| StoreError::NotFound { kind: "certificate", id: id.clone() })?
+        }
+        Binding::Thumbprint(t) => {
+            state.certificate_by_thumbprint(t).ok_or_else(|| StoreError::ThumbprintNotFound(t.clone()))?
+        }
+    };
+    if !allow_expired {
+        check_not_expired(&stored.id, &stored.certificate.info)?;
+    }
+    Ok(())
+}
+
+fn check_tls(state: &State, tls: &BackendTls) -> Result<(), StoreError> {
+    for id in &tls.ca_ids {
+        if !state.ca_certificates.contains_key(id) {
+            return Err(StoreError::NotFound { kind: "CA certificate", id: id.clone() });
+        }
+    }
+    if tls.validate_chain && !tls.system_roots && tls.ca_ids.is_empty() {
+        return Err(StoreError::Invalid(
+            "the API trusts no roots: give CA certificate ids, trust the system roots, or turn off chain validation"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Ids appear in URLs, logs and CLI tables: keep them plain.
@@ -308,9 +592,7 @@ fn validate_id(kind: &str, id: &str) -> Result<(), StoreError> {
     if ok {
         Ok(())
     } else {
-        Err(StoreError::Invalid(format!(
-            "{kind} id '{id}' is invalid: use 1 to 128 letters, digits, '-', '_' or '.'"
-        )))
+        Err(StoreError::Invalid(format!("{kind} id '{id}' is invalid: use 1 to 128 letters, digits, '-', '_' or '.'")))
     }
 }
 
@@ -321,16 +603,28 @@ fn load(db: &sled::Db) -> Result<State, StoreError> {
     };
     let mut state = State::default();
     if let Some(bytes) = db.get(REVISION_KEY)? {
-        let raw: [u8; 8] = bytes.as_ref().try_into().map_err(|_| corrupt(REVISION_KEY.as_bytes(), "revision is not 8 bytes".into()))?;
+        let raw: [u8; 8] = bytes
+            .as_ref()
+            .try_into()
+            .map_err(|_| corrupt(REVISION_KEY.as_bytes(), "revision is not 8 bytes".into()))?;
         state.revision = u64::from_be_bytes(raw);
     }
     for item in db.scan_prefix(CERT_PREFIX) {
         let (key, value) = item?;
         let record: CertificateRecord = prost::Message::decode(value.as_ref()).map_err(|e| corrupt(&key, e.into()))?;
-        let certificate = ClientCertificate::from_parts(record.chain, record.private_key).map_err(|e| corrupt(&key, e.into()))?;
-        state.certificates.insert(
+        let certificate =
+            ClientCertificate::from_parts(record.chain, record.private_key).map_err(|e| corrupt(&key, e.into()))?;
+        state
+            .certificates
+            .insert(record.id.clone(), StoredCertificate { id: record.id, certificate, revision: record.revision });
+    }
+    for item in db.scan_prefix(CA_PREFIX) {
+        let (key, value) = item?;
+        let record: CaRecord = prost::Message::decode(value.as_ref()).map_err(|e| corrupt(&key, e.into()))?;
+        let info = gatehouse_shared::certificate::describe_der(&record.der).map_err(|e| corrupt(&key, e.into()))?;
+        state.ca_certificates.insert(
             record.id.clone(),
-            StoredCertificate { id: record.id, certificate, revision: record.revision },
+            StoredCaCertificate { id: record.id, der: record.der, info, revision: record.revision },
         );
     }
     for item in db.scan_prefix(API_PREFIX) {
@@ -340,4 +634,16 @@ fn load(db: &sled::Db) -> Result<State, StoreError> {
         state.apis.insert(api.id.clone(), api);
     }
     Ok(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_format_as_utc_calendar_days() {
+        assert_eq!(format_date(0), "1970-01-01");
+        assert_eq!(format_date(951_782_400), "2000-02-29");
+        assert_eq!(format_date(4_102_444_800), "2100-01-01");
+    }
 }

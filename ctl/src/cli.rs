@@ -45,15 +45,51 @@ pub enum Noun {
     /// APIs: path prefix, backend URL, and the client certificate presented.
     #[command(subcommand)]
     Api(ApiCommand),
+    /// CA certificates an API may trust for its backend's server certificate.
+    #[command(subcommand)]
+    Ca(CaCommand),
     /// Data planes connected to the control plane.
     #[command(subcommand)]
     Gateway(GatewayCommand),
 }
 
+/// Conditions every write accepts.
+#[derive(Args, Debug, Default)]
+pub struct WriteFlags {
+    /// Write only if the resource's etag is still this (from show/list -o json).
+    #[arg(long, default_value = "")]
+    if_match: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CaCommand {
+    /// Upload a CA certificate (PEM or DER; must have basicConstraints CA:TRUE).
+    #[command(
+        after_help = "Example:\n  gatehousectl ca upload internal-root --file root-ca.pem\n  gatehousectl api put orders --path /orders --service-url https://orders.internal:8443 --ca internal-root"
+    )]
+    Upload {
+        id: String,
+        #[arg(long)]
+        file: PathBuf,
+        #[command(flatten)]
+        write: WriteFlags,
+    },
+    /// List CA certificates and the APIs that trust each.
+    List,
+    /// Delete a CA certificate (refused while an API trusts it).
+    Delete {
+        id: String,
+        #[command(flatten)]
+        write: WriteFlags,
+    },
+}
+
 #[derive(Subcommand, Debug)]
 pub enum CertCommand {
     /// Upload a .pfx/.p12 file; uploading to an existing ID rotates that certificate.
-    #[command(after_help = "Example:\n  gatehousectl cert upload orders-client --pfx client.pfx --password-file pw.txt\n  cat pw.txt | gatehousectl cert upload orders-client --pfx client.pfx --password-stdin")]
+    #[command(
+        after_help = "Example:\n  gatehousectl cert upload orders-client --pfx client.pfx --password-file pw.txt\n  cat pw.txt | gatehousectl cert upload orders-client --pfx client.pfx --password-stdin"
+    )]
     Upload {
         id: String,
         /// The PKCS#12 file.
@@ -61,13 +97,42 @@ pub enum CertCommand {
         pfx: PathBuf,
         #[command(flatten)]
         password: PasswordSource,
+        #[command(flatten)]
+        write: WriteFlags,
+        /// Allow rotating a certificate that APIs use to one that has expired.
+        #[arg(long)]
+        allow_expired: bool,
     },
     /// List certificates with thumbprint, expiry and the APIs using each.
-    List,
+    #[command(after_help = "Example:\n  gatehousectl cert list --expiring-within 30d")]
+    List {
+        /// Only certificates that expire within this long (e.g. 30d, 12h, 2w), or have expired.
+        #[arg(long, value_parser = parse_duration)]
+        expiring_within: Option<std::time::Duration>,
+    },
     /// Show one certificate.
     Show { id: String },
     /// Delete a certificate (refused while an API uses it).
-    Delete { id: String },
+    Delete {
+        id: String,
+        #[command(flatten)]
+        write: WriteFlags,
+    },
+}
+
+/// "30d", "12h", "2w", "90m", "45s".
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let n: u64 = number.parse().map_err(|_| format!("'{text}' is not a duration like 30d, 12h or 2w"))?;
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" | "" => 86_400,
+        "w" => 7 * 86_400,
+        _ => return Err(format!("'{text}': unknown unit '{unit}'; use s, m, h, d or w")),
+    };
+    Ok(std::time::Duration::from_secs(n * seconds))
 }
 
 /// The PFX password comes from a file or stdin, never from the command line.
@@ -88,7 +153,9 @@ pub struct PasswordSource {
 #[derive(Subcommand, Debug)]
 pub enum ApiCommand {
     /// Create or replace an API.
-    #[command(after_help = "Example:\n  gatehousectl api put orders --path /orders --service-url https://orders.internal:8443 --client-cert orders-client")]
+    #[command(
+        after_help = "Example:\n  gatehousectl api put orders --path /orders --service-url https://orders.internal:8443 --client-cert orders-client"
+    )]
     Put {
         id: String,
         /// Path prefix on the data planes, e.g. /orders.
@@ -101,19 +168,63 @@ pub enum ApiCommand {
         display_name: String,
         #[command(flatten)]
         credentials: OptionalCredential,
+        /// Trust this CA certificate (id from `ca upload`) for the backend; repeatable.
+        #[arg(long = "ca")]
+        ca_ids: Vec<String>,
+        /// Trust only the --ca certificates, not the system roots.
+        #[arg(long)]
+        no_system_roots: bool,
+        /// Do not validate the backend's certificate chain (self-signed backends). The backend
+        /// must still prove it holds its certificate's key.
+        #[arg(long)]
+        no_verify_chain: bool,
+        /// Do not check that the backend's certificate names its host.
+        #[arg(long)]
+        no_verify_name: bool,
+        #[command(flatten)]
+        write: WriteFlags,
+        /// Allow binding a certificate that has expired.
+        #[arg(long)]
+        allow_expired: bool,
     },
     /// List APIs.
     List,
     /// Show one API.
     Show { id: String },
     /// Delete an API.
-    Delete { id: String },
+    Delete {
+        id: String,
+        #[command(flatten)]
+        write: WriteFlags,
+    },
+    /// Show the API's policy XML, or replace it with --set.
+    #[command(
+        after_help = "Examples:\n  gatehousectl api policy orders > policy.xml\n  gatehousectl api policy orders --set policy.xml\n\nSupported in <inbound>: <authentication-certificate thumbprint|certificate-id>, <authentication-basic username password>,\n<set-header name exists-action=override|skip|append|delete [secret=true]><value>..</value></set-header>.\nSecrets read back as ******** ; setting that mask back keeps the stored secret."
+    )]
+    Policy {
+        id: String,
+        /// Policy XML file to set ("-" for stdin).
+        #[arg(long)]
+        set: Option<PathBuf>,
+        #[command(flatten)]
+        write: WriteFlags,
+        /// Allow binding a certificate that has expired.
+        #[arg(long)]
+        allow_expired: bool,
+    },
     /// Choose the client certificate the gateway presents to the API's backend.
-    #[command(after_help = "Examples:\n  gatehousectl api credentials orders --client-cert orders-client\n  gatehousectl api credentials orders --thumbprint 8D292672A59E787D257B77E4DF2D9D6FD261AF68\n  gatehousectl api credentials orders --none")]
+    #[command(
+        after_help = "Examples:\n  gatehousectl api credentials orders --client-cert orders-client\n  gatehousectl api credentials orders --thumbprint 8D292672A59E787D257B77E4DF2D9D6FD261AF68\n  gatehousectl api credentials orders --none"
+    )]
     Credentials {
         id: String,
         #[command(flatten)]
         credential: Credential,
+        #[command(flatten)]
+        write: WriteFlags,
+        /// Allow binding a certificate that has expired.
+        #[arg(long)]
+        allow_expired: bool,
     },
 }
 
@@ -152,8 +263,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Noun::Cert(command) => cert(&cli.server, cli.output, command).await,
         Noun::Api(command) => api(&cli.server, cli.output, command).await,
+        Noun::Ca(command) => ca(&cli.server, cli.output, command).await,
         Noun::Gateway(GatewayCommand::List) => {
-            let list = connect(&cli.server).await?.list_gateways(pb::ListGatewaysRequest {}).await.map_err(status)?.into_inner();
+            let list = connect(&cli.server)
+                .await?
+                .list_gateways(pb::ListGatewaysRequest {})
+                .await
+                .map_err(status)?
+                .into_inner();
             match cli.output {
                 Format::Json => print_json(&serde_json::json!({
                     "revision": list.revision,
@@ -167,7 +284,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn connect(server: &str) -> anyhow::Result<ManagementClient<Channel>> {
-    let endpoint = Channel::from_shared(server.to_string()).map_err(|_| anyhow!("'{server}' is not a valid server URL"))?;
+    let endpoint =
+        Channel::from_shared(server.to_string()).map_err(|_| anyhow!("'{server}' is not a valid server URL"))?;
     let channel = endpoint
         .connect_timeout(std::time::Duration::from_secs(5))
         .connect()
@@ -222,32 +340,57 @@ fn read_password(source: PasswordSource) -> anyhow::Result<String> {
 
 async fn cert(server: &str, format: Format, command: CertCommand) -> anyhow::Result<()> {
     match command {
-        CertCommand::Upload { id, pfx, password } => {
+        CertCommand::Upload { id, pfx, password, write, allow_expired } => {
             let bytes = std::fs::read(&pfx).with_context(|| format!("cannot read {}", pfx.display()))?;
             let password = read_password(password)?;
             let mut client = connect(server).await?;
             let cert = client
-                .upload_certificate(pb::UploadCertificateRequest { id, pfx: bytes, password })
+                .upload_certificate(pb::UploadCertificateRequest {
+                    id,
+                    pfx: bytes,
+                    password,
+                    if_match: write.if_match,
+                    allow_expired,
+                })
                 .await
                 .map_err(status)?
                 .into_inner();
             print_certificate(format, &cert);
         }
-        CertCommand::List => {
-            let list = connect(server).await?.list_certificates(pb::ListCertificatesRequest {}).await.map_err(status)?.into_inner();
+        CertCommand::List { expiring_within } => {
+            let mut list = connect(server)
+                .await?
+                .list_certificates(pb::ListCertificatesRequest {})
+                .await
+                .map_err(status)?
+                .into_inner();
+            if let Some(within) = expiring_within {
+                let limit = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| (d + within).as_secs() as i64)
+                    .unwrap_or(i64::MAX);
+                list.certificates.retain(|c| c.not_after.as_ref().is_some_and(|t| t.seconds <= limit));
+            }
             match format {
-                Format::Json => print_json(&serde_json::Value::Array(list.certificates.iter().map(output::certificate_json).collect())),
+                Format::Json => print_json(&serde_json::Value::Array(
+                    list.certificates.iter().map(output::certificate_json).collect(),
+                )),
                 Format::Table => print!("{}", output::certificates_table(&list.certificates)),
             }
         }
         CertCommand::Show { id } => {
-            let cert = connect(server).await?.get_certificate(pb::GetCertificateRequest { id }).await.map_err(status)?.into_inner();
+            let cert = connect(server)
+                .await?
+                .get_certificate(pb::GetCertificateRequest { id })
+                .await
+                .map_err(status)?
+                .into_inner();
             print_certificate(format, &cert);
         }
-        CertCommand::Delete { id } => {
+        CertCommand::Delete { id, write } => {
             let done = connect(server)
                 .await?
-                .delete_certificate(pb::DeleteCertificateRequest { id: id.clone() })
+                .delete_certificate(pb::DeleteCertificateRequest { id: id.clone(), if_match: write.if_match })
                 .await
                 .map_err(|s| with_hint(status(s), &id))?
                 .into_inner();
@@ -287,7 +430,19 @@ fn print_api(format: Format, api: &pb::Api) {
 async fn api(server: &str, format: Format, command: ApiCommand) -> anyhow::Result<()> {
     use pb::credential_binding::Kind;
     match command {
-        ApiCommand::Put { id, path, service_url, display_name, credentials } => {
+        ApiCommand::Put {
+            id,
+            path,
+            service_url,
+            display_name,
+            credentials,
+            ca_ids,
+            no_system_roots,
+            no_verify_chain,
+            no_verify_name,
+            write,
+            allow_expired,
+        } => {
             let credentials = match (credentials.client_cert, credentials.thumbprint) {
                 (Some(id), _) => Some(pb::CredentialBinding { kind: Some(Kind::CertificateId(id)) }),
                 (_, Some(t)) => Some(pb::CredentialBinding { kind: Some(Kind::Thumbprint(t)) }),
@@ -295,7 +450,21 @@ async fn api(server: &str, format: Format, command: ApiCommand) -> anyhow::Resul
             };
             let api = connect(server)
                 .await?
-                .put_api(pb::PutApiRequest { id, display_name, path, service_url, credentials })
+                .put_api(pb::PutApiRequest {
+                    id,
+                    display_name,
+                    path,
+                    service_url,
+                    credentials,
+                    backend_tls: Some(pb::BackendTls {
+                        validate_certificate_chain: Some(!no_verify_chain),
+                        validate_certificate_name: Some(!no_verify_name),
+                        ca_certificate_ids: ca_ids,
+                        trust_system_roots: Some(!no_system_roots),
+                    }),
+                    if_match: write.if_match,
+                    allow_expired,
+                })
                 .await
                 .map_err(status)?
                 .into_inner();
@@ -312,14 +481,55 @@ async fn api(server: &str, format: Format, command: ApiCommand) -> anyhow::Resul
             let api = connect(server).await?.get_api(pb::GetApiRequest { id }).await.map_err(status)?.into_inner();
             print_api(format, &api);
         }
-        ApiCommand::Delete { id } => {
-            let done = connect(server).await?.delete_api(pb::DeleteApiRequest { id: id.clone() }).await.map_err(status)?.into_inner();
+        ApiCommand::Delete { id, write } => {
+            let done = connect(server)
+                .await?
+                .delete_api(pb::DeleteApiRequest { id: id.clone(), if_match: write.if_match })
+                .await
+                .map_err(status)?
+                .into_inner();
             match format {
                 Format::Json => print_json(&serde_json::json!({ "deleted": id, "revision": done.revision })),
                 Format::Table => println!("API {id} deleted (revision {})", done.revision),
             }
         }
-        ApiCommand::Credentials { id, credential } => {
+        ApiCommand::Policy { id, set, write, allow_expired } => {
+            let mut client = connect(server).await?;
+            let policy = match set {
+                None => {
+                    client.get_api_policy(pb::GetApiPolicyRequest { api_id: id }).await.map_err(status)?.into_inner()
+                }
+                Some(path) => {
+                    let xml = if path.as_os_str() == "-" {
+                        let mut text = String::new();
+                        std::io::stdin().read_to_string(&mut text).context("cannot read the policy from stdin")?;
+                        text
+                    } else {
+                        std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?
+                    };
+                    client
+                        .set_api_policy(pb::SetApiPolicyRequest {
+                            api_id: id,
+                            xml,
+                            if_match: write.if_match,
+                            allow_expired,
+                        })
+                        .await
+                        .map_err(status)?
+                        .into_inner()
+                }
+            };
+            match format {
+                Format::Json => print_json(&serde_json::json!({
+                    "api_id": policy.api_id,
+                    "xml": policy.xml,
+                    "etag": policy.etag,
+                    "revision": policy.revision,
+                })),
+                Format::Table => print!("{}", policy.xml),
+            }
+        }
+        ApiCommand::Credentials { id, credential, write, allow_expired } => {
             use pb::set_api_credentials_request::Credential as C;
             let credential = match (credential.client_cert, credential.thumbprint, credential.none) {
                 (Some(cert), _, _) => C::CertificateId(cert),
@@ -329,11 +539,61 @@ async fn api(server: &str, format: Format, command: ApiCommand) -> anyhow::Resul
             };
             let api = connect(server)
                 .await?
-                .set_api_credentials(pb::SetApiCredentialsRequest { api_id: id, credential: Some(credential) })
+                .set_api_credentials(pb::SetApiCredentialsRequest {
+                    api_id: id,
+                    credential: Some(credential),
+                    if_match: write.if_match,
+                    allow_expired,
+                })
                 .await
                 .map_err(status)?
                 .into_inner();
             print_api(format, &api);
+        }
+    }
+    Ok(())
+}
+
+async fn ca(server: &str, format: Format, command: CaCommand) -> anyhow::Result<()> {
+    match command {
+        CaCommand::Upload { id, file, write } => {
+            let certificate = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let ca = connect(server)
+                .await?
+                .upload_ca_certificate(pb::UploadCaCertificateRequest { id, certificate, if_match: write.if_match })
+                .await
+                .map_err(status)?
+                .into_inner();
+            match format {
+                Format::Json => print_json(&output::ca_json(&ca)),
+                Format::Table => print!("{}", output::cas_table(std::slice::from_ref(&ca))),
+            }
+        }
+        CaCommand::List => {
+            let list = connect(server)
+                .await?
+                .list_ca_certificates(pb::ListCaCertificatesRequest {})
+                .await
+                .map_err(status)?
+                .into_inner();
+            match format {
+                Format::Json => {
+                    print_json(&serde_json::Value::Array(list.ca_certificates.iter().map(output::ca_json).collect()))
+                }
+                Format::Table => print!("{}", output::cas_table(&list.ca_certificates)),
+            }
+        }
+        CaCommand::Delete { id, write } => {
+            let done = connect(server)
+                .await?
+                .delete_ca_certificate(pb::DeleteCaCertificateRequest { id: id.clone(), if_match: write.if_match })
+                .await
+                .map_err(status)?
+                .into_inner();
+            match format {
+                Format::Json => print_json(&serde_json::json!({ "deleted": id, "revision": done.revision })),
+                Format::Table => println!("CA certificate {id} deleted (revision {})", done.revision),
+            }
         }
     }
     Ok(())

@@ -70,7 +70,39 @@ pub fn certificate_json(c: &pb::Certificate) -> Value {
         "chain_length": c.chain_length,
         "used_by": c.used_by,
         "revision": c.revision,
+        "etag": c.etag,
+        "expired": c.expired,
     })
+}
+
+pub fn ca_json(c: &pb::CaCertificate) -> Value {
+    json!({
+        "id": c.id,
+        "subject": c.subject,
+        "thumbprint": c.thumbprint,
+        "not_before": rfc3339(c.not_before.as_ref()),
+        "not_after": rfc3339(c.not_after.as_ref()),
+        "used_by": c.used_by,
+        "revision": c.revision,
+        "etag": c.etag,
+        "expired": c.expired,
+    })
+}
+
+pub fn cas_table(cas: &[pb::CaCertificate]) -> String {
+    let rows: Vec<Vec<String>> = cas
+        .iter()
+        .map(|c| {
+            vec![
+                c.id.clone(),
+                c.subject.clone(),
+                c.thumbprint.clone(),
+                expiry(c.not_after.as_ref()),
+                if c.used_by.is_empty() { "-".into() } else { c.used_by.join(",") },
+            ]
+        })
+        .collect();
+    table(&["ID", "SUBJECT", "THUMBPRINT", "EXPIRES", "USED BY"], &rows)
 }
 
 pub fn certificates_table(certs: &[pb::Certificate]) -> String {
@@ -101,6 +133,7 @@ pub fn certificate_details(c: &pb::Certificate) -> String {
         vec!["not after:".into(), expiry(c.not_after.as_ref())],
         vec!["used by:".into(), if c.used_by.is_empty() { "-".into() } else { c.used_by.join(", ") }],
         vec!["revision:".into(), c.revision.to_string()],
+        vec!["etag:".into(), c.etag.clone()],
     ];
     details(&rows)
 }
@@ -134,14 +167,45 @@ pub fn api_json(api: &pb::Api) -> Value {
         "service_url": api.service_url,
         "credentials": credentials,
         "client_certificate_thumbprint": api.client_certificate_thumbprint,
+        "backend_tls": api.backend_tls.as_ref().map(|t| json!({
+            "validate_certificate_chain": t.validate_certificate_chain.unwrap_or(true),
+            "validate_certificate_name": t.validate_certificate_name.unwrap_or(true),
+            "ca_certificate_ids": t.ca_certificate_ids,
+            "trust_system_roots": t.trust_system_roots.unwrap_or(true),
+        })),
         "revision": api.revision,
+        "etag": api.etag,
     })
+}
+
+fn trust_text(api: &pb::Api) -> String {
+    let Some(t) = api.backend_tls.as_ref() else { return "default".into() };
+    let mut roots = Vec::new();
+    if t.trust_system_roots.unwrap_or(true) {
+        roots.push("system roots".to_string());
+    }
+    roots.extend(t.ca_certificate_ids.iter().map(|id| format!("CA {id}")));
+    let chain = if t.validate_certificate_chain.unwrap_or(true) {
+        format!("chain validated against {}", roots.join(" + "))
+    } else {
+        "chain NOT validated".into()
+    };
+    let name = if t.validate_certificate_name.unwrap_or(true) { "name validated" } else { "name NOT validated" };
+    format!("{chain}; {name}")
 }
 
 pub fn apis_table(apis: &[pb::Api]) -> String {
     let rows: Vec<Vec<String>> = apis
         .iter()
-        .map(|a| vec![a.id.clone(), a.path.clone(), a.service_url.clone(), binding_text(a), dash(&a.client_certificate_thumbprint)])
+        .map(|a| {
+            vec![
+                a.id.clone(),
+                a.path.clone(),
+                a.service_url.clone(),
+                binding_text(a),
+                dash(&a.client_certificate_thumbprint),
+            ]
+        })
         .collect();
     table(&["ID", "PATH", "SERVICE URL", "CLIENT CERTIFICATE", "THUMBPRINT"], &rows)
 }
@@ -154,7 +218,9 @@ pub fn api_details(api: &pb::Api) -> String {
         vec!["service url:".into(), api.service_url.clone()],
         vec!["client certificate:".into(), binding_text(api)],
         vec!["thumbprint:".into(), dash(&api.client_certificate_thumbprint)],
+        vec!["backend trust:".into(), trust_text(api)],
         vec!["revision:".into(), api.revision.to_string()],
+        vec!["etag:".into(), api.etag.clone()],
     ];
     details(&rows)
 }

@@ -80,8 +80,7 @@ impl ConfigClient {
             .keep_alive_while_idle(true)
             .tcp_nodelay(true);
         let channel = endpoint.connect().await.map_err(SessionError::Connect)?;
-        let mut client = ConfigSyncClient::new(channel)
-            .max_decoding_message_size(256 * 1024 * 1024);
+        let mut client = ConfigSyncClient::new(channel).max_decoding_message_size(256 * 1024 * 1024);
 
         let (tx, rx) = mpsc::channel(16);
         let hello = pb::Hello {
@@ -91,11 +90,7 @@ impl ConfigClient {
             revision: self.routing.revision(),
         };
         let _ = tx.send(pb::SyncRequest { message: Some(Message::Hello(hello)) }).await;
-        let mut inbound = client
-            .sync(ReceiverStream::new(rx))
-            .await
-            .map_err(SessionError::Refused)?
-            .into_inner();
+        let mut inbound = client.sync(ReceiverStream::new(rx)).await.map_err(SessionError::Refused)?.into_inner();
         tracing::info!(control_plane = %self.settings.control_plane, "config sync connected");
 
         loop {

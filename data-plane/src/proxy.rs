@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use gatehouse_shared::error_chain;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, combinators::BoxBody};
@@ -15,7 +16,6 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use gatehouse_shared::error_chain;
 use tokio::net::TcpListener;
 
 use crate::routes::Routing;
@@ -59,10 +59,7 @@ pub async fn serve(
     let grace = settings.shutdown_grace;
     let proxy = Arc::new(Proxy { routing, settings });
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(proxy.settings.header_read_timeout);
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(proxy.settings.header_read_timeout);
     let builder = Arc::new(builder);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
@@ -102,15 +99,32 @@ pub async fn serve(
 impl Proxy {
     async fn handle(&self, request: Request<Incoming>, peer: SocketAddr) -> Response<ProxyBody> {
         let Some(table) = self.routing.load() else {
-            return problem(StatusCode::SERVICE_UNAVAILABLE, "Not ready", "this gateway has no configuration yet", None);
+            return problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Not ready",
+                "this gateway has no configuration yet",
+                None,
+            );
         };
         let Some(route) = table.route(request.uri().path()) else {
-            return problem(StatusCode::NOT_FOUND, "No API", &format!("no API is configured for path {}", request.uri().path()), None);
+            return problem(
+                StatusCode::NOT_FOUND,
+                "No API",
+                &format!("no API is configured for path {}", request.uri().path()),
+                None,
+            );
         };
         let api = route.api_id.as_str();
         let uri = match backend_uri(&route.service, &route.prefix, request.uri()) {
             Ok(uri) => uri,
-            Err(_) => return problem(StatusCode::BAD_REQUEST, "Bad request path", "the request path cannot be forwarded", Some(api)),
+            Err(_) => {
+                return problem(
+                    StatusCode::BAD_REQUEST,
+                    "Bad request path",
+                    "the request path cannot be forwarded",
+                    Some(api),
+                );
+            }
         };
         let (mut parts, body) = request.into_parts();
         strip_hop_by_hop(&mut parts.headers);
@@ -121,6 +135,9 @@ impl Proxy {
         }
         append_forwarded_for(&mut parts.headers, peer);
         parts.headers.insert(HeaderName::from_static("x-forwarded-proto"), HeaderValue::from_static("http"));
+        for rule in &route.headers {
+            rule.apply(&mut parts.headers);
+        }
         parts.uri = uri;
         parts.version = http::Version::HTTP_11;
         let outbound = Request::from_parts(parts, body);

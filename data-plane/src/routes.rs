@@ -9,7 +9,9 @@ use gatehouse_proto::v1 as pb;
 use http::Uri;
 use tokio::sync::watch;
 
-use crate::upstream::{TrustAnchors, Upstream, UpstreamError, UpstreamKey};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::upstream::{TlsPolicy, TrustAnchors, Upstream, UpstreamError, UpstreamKey};
 
 pub struct Route {
     pub api_id: String,
@@ -17,6 +19,63 @@ pub struct Route {
     pub prefix: String,
     pub service: Uri,
     pub upstream: Arc<Upstream>,
+    /// Credentials and fixed headers for the backend, applied in order.
+    pub headers: Vec<HeaderRule>,
+}
+
+/// One compiled `set-header` (or Basic credentials) of an API's policy.
+pub struct HeaderRule {
+    name: HeaderName,
+    action: pb::header_action::Action,
+    values: Vec<HeaderValue>,
+}
+
+impl HeaderRule {
+    fn compile(action: &pb::HeaderAction) -> Result<Self, String> {
+        let name = HeaderName::from_bytes(action.name.as_bytes())
+            .map_err(|_| format!("invalid header name '{}'", action.name))?;
+        let values = action
+            .values
+            .iter()
+            .map(|v| {
+                HeaderValue::from_str(v).map(|mut v| {
+                    v.set_sensitive(true);
+                    v
+                })
+            })
+            .collect::<Result<_, _>>()
+            .map_err(|_| format!("invalid value for header '{}'", action.name))?;
+        let action = pb::header_action::Action::try_from(action.action)
+            .map_err(|_| format!("unknown header action {}", action.action))?;
+        Ok(Self { name, action, values })
+    }
+
+    pub fn apply(&self, headers: &mut HeaderMap) {
+        use pb::header_action::Action;
+        match self.action {
+            Action::Override => {
+                headers.remove(&self.name);
+                for value in &self.values {
+                    headers.append(self.name.clone(), value.clone());
+                }
+            }
+            Action::Skip => {
+                if !headers.contains_key(&self.name) {
+                    for value in &self.values {
+                        headers.append(self.name.clone(), value.clone());
+                    }
+                }
+            }
+            Action::Append => {
+                for value in &self.values {
+                    headers.append(self.name.clone(), value.clone());
+                }
+            }
+            Action::Delete => {
+                headers.remove(&self.name);
+            }
+        }
+    }
 }
 
 pub struct RoutingTable {
@@ -28,15 +87,25 @@ pub struct RoutingTable {
 #[derive(Debug, thiserror::Error)]
 pub enum TableError {
     #[error("API '{api}': {source}")]
-    ServiceUrl { api: String, #[source] source: gatehouse_shared::api::ApiDefinitionError },
+    ServiceUrl {
+        api: String,
+        #[source]
+        source: gatehouse_shared::api::ApiDefinitionError,
+    },
     #[error("API '{api}': {source}")]
-    Upstream { api: String, #[source] source: UpstreamError },
+    Upstream {
+        api: String,
+        #[source]
+        source: UpstreamError,
+    },
+    #[error("API '{api}': {reason}")]
+    Header { api: String, reason: String },
 }
 
 impl TableError {
     pub fn api_id(&self) -> &str {
         match self {
-            Self::ServiceUrl { api, .. } | Self::Upstream { api, .. } => api,
+            Self::ServiceUrl { api, .. } | Self::Upstream { api, .. } | Self::Header { api, .. } => api,
         }
     }
 }
@@ -52,6 +121,8 @@ impl RoutingTable {
     ) -> Result<Self, TableError> {
         let identities: HashMap<&str, &pb::ClientIdentity> =
             snapshot.identities.iter().map(|i| (i.thumbprint.as_str(), i)).collect();
+        let cas: HashMap<&str, &pb::TrustedCa> =
+            snapshot.trusted_cas.iter().map(|c| (c.thumbprint.as_str(), c)).collect();
         let mut pools: HashMap<UpstreamKey, Arc<Upstream>> = previous
             .map(|table| table.routes.iter().map(|r| (r.upstream.key.clone(), r.upstream.clone())).collect())
             .unwrap_or_default();
@@ -63,6 +134,7 @@ impl RoutingTable {
                 scheme: service.scheme_str().unwrap_or("https").to_string(),
                 authority: service.authority().map(|a| a.to_string()).unwrap_or_default(),
                 client_thumbprint: config.client_certificate_thumbprint.clone(),
+                tls: TlsPolicy::from_route(config.tls.as_ref()),
             };
             let upstream = match pools.get(&key) {
                 Some(pool) => pool.clone(),
@@ -76,14 +148,26 @@ impl RoutingTable {
                         })?)
                     };
                     let pool = Arc::new(
-                        Upstream::new(key.clone(), identity, trust)
+                        Upstream::new(key.clone(), identity, &cas, trust)
                             .map_err(|source| TableError::Upstream { api: config.api_id.clone(), source })?,
                     );
                     pools.insert(key, pool.clone());
                     pool
                 }
             };
-            routes.push(Route { api_id: config.api_id.clone(), prefix: config.path.clone(), service, upstream });
+            let headers = config
+                .headers
+                .iter()
+                .map(HeaderRule::compile)
+                .collect::<Result<_, _>>()
+                .map_err(|reason| TableError::Header { api: config.api_id.clone(), reason })?;
+            routes.push(Route {
+                api_id: config.api_id.clone(),
+                prefix: config.path.clone(),
+                service,
+                upstream,
+                headers,
+            });
         }
         routes.sort_by(|a, b| b.prefix.len().cmp(&a.prefix.len()));
         Ok(Self { revision, routes })
@@ -156,6 +240,8 @@ mod tests {
             path: path.into(),
             service_url: "http://127.0.0.1:1".into(),
             client_certificate_thumbprint: String::new(),
+            tls: None,
+            headers: vec![],
         }
     }
 
@@ -163,7 +249,7 @@ mod tests {
     fn longest_prefix_on_segment_boundaries() {
         let snapshot = pb::Snapshot {
             routes: vec![route("root", "/"), route("orders", "/orders"), route("items", "/orders/items")],
-            identities: vec![],
+            ..Default::default()
         };
         let table = RoutingTable::build(1, &snapshot, None, &TrustAnchors::system()).unwrap();
         let api = |p: &str| table.route(p).map(|r| r.api_id.as_str());
@@ -175,7 +261,7 @@ mod tests {
 
     #[test]
     fn unchanged_identity_keeps_its_pool() {
-        let snapshot = pb::Snapshot { routes: vec![route("a", "/a")], identities: vec![] };
+        let snapshot = pb::Snapshot { routes: vec![route("a", "/a")], ..Default::default() };
         let first = RoutingTable::build(1, &snapshot, None, &TrustAnchors::system()).unwrap();
         let second = RoutingTable::build(2, &snapshot, Some(&first), &TrustAnchors::system()).unwrap();
         assert!(Arc::ptr_eq(&first.routes[0].upstream, &second.routes[0].upstream));
@@ -185,7 +271,7 @@ mod tests {
     fn missing_identity_is_an_error_naming_the_api() {
         let mut r = route("a", "/a");
         r.client_certificate_thumbprint = "AB".repeat(20);
-        let snapshot = pb::Snapshot { routes: vec![r], identities: vec![] };
+        let snapshot = pb::Snapshot { routes: vec![r], ..Default::default() };
         let error = RoutingTable::build(1, &snapshot, None, &TrustAnchors::system()).err().unwrap();
         assert_eq!(error.api_id(), "a");
     }

@@ -3,6 +3,7 @@
 //! present B, and TLS sessions are never resumed across identities, because each pool has its
 //! own rustls configuration (and session cache).
 
+use std::collections::HashMap;
 use std::error::Error as _;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -14,7 +15,10 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use rustls::{ClientConfig, RootCertStore};
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 /// Identifies a pool: requests may share connections only when all of this is equal.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -23,6 +27,32 @@ pub struct UpstreamKey {
     pub authority: String,
     /// Uppercase SHA-1 of the client certificate presented; empty for none.
     pub client_thumbprint: String,
+    pub tls: TlsPolicy,
+}
+
+/// How a pool checks its backend's server certificate.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct TlsPolicy {
+    pub skip_chain_validation: bool,
+    pub skip_name_validation: bool,
+    /// Thumbprints of the API's own CA certificates, sorted.
+    pub ca_thumbprints: Vec<String>,
+    /// Trust only `ca_thumbprints`, not the system roots (nor --backend-ca-file).
+    pub exclude_system_roots: bool,
+}
+
+impl TlsPolicy {
+    pub fn from_route(tls: Option<&pb::RouteTls>) -> Self {
+        let Some(tls) = tls else { return Self::default() };
+        let mut ca_thumbprints = tls.ca_thumbprints.clone();
+        ca_thumbprints.sort();
+        Self {
+            skip_chain_validation: tls.skip_chain_validation,
+            skip_name_validation: tls.skip_name_validation,
+            ca_thumbprints,
+            exclude_system_roots: tls.exclude_system_roots,
+        }
+    }
 }
 
 pub struct Upstream {
@@ -35,9 +65,23 @@ pub enum UpstreamError {
     #[error("client certificate {thumbprint} is not in the snapshot")]
     MissingIdentity { thumbprint: String },
     #[error("client certificate {thumbprint} cannot be used")]
-    BadIdentity { thumbprint: String, #[source] source: rustls::Error },
+    BadIdentity {
+        thumbprint: String,
+        #[source]
+        source: rustls::Error,
+    },
     #[error("TLS configuration failed")]
     Tls(#[source] rustls::Error),
+    #[error("CA certificate {thumbprint} is not in the snapshot")]
+    MissingCa { thumbprint: String },
+    #[error("CA certificate {thumbprint} cannot be used as a trust anchor")]
+    BadCa {
+        thumbprint: String,
+        #[source]
+        source: rustls::Error,
+    },
+    #[error("the backend's certificate cannot be verified")]
+    Verifier(#[source] rustls::server::VerifierBuilderError),
 }
 
 /// The trust anchors backends' certificates are checked against: the system roots (which
@@ -50,11 +94,19 @@ pub struct TrustAnchors {
 #[derive(Debug, thiserror::Error)]
 pub enum TrustError {
     #[error("cannot read CA file {path}")]
-    Read { path: std::path::PathBuf, #[source] source: rustls_pki_types::pem::Error },
+    Read {
+        path: std::path::PathBuf,
+        #[source]
+        source: rustls_pki_types::pem::Error,
+    },
     #[error("CA file {path} holds no PEM certificate")]
     Empty { path: std::path::PathBuf },
     #[error("CA file {path} holds a certificate that is not a valid trust anchor")]
-    Invalid { path: std::path::PathBuf, #[source] source: rustls::Error },
+    Invalid {
+        path: std::path::PathBuf,
+        #[source]
+        source: rustls::Error,
+    },
 }
 
 impl TrustAnchors {
@@ -81,7 +133,8 @@ impl TrustAnchors {
         use rustls_pki_types::{CertificateDer, pem::PemObject};
         let mut roots = (*self.roots).clone();
         let mut count = 0;
-        let certs = CertificateDer::pem_file_iter(path).map_err(|source| TrustError::Read { path: path.into(), source })?;
+        let certs =
+            CertificateDer::pem_file_iter(path).map_err(|source| TrustError::Read { path: path.into(), source })?;
         for cert in certs {
             let cert = cert.map_err(|source| TrustError::Read { path: path.into(), source })?;
             roots.add(cert).map_err(|source| TrustError::Invalid { path: path.into(), source })?;
@@ -95,11 +148,28 @@ impl TrustAnchors {
 }
 
 impl Upstream {
-    pub fn new(key: UpstreamKey, identity: Option<&pb::ClientIdentity>, trust: &TrustAnchors) -> Result<Self, UpstreamError> {
-        let builder = ClientConfig::builder_with_provider(gatehouse_shared::crypto::provider())
+    pub fn new(
+        key: UpstreamKey,
+        identity: Option<&pb::ClientIdentity>,
+        cas: &HashMap<&str, &pb::TrustedCa>,
+        trust: &TrustAnchors,
+    ) -> Result<Self, UpstreamError> {
+        let provider = gatehouse_shared::crypto::provider();
+        let mut roots = if key.tls.exclude_system_roots { RootCertStore::empty() } else { (*trust.roots).clone() };
+        for thumbprint in &key.tls.ca_thumbprints {
+            let ca = cas
+                .get(thumbprint.as_str())
+                .ok_or_else(|| UpstreamError::MissingCa { thumbprint: thumbprint.clone() })?;
+            roots
+                .add(ca.certificate.clone().into())
+                .map_err(|source| UpstreamError::BadCa { thumbprint: thumbprint.clone(), source })?;
+        }
+        let verifier = BackendVerifier::new(roots, &key.tls, provider.clone())?;
+        let builder = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(UpstreamError::Tls)?
-            .with_root_certificates(trust.roots.clone());
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier));
         let tls = match identity {
             None => builder.with_no_client_auth(),
             Some(identity) => {
@@ -119,14 +189,99 @@ impl Upstream {
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build(connector);
+        let client = Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(60)).build(connector);
         Ok(Self { key, client })
     }
 
-    pub async fn send(&self, request: http::Request<Incoming>) -> Result<http::Response<Incoming>, hyper_util::client::legacy::Error> {
+    pub async fn send(
+        &self,
+        request: http::Request<Incoming>,
+    ) -> Result<http::Response<Incoming>, hyper_util::client::legacy::Error> {
         self.client.request(request).await
+    }
+}
+
+/// Checks a backend's certificate the way its API asks: by default the chain (against the
+/// pool's roots) and the name; with chain validation off, any chain, and with name validation
+/// off, any name. Handshake signatures are always verified, so the backend must hold the key
+/// of the certificate it shows.
+#[derive(Debug)]
+struct BackendVerifier {
+    /// None when chain validation is off.
+    webpki: Option<Arc<WebPkiServerVerifier>>,
+    validate_name: bool,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl BackendVerifier {
+    fn new(
+        roots: RootCertStore,
+        tls: &TlsPolicy,
+        provider: Arc<rustls::crypto::CryptoProvider>,
+    ) -> Result<Self, UpstreamError> {
+        let webpki = if tls.skip_chain_validation {
+            None
+        } else {
+            Some(
+                WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                    .build()
+                    .map_err(UpstreamError::Verifier)?,
+            )
+        };
+        Ok(Self { webpki, validate_name: !tls.skip_name_validation, provider })
+    }
+}
+
+impl ServerCertVerifier for BackendVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        use rustls::CertificateError::{NotValidForName, NotValidForNameContext};
+        match &self.webpki {
+            Some(webpki) => match webpki.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+            {
+                Err(rustls::Error::InvalidCertificate(NotValidForName | NotValidForNameContext { .. }))
+                    if !self.validate_name =>
+                {
+                    Ok(ServerCertVerified::assertion())
+                }
+                other => other,
+            },
+            None => {
+                if self.validate_name {
+                    let parsed = rustls::server::ParsedCertificate::try_from(end_entity)?;
+                    rustls::client::verify_server_name(&parsed, server_name)?;
+                }
+                Ok(ServerCertVerified::assertion())
+            }
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider.signature_verification_algorithms.supported_schemes()
     }
 }
 
@@ -168,7 +323,9 @@ impl BackendFailure {
     fn from_tls(error: &rustls::Error) -> Self {
         use rustls::{AlertDescription as Alert, CertificateError as Cert, Error};
         match error {
-            Error::InvalidCertificate(Cert::NotValidForName | Cert::NotValidForNameContext { .. }) => Self::NameMismatch,
+            Error::InvalidCertificate(Cert::NotValidForName | Cert::NotValidForNameContext { .. }) => {
+                Self::NameMismatch
+            }
             Error::InvalidCertificate(_) => Self::CertificateNotTrusted,
             Error::AlertReceived(
                 Alert::BadCertificate

@@ -7,8 +7,7 @@ pub mod v1 {
     tonic::include_proto!("gatehouse.v1");
 
     /// Encoded `FileDescriptorSet` of every gatehouse proto, for server reflection.
-    pub const FILE_DESCRIPTOR_SET: &[u8] =
-        include_bytes!(concat!(env!("OUT_DIR"), "/gatehouse_descriptor.bin"));
+    pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/gatehouse_descriptor.bin"));
 }
 
 /// The ConfigSync wire protocol version this build speaks.

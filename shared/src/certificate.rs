@@ -35,6 +35,12 @@ pub enum CertificateError {
     TooLarge { limit: usize },
     #[error("the certificate chain has {found} certificates; at most {limit} are accepted")]
     ChainTooLong { found: usize, limit: usize },
+    #[error("the file is neither a PEM nor a DER X.509 certificate")]
+    NotCertificate,
+    #[error("the file holds {0} certificates; upload one CA certificate per id")]
+    SeveralCertificates(usize),
+    #[error("the certificate is not a CA certificate (basicConstraints CA:TRUE is missing)")]
+    NotCa,
 }
 
 /// What people are shown about a certificate.
@@ -125,9 +131,10 @@ impl ClientCertificate {
             if current.subject() == current.issuer() {
                 break;
             }
-            let next = parsed.iter().enumerate().position(|(i, c)| {
-                !order.contains(&i) && c.subject() == current.issuer() && c.subject() != c.issuer()
-            });
+            let next = parsed
+                .iter()
+                .enumerate()
+                .position(|(i, c)| !order.contains(&i) && c.subject() == current.issuer() && c.subject() != c.issuer());
             match next {
                 Some(i) => order.push(i),
                 None => break,
@@ -160,11 +167,39 @@ fn open_archive(pfx: &[u8], password: &str) -> Result<Pkcs12Archive, Certificate
         }
         // A MAC mismatch, or (for files without a MAC) a decryption that yields garbage.
         Err(P12::MacError(_) | P12::UnpadError | P12::InvalidPrivateKey) => Err(CertificateError::WrongPassword),
-        Err(e @ (P12::UnsupportedEncryptionScheme | P12::UnsupportedMacAlgorithm | P12::UnsupportedCertificateType)) => {
-            Err(CertificateError::Unsupported(e))
-        }
+        Err(
+            e @ (P12::UnsupportedEncryptionScheme | P12::UnsupportedMacAlgorithm | P12::UnsupportedCertificateType),
+        ) => Err(CertificateError::Unsupported(e)),
         Err(e) => Err(CertificateError::NotPkcs12(e)),
     }
+}
+
+/// A CA certificate as operators upload it: one certificate, PEM or DER, with
+/// basicConstraints CA:TRUE. Returns the DER and its description.
+pub fn parse_ca_certificate(bytes: &[u8]) -> Result<(Vec<u8>, CertificateInfo), CertificateError> {
+    use rustls_pki_types::pem::PemObject;
+    let der = if bytes.trim_ascii_start().starts_with(b"-----BEGIN") {
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(bytes)
+            .collect::<Result<_, _>>()
+            .map_err(|_| CertificateError::NotCertificate)?;
+        match certs.len() {
+            0 => return Err(CertificateError::NotCertificate),
+            1 => certs[0].to_vec(),
+            n => return Err(CertificateError::SeveralCertificates(n)),
+        }
+    } else {
+        bytes.to_vec()
+    };
+    let (rest, cert) = X509Certificate::from_der(&der).map_err(|_| CertificateError::NotCertificate)?;
+    if !rest.is_empty() {
+        return Err(CertificateError::NotCertificate);
+    }
+    let is_ca = cert.basic_constraints().ok().flatten().is_some_and(|bc| bc.value.ca);
+    if !is_ca {
+        return Err(CertificateError::NotCa);
+    }
+    let info = describe(&cert, &der);
+    Ok((der, info))
 }
 
 /// Describes a DER certificate (used for leaf certificates and CA certificates alike).

@@ -6,6 +6,7 @@
 pub mod api;
 pub mod certificate;
 pub mod crypto;
+pub mod policy;
 pub mod process;
 pub mod thumbprint;
 

@@ -3,11 +3,7 @@
 
 /// Logs to stderr (stdout is for what a binary reports), filtered by a RUST_LOG-style filter.
 pub fn init_logging(filter: &str) {
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .with_writer(std::io::stderr)
-        .init();
+    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_writer(std::io::stderr).init();
 }
 
 /// Completes on SIGTERM or SIGINT.

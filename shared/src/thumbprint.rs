@@ -23,11 +23,7 @@ impl Thumbprint {
 
     /// Parses what people paste: any case, with or without `:` or space separators.
     pub fn parse(text: &str) -> Result<Self, InvalidThumbprint> {
-        let hex: String = text
-            .chars()
-            .filter(|c| !matches!(c, ':' | ' '))
-            .map(|c| c.to_ascii_uppercase())
-            .collect();
+        let hex: String = text.chars().filter(|c| !matches!(c, ':' | ' ')).map(|c| c.to_ascii_uppercase()).collect();
         if hex.len() == 40 && hex.chars().all(|c| c.is_ascii_hexdigit()) {
             Ok(Self(hex))
         } else {

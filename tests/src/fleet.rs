@@ -16,9 +16,9 @@ pub async fn wait_acked(
     let start = Instant::now();
     loop {
         let list = management.list_gateways(pb::ListGatewaysRequest {}).await?.into_inner();
-        let done = names.iter().all(|name| {
-            list.gateways.iter().any(|g| g.name == *name && g.connected && g.applied_revision >= revision)
-        });
+        let done = names
+            .iter()
+            .all(|name| list.gateways.iter().any(|g| g.name == *name && g.connected && g.applied_revision >= revision));
         if done {
             return Ok(start.elapsed());
         }

@@ -5,10 +5,10 @@
 #![deny(rust_2018_idioms)]
 
 pub mod backend;
+pub mod fleet;
 pub mod http_client;
 pub mod pki;
 pub mod process;
-pub mod fleet;
 
 /// A file from tests/fixtures (made by the openssl CLI, see make-fixtures.sh).
 pub fn fixture(name: &str) -> Vec<u8> {

@@ -4,7 +4,10 @@
 use std::path::{Path, PathBuf};
 
 use gatehouse_shared::Thumbprint;
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose};
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+    KeyUsagePurpose,
+};
 
 /// A certificate with its key, as the test needs it.
 pub struct Issued {

@@ -62,7 +62,9 @@ pub async fn start(name: &str, args: &[String], envs: &[(&str, &str)], lines: us
         }
         anyhow::Ok(())
     };
-    tokio::time::timeout(Duration::from_secs(30), read).await.map_err(|_| anyhow!("{name} did not start within 30 s"))??;
+    tokio::time::timeout(Duration::from_secs(30), read)
+        .await
+        .map_err(|_| anyhow!("{name} did not start within 30 s"))??;
     // Keep draining stdout so the child never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = reader.next_line().await {} });
     Ok(Running { child, addrs })
@@ -101,12 +103,7 @@ impl ControlPlane {
     }
 
     pub async fn start_on(data_dir: &Path, listen: SocketAddr) -> anyhow::Result<Self> {
-        let args = vec![
-            "--data-dir".into(),
-            data_dir.display().to_string(),
-            "--listen".into(),
-            listen.to_string(),
-        ];
+        let args = vec!["--data-dir".into(), data_dir.display().to_string(), "--listen".into(), listen.to_string()];
         let process = start("gatehouse-cp", &args, &[], 1).await?;
         let addr = process.addrs[0];
         Ok(Self { process, addr, data_dir: data_dir.to_path_buf() })
@@ -116,7 +113,9 @@ impl ControlPlane {
         format!("http://{}", self.addr)
     }
 
-    pub async fn management(&self) -> anyhow::Result<gatehouse_proto::v1::management_client::ManagementClient<tonic::transport::Channel>> {
+    pub async fn management(
+        &self,
+    ) -> anyhow::Result<gatehouse_proto::v1::management_client::ManagementClient<tonic::transport::Channel>> {
         Ok(gatehouse_proto::v1::management_client::ManagementClient::connect(self.url()).await?)
     }
 }

@@ -6,7 +6,7 @@ use gatehouse_tests::{fixture, fixture_thumbprint, pki};
 use tonic::Code;
 
 fn upload(id: &str, pfx: Vec<u8>, password: &str) -> pb::UploadCertificateRequest {
-    pb::UploadCertificateRequest { id: id.into(), pfx, password: password.into() }
+    pb::UploadCertificateRequest { id: id.into(), pfx, password: password.into(), ..Default::default() }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -15,11 +15,32 @@ async fn every_kind_of_pfx_uploads_and_lists_with_its_openssl_thumbprint() -> an
     let cp = ControlPlane::start(dir.path()).await?;
     let mut m = cp.management().await?;
     let cases = [
-        ("modern", "rsa-modern.pfx", "modern-pass", "rsa.sha1", "CN=rsa-client, O=Gatehouse Fixtures, C=US", "RSA 2048"),
-        ("legacy", "rsa-legacy.pfx", "legacy-pass", "rsa.sha1", "CN=rsa-client, O=Gatehouse Fixtures, C=US", "RSA 2048"),
+        (
+            "modern",
+            "rsa-modern.pfx",
+            "modern-pass",
+            "rsa.sha1",
+            "CN=rsa-client, O=Gatehouse Fixtures, C=US",
+            "RSA 2048",
+        ),
+        (
+            "legacy",
+            "rsa-legacy.pfx",
+            "legacy-pass",
+            "rsa.sha1",
+            "CN=rsa-client, O=Gatehouse Fixtures, C=US",
+            "RSA 2048",
+        ),
         ("ec", "ec-p256.pfx", "ec-pass", "ec.sha1", "CN=ec-client, O=Gatehouse Fixtures, C=US", "EC P-256"),
         ("empty", "empty-password.pfx", "", "ec.sha1", "CN=ec-client, O=Gatehouse Fixtures, C=US", "EC P-256"),
-        ("chained", "chain.pfx", "chain-pass", "chain.sha1", "CN=chained-client, O=Gatehouse Fixtures, C=US", "RSA 2048"),
+        (
+            "chained",
+            "chain.pfx",
+            "chain-pass",
+            "chain.sha1",
+            "CN=chained-client, O=Gatehouse Fixtures, C=US",
+            "RSA 2048",
+        ),
     ];
     for (id, file, password, sha1, subject, key) in cases {
         let cert = m.upload_certificate(upload(id, fixture(file), password)).await?.into_inner();
@@ -84,6 +105,7 @@ async fn apis_bindings_and_deletion_rules() -> anyhow::Result<()> {
         path: path.into(),
         service_url: "https://localhost:9".into(),
         credentials: credentials.map(|k| pb::CredentialBinding { kind: Some(k) }),
+        ..Default::default()
     };
 
     let orders = m.put_api(put("orders", "/orders/", Some(Kind::CertificateId("client".into())))).await?.into_inner();
@@ -105,7 +127,10 @@ async fn apis_bindings_and_deletion_rules() -> anyhow::Result<()> {
     let cert = m.get_certificate(pb::GetCertificateRequest { id: "client".into() }).await?.into_inner();
     assert_eq!(cert.used_by, ["billing", "orders"]);
 
-    let status = m.delete_certificate(pb::DeleteCertificateRequest { id: "client".into() }).await.unwrap_err();
+    let status = m
+        .delete_certificate(pb::DeleteCertificateRequest { id: "client".into(), ..Default::default() })
+        .await
+        .unwrap_err();
     assert_eq!(status.code(), Code::FailedPrecondition);
     assert!(status.message().contains("billing") && status.message().contains("orders"), "{}", status.message());
 
@@ -117,13 +142,17 @@ async fn apis_bindings_and_deletion_rules() -> anyhow::Result<()> {
         m.set_api_credentials(pb::SetApiCredentialsRequest {
             api_id: api.into(),
             credential: Some(pb::set_api_credentials_request::Credential::None(())),
+            ..Default::default()
         })
         .await?;
     }
-    m.delete_certificate(pb::DeleteCertificateRequest { id: "client".into() }).await?;
-    let status = m.delete_certificate(pb::DeleteCertificateRequest { id: "client".into() }).await.unwrap_err();
+    m.delete_certificate(pb::DeleteCertificateRequest { id: "client".into(), ..Default::default() }).await?;
+    let status = m
+        .delete_certificate(pb::DeleteCertificateRequest { id: "client".into(), ..Default::default() })
+        .await
+        .unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
-    let status = m.delete_api(pb::DeleteApiRequest { id: "nope".into() }).await.unwrap_err();
+    let status = m.delete_api(pb::DeleteApiRequest { id: "nope".into(), ..Default::default() }).await.unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
     Ok(())
 }
@@ -141,6 +170,7 @@ async fn acknowledged_writes_survive_sigkill() -> anyhow::Result<()> {
             path: "/orders".into(),
             service_url: "https://localhost:9".into(),
             credentials: Some(pb::CredentialBinding { kind: Some(Kind::CertificateId("client".into())) }),
+            ..Default::default()
         })
         .await?
         .into_inner();

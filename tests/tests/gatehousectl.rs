@@ -19,7 +19,9 @@ async fn operator_story_through_the_cli() -> anyhow::Result<()> {
     // Wrong password: one line, non-zero, says why, stores nothing.
     let wrong = dir.path().join("wrong.txt");
     std::fs::write(&wrong, "nope")?;
-    let out = ctl(&server, &["cert", "upload", "client", "--pfx", pfx, "--password-file", wrong.to_str().unwrap()], None).await?;
+    let out =
+        ctl(&server, &["cert", "upload", "client", "--pfx", pfx, "--password-file", wrong.to_str().unwrap()], None)
+            .await?;
     assert!(!out.success);
     assert_eq!(out.stderr.trim().lines().count(), 1, "{}", out.stderr);
     assert!(out.stderr.contains("password is incorrect"), "{}", out.stderr);
@@ -32,14 +34,22 @@ async fn operator_story_through_the_cli() -> anyhow::Result<()> {
     assert!(out.stdout.contains(&fixture_thumbprint("rsa.sha1")), "{}", out.stdout);
     let ec = dir.path().join("ec.pfx");
     std::fs::write(&ec, fixture("ec-p256.pfx"))?;
-    let out = ctl(&server, &["cert", "upload", "ec", "--pfx", ec.to_str().unwrap(), "--password-stdin"], Some("ec-pass")).await?;
+    let out =
+        ctl(&server, &["cert", "upload", "ec", "--pfx", ec.to_str().unwrap(), "--password-stdin"], Some("ec-pass"))
+            .await?;
     assert!(out.success, "{}", out.stderr);
 
     for (api, path) in [("orders", "/orders"), ("billing", "/billing")] {
-        let out = ctl(&server, &["api", "put", api, "--path", path, "--service-url", "https://localhost:9443", "--client-cert", "client"], None).await?;
+        let out = ctl(
+            &server,
+            &["api", "put", api, "--path", path, "--service-url", "https://localhost:9443", "--client-cert", "client"],
+            None,
+        )
+        .await?;
         assert!(out.success, "{}", out.stderr);
     }
-    let out = ctl(&server, &["api", "credentials", "billing", "--thumbprint", &fixture_thumbprint("rsa.sha1")], None).await?;
+    let out =
+        ctl(&server, &["api", "credentials", "billing", "--thumbprint", &fixture_thumbprint("rsa.sha1")], None).await?;
     assert!(out.success, "{}", out.stderr);
 
     // The table shows the full thumbprint and who uses each certificate.
@@ -47,7 +57,8 @@ async fn operator_story_through_the_cli() -> anyhow::Result<()> {
     let row = out.stdout.lines().find(|l| l.starts_with("client ")).expect("client row");
     assert!(row.contains(&fixture_thumbprint("rsa.sha1")) && row.contains("billing,orders"), "{}", out.stdout);
     assert!(out.stdout.lines().next().unwrap().starts_with("ID"), "{}", out.stdout);
-    let json: serde_json::Value = serde_json::from_str(&ctl(&server, &["cert", "show", "client", "-o", "json"], None).await?.stdout)?;
+    let json: serde_json::Value =
+        serde_json::from_str(&ctl(&server, &["cert", "show", "client", "-o", "json"], None).await?.stdout)?;
     assert_eq!(json["used_by"], serde_json::json!(["billing", "orders"]));
     assert_eq!(json["thumbprint"], fixture_thumbprint("rsa.sha1"));
 
@@ -66,7 +77,8 @@ async fn operator_story_through_the_cli() -> anyhow::Result<()> {
     let out = ctl(&server, &["cert", "show", "client"], None).await?;
     assert!(!out.success && out.stderr.contains("not found"), "{}", out.stderr);
 
-    let apis: serde_json::Value = serde_json::from_str(&ctl(&server, &["api", "list", "-o", "json"], None).await?.stdout)?;
+    let apis: serde_json::Value =
+        serde_json::from_str(&ctl(&server, &["api", "list", "-o", "json"], None).await?.stdout)?;
     assert_eq!(apis.as_array().unwrap().len(), 2);
     assert_eq!(apis[0]["credentials"], serde_json::Value::Null);
     let out = ctl(&server, &["api", "delete", "orders"], None).await?;

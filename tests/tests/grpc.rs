@@ -3,8 +3,8 @@
 use gatehouse_proto::v1::{self as pb, config_sync_client::ConfigSyncClient};
 use gatehouse_tests::process::ControlPlane;
 use tonic_reflection::pb::v1::{
-    ServerReflectionRequest, server_reflection_client::ServerReflectionClient, server_reflection_request::MessageRequest,
-    server_reflection_response::MessageResponse,
+    ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+    server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
 };
 
 #[tokio::test(flavor = "multi_thread")]
@@ -15,15 +15,15 @@ async fn health_and_reflection_answer_generic_clients() -> anyhow::Result<()> {
 
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
     for service in ["", "gatehouse.v1.Management", "gatehouse.v1.ConfigSync"] {
-        let reply = health
-            .check(tonic_health::pb::HealthCheckRequest { service: service.into() })
-            .await?
-            .into_inner();
+        let reply = health.check(tonic_health::pb::HealthCheckRequest { service: service.into() }).await?.into_inner();
         assert_eq!(reply.status(), tonic_health::pb::health_check_response::ServingStatus::Serving, "{service:?}");
     }
 
     let mut reflection = ServerReflectionClient::new(channel);
-    let request = ServerReflectionRequest { host: String::new(), message_request: Some(MessageRequest::ListServices(String::new())) };
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
     let mut replies = reflection.server_reflection_info(tokio_stream::iter([request])).await?.into_inner();
     let reply = replies.message().await?.expect("one reply");
     let Some(MessageResponse::ListServicesResponse(list)) = reply.message_response else {

@@ -36,8 +36,13 @@ async fn world() -> anyhow::Result<World> {
     let (a, b) = (ca.client("client-a")?, ca.client("client-b")?);
     let mut m = cp.management().await?;
     for (id, cert) in [("a", &a), ("b", &b)] {
-        m.upload_certificate(pb::UploadCertificateRequest { id: id.into(), pfx: cert.pfx("pw")?, password: "pw".into() })
-            .await?;
+        m.upload_certificate(pb::UploadCertificateRequest {
+            id: id.into(),
+            pfx: cert.pfx("pw")?,
+            password: "pw".into(),
+            ..Default::default()
+        })
+        .await?;
     }
     Ok(World { _dir: dir, ca_file, ca, cp, backend, a, b })
 }
@@ -49,11 +54,12 @@ fn api(id: &str, path: &str, service_url: &str, credentials: Option<Kind>) -> pb
         path: path.into(),
         service_url: service_url.into(),
         credentials: credentials.map(|k| pb::CredentialBinding { kind: Some(k) }),
+        ..Default::default()
     }
 }
 
 fn bind(api: &str, credential: Credential) -> pb::SetApiCredentialsRequest {
-    pb::SetApiCredentialsRequest { api_id: api.into(), credential: Some(credential) }
+    pb::SetApiCredentialsRequest { api_id: api.into(), credential: Some(credential), ..Default::default() }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -65,7 +71,9 @@ async fn switching_certificates_reaches_every_data_plane() -> anyhow::Result<()>
     let names = [dp1.name.as_str(), dp2.name.as_str()];
     let http = HttpClient::default();
 
-    let created = m.put_api(api("orders", "/orders", &format!("{}/v1", w.backend.url()), Some(Kind::CertificateId("a".into())))).await?;
+    let created = m
+        .put_api(api("orders", "/orders", &format!("{}/v1", w.backend.url()), Some(Kind::CertificateId("a".into()))))
+        .await?;
     wait_acked(&mut m, &names, created.into_inner().revision, ACK_TIMEOUT).await?;
     for dp in [&dp1, &dp2] {
         let reply = http.get(&dp.url("/orders/42?expand=items")).await?;
@@ -90,7 +98,12 @@ async fn switching_certificates_reaches_every_data_plane() -> anyhow::Result<()>
         for dp in [&dp1, &dp2] {
             for _ in 0..5 {
                 let reply = http.get(&dp.url("/orders")).await?;
-                assert_eq!(reply.presented(), Some(expected.thumbprint.as_str()), "{} after ACK of {revision}", dp.name);
+                assert_eq!(
+                    reply.presented(),
+                    Some(expected.thumbprint.as_str()),
+                    "{} after ACK of {revision}",
+                    dp.name
+                );
             }
         }
     }
@@ -162,11 +175,16 @@ async fn a_slow_backend_gets_504() -> anyhow::Result<()> {
         }
     });
     let args = vec![
-        "--control-plane".into(), cp.url(),
-        "--listen".into(), "127.0.0.1:0".into(),
-        "--admin-listen".into(), "127.0.0.1:0".into(),
-        "--name".into(), "dp-slow".into(),
-        "--backend-timeout".into(), "1".into(),
+        "--control-plane".into(),
+        cp.url(),
+        "--listen".into(),
+        "127.0.0.1:0".into(),
+        "--admin-listen".into(),
+        "127.0.0.1:0".into(),
+        "--name".into(),
+        "dp-slow".into(),
+        "--backend-timeout".into(),
+        "1".into(),
     ];
     let dp = gatehouse_tests::process::start("gatehouse-dp", &args, &[], 2).await?;
     let revision = m.put_api(api("slow", "/slow", &format!("http://{silent_addr}"), None)).await?.into_inner().revision;
@@ -203,7 +221,8 @@ async fn data_plane_serves_through_a_control_plane_outage_and_catches_up() -> an
 
     let cp = ControlPlane::start_on(&w.cp.data_dir, addr).await?;
     let mut m = cp.management().await?;
-    let revision = m.set_api_credentials(bind("orders", Credential::CertificateId("b".into()))).await?.into_inner().revision;
+    let revision =
+        m.set_api_credentials(bind("orders", Credential::CertificateId("b".into()))).await?.into_inner().revision;
     wait_acked(&mut m, &[&dp.name], revision, ACK_TIMEOUT).await?;
     let reply = http.get(&dp.url("/orders")).await?;
     assert_eq!(reply.presented(), Some(w.b.thumbprint.as_str()));

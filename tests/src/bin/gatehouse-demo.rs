@@ -21,7 +21,10 @@ use gatehouse_tests::pki::TestCa;
 use tokio::net::TcpListener;
 
 #[derive(Parser, Debug)]
-#[command(version, about = "Runs a control plane, a data plane and an mTLS backend on loopback, and shows a client certificate switch")]
+#[command(
+    version,
+    about = "Runs a control plane, a data plane and an mTLS backend on loopback, and shows a client certificate switch"
+)]
 struct Args {
     /// Folder for the control plane's sled database and the demo PKI.
     #[arg(long, env = "GATEHOUSE_DEMO_DIR", default_value = "demo-data")]
@@ -43,7 +46,10 @@ struct Args {
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
-    tracing_subscriber::fmt().with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into())).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
     if let Err(error) = run(args).await {
         eprintln!("gatehouse-demo: {error:#}");
         std::process::exit(1);
@@ -66,7 +72,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
 
     // 2. The control plane, on sled in a local folder.
-    let control_plane = ControlPlane::bind(&ControlPlaneConfig { data_dir: args.data_dir.join("control-plane"), listen: args.control_plane_listen }).await?;
+    let control_plane = ControlPlane::bind(&ControlPlaneConfig {
+        data_dir: args.data_dir.join("control-plane"),
+        listen: args.control_plane_listen,
+    })
+    .await?;
     let cp_addr = control_plane.local_addr();
     tokio::spawn(control_plane.serve(std::future::pending()));
 
@@ -75,7 +85,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
     // 4. A data plane, trusting the demo CA for backends.
     let listener = TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
-    let admin_listener = TcpListener::bind(args.admin_listen).await.with_context(|| format!("cannot listen on {}", args.admin_listen))?;
+    let admin_listener = TcpListener::bind(args.admin_listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.admin_listen))?;
     let (dp_addr, admin_addr) = (listener.local_addr()?, admin_listener.local_addr()?);
     let routing = Arc::new(Routing::default());
     let client = ConfigClient::new(
@@ -101,7 +113,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut management = ManagementClient::connect(format!("http://{cp_addr}")).await?;
     for (id, cert) in &clients {
         let uploaded = management
-            .upload_certificate(pb::UploadCertificateRequest { id: (*id).into(), pfx: cert.pfx(password)?, password: password.into() })
+            .upload_certificate(pb::UploadCertificateRequest {
+                id: (*id).into(),
+                pfx: cert.pfx(password)?,
+                password: password.into(),
+                ..Default::default()
+            })
             .await?
             .into_inner();
         println!("uploaded {id}: {}  thumbprint {}", uploaded.subject, uploaded.thumbprint);
@@ -113,6 +130,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             path: "/demo".into(),
             service_url: backend.url(),
             credentials: None,
+            ..Default::default()
         })
         .await?;
     let http = HttpClient::default();
@@ -123,6 +141,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             .set_api_credentials(pb::SetApiCredentialsRequest {
                 api_id: "demo".into(),
                 credential: Some(pb::set_api_credentials_request::Credential::CertificateId((*id).into())),
+                ..Default::default()
             })
             .await?
             .into_inner();
@@ -131,9 +150,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let reply = http.get(&url).await?;
         let seen = reply.presented().unwrap_or("none");
         println!();
-        println!("bound API 'demo' to {id} (revision {}); the data plane applied it {applied_in:.1?} after the call", api.revision);
+        println!(
+            "bound API 'demo' to {id} (revision {}); the data plane applied it {applied_in:.1?} after the call",
+            api.revision
+        );
         println!("GET {url} -> {}", reply.status);
-        println!("  the backend saw client certificate {seen}{}", if seen == cert.thumbprint.as_str() { format!(" = {id}") } else { " (unexpected!)".into() });
+        println!(
+            "  the backend saw client certificate {seen}{}",
+            if seen == cert.thumbprint.as_str() { format!(" = {id}") } else { " (unexpected!)".into() }
+        );
         anyhow::ensure!(seen == cert.thumbprint.as_str(), "the backend saw {seen}, expected {}", cert.thumbprint);
     }
 

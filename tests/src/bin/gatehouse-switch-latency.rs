@@ -38,14 +38,24 @@ async fn main() -> anyhow::Result<()> {
     let mut m = cp.management().await?;
     let certs = [ca.client("a")?, ca.client("b")?];
     for (id, cert) in ["a", "b"].iter().zip(&certs) {
-        m.upload_certificate(pb::UploadCertificateRequest { id: (*id).into(), pfx: cert.pfx("pw")?, password: "pw".into() }).await?;
+        m.upload_certificate(pb::UploadCertificateRequest {
+            id: (*id).into(),
+            pfx: cert.pfx("pw")?,
+            password: "pw".into(),
+            ..Default::default()
+        })
+        .await?;
     }
     m.put_api(pb::PutApiRequest {
         id: "api".into(),
         display_name: String::new(),
         path: "/api".into(),
         service_url: backend.url(),
-        credentials: None,
+        // Bound from the start, so every response during a switch must be 2xx.
+        credentials: Some(pb::CredentialBinding {
+            kind: Some(pb::credential_binding::Kind::CertificateId("b".into())),
+        }),
+        ..Default::default()
     })
     .await?;
 
@@ -54,8 +64,12 @@ async fn main() -> anyhow::Result<()> {
     let mut errors = 0usize;
     for i in 0..args.switches {
         let (id, cert) = if i % 2 == 0 { ("a", &certs[0]) } else { ("b", &certs[1]) };
-        m.set_api_credentials(pb::SetApiCredentialsRequest { api_id: "api".into(), credential: Some(Credential::CertificateId(id.into())) })
-            .await?;
+        m.set_api_credentials(pb::SetApiCredentialsRequest {
+            api_id: "api".into(),
+            credential: Some(Credential::CertificateId(id.into())),
+            ..Default::default()
+        })
+        .await?;
         let returned = Instant::now();
         // Every data plane is polled at once, so one's latency does not include another's.
         let polls = data_planes.iter().map(|dp| {
@@ -91,6 +105,11 @@ async fn main() -> anyhow::Result<()> {
         "switch latency (SetApiCredentials returned -> first request presenting the new certificate), {} switches x {} data planes:",
         args.switches, args.data_planes
     );
-    println!("  median {:.2?}  p99 {:.2?}  max {:.2?}  non-2xx responses {errors}", pick(0.5), pick(0.99), samples[samples.len() - 1]);
+    println!(
+        "  median {:.2?}  p99 {:.2?}  max {:.2?}  non-2xx responses {errors}",
+        pick(0.5),
+        pick(0.99),
+        samples[samples.len() - 1]
+    );
     Ok(())
 }
