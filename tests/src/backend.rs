@@ -45,11 +45,31 @@ impl Drop for EchoBackend {
     }
 }
 
+/// Everything about a backend but its certificate.
+pub struct BackendOptions {
+    pub client_auth: ClientAuth,
+    /// Answer 401 unless the request carries this header with this value.
+    pub required_header: Option<(String, String)>,
+    /// Sign handshakes with this PKCS#8 key instead of the certificate's own: an impostor
+    /// that shows a certificate it does not hold the key of.
+    pub signing_key: Option<Vec<u8>>,
+}
+
+impl Default for BackendOptions {
+    fn default() -> Self {
+        Self { client_auth: ClientAuth::AnyCertificate, required_header: None, signing_key: None }
+    }
+}
+
 impl EchoBackend {
     /// Starts a TLS backend on 127.0.0.1:0 with `server` as its certificate.
     pub async fn start(server: &Issued, client_auth: ClientAuth) -> anyhow::Result<Self> {
+        Self::start_with(server, BackendOptions { client_auth, ..BackendOptions::default() }).await
+    }
+
+    pub async fn start_with(server: &Issued, options: BackendOptions) -> anyhow::Result<Self> {
         let provider = gatehouse_shared::crypto::provider();
-        let verifier: Arc<dyn ClientCertVerifier> = match client_auth {
+        let verifier: Arc<dyn ClientCertVerifier> = match options.client_auth {
             ClientAuth::AnyCertificate => Arc::new(AnyClientCertificate { provider: provider.clone() }),
             ClientAuth::TrustedBy(ca) => {
                 let mut roots = rustls::RootCertStore::empty();
@@ -58,13 +78,23 @@ impl EchoBackend {
                     .build()?
             }
         };
-        let config = ServerConfig::builder_with_provider(provider)
+        let builder = ServerConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()?
-            .with_client_cert_verifier(verifier)
-            .with_single_cert(
-                vec![CertificateDer::from(server.der.clone())],
-                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server.key_der.clone())),
-            )?;
+            .with_client_cert_verifier(verifier);
+        let chain = vec![CertificateDer::from(server.der.clone())];
+        let config = match options.signing_key {
+            None => builder
+                .with_single_cert(chain, PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server.key_der.clone())))?,
+            Some(key) => {
+                // CertifiedKey::new skips the key/certificate consistency check on purpose.
+                let key =
+                    provider.key_provider.load_private_key(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key)))?;
+                builder.with_cert_resolver(Arc::new(FixedCertificate(Arc::new(rustls::sign::CertifiedKey::new(
+                    chain, key,
+                )))))
+            }
+        };
+        let required = Arc::new(options.required_header);
         let acceptor = TlsAcceptor::from(Arc::new(config));
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
@@ -76,6 +106,7 @@ impl EchoBackend {
                 let _ = stream.set_nodelay(true);
                 let acceptor = acceptor.clone();
                 let counter = counter.clone();
+                let required = required.clone();
                 tokio::spawn(async move {
                     let Ok(tls) = acceptor.accept(stream).await else { return };
                     let thumbprint = tls
@@ -88,7 +119,8 @@ impl EchoBackend {
                     let service = service_fn(move |request: Request<hyper::body::Incoming>| {
                         counter.fetch_add(1, Ordering::Relaxed);
                         let thumbprint = thumbprint.clone();
-                        async move { Ok::<_, hyper::Error>(echo(request, &thumbprint).await) }
+                        let required = required.clone();
+                        async move { Ok::<_, hyper::Error>(echo(request, &thumbprint, required.as_ref().as_ref()).await) }
                     });
                     let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                         .serve_connection(TokioIo::new(tls), service)
@@ -109,8 +141,21 @@ impl EchoBackend {
     }
 }
 
-async fn echo(request: Request<hyper::body::Incoming>, thumbprint: &str) -> Response<Full<Bytes>> {
+async fn echo(
+    request: Request<hyper::body::Incoming>,
+    thumbprint: &str,
+    required: Option<&(String, String)>,
+) -> Response<Full<Bytes>> {
     let (parts, body) = request.into_parts();
+    if let Some((name, value)) = required {
+        if parts.headers.get(name.as_str()).and_then(|v| v.to_str().ok()) != Some(value.as_str()) {
+            return Response::builder()
+                .status(401)
+                .header(THUMBPRINT_HEADER, thumbprint)
+                .body(Full::new(Bytes::from_static(b"missing or wrong credentials")))
+                .expect("valid response");
+        }
+    }
     let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
     let headers: serde_json::Map<String, serde_json::Value> = parts
         .headers
@@ -172,5 +217,14 @@ impl ClientCertVerifier for AnyClientCertificate {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.provider.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[derive(Debug)]
+struct FixedCertificate(Arc<rustls::sign::CertifiedKey>);
+
+impl rustls::server::ResolvesServerCert for FixedCertificate {
+    fn resolve(&self, _: rustls::server::ClientHello<'_>) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.0.clone())
     }
 }

@@ -9,6 +9,7 @@ pub mod fleet;
 pub mod http_client;
 pub mod pki;
 pub mod process;
+pub mod requests;
 
 /// A file from tests/fixtures (made by the openssl CLI, see make-fixtures.sh).
 pub fn fixture(name: &str) -> Vec<u8> {

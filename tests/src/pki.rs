@@ -67,6 +67,16 @@ impl TestCa {
         self.issue(params)
     }
 
+    /// A client certificate that expired in 2021.
+    pub fn expired_client(&self, common_name: &str) -> anyhow::Result<Issued> {
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params.distinguished_name.push(DnType::CommonName, common_name);
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        self.issue(params)
+    }
+
     fn issue(&self, params: CertificateParams) -> anyhow::Result<Issued> {
         let key = KeyPair::generate()?;
         let cert = params.signed_by(&key, &self.issuer)?;

@@ -2,12 +2,9 @@
 
 use gatehouse_proto::v1::{self as pb, credential_binding::Kind};
 use gatehouse_tests::process::ControlPlane;
+use gatehouse_tests::requests::upload;
 use gatehouse_tests::{fixture, fixture_thumbprint, pki};
 use tonic::Code;
-
-fn upload(id: &str, pfx: Vec<u8>, password: &str) -> pb::UploadCertificateRequest {
-    pb::UploadCertificateRequest { id: id.into(), pfx, password: password.into(), ..Default::default() }
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_kind_of_pfx_uploads_and_lists_with_its_openssl_thumbprint() -> anyhow::Result<()> {

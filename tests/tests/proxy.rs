@@ -10,6 +10,7 @@ use gatehouse_tests::fleet::wait_acked;
 use gatehouse_tests::http_client::HttpClient;
 use gatehouse_tests::pki::{self, TestCa};
 use gatehouse_tests::process::{ControlPlane, DataPlane};
+use gatehouse_tests::requests::{api, bind};
 use http_body_util::Full;
 use hyper::StatusCode;
 
@@ -45,21 +46,6 @@ async fn world() -> anyhow::Result<World> {
         .await?;
     }
     Ok(World { _dir: dir, ca_file, ca, cp, backend, a, b })
-}
-
-fn api(id: &str, path: &str, service_url: &str, credentials: Option<Kind>) -> pb::PutApiRequest {
-    pb::PutApiRequest {
-        id: id.into(),
-        display_name: String::new(),
-        path: path.into(),
-        service_url: service_url.into(),
-        credentials: credentials.map(|k| pb::CredentialBinding { kind: Some(k) }),
-        ..Default::default()
-    }
-}
-
-fn bind(api: &str, credential: Credential) -> pb::SetApiCredentialsRequest {
-    pb::SetApiCredentialsRequest { api_id: api.into(), credential: Some(credential), ..Default::default() }
 }
 
 #[tokio::test(flavor = "multi_thread")]
