@@ -1,6 +1,8 @@
-//! `ConfigSync.Sync`: each data plane says hello, receives the current configuration, then
-//! every newer revision as it is committed (a slow data plane skips straight to the newest),
-//! and answers each with an ACK or NACK.
+//! `ConfigSync.Sync`: each data plane says hello with the revision it holds, then receives
+//! what changed since (the whole configuration if the control plane no longer remembers that
+//! revision, nothing if it is current), then every newer revision as a delta. One revision is in
+//! flight at a time: the next is sent after the data plane's ACK or NACK, and bursts of changes
+//! coalesce into the newest revision, so nothing is lost and nothing queues up.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -13,6 +15,7 @@ use tokio_stream::{StreamExt, wrappers::ReceiverStream};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::gateways::Gateways;
+use crate::model::{PublishedRef, Revision};
 use crate::store::Store;
 
 pub struct ConfigSyncService {
@@ -51,55 +54,131 @@ impl pb::config_sync_server::ConfigSync for ConfigSyncService {
         if hello.name.is_empty() {
             return Err(Status::invalid_argument("Hello.name is required"));
         }
-        let session = self.gateways.connected(&hello.name, &address, &hello.version, hello.revision);
-        tracing::info!(gateway = %hello.name, %address, held = hello.revision, "data plane connected");
+        let held = if hello.config_id == self.store.config_id() { hello.revision } else { 0 };
+        let session = self.gateways.connected(&hello.name, &address, &hello.version, held);
+        tracing::info!(gateway = %hello.name, %address, version = %hello.version, held, "data plane connected");
 
-        let (tx, rx) = mpsc::channel(4);
+        let (tx, rx) = mpsc::channel(2);
+        let acked = if held > 0 { self.store.published_at(held) } else { None };
+        let session = Session {
+            store: self.store.clone(),
+            gateways: self.gateways.clone(),
+            name: hello.name,
+            session,
+            acked,
+            in_flight: None,
+            rejected: None,
+            nonce: 0,
+        };
+        tokio::spawn(session.run(inbound, tx));
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+struct Session {
+    store: Arc<Store>,
+    gateways: Arc<Gateways>,
+    name: String,
+    session: u64,
+    /// What the data plane holds: the base for the next delta. None: it needs everything.
+    acked: Option<PublishedRef>,
+    in_flight: Option<(String, PublishedRef)>,
+    /// The newest revision it rejected: not sent again; a newer one is.
+    rejected: Option<Revision>,
+    nonce: u64,
+}
+
+impl Session {
+    async fn run(
+        mut self,
+        mut inbound: Streaming<pb::SyncRequest>,
+        tx: mpsc::Sender<Result<pb::SyncResponse, Status>>,
+    ) {
         let mut revisions = self.store.subscribe();
-        let name = hello.name.clone();
-        let gateways = self.gateways.clone();
-
-        // Sender: the current revision, then each newer one. Ends when the data plane is gone.
-        let sender = tokio::spawn(async move {
-            let mut nonce = 0u64;
-            loop {
-                let published = revisions.borrow_and_update().clone();
-                nonce += 1;
-                let message = pb::SyncResponse {
-                    revision: published.revision,
-                    nonce: nonce.to_string(),
-                    snapshot: Some(published.snapshot.clone()),
-                };
-                if tx.send(Ok(message)).await.is_err() || revisions.changed().await.is_err() {
-                    break;
-                }
-            }
-        });
-
-        // Receiver: ACKs and NACKs, until the stream ends.
-        tokio::spawn(async move {
-            while let Some(message) = inbound.next().await {
-                match message {
-                    Ok(pb::SyncRequest { message: Some(Message::Ack(ack)) }) => {
-                        tracing::debug!(gateway = %name, revision = ack.revision, "ack");
-                        gateways.acked(&name, session, ack.revision);
-                    }
-                    Ok(pb::SyncRequest { message: Some(Message::Nack(nack)) }) => {
-                        tracing::warn!(gateway = %name, revision = nack.revision, reason = %nack.reason, "data plane rejected revision");
-                        gateways.nacked(&name, session, &nack.reason);
-                    }
-                    Ok(_) => {}
-                    Err(status) => {
-                        tracing::info!(gateway = %name, error = %status.message(), "sync stream broke");
+        loop {
+            if self.in_flight.is_none() {
+                let latest = revisions.borrow_and_update().clone();
+                if let Some(update) = self.next_update(&latest) {
+                    tracing::debug!(gateway = %self.name, revision = update.revision, full = update.full, "sending revision");
+                    self.in_flight = Some((update.nonce.clone(), latest));
+                    if tx.send(Ok(update)).await.is_err() {
                         break;
                     }
                 }
             }
-            sender.abort();
-            gateways.disconnected(&name, session);
-            tracing::info!(gateway = %name, "data plane disconnected");
-        });
+            tokio::select! {
+                message = inbound.next() => match message {
+                    Some(Ok(message)) => self.answer(message),
+                    Some(Err(status)) => {
+                        tracing::info!(gateway = %self.name, error = %status.message(), "sync stream broke");
+                        break;
+                    }
+                    None => break,
+                },
+                changed = revisions.changed(), if self.in_flight.is_none() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                }
+                _ = tx.closed() => break,
+            }
+        }
+        self.gateways.disconnected(&self.name, self.session);
+        tracing::info!(gateway = %self.name, "data plane disconnected");
+    }
 
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    /// The update that brings the data plane to `latest`, if it needs one.
+    fn next_update(&mut self, latest: &PublishedRef) -> Option<pb::SyncResponse> {
+        let behind = match &self.acked {
+            Some(base) => latest.revision > base.revision,
+            None => true,
+        };
+        let rejected_already = self.rejected.is_some_and(|r| r >= latest.revision);
+        if !behind || rejected_already {
+            return None;
+        }
+        self.nonce += 1;
+        let (full, changed, removed, base_revision) = match &self.acked {
+            Some(base) => {
+                let (changed, removed) = latest.diff(base);
+                (false, changed, removed, base.revision)
+            }
+            None => (true, latest.full(), pb::Removed::default(), 0),
+        };
+        Some(pb::SyncResponse {
+            revision: latest.revision,
+            nonce: self.nonce.to_string(),
+            full,
+            changed: Some(changed),
+            removed: Some(removed),
+            base_revision,
+            config_id: self.store.config_id().to_string(),
+        })
+    }
+
+    fn answer(&mut self, message: pb::SyncRequest) {
+        self.gateways.seen(&self.name, self.session);
+        match message.message {
+            Some(Message::Ack(ack)) => {
+                let Some((nonce, published)) = self.in_flight.take_if(|(nonce, _)| *nonce == ack.nonce) else {
+                    tracing::warn!(gateway = %self.name, nonce = %ack.nonce, "ACK for no revision in flight");
+                    return;
+                };
+                let _ = nonce;
+                tracing::debug!(gateway = %self.name, revision = published.revision, "ack");
+                self.gateways.acked(&self.name, self.session, published.revision);
+                self.acked = Some(published);
+            }
+            Some(Message::Nack(nack)) => {
+                let Some((_, published)) = self.in_flight.take_if(|(nonce, _)| *nonce == nack.nonce) else {
+                    tracing::warn!(gateway = %self.name, nonce = %nack.nonce, "NACK for no revision in flight");
+                    return;
+                };
+                tracing::warn!(gateway = %self.name, revision = published.revision, reason = %nack.reason, resources = ?nack.resource_ids, "data plane rejected revision; it keeps its last good configuration");
+                self.gateways.nacked(&self.name, self.session, published.revision, &nack.reason);
+                self.rejected = Some(published.revision);
+            }
+            _ => {}
+        }
     }
 }

@@ -7,19 +7,33 @@ use gatehouse_proto::v1::{self as pb, management_server::Management};
 use gatehouse_shared::{CertificateError, ClientCertificate, Thumbprint};
 use tonic::{Request, Response, Status};
 
-use crate::gateways::Gateways;
+use crate::gateways::{Gateway, GatewayState, Gateways};
 use crate::model::{Api, BackendTls, Binding, State, StoredCaCertificate, StoredCertificate, etag};
 use crate::store::{ApiDefinition, Store, StoreError, WriteOptions};
 
 pub struct ManagementService {
     store: Arc<Store>,
     gateways: Arc<Gateways>,
+    /// A gateway behind the latest revision for longer than this is STALE.
+    stale_after: Duration,
 }
 
 impl ManagementService {
-    pub fn new(store: Arc<Store>, gateways: Arc<Gateways>) -> Self {
-        Self { store, gateways }
+    pub fn new(store: Arc<Store>, gateways: Arc<Gateways>, stale_after: Duration) -> Self {
+        Self { store, gateways, stale_after }
     }
+
+    fn gateway_state(&self, gateway: &Gateway, latest: u64) -> GatewayState {
+        let behind_since = self.store.committed_at(gateway.applied_revision + 1);
+        gateway.state(latest, behind_since, self.stale_after)
+    }
+}
+
+const DEFAULT_ROLLOUT_TIMEOUT: Duration = Duration::from_secs(10);
+const MAX_ROLLOUT_TIMEOUT: Duration = Duration::from_secs(300);
+
+fn millis_between(from: SystemTime, to: SystemTime) -> u32 {
+    to.duration_since(from).unwrap_or_default().as_millis().min(u32::MAX as u128) as u32
 }
 
 impl From<StoreError> for Status {
@@ -342,21 +356,85 @@ impl Management for ManagementService {
         &self,
         _: Request<pb::ListGatewaysRequest>,
     ) -> Result<Response<pb::ListGatewaysResponse>, Status> {
+        let latest = self.store.state().revision;
         let gateways = self
             .gateways
             .list()
             .into_iter()
-            .map(|g| pb::Gateway {
-                name: g.name,
-                address: g.address,
-                version: g.version,
-                connected_since: Some(system_timestamp(g.connected_since)),
-                last_seen: Some(system_timestamp(g.last_seen)),
-                applied_revision: g.applied_revision,
-                connected: g.connected,
-                last_error: g.last_error,
+            .map(|g| {
+                let state = match self.gateway_state(&g, latest) {
+                    GatewayState::Synced => pb::GatewayState::Synced,
+                    GatewayState::Syncing => pb::GatewayState::Syncing,
+                    GatewayState::Stale => pb::GatewayState::Stale,
+                    GatewayState::Nacked => pb::GatewayState::Nacked,
+                    GatewayState::Disconnected => pb::GatewayState::Disconnected,
+                };
+                pb::Gateway {
+                    name: g.name,
+                    address: g.address,
+                    version: g.version,
+                    connected_since: Some(system_timestamp(g.connected_since)),
+                    last_seen: Some(system_timestamp(g.last_seen)),
+                    applied_revision: g.applied_revision,
+                    connected: g.connected,
+                    last_error: g.last_error,
+                    state: state as i32,
+                    rejected_revision: g.rejected_revision,
+                }
             })
             .collect();
-        Ok(Response::new(pb::ListGatewaysResponse { gateways, revision: self.store.state().revision }))
+        Ok(Response::new(pb::ListGatewaysResponse { gateways, revision: latest }))
+    }
+
+    async fn wait_for_rollout(
+        &self,
+        request: Request<pb::WaitForRolloutRequest>,
+    ) -> Result<Response<pb::Rollout>, Status> {
+        use pb::gateway_rollout::Result as Outcome;
+        let request = request.into_inner();
+        let revision = request.revision;
+        if revision > self.store.state().revision {
+            return Err(Status::invalid_argument(format!("revision {revision} does not exist yet")));
+        }
+        let timeout = match request.timeout_ms {
+            0 => DEFAULT_ROLLOUT_TIMEOUT,
+            ms => Duration::from_millis(ms as u64).min(MAX_ROLLOUT_TIMEOUT),
+        };
+        let committed = self.store.committed_at(revision);
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut changes = self.gateways.subscribe();
+        loop {
+            changes.borrow_and_update();
+            let mut complete = true;
+            let gateways = self
+                .gateways
+                .list()
+                .into_iter()
+                .filter(|g| g.connected)
+                .map(|g| {
+                    let (result, reason, at) = if g.applied_revision >= revision {
+                        (Outcome::Applied, String::new(), Some(g.applied_at))
+                    } else if g.rejected_revision >= revision {
+                        (Outcome::Rejected, g.last_error.clone(), Some(g.rejected_at))
+                    } else {
+                        complete = false;
+                        (Outcome::Pending, String::new(), None)
+                    };
+                    let elapsed_ms = match (committed, at) {
+                        (Some(c), Some(at)) => millis_between(c, at),
+                        _ => 0,
+                    };
+                    pb::GatewayRollout { name: g.name, result: result as i32, reason, elapsed_ms }
+                })
+                .collect::<Vec<_>>();
+            let all_applied = complete && gateways.iter().all(|g| g.result == Outcome::Applied as i32);
+            if complete || tokio::time::Instant::now() >= deadline {
+                return Ok(Response::new(pb::Rollout { revision, complete: all_applied, gateways }));
+            }
+            tokio::select! {
+                _ = changes.changed() => {}
+                _ = tokio::time::sleep_until(deadline) => {}
+            }
+        }
     }
 }

@@ -129,55 +129,62 @@ impl State {
     }
 
     /// What data planes receive: every route, and the identities (with private keys) and CA
-    /// certificates that routes use, and nothing else.
-    pub fn snapshot(&self) -> pb::Snapshot {
-        let mut identities: BTreeMap<String, pb::ClientIdentity> = BTreeMap::new();
-        let mut trusted_cas: BTreeMap<String, pb::TrustedCa> = BTreeMap::new();
-        let routes = self
-            .apis
-            .values()
-            .map(|api| {
-                let thumbprint = match self.resolve(&api.policy.certificate) {
-                    Some(stored) => {
-                        let t = stored.certificate.info.thumbprint.to_string();
-                        identities.entry(t.clone()).or_insert_with(|| pb::ClientIdentity {
+    /// certificates that routes use, and nothing else. Entries equal to `previous`'s are shared
+    /// with it, so a revision costs memory only for what changed.
+    pub fn publish(&self, previous: Option<&Published>) -> Published {
+        let mut identities: BTreeMap<String, Arc<pb::ClientIdentity>> = BTreeMap::new();
+        let mut cas: BTreeMap<String, Arc<pb::TrustedCa>> = BTreeMap::new();
+        let mut routes: BTreeMap<String, Arc<pb::RouteConfig>> = BTreeMap::new();
+        for api in self.apis.values() {
+            let thumbprint = match self.resolve(&api.policy.certificate) {
+                Some(stored) => {
+                    let t = stored.certificate.info.thumbprint.to_string();
+                    if !identities.contains_key(&t) {
+                        let identity = pb::ClientIdentity {
                             thumbprint: t.clone(),
                             certificate_chain: stored.certificate.chain.clone(),
                             private_key: stored.certificate.private_key.clone(),
                             certificate_id: stored.id.clone(),
-                        });
-                        t
+                        };
+                        identities.insert(t.clone(), reuse(previous.and_then(|p| p.identities.get(&t)), identity));
                     }
-                    None => String::new(),
-                };
-                let mut ca_thumbprints = BTreeSet::new();
-                for ca in api.tls.ca_ids.iter().filter_map(|id| self.ca_certificates.get(id)) {
-                    let t = ca.info.thumbprint.to_string();
-                    trusted_cas
-                        .entry(t.clone())
-                        .or_insert_with(|| pb::TrustedCa { thumbprint: t.clone(), certificate: ca.der.clone() });
-                    ca_thumbprints.insert(t);
+                    t
                 }
-                pb::RouteConfig {
-                    api_id: api.id.clone(),
-                    path: api.path.clone(),
-                    service_url: api.service_url.clone(),
-                    client_certificate_thumbprint: thumbprint,
-                    tls: Some(pb::RouteTls {
-                        skip_chain_validation: !api.tls.validate_chain,
-                        skip_name_validation: !api.tls.validate_name,
-                        ca_thumbprints: ca_thumbprints.into_iter().collect(),
-                        exclude_system_roots: !api.tls.system_roots,
-                    }),
-                    headers: header_actions(&api.policy),
+                None => String::new(),
+            };
+            let mut ca_thumbprints = BTreeSet::new();
+            for ca in api.tls.ca_ids.iter().filter_map(|id| self.ca_certificates.get(id)) {
+                let t = ca.info.thumbprint.to_string();
+                if !cas.contains_key(&t) {
+                    let trusted = pb::TrustedCa { thumbprint: t.clone(), certificate: ca.der.clone() };
+                    cas.insert(t.clone(), reuse(previous.and_then(|p| p.cas.get(&t)), trusted));
                 }
-            })
-            .collect();
-        pb::Snapshot {
-            routes,
-            identities: identities.into_values().collect(),
-            trusted_cas: trusted_cas.into_values().collect(),
+                ca_thumbprints.insert(t);
+            }
+            let route = pb::RouteConfig {
+                api_id: api.id.clone(),
+                path: api.path.clone(),
+                service_url: api.service_url.clone(),
+                client_certificate_thumbprint: thumbprint,
+                tls: Some(pb::RouteTls {
+                    skip_chain_validation: !api.tls.validate_chain,
+                    skip_name_validation: !api.tls.validate_name,
+                    ca_thumbprints: ca_thumbprints.into_iter().collect(),
+                    exclude_system_roots: !api.tls.system_roots,
+                }),
+                headers: header_actions(&api.policy),
+            };
+            routes.insert(api.id.clone(), reuse(previous.and_then(|p| p.routes.get(&api.id)), route));
         }
+        Published { revision: self.revision, committed_at: std::time::SystemTime::now(), routes, identities, cas }
+    }
+}
+
+/// The previous entry when it is equal, so unchanged entries are shared between revisions.
+fn reuse<T: PartialEq>(previous: Option<&Arc<T>>, current: T) -> Arc<T> {
+    match previous {
+        Some(p) if **p == current => p.clone(),
+        _ => Arc::new(current),
     }
 }
 
@@ -210,11 +217,52 @@ fn header_actions(policy: &Policy) -> Vec<pb::HeaderAction> {
     actions
 }
 
-/// A committed revision as data planes receive it.
+/// A committed revision as data planes receive it, keyed for diffing.
 #[derive(Debug)]
 pub struct Published {
     pub revision: Revision,
-    pub snapshot: pb::Snapshot,
+    pub committed_at: std::time::SystemTime,
+    /// By API id.
+    pub routes: BTreeMap<String, Arc<pb::RouteConfig>>,
+    /// By thumbprint.
+    pub identities: BTreeMap<String, Arc<pb::ClientIdentity>>,
+    /// By thumbprint.
+    pub cas: BTreeMap<String, Arc<pb::TrustedCa>>,
 }
 
 pub type PublishedRef = Arc<Published>;
+
+impl Published {
+    /// The whole configuration.
+    pub fn full(&self) -> pb::Snapshot {
+        pb::Snapshot {
+            routes: self.routes.values().map(|r| (**r).clone()).collect(),
+            identities: self.identities.values().map(|i| (**i).clone()).collect(),
+            trusted_cas: self.cas.values().map(|c| (**c).clone()).collect(),
+        }
+    }
+
+    /// What changed since `base`: new or different entries, and removed keys.
+    pub fn diff(&self, base: &Published) -> (pb::Snapshot, pb::Removed) {
+        fn changed<T: PartialEq + Clone>(now: &BTreeMap<String, Arc<T>>, before: &BTreeMap<String, Arc<T>>) -> Vec<T> {
+            now.iter()
+                .filter(|(k, v)| before.get(*k).is_none_or(|b| !Arc::ptr_eq(b, v) && **b != ***v))
+                .map(|(_, v)| (**v).clone())
+                .collect()
+        }
+        fn removed<T>(now: &BTreeMap<String, Arc<T>>, before: &BTreeMap<String, Arc<T>>) -> Vec<String> {
+            before.keys().filter(|k| !now.contains_key(*k)).cloned().collect()
+        }
+        let snapshot = pb::Snapshot {
+            routes: changed(&self.routes, &base.routes),
+            identities: changed(&self.identities, &base.identities),
+            trusted_cas: changed(&self.cas, &base.cas),
+        };
+        let gone = pb::Removed {
+            api_ids: removed(&self.routes, &base.routes),
+            identity_thumbprints: removed(&self.identities, &base.identities),
+            ca_thumbprints: removed(&self.cas, &base.cas),
+        };
+        (snapshot, gone)
+    }
+}

@@ -20,6 +20,17 @@ use crate::store::{Store, StoreError};
 pub struct ControlPlaneConfig {
     pub data_dir: PathBuf,
     pub listen: SocketAddr,
+    /// HTTP/2 keepalive on sync streams: a ping this often, and a peer that does not answer
+    /// within as long again is gone.
+    pub keepalive: Duration,
+    /// A data plane behind the latest revision for longer than this is listed STALE.
+    pub stale_after: Duration,
+}
+
+impl ControlPlaneConfig {
+    pub fn new(data_dir: PathBuf, listen: SocketAddr) -> Self {
+        Self { data_dir, listen, keepalive: Duration::from_secs(10), stale_after: Duration::from_secs(10) }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +58,7 @@ pub struct ControlPlane {
     store: Arc<Store>,
     gateways: Arc<Gateways>,
     listener: TcpListener,
+    config: ControlPlaneConfig,
 }
 
 impl ControlPlane {
@@ -56,7 +68,7 @@ impl ControlPlane {
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|source| StartError::Listen { addr: config.listen, source })?;
-        Ok(Self { store: Arc::new(store), gateways: Arc::new(Gateways::default()), listener })
+        Ok(Self { store: Arc::new(store), gateways: Arc::new(Gateways::default()), listener, config: config.clone() })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -85,13 +97,13 @@ impl ControlPlane {
             }
             stream
         });
-        let management = ManagementService::new(self.store.clone(), self.gateways.clone());
+        let management = ManagementService::new(self.store.clone(), self.gateways.clone(), self.config.stale_after);
         let sync = ConfigSyncService::new(self.store.clone(), self.gateways.clone());
         tracing::info!(addr = %addr, revision = self.store.state().revision, "control plane serving");
         let result = tonic::transport::Server::builder()
-            // A data plane frozen or cut off mid-stream is noticed within ~20 s.
-            .http2_keepalive_interval(Some(Duration::from_secs(10)))
-            .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+            // A data plane frozen or cut off mid-stream is noticed within two keepalive periods.
+            .http2_keepalive_interval(Some(self.config.keepalive))
+            .http2_keepalive_timeout(Some(self.config.keepalive))
             .add_service(health)
             .add_service(reflection)
             .add_service(pb::management_server::ManagementServer::new(management))

@@ -12,7 +12,7 @@ use gatehouse_shared::{CertificateInfo, ClientCertificate, Thumbprint};
 use tokio::sync::{Mutex, watch};
 
 use crate::model::{
-    Api, BackendTls, BasicAuth, Binding, ExistsAction, Policy, Published, PublishedRef, Revision, SetHeader, State,
+    Api, BackendTls, BasicAuth, Binding, ExistsAction, Policy, PublishedRef, Revision, SetHeader, State,
     StoredCaCertificate, StoredCertificate, etag,
 };
 
@@ -154,6 +154,14 @@ const CERT_PREFIX: &str = "cert/";
 const CA_PREFIX: &str = "ca/";
 const API_PREFIX: &str = "api/";
 const REVISION_KEY: &str = "meta/revision";
+const CONFIG_ID_KEY: &str = "meta/config-id";
+
+fn random_id() -> String {
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; 16];
+    ring::rand::SystemRandom::new().fill(&mut bytes).expect("the system random generator works");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
 
 fn action_code(action: ExistsAction) -> u32 {
     match action {
@@ -255,19 +263,54 @@ struct Change {
 
 pub struct Store {
     db: sled::Db,
+    /// Random id of this configuration store: revisions compare only within one.
+    config_id: String,
     state: ArcSwap<State>,
     /// One writer at a time: validation and commit see the same state.
     writer: Mutex<()>,
     published: watch::Sender<PublishedRef>,
+    /// Recent revisions, oldest first, so a reconnecting data plane can get only what changed.
+    history: std::sync::Mutex<std::collections::VecDeque<PublishedRef>>,
 }
+
+/// How many recent revisions are kept for incremental sync (unchanged entries are shared).
+const HISTORY: usize = 32;
 
 impl Store {
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let db = sled::Config::new().path(dir).open()?;
+        let config_id = match db.get(CONFIG_ID_KEY)? {
+            Some(id) => String::from_utf8_lossy(&id).into_owned(),
+            None => {
+                let id = random_id();
+                db.insert(CONFIG_ID_KEY, id.as_bytes())?;
+                db.flush()?;
+                id
+            }
+        };
         let state = load(&db)?;
-        let published =
-            watch::Sender::new(Arc::new(Published { revision: state.revision, snapshot: state.snapshot() }));
-        Ok(Self { db, state: ArcSwap::from_pointee(state), writer: Mutex::new(()), published })
+        let first = Arc::new(state.publish(None));
+        let history = std::sync::Mutex::new(std::collections::VecDeque::from([first.clone()]));
+        let published = watch::Sender::new(first);
+        Ok(Self { db, config_id, state: ArcSwap::from_pointee(state), writer: Mutex::new(()), published, history })
+    }
+
+    pub fn config_id(&self) -> &str {
+        &self.config_id
+    }
+
+    /// A recent revision, if it is still remembered.
+    pub fn published_at(&self, revision: Revision) -> Option<PublishedRef> {
+        self.history.lock().expect("history lock").iter().find(|p| p.revision == revision).cloned()
+    }
+
+    pub fn latest(&self) -> PublishedRef {
+        self.published.borrow().clone()
+    }
+
+    /// When `revision` was committed, if it is still remembered.
+    pub fn committed_at(&self, revision: Revision) -> Option<std::time::SystemTime> {
+        self.published_at(revision).map(|p| p.committed_at)
     }
 
     pub fn state(&self) -> Arc<State> {
@@ -502,9 +545,16 @@ impl Store {
         self.db.flush_async().await?;
 
         next.revision = revision;
-        let snapshot = next.snapshot();
+        let published = Arc::new(next.publish(Some(&self.latest())));
         self.state.store(Arc::new(next));
-        self.published.send_replace(Arc::new(Published { revision, snapshot }));
+        {
+            let mut history = self.history.lock().expect("history lock");
+            history.push_back(published.clone());
+            while history.len() > HISTORY {
+                history.pop_front();
+            }
+        }
+        self.published.send_replace(published);
         tracing::debug!(revision, "committed");
         Ok(revision)
     }

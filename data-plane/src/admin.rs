@@ -40,9 +40,22 @@ fn answer(request: &Request<Incoming>, routing: &Routing) -> Response<Full<Bytes
     let (status, body) = match request.uri().path() {
         "/healthz" => (StatusCode::OK, serde_json::json!({ "status": "alive" })),
         "/ready" => {
+            use std::sync::atomic::Ordering::Relaxed;
             let ready = routing.is_ready();
             let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-            (status, serde_json::json!({ "ready": ready, "revision": routing.revision() }))
+            let sync = &routing.status;
+            let body = serde_json::json!({
+                "ready": ready,
+                "revision": routing.revision(),
+                "source": if !ready { "none" } else if sync.from_cache.load(Relaxed) { "cache" } else { "control-plane" },
+                "control_plane_connected": sync.connected.load(Relaxed),
+                "updates": {
+                    "full": sync.full_updates.load(Relaxed),
+                    "delta": sync.delta_updates.load(Relaxed),
+                    "rejected": sync.rejected_updates.load(Relaxed),
+                },
+            });
+            (status, body)
         }
         _ => (StatusCode::NOT_FOUND, serde_json::json!({ "error": "not found; try /healthz or /ready" })),
     };

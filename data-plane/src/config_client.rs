@@ -1,18 +1,23 @@
 //! Keeps the routing table current: one long-lived `ConfigSync.Sync` stream to the control
-//! plane, reconnected with capped exponential backoff and jitter. While the control plane is
-//! away, the last applied table keeps serving.
+//! plane, reconnected with capped exponential backoff and jitter. Each revision is applied off
+//! the request path, swapped in, then ACKed (or NACKed with the reason, keeping the last good
+//! table). While the control plane is away, the last applied table keeps serving; each applied
+//! configuration also goes to the last-known-good cache.
 
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use gatehouse_proto::v1::{self as pb, config_sync_client::ConfigSyncClient, sync_request::Message};
 use gatehouse_shared::error_chain;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Endpoint;
 
-use crate::routes::{Routing, RoutingTable};
+use crate::cache::ConfigCache;
+use crate::configuration::{Configuration, UpdateError};
+use crate::routes::{Routing, RoutingTable, TableError};
 use crate::upstream::TrustAnchors;
 
 #[derive(Clone)]
@@ -23,13 +28,36 @@ pub struct ConfigClientSettings {
     pub name: String,
     pub initial_backoff: Duration,
     pub max_backoff: Duration,
+    /// HTTP/2 keepalive on the stream: a frozen or cut-off control plane is noticed within
+    /// two periods.
+    pub keepalive: Duration,
     /// What backends' certificates are checked against.
     pub trust: TrustAnchors,
+    /// Configurations with more APIs than this are refused (NACK).
+    pub max_routes: usize,
+}
+
+impl ConfigClientSettings {
+    pub fn new(control_plane: String, name: String, trust: TrustAnchors) -> Self {
+        Self {
+            control_plane,
+            name,
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(5),
+            keepalive: Duration::from_secs(10),
+            trust,
+            max_routes: 100_000,
+        }
+    }
 }
 
 pub struct ConfigClient {
     settings: ConfigClientSettings,
     routing: Arc<Routing>,
+    /// What the current table was built from: the base for the next delta.
+    current: Configuration,
+    /// Latest configuration to write to the cache (written off the sync path).
+    cache_writes: Option<watch::Sender<Option<Arc<Configuration>>>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -44,21 +72,64 @@ enum SessionError {
     Broken(tonic::Status),
     #[error("the control plane closed the stream")]
     Closed,
+    #[error("out of step with the control plane; resynchronizing")]
+    OutOfStep(#[source] UpdateError),
 }
 
 impl ConfigClient {
     pub fn new(settings: ConfigClientSettings, routing: Arc<Routing>) -> Self {
-        Self { settings, routing }
+        Self { settings, routing, current: Configuration::default(), cache_writes: None }
+    }
+
+    /// Serves from the last-known-good cache (if it holds a usable configuration) and keeps
+    /// writing every applied configuration to it.
+    pub fn with_cache(mut self, cache: ConfigCache) -> Self {
+        match cache.load() {
+            Ok(Some(config)) => {
+                match RoutingTable::build(&config, None, &self.settings.trust, self.settings.max_routes) {
+                    Ok(table) => {
+                        tracing::info!(
+                            revision = config.revision,
+                            routes = table.len(),
+                            "serving the cached configuration until the control plane answers"
+                        );
+                        self.routing.status.from_cache.store(true, Ordering::Relaxed);
+                        self.routing.swap(table);
+                        self.current = config;
+                    }
+                    Err(error) => {
+                        tracing::warn!(error = %error_chain(&error), "the cached configuration cannot be used")
+                    }
+                }
+            }
+            Ok(None) => {}
+            Err(error) => tracing::warn!(error = %error_chain(&error), "the configuration cache cannot be read"),
+        }
+        let (tx, mut rx) = watch::channel::<Option<Arc<Configuration>>>(None);
+        let cache = Arc::new(cache);
+        tokio::spawn(async move {
+            while rx.changed().await.is_ok() {
+                let Some(config) = rx.borrow_and_update().clone() else { continue };
+                let cache = cache.clone();
+                let written = tokio::task::spawn_blocking(move || cache.store(&config)).await;
+                if let Ok(Err(error)) = written {
+                    tracing::warn!(error = %error_chain(&error), "cannot write the configuration cache");
+                }
+            }
+        });
+        self.cache_writes = Some(tx);
+        self
     }
 
     /// Runs forever: sync, and on any failure wait and reconnect.
-    pub async fn run(self) {
+    pub async fn run(mut self) {
         let mut backoff = self.settings.initial_backoff;
         loop {
             let applied_before = self.routing.revision();
-            match self.session().await {
-                Ok(()) => {}
-                Err(error) => tracing::warn!(error = %error_chain(&error), "config sync"),
+            let result = self.session().await;
+            self.routing.status.connected.store(false, Ordering::Relaxed);
+            if let Err(error) = result {
+                tracing::warn!(error = %error_chain(&error), "config sync");
             }
             if self.routing.revision() != applied_before {
                 // The session made progress: the next reconnect starts fast again.
@@ -71,12 +142,13 @@ impl ConfigClient {
         }
     }
 
-    async fn session(&self) -> Result<(), SessionError> {
+    async fn session(&mut self) -> Result<(), SessionError> {
+        let keepalive = self.settings.keepalive;
         let endpoint = Endpoint::from_shared(self.settings.control_plane.clone())
             .map_err(SessionError::Endpoint)?
             .connect_timeout(Duration::from_secs(5))
-            .http2_keep_alive_interval(Duration::from_secs(10))
-            .keep_alive_timeout(Duration::from_secs(10))
+            .http2_keep_alive_interval(keepalive)
+            .keep_alive_timeout(keepalive)
             .keep_alive_while_idle(true)
             .tcp_nodelay(true);
         let channel = endpoint.connect().await.map_err(SessionError::Connect)?;
@@ -87,11 +159,13 @@ impl ConfigClient {
             name: self.settings.name.clone(),
             version: env!("CARGO_PKG_VERSION").to_string(),
             protocol_version: gatehouse_proto::PROTOCOL_VERSION,
-            revision: self.routing.revision(),
+            revision: self.current.revision,
+            config_id: self.current.config_id.clone(),
         };
         let _ = tx.send(pb::SyncRequest { message: Some(Message::Hello(hello)) }).await;
         let mut inbound = client.sync(ReceiverStream::new(rx)).await.map_err(SessionError::Refused)?.into_inner();
-        tracing::info!(control_plane = %self.settings.control_plane, "config sync connected");
+        self.routing.status.connected.store(true, Ordering::Relaxed);
+        tracing::info!(control_plane = %self.settings.control_plane, held = self.current.revision, "config sync connected");
 
         loop {
             let update = match inbound.message().await {
@@ -99,7 +173,7 @@ impl ConfigClient {
                 Ok(None) => return Err(SessionError::Closed),
                 Err(status) => return Err(SessionError::Broken(status)),
             };
-            let answer = self.apply(update);
+            let answer = self.apply(update)?;
             if tx.send(pb::SyncRequest { message: Some(answer) }).await.is_err() {
                 return Err(SessionError::Closed);
             }
@@ -108,25 +182,32 @@ impl ConfigClient {
 
     /// Builds the new table off the request path and swaps it in; on failure keeps the last
     /// good table and says why.
-    fn apply(&self, update: pb::SyncResponse) -> Message {
-        let snapshot = update.snapshot.unwrap_or_default();
+    fn apply(&mut self, update: pb::SyncResponse) -> Result<Message, SessionError> {
+        let next = self.current.apply(&update).map_err(SessionError::OutOfStep)?;
+        let status = &self.routing.status;
         let previous = self.routing.load();
-        match RoutingTable::build(update.revision, &snapshot, previous.as_deref(), &self.settings.trust) {
+        match RoutingTable::build(&next, previous.as_deref(), &self.settings.trust, self.settings.max_routes) {
             Ok(table) => {
                 let routes = table.len();
                 self.routing.swap(table);
-                tracing::info!(revision = update.revision, routes, "configuration applied");
-                Message::Ack(pb::Ack { revision: update.revision, nonce: update.nonce })
+                if update.full { &status.full_updates } else { &status.delta_updates }.fetch_add(1, Ordering::Relaxed);
+                status.from_cache.store(false, Ordering::Relaxed);
+                tracing::info!(revision = update.revision, full = update.full, routes, "configuration applied");
+                self.current = next;
+                if let Some(cache) = &self.cache_writes {
+                    cache.send_replace(Some(Arc::new(self.current.clone())));
+                }
+                Ok(Message::Ack(pb::Ack { revision: update.revision, nonce: update.nonce }))
             }
             Err(error) => {
+                status.rejected_updates.fetch_add(1, Ordering::Relaxed);
                 let reason = error_chain(&error);
                 tracing::error!(revision = update.revision, %reason, "configuration rejected; keeping the last good one");
-                Message::Nack(pb::Nack {
-                    revision: update.revision,
-                    nonce: update.nonce,
-                    reason,
-                    resource_ids: vec![error.api_id().to_string()],
-                })
+                let resource_ids = match &error {
+                    TableError::TooManyRoutes { .. } => Vec::new(),
+                    other => vec![other.api_id().to_string()],
+                };
+                Ok(Message::Nack(pb::Nack { revision: update.revision, nonce: update.nonce, reason, resource_ids }))
             }
         }
     }

@@ -5,7 +5,9 @@
 #![deny(rust_2018_idioms)]
 
 pub mod admin;
+pub mod cache;
 pub mod config_client;
+pub mod configuration;
 pub mod proxy;
 pub mod routes;
 pub mod upstream;

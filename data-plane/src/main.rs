@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use gatehouse_data_plane::cache::ConfigCache;
 use gatehouse_data_plane::proxy::ProxySettings;
 use gatehouse_data_plane::upstream::TrustAnchors;
 use gatehouse_data_plane::{ConfigClient, ConfigClientSettings, Routing, admin, proxy};
@@ -31,6 +32,20 @@ struct Args {
     /// PEM file of extra CA certificates trusted for backends, on top of the system roots.
     #[arg(long, env = "GATEHOUSE_BACKEND_CA_FILE")]
     backend_ca_file: Option<std::path::PathBuf>,
+    /// Folder of the last-known-good configuration cache (sealed; created 0700 if missing).
+    /// Without it the data plane cannot serve until the control plane answers.
+    #[arg(long, env = "GATEHOUSE_CACHE_DIR")]
+    cache_dir: Option<std::path::PathBuf>,
+    /// Key file sealing the cache [default: cache.key in --cache-dir, created 0600].
+    #[arg(long, env = "GATEHOUSE_CACHE_KEY_FILE")]
+    cache_key_file: Option<std::path::PathBuf>,
+    /// Refuse (NACK) configurations with more APIs than this.
+    #[arg(long, env = "GATEHOUSE_MAX_ROUTES", default_value_t = 100_000)]
+    max_routes: usize,
+    /// Seconds between HTTP/2 keepalive pings to the control plane; silence for as long again
+    /// ends the stream and starts a reconnect.
+    #[arg(long, env = "GATEHOUSE_KEEPALIVE", default_value_t = 10)]
+    keepalive: u64,
     /// Seconds a backend has to answer before the client gets 504.
     #[arg(long, env = "GATEHOUSE_BACKEND_TIMEOUT", default_value_t = 60)]
     backend_timeout: u64,
@@ -72,16 +87,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
     let name = args.name.unwrap_or_else(|| format!("{}-{listen}", host_name()));
     let routing = Arc::new(Routing::default());
-    let client = ConfigClient::new(
-        ConfigClientSettings {
-            control_plane: args.control_plane,
-            name,
-            initial_backoff: Duration::from_millis(100),
-            max_backoff: Duration::from_secs(5),
-            trust,
-        },
-        routing.clone(),
-    );
+    let settings = ConfigClientSettings {
+        keepalive: Duration::from_secs(args.keepalive.max(1)),
+        max_routes: args.max_routes,
+        ..ConfigClientSettings::new(args.control_plane, name, trust)
+    };
+    let mut client = ConfigClient::new(settings, routing.clone());
+    if let Some(dir) = &args.cache_dir {
+        client = client.with_cache(ConfigCache::open(dir, args.cache_key_file.as_deref())?);
+    }
     tokio::spawn(client.run());
     tokio::spawn(admin::serve(admin_listener, routing.clone(), std::future::pending()));
     let settings = ProxySettings {

@@ -11,6 +11,7 @@ use tokio::sync::watch;
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 
+use crate::configuration::Configuration;
 use crate::upstream::{TlsPolicy, TrustAnchors, Upstream, UpstreamError, UpstreamKey};
 
 pub struct Route {
@@ -100,12 +101,15 @@ pub enum TableError {
     },
     #[error("API '{api}': {reason}")]
     Header { api: String, reason: String },
+    #[error("the configuration has {routes} APIs; this data plane accepts at most {limit} (--max-routes)")]
+    TooManyRoutes { routes: usize, limit: usize },
 }
 
 impl TableError {
     pub fn api_id(&self) -> &str {
         match self {
             Self::ServiceUrl { api, .. } | Self::Upstream { api, .. } | Self::Header { api, .. } => api,
+            Self::TooManyRoutes { .. } => "",
         }
     }
 }
@@ -114,20 +118,23 @@ impl RoutingTable {
     /// Builds a table, reusing the previous table's pools (and their warm connections) where
     /// the TLS identity is unchanged.
     pub fn build(
-        revision: u64,
-        snapshot: &pb::Snapshot,
+        config: &Configuration,
         previous: Option<&RoutingTable>,
         trust: &TrustAnchors,
+        max_routes: usize,
     ) -> Result<Self, TableError> {
+        if config.routes.len() > max_routes {
+            return Err(TableError::TooManyRoutes { routes: config.routes.len(), limit: max_routes });
+        }
+        let revision = config.revision;
         let identities: HashMap<&str, &pb::ClientIdentity> =
-            snapshot.identities.iter().map(|i| (i.thumbprint.as_str(), i)).collect();
-        let cas: HashMap<&str, &pb::TrustedCa> =
-            snapshot.trusted_cas.iter().map(|c| (c.thumbprint.as_str(), c)).collect();
+            config.identities.iter().map(|(t, i)| (t.as_str(), i)).collect();
+        let cas: HashMap<&str, &pb::TrustedCa> = config.cas.iter().map(|(t, c)| (t.as_str(), c)).collect();
         let mut pools: HashMap<UpstreamKey, Arc<Upstream>> = previous
             .map(|table| table.routes.iter().map(|r| (r.upstream.key.clone(), r.upstream.clone())).collect())
             .unwrap_or_default();
-        let mut routes = Vec::with_capacity(snapshot.routes.len());
-        for config in &snapshot.routes {
+        let mut routes = Vec::with_capacity(config.routes.len());
+        for config in config.routes.values() {
             let service = gatehouse_shared::api::parse_service_url(&config.service_url)
                 .map_err(|source| TableError::ServiceUrl { api: config.api_id.clone(), source })?;
             let key = UpstreamKey {
@@ -196,11 +203,22 @@ impl RoutingTable {
 pub struct Routing {
     current: ArcSwapOption<RoutingTable>,
     applied: watch::Sender<u64>,
+    pub status: SyncStatus,
+}
+
+/// How this data plane's sync is going, for /ready.
+#[derive(Default)]
+pub struct SyncStatus {
+    pub connected: std::sync::atomic::AtomicBool,
+    pub full_updates: std::sync::atomic::AtomicU64,
+    pub delta_updates: std::sync::atomic::AtomicU64,
+    pub rejected_updates: std::sync::atomic::AtomicU64,
+    pub from_cache: std::sync::atomic::AtomicBool,
 }
 
 impl Default for Routing {
     fn default() -> Self {
-        Self { current: ArcSwapOption::empty(), applied: watch::Sender::new(0) }
+        Self { current: ArcSwapOption::empty(), applied: watch::Sender::new(0), status: SyncStatus::default() }
     }
 }
 
@@ -247,11 +265,9 @@ mod tests {
 
     #[test]
     fn longest_prefix_on_segment_boundaries() {
-        let snapshot = pb::Snapshot {
-            routes: vec![route("root", "/"), route("orders", "/orders"), route("items", "/orders/items")],
-            ..Default::default()
-        };
-        let table = RoutingTable::build(1, &snapshot, None, &TrustAnchors::system()).unwrap();
+        let config =
+            configuration(vec![route("root", "/"), route("orders", "/orders"), route("items", "/orders/items")]);
+        let table = RoutingTable::build(&config, None, &TrustAnchors::system(), usize::MAX).unwrap();
         let api = |p: &str| table.route(p).map(|r| r.api_id.as_str());
         assert_eq!(api("/orders/items/3"), Some("items"));
         assert_eq!(api("/orders/3"), Some("orders"));
@@ -261,9 +277,9 @@ mod tests {
 
     #[test]
     fn unchanged_identity_keeps_its_pool() {
-        let snapshot = pb::Snapshot { routes: vec![route("a", "/a")], ..Default::default() };
-        let first = RoutingTable::build(1, &snapshot, None, &TrustAnchors::system()).unwrap();
-        let second = RoutingTable::build(2, &snapshot, Some(&first), &TrustAnchors::system()).unwrap();
+        let config = configuration(vec![route("a", "/a")]);
+        let first = RoutingTable::build(&config, None, &TrustAnchors::system(), usize::MAX).unwrap();
+        let second = RoutingTable::build(&config, Some(&first), &TrustAnchors::system(), usize::MAX).unwrap();
         assert!(Arc::ptr_eq(&first.routes[0].upstream, &second.routes[0].upstream));
     }
 
@@ -271,8 +287,23 @@ mod tests {
     fn missing_identity_is_an_error_naming_the_api() {
         let mut r = route("a", "/a");
         r.client_certificate_thumbprint = "AB".repeat(20);
-        let snapshot = pb::Snapshot { routes: vec![r], ..Default::default() };
-        let error = RoutingTable::build(1, &snapshot, None, &TrustAnchors::system()).err().unwrap();
+        let config = configuration(vec![r]);
+        let error = RoutingTable::build(&config, None, &TrustAnchors::system(), usize::MAX).err().unwrap();
         assert_eq!(error.api_id(), "a");
+    }
+
+    #[test]
+    fn a_configuration_over_the_route_limit_is_refused() {
+        let config = configuration(vec![route("a", "/a"), route("b", "/b")]);
+        let error = RoutingTable::build(&config, None, &TrustAnchors::system(), 1).err().unwrap();
+        assert!(error.to_string().contains("at most 1"), "{error}");
+    }
+
+    fn configuration(routes: Vec<pb::RouteConfig>) -> Configuration {
+        Configuration {
+            revision: 1,
+            routes: routes.into_iter().map(|r| (r.api_id.clone(), r)).collect(),
+            ..Default::default()
+        }
     }
 }

@@ -8,6 +8,7 @@ pub mod certificate;
 pub mod crypto;
 pub mod policy;
 pub mod process;
+pub mod sealed;
 pub mod thumbprint;
 
 pub use certificate::{CertificateError, CertificateInfo, ClientCertificate};

@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
 use clap::Parser;
@@ -72,11 +72,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
 
     // 2. The control plane, on sled in a local folder.
-    let control_plane = ControlPlane::bind(&ControlPlaneConfig {
-        data_dir: args.data_dir.join("control-plane"),
-        listen: args.control_plane_listen,
-    })
-    .await?;
+    let control_plane =
+        ControlPlane::bind(&ControlPlaneConfig::new(args.data_dir.join("control-plane"), args.control_plane_listen))
+            .await?;
     let cp_addr = control_plane.local_addr();
     tokio::spawn(control_plane.serve(std::future::pending()));
 
@@ -90,14 +88,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", args.admin_listen))?;
     let (dp_addr, admin_addr) = (listener.local_addr()?, admin_listener.local_addr()?);
     let routing = Arc::new(Routing::default());
+    let trust = TrustAnchors::system().with_pem_file(&ca_file)?;
     let client = ConfigClient::new(
-        ConfigClientSettings {
-            control_plane: format!("http://{cp_addr}"),
-            name: "demo-data-plane".into(),
-            initial_backoff: Duration::from_millis(100),
-            max_backoff: Duration::from_secs(5),
-            trust: TrustAnchors::system().with_pem_file(&ca_file)?,
-        },
+        ConfigClientSettings::new(format!("http://{cp_addr}"), "demo-data-plane".into(), trust),
         routing.clone(),
     );
     tokio::spawn(client.run());

@@ -1,0 +1,125 @@
+//! The configuration a data plane holds: what the control plane sent, keyed so that a delta
+//! applies in place, and what the last-known-good cache stores.
+
+use std::collections::BTreeMap;
+
+use gatehouse_proto::v1 as pb;
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Configuration {
+    /// The control plane's configuration store these revisions belong to.
+    pub config_id: String,
+    pub revision: u64,
+    /// By API id.
+    pub routes: BTreeMap<String, pb::RouteConfig>,
+    /// By thumbprint.
+    pub identities: BTreeMap<String, pb::ClientIdentity>,
+    /// By thumbprint.
+    pub cas: BTreeMap<String, pb::TrustedCa>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpdateError {
+    #[error(
+        "delta for revision {revision} is based on revision {base} of {config_id}, but this data plane holds revision {held} of {held_id}"
+    )]
+    BaseMismatch { revision: u64, base: u64, config_id: String, held: u64, held_id: String },
+}
+
+impl Configuration {
+    /// The configuration after `update`: a full one replaces everything, a delta applies on top.
+    pub fn apply(&self, update: &pb::SyncResponse) -> Result<Self, UpdateError> {
+        let mut next = if update.full {
+            Self { config_id: update.config_id.clone(), ..Self::default() }
+        } else {
+            if update.base_revision != self.revision || update.config_id != self.config_id {
+                return Err(UpdateError::BaseMismatch {
+                    revision: update.revision,
+                    base: update.base_revision,
+                    config_id: update.config_id.clone(),
+                    held: self.revision,
+                    held_id: self.config_id.clone(),
+                });
+            }
+            self.clone()
+        };
+        next.revision = update.revision;
+        if let Some(removed) = &update.removed {
+            for id in &removed.api_ids {
+                next.routes.remove(id);
+            }
+            for t in &removed.identity_thumbprints {
+                next.identities.remove(t);
+            }
+            for t in &removed.ca_thumbprints {
+                next.cas.remove(t);
+            }
+        }
+        if let Some(changed) = &update.changed {
+            for route in &changed.routes {
+                next.routes.insert(route.api_id.clone(), route.clone());
+            }
+            for identity in &changed.identities {
+                next.identities.insert(identity.thumbprint.clone(), identity.clone());
+            }
+            for ca in &changed.trusted_cas {
+                next.cas.insert(ca.thumbprint.clone(), ca.clone());
+            }
+        }
+        Ok(next)
+    }
+
+    /// The whole configuration as one full update: the cache's format.
+    pub fn to_update(&self) -> pb::SyncResponse {
+        pb::SyncResponse {
+            revision: self.revision,
+            full: true,
+            changed: Some(pb::Snapshot {
+                routes: self.routes.values().cloned().collect(),
+                identities: self.identities.values().cloned().collect(),
+                trusted_cas: self.cas.values().cloned().collect(),
+            }),
+            config_id: self.config_id.clone(),
+            ..Default::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(id: &str) -> pb::RouteConfig {
+        pb::RouteConfig {
+            api_id: id.into(),
+            path: format!("/{id}"),
+            service_url: "http://x".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn deltas_apply_on_their_base_only() {
+        let full = pb::SyncResponse {
+            revision: 3,
+            full: true,
+            config_id: "c".into(),
+            changed: Some(pb::Snapshot { routes: vec![route("a"), route("b")], ..Default::default() }),
+            ..Default::default()
+        };
+        let first = Configuration::default().apply(&full).unwrap();
+        let delta = pb::SyncResponse {
+            revision: 5,
+            base_revision: 3,
+            config_id: "c".into(),
+            changed: Some(pb::Snapshot { routes: vec![route("c")], ..Default::default() }),
+            removed: Some(pb::Removed { api_ids: vec!["a".into()], ..Default::default() }),
+            ..Default::default()
+        };
+        let second = first.apply(&delta).unwrap();
+        assert_eq!(second.routes.keys().collect::<Vec<_>>(), ["b", "c"]);
+        assert_eq!(second.revision, 5);
+        assert!(second.apply(&delta).is_err(), "a delta on another base must not apply");
+        assert_eq!(Configuration::default().apply(&second.to_update()).unwrap(), second);
+    }
+}
