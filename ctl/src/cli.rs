@@ -17,6 +17,13 @@ pub struct Cli {
     /// URL of the control plane's gRPC API.
     #[arg(long, global = true, env = "GATEHOUSE_SERVER", default_value = "http://127.0.0.1:7400")]
     pub server: String,
+    /// After a write, wait until every connected data plane has applied it; exit non-zero if
+    /// one rejects it or --timeout passes.
+    #[arg(long, global = true, env = "GATEHOUSE_WAIT")]
+    pub wait: bool,
+    /// How long --wait waits (e.g. 10s, 2m).
+    #[arg(long, global = true, env = "GATEHOUSE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
     /// Output format of reads.
     #[arg(short = 'o', long, global = true, env = "GATEHOUSE_OUTPUT", value_enum, default_value_t = Format::Table)]
     pub output: Format,
@@ -128,7 +135,8 @@ fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
         "s" => 1,
         "m" => 60,
         "h" => 3_600,
-        "d" | "" => 86_400,
+        "d" => 86_400,
+        "" => return Err(format!("'{text}' needs a unit: s, m, h, d or w")),
         "w" => 7 * 86_400,
         _ => return Err(format!("'{text}': unknown unit '{unit}'; use s, m, h, d or w")),
     };
@@ -260,10 +268,10 @@ pub enum GatewayCommand {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
-        Noun::Cert(command) => cert(&cli.server, cli.output, command).await,
-        Noun::Api(command) => api(&cli.server, cli.output, command).await,
-        Noun::Ca(command) => ca(&cli.server, cli.output, command).await,
+    let revision = match cli.command {
+        Noun::Cert(command) => cert(&cli.server, cli.output, command).await?,
+        Noun::Api(command) => api(&cli.server, cli.output, command).await?,
+        Noun::Ca(command) => ca(&cli.server, cli.output, command).await?,
         Noun::Gateway(GatewayCommand::List) => {
             let list = connect(&cli.server)
                 .await?
@@ -278,9 +286,78 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 })),
                 Format::Table => print!("{}", output::gateways_table(&list)),
             }
-            Ok(())
+            None
+        }
+    };
+    match (cli.wait, revision) {
+        (true, Some(revision)) => wait_for_rollout(&cli.server, cli.output, revision, cli.timeout).await,
+        _ => Ok(()),
+    }
+}
+
+/// Waits until every connected data plane applied `revision`; fails if one rejected it or the
+/// timeout passed. The report goes to stdout for people, and to stderr as JSON with -o json
+/// (stdout then holds only the resource).
+async fn wait_for_rollout(
+    server: &str,
+    format: Format,
+    revision: u64,
+    timeout: std::time::Duration,
+) -> anyhow::Result<()> {
+    use pb::gateway_rollout::Result as Outcome;
+    let rollout = connect(server)
+        .await?
+        .wait_for_rollout(pb::WaitForRolloutRequest {
+            revision,
+            timeout_ms: timeout.as_millis().min(u32::MAX as u128) as u32,
+        })
+        .await
+        .map_err(status)?
+        .into_inner();
+    let outcome = |g: &pb::GatewayRollout| match Outcome::try_from(g.result).unwrap_or(Outcome::Pending) {
+        Outcome::Applied => "applied",
+        Outcome::Rejected => "REJECTED",
+        Outcome::Pending => "PENDING",
+    };
+    match format {
+        Format::Json => eprintln!(
+            "{}",
+            serde_json::json!({
+                "revision": rollout.revision,
+                "complete": rollout.complete,
+                "gateways": rollout.gateways.iter().map(|g| serde_json::json!({
+                    "name": g.name, "result": outcome(g), "reason": g.reason, "elapsed_ms": g.elapsed_ms,
+                })).collect::<Vec<_>>(),
+            })
+        ),
+        Format::Table => {
+            if rollout.gateways.is_empty() {
+                println!("revision {revision}: no data planes connected");
+            }
+            for g in &rollout.gateways {
+                let detail = match Outcome::try_from(g.result).unwrap_or(Outcome::Pending) {
+                    Outcome::Applied => format!("in {} ms", g.elapsed_ms),
+                    Outcome::Rejected => g.reason.clone(),
+                    Outcome::Pending => "no answer yet".to_string(),
+                };
+                println!("revision {revision}: {} {} {detail}", g.name, outcome(g));
+            }
         }
     }
+    let rejected: Vec<&str> =
+        rollout.gateways.iter().filter(|g| g.result == Outcome::Rejected as i32).map(|g| g.name.as_str()).collect();
+    let pending: Vec<&str> =
+        rollout.gateways.iter().filter(|g| g.result == Outcome::Pending as i32).map(|g| g.name.as_str()).collect();
+    if !rejected.is_empty() {
+        bail!(
+            "revision {revision} was rejected by {}; they keep serving their last good configuration",
+            rejected.join(", ")
+        );
+    }
+    if !pending.is_empty() {
+        bail!("revision {revision} was not applied within {timeout:?} by {}", pending.join(", "));
+    }
+    Ok(())
 }
 
 async fn connect(server: &str) -> anyhow::Result<ManagementClient<Channel>> {
@@ -338,7 +415,9 @@ fn read_password(source: PasswordSource) -> anyhow::Result<String> {
     Ok(raw)
 }
 
-async fn cert(server: &str, format: Format, command: CertCommand) -> anyhow::Result<()> {
+/// Each command returns the revision its write created, if it wrote.
+async fn cert(server: &str, format: Format, command: CertCommand) -> anyhow::Result<Option<u64>> {
+    let mut revision = None;
     match command {
         CertCommand::Upload { id, pfx, password, write, allow_expired } => {
             let bytes = std::fs::read(&pfx).with_context(|| format!("cannot read {}", pfx.display()))?;
@@ -355,6 +434,7 @@ async fn cert(server: &str, format: Format, command: CertCommand) -> anyhow::Res
                 .await
                 .map_err(status)?
                 .into_inner();
+            revision = Some(cert.revision);
             print_certificate(format, &cert);
         }
         CertCommand::List { expiring_within } => {
@@ -398,9 +478,10 @@ async fn cert(server: &str, format: Format, command: CertCommand) -> anyhow::Res
                 Format::Json => print_json(&serde_json::json!({ "deleted": id, "revision": done.revision })),
                 Format::Table => println!("certificate {id} deleted (revision {})", done.revision),
             }
+            revision = Some(done.revision);
         }
     }
-    Ok(())
+    Ok(revision)
 }
 
 /// Says how to fix the most common refusal.
@@ -427,7 +508,8 @@ fn print_api(format: Format, api: &pb::Api) {
     }
 }
 
-async fn api(server: &str, format: Format, command: ApiCommand) -> anyhow::Result<()> {
+async fn api(server: &str, format: Format, command: ApiCommand) -> anyhow::Result<Option<u64>> {
+    let mut revision = None;
     use pb::credential_binding::Kind;
     match command {
         ApiCommand::Put {
@@ -468,6 +550,7 @@ async fn api(server: &str, format: Format, command: ApiCommand) -> anyhow::Resul
                 .await
                 .map_err(status)?
                 .into_inner();
+            revision = Some(api.revision);
             print_api(format, &api);
         }
         ApiCommand::List => {
@@ -492,6 +575,7 @@ async fn api(server: &str, format: Format, command: ApiCommand) -> anyhow::Resul
                 Format::Json => print_json(&serde_json::json!({ "deleted": id, "revision": done.revision })),
                 Format::Table => println!("API {id} deleted (revision {})", done.revision),
             }
+            revision = Some(done.revision);
         }
         ApiCommand::Policy { id, set, write, allow_expired } => {
             let mut client = connect(server).await?;
@@ -548,13 +632,15 @@ async fn api(server: &str, format: Format, command: ApiCommand) -> anyhow::Resul
                 .await
                 .map_err(status)?
                 .into_inner();
+            revision = Some(api.revision);
             print_api(format, &api);
         }
     }
-    Ok(())
+    Ok(revision)
 }
 
-async fn ca(server: &str, format: Format, command: CaCommand) -> anyhow::Result<()> {
+async fn ca(server: &str, format: Format, command: CaCommand) -> anyhow::Result<Option<u64>> {
+    let mut revision = None;
     match command {
         CaCommand::Upload { id, file, write } => {
             let certificate = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
@@ -568,6 +654,7 @@ async fn ca(server: &str, format: Format, command: CaCommand) -> anyhow::Result<
                 Format::Json => print_json(&output::ca_json(&ca)),
                 Format::Table => print!("{}", output::cas_table(std::slice::from_ref(&ca))),
             }
+            revision = Some(ca.revision);
         }
         CaCommand::List => {
             let list = connect(server)
@@ -594,7 +681,8 @@ async fn ca(server: &str, format: Format, command: CaCommand) -> anyhow::Result<
                 Format::Json => print_json(&serde_json::json!({ "deleted": id, "revision": done.revision })),
                 Format::Table => println!("CA certificate {id} deleted (revision {})", done.revision),
             }
+            revision = Some(done.revision);
         }
     }
-    Ok(())
+    Ok(revision)
 }

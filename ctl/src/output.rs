@@ -234,8 +234,21 @@ pub fn gateway_json(g: &pb::Gateway) -> Value {
         "connected_since": rfc3339(g.connected_since.as_ref()),
         "last_seen": rfc3339(g.last_seen.as_ref()),
         "applied_revision": g.applied_revision,
+        "state": gateway_state(g).split_whitespace().next().unwrap_or_default(),
         "last_error": g.last_error,
+        "rejected_revision": g.rejected_revision,
     })
+}
+
+pub fn gateway_state(g: &pb::Gateway) -> String {
+    match pb::GatewayState::try_from(g.state).unwrap_or(pb::GatewayState::Unspecified) {
+        pb::GatewayState::Synced => "SYNCED".into(),
+        pb::GatewayState::Syncing => "SYNCING".into(),
+        pb::GatewayState::Stale => "STALE".into(),
+        pb::GatewayState::Nacked => format!("NACKED (revision {}): {}", g.rejected_revision, g.last_error),
+        pb::GatewayState::Disconnected => "DISCONNECTED".into(),
+        pb::GatewayState::Unspecified => "UNKNOWN".into(),
+    }
 }
 
 pub fn gateways_table(list: &pb::ListGatewaysResponse) -> String {
@@ -243,19 +256,19 @@ pub fn gateways_table(list: &pb::ListGatewaysResponse) -> String {
         .gateways
         .iter()
         .map(|g| {
-            let state = if !g.connected {
-                "DISCONNECTED".to_string()
-            } else if !g.last_error.is_empty() {
-                format!("NACKED: {}", g.last_error)
-            } else if g.applied_revision >= list.revision {
-                "SYNCED".to_string()
-            } else {
-                "BEHIND".to_string()
-            };
-            vec![g.name.clone(), g.address.clone(), g.version.clone(), g.applied_revision.to_string(), state]
+            vec![
+                g.name.clone(),
+                g.address.clone(),
+                g.version.clone(),
+                g.applied_revision.to_string(),
+                rfc3339(g.last_seen.as_ref()),
+                gateway_state(g),
+            ]
         })
         .collect();
-    table(&["NAME", "ADDRESS", "VERSION", "REVISION", "STATE"], &rows)
+    let mut text = table(&["NAME", "ADDRESS", "VERSION", "REVISION", "LAST SEEN", "STATE"], &rows);
+    text.push_str(&format!("latest revision: {}\n", list.revision));
+    text
 }
 
 fn dash(s: &str) -> String {

@@ -103,7 +103,13 @@ impl ControlPlane {
     }
 
     pub async fn start_on(data_dir: &Path, listen: SocketAddr) -> anyhow::Result<Self> {
-        let args = vec!["--data-dir".into(), data_dir.display().to_string(), "--listen".into(), listen.to_string()];
+        Self::start_with(data_dir, listen, &[]).await
+    }
+
+    /// With extra flags, e.g. `--keepalive 1`.
+    pub async fn start_with(data_dir: &Path, listen: SocketAddr, extra: &[&str]) -> anyhow::Result<Self> {
+        let mut args = vec!["--data-dir".into(), data_dir.display().to_string(), "--listen".into(), listen.to_string()];
+        args.extend(extra.iter().map(|s| s.to_string()));
         let process = start("gatehouse-cp", &args, &[], 1).await?;
         let addr = process.addrs[0];
         Ok(Self { process, addr, data_dir: data_dir.to_path_buf() })
@@ -130,6 +136,16 @@ pub struct DataPlane {
 impl DataPlane {
     /// Starts a data plane; `backend_ca_file` is added to the roots it trusts backends by.
     pub async fn start(control_plane: &str, name: &str, backend_ca_file: Option<&Path>) -> anyhow::Result<Self> {
+        Self::start_with(control_plane, name, backend_ca_file, &[]).await
+    }
+
+    /// With extra flags, e.g. `--cache-dir DIR`.
+    pub async fn start_with(
+        control_plane: &str,
+        name: &str,
+        backend_ca_file: Option<&Path>,
+        extra: &[&str],
+    ) -> anyhow::Result<Self> {
         let mut args: Vec<String> = vec![
             "--control-plane".into(),
             control_plane.into(),
@@ -143,6 +159,7 @@ impl DataPlane {
         if let Some(ca) = backend_ca_file {
             args.extend(["--backend-ca-file".into(), ca.display().to_string()]);
         }
+        args.extend(extra.iter().map(|s| s.to_string()));
         let process = start("gatehouse-dp", &args, &[], 2).await?;
         Ok(Self { addr: process.addrs[0], admin: process.addrs[1], process, name: name.to_string() })
     }
