@@ -31,3 +31,14 @@ fn the_switch_latency_harness_runs() {
     assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
     assert!(stdout.contains("non-2xx responses 0"), "{stdout}");
 }
+
+#[test]
+fn the_fleet_bench_runs() {
+    let output = Command::new(env!("CARGO_BIN_EXE_gatehouse-fleet-bench"))
+        .args(["--apis", "20", "--data-planes", "2", "--rollouts", "3"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("one-API change"), "{stdout}");
+}
