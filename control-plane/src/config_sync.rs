@@ -17,15 +17,17 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::gateways::Gateways;
 use crate::model::{PublishedRef, Revision};
 use crate::store::Store;
+use crate::tokens::{Caller, Tokens};
 
 pub struct ConfigSyncService {
     store: Arc<Store>,
     gateways: Arc<Gateways>,
+    tokens: Arc<Tokens>,
 }
 
 impl ConfigSyncService {
-    pub fn new(store: Arc<Store>, gateways: Arc<Gateways>) -> Self {
-        Self { store, gateways }
+    pub fn new(store: Arc<Store>, gateways: Arc<Gateways>, tokens: Arc<Tokens>) -> Self {
+        Self { store, gateways, tokens }
     }
 }
 
@@ -37,6 +39,7 @@ impl pb::config_sync_server::ConfigSync for ConfigSyncService {
 
     async fn sync(&self, request: Request<Streaming<pb::SyncRequest>>) -> Result<Response<SyncStream>, Status> {
         let address = request.remote_addr().map(|a: SocketAddr| a.to_string()).unwrap_or_default();
+        let token = request.extensions().get::<Caller>().map(|c| c.token.clone()).unwrap_or_default();
         let mut inbound = request.into_inner();
         let hello = match inbound.next().await {
             Some(Ok(pb::SyncRequest { message: Some(Message::Hello(hello)) })) => hello,
@@ -63,6 +66,8 @@ impl pb::config_sync_server::ConfigSync for ConfigSyncService {
         let session = Session {
             store: self.store.clone(),
             gateways: self.gateways.clone(),
+            tokens: self.tokens.clone(),
+            token,
             name: hello.name,
             session,
             acked,
@@ -78,6 +83,9 @@ impl pb::config_sync_server::ConfigSync for ConfigSyncService {
 struct Session {
     store: Arc<Store>,
     gateways: Arc<Gateways>,
+    tokens: Arc<Tokens>,
+    /// The gateway token the stream was opened with: revoking it ends the stream.
+    token: String,
     name: String,
     session: u64,
     /// What the data plane holds: the base for the next delta. None: it needs everything.
@@ -95,6 +103,7 @@ impl Session {
         tx: mpsc::Sender<Result<pb::SyncResponse, Status>>,
     ) {
         let mut revisions = self.store.subscribe();
+        let mut revocations = self.tokens.revocations();
         loop {
             if self.in_flight.is_none() {
                 let latest = revisions.borrow_and_update().clone();
@@ -121,6 +130,13 @@ impl Session {
                     }
                 }
                 _ = tx.closed() => break,
+                _ = revocations.changed() => {
+                    if !self.tokens.is_live(&self.token) {
+                        tracing::warn!(gateway = %self.name, token = %self.token, "token revoked: ending the sync stream");
+                        let _ = tx.send(Err(Status::unauthenticated("the gateway token was revoked"))).await;
+                        break;
+                    }
+                }
             }
         }
         self.gateways.disconnected(&self.name, self.session);

@@ -9,5 +9,7 @@ pub mod management;
 pub mod model;
 pub mod server;
 pub mod store;
+pub mod tls;
+pub mod tokens;
 
-pub use server::{ControlPlane, ControlPlaneConfig};
+pub use server::{Access, ControlPlane, ControlPlaneConfig, Transport};

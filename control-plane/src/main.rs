@@ -2,22 +2,42 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use gatehouse_control_plane::{ControlPlane, ControlPlaneConfig};
+use gatehouse_control_plane::management::Limits;
+use gatehouse_control_plane::{ControlPlane, ControlPlaneConfig, Transport};
 
 /// Gatehouse control plane: stores client certificates and APIs (sled) and streams
 /// configuration to every data plane.
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Args {
-    /// Folder for the sled database (created if missing).
+    /// Folder for the database, the master key, the initial operator token and the generated
+    /// TLS CA (created 0700 if missing).
     #[arg(long, env = "GATEHOUSE_DATA_DIR", default_value = "gatehouse-data")]
     data_dir: PathBuf,
     /// Address of the gRPC API (Management, ConfigSync, health, reflection).
     #[arg(long, env = "GATEHOUSE_LISTEN", default_value = "127.0.0.1:7400")]
     listen: SocketAddr,
+    /// TLS certificate (PEM, with its chain). Without --tls-cert/--tls-key the control plane
+    /// serves a certificate from its own CA (DATA_DIR/tls/ca.pem).
+    #[arg(long, env = "GATEHOUSE_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, env = "GATEHOUSE_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Extra DNS name or IP address for the generated certificate (repeatable, or comma-separated).
+    #[arg(long, env = "GATEHOUSE_TLS_SAN", value_delimiter = ',')]
+    tls_san: Vec<String>,
+    /// Serve without TLS. Allowed only on a loopback address.
+    #[arg(long, env = "GATEHOUSE_PLAINTEXT", conflicts_with_all = ["tls_cert", "tls_key", "tls_san"])]
+    plaintext: bool,
+    /// Key sealing private keys and secrets in the database [default: DATA_DIR/master.key,
+    /// created 0600 on first start].
+    #[arg(long, env = "GATEHOUSE_MASTER_KEY_FILE")]
+    master_key_file: Option<PathBuf>,
     /// Seconds between HTTP/2 keepalive pings on data plane streams; a peer silent for as long
     /// again is dropped.
     #[arg(long, env = "GATEHOUSE_KEEPALIVE", default_value_t = 10)]
@@ -25,6 +45,18 @@ struct Args {
     /// Seconds a data plane may lag the latest revision before `gateway list` shows it STALE.
     #[arg(long, env = "GATEHOUSE_STALE_AFTER", default_value_t = 10)]
     stale_after: u64,
+    /// Largest gRPC message accepted, in bytes.
+    #[arg(long, env = "GATEHOUSE_MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024)]
+    max_message_bytes: usize,
+    /// Largest PFX file accepted, in bytes.
+    #[arg(long, env = "GATEHOUSE_MAX_PFX_BYTES", default_value_t = 1024 * 1024)]
+    max_pfx_bytes: usize,
+    /// Most certificates accepted in one PFX file.
+    #[arg(long, env = "GATEHOUSE_MAX_CHAIN_LENGTH", default_value_t = 10)]
+    max_chain_length: usize,
+    /// Largest policy XML document accepted, in bytes.
+    #[arg(long, env = "GATEHOUSE_MAX_POLICY_BYTES", default_value_t = 64 * 1024)]
+    max_policy_bytes: usize,
     /// Log filter, RUST_LOG syntax (e.g. "info", "gatehouse_control_plane=debug").
     #[arg(long, env = "GATEHOUSE_LOG", default_value = "info")]
     log: String,
@@ -41,14 +73,35 @@ async fn main() {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
+    let transport = match (args.plaintext, args.tls_cert, args.tls_key) {
+        (true, _, _) => Transport::Plaintext,
+        (false, Some(cert), Some(key)) => Transport::TlsFiles { cert, key },
+        _ => Transport::TlsGenerated { sans: args.tls_san },
+    };
     let config = ControlPlaneConfig {
-        keepalive: std::time::Duration::from_secs(args.keepalive.max(1)),
-        stale_after: std::time::Duration::from_secs(args.stale_after),
+        transport,
+        master_key_file: args.master_key_file,
+        keepalive: Duration::from_secs(args.keepalive.max(1)),
+        stale_after: Duration::from_secs(args.stale_after),
+        limits: Limits {
+            max_message_bytes: args.max_message_bytes,
+            max_pfx_bytes: args.max_pfx_bytes,
+            max_chain_length: args.max_chain_length,
+            max_policy_bytes: args.max_policy_bytes,
+        },
         ..ControlPlaneConfig::new(args.data_dir, args.listen)
     };
     let control_plane = ControlPlane::bind(&config).await?;
+    let access = control_plane.access();
+    if let Some(ca) = &access.ca_file {
+        println!("gatehouse-cp TLS CA (give it to data planes and gatehousectl): {}", ca.display());
+    }
+    if let Some(token) = &access.initial_token_file {
+        println!("gatehouse-cp initial operator token file: {}", token.display());
+    }
     // Tests and scripts read this line to learn the bound port when listening on :0.
-    println!("gatehouse-cp listening on {}", control_plane.local_addr());
+    let scheme = if control_plane.is_tls() { "https" } else { "http" };
+    println!("gatehouse-cp listening on {} ({scheme})", control_plane.local_addr());
     control_plane.serve(gatehouse_shared::process::shutdown_signal()).await.context("serving")?;
     Ok(())
 }

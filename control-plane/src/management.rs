@@ -10,17 +10,48 @@ use tonic::{Request, Response, Status};
 use crate::gateways::{Gateway, GatewayState, Gateways};
 use crate::model::{Api, BackendTls, Binding, State, StoredCaCertificate, StoredCertificate, etag};
 use crate::store::{ApiDefinition, Store, StoreError, WriteOptions};
+use crate::tokens::{Caller, Role, Tokens};
 
 pub struct ManagementService {
     store: Arc<Store>,
     gateways: Arc<Gateways>,
+    tokens: Arc<Tokens>,
     /// A gateway behind the latest revision for longer than this is STALE.
     stale_after: Duration,
+    limits: Limits,
+}
+
+/// Size limits on what operators send.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Largest gRPC message accepted.
+    pub max_message_bytes: usize,
+    pub max_pfx_bytes: usize,
+    /// Most certificates in an uploaded PFX.
+    pub max_chain_length: usize,
+    pub max_policy_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: 4 * 1024 * 1024,
+            max_pfx_bytes: gatehouse_shared::certificate::MAX_PFX_BYTES,
+            max_chain_length: gatehouse_shared::certificate::MAX_CHAIN_LENGTH,
+            max_policy_bytes: gatehouse_shared::policy::MAX_POLICY_BYTES,
+        }
+    }
 }
 
 impl ManagementService {
-    pub fn new(store: Arc<Store>, gateways: Arc<Gateways>, stale_after: Duration) -> Self {
-        Self { store, gateways, stale_after }
+    pub fn new(
+        store: Arc<Store>,
+        gateways: Arc<Gateways>,
+        tokens: Arc<Tokens>,
+        stale_after: Duration,
+        limits: Limits,
+    ) -> Self {
+        Self { store, gateways, tokens, stale_after, limits }
     }
 
     fn gateway_state(&self, gateway: &Gateway, latest: u64) -> GatewayState {
@@ -171,18 +202,21 @@ fn binding_from(binding: pb::CredentialBinding) -> Result<Binding, Status> {
     }
 }
 
-#[tonic::async_trait]
-impl Management for ManagementService {
-    async fn upload_certificate(
+// The write handlers; the trait methods wrap each in an audit record.
+impl ManagementService {
+    async fn upload_certificate_inner(
         &self,
         request: Request<pb::UploadCertificateRequest>,
     ) -> Result<Response<pb::Certificate>, Status> {
         let request = request.into_inner();
         // Decrypting a PFX is CPU work (PBKDF2): keep it off the async workers.
         let (pfx, password) = (request.pfx, request.password);
-        let parsed = tokio::task::spawn_blocking(move || ClientCertificate::from_pkcs12(&pfx, &password))
-            .await
-            .map_err(|_| Status::internal("certificate parsing task failed"))?;
+        let (max_bytes, max_chain) = (self.limits.max_pfx_bytes, self.limits.max_chain_length);
+        let parsed = tokio::task::spawn_blocking(move || {
+            ClientCertificate::from_pkcs12_limited(&pfx, &password, max_bytes, max_chain)
+        })
+        .await
+        .map_err(|_| Status::internal("certificate parsing task failed"))?;
         let certificate = match parsed {
             Ok(c) => c,
             Err(error) => {
@@ -194,6 +228,160 @@ impl Management for ManagementService {
         let stored = self.store.upload_certificate(&request.id, certificate, &options).await?;
         tracing::info!(id = %stored.id, thumbprint = %stored.certificate.info.thumbprint, revision = stored.revision, "certificate uploaded");
         Ok(Response::new(certificate_view(&self.store.state(), &stored)))
+    }
+
+    async fn delete_certificate_inner(
+        &self,
+        request: Request<pb::DeleteCertificateRequest>,
+    ) -> Result<Response<pb::DeleteCertificateResponse>, Status> {
+        let request = request.into_inner();
+        let id = request.id;
+        let options = WriteOptions { if_match: request.if_match, ..WriteOptions::default() };
+        let revision = self.store.delete_certificate(&id, &options).await?;
+        tracing::info!(%id, revision, "certificate deleted");
+        Ok(Response::new(pb::DeleteCertificateResponse { revision }))
+    }
+
+    async fn put_api_inner(&self, request: Request<pb::PutApiRequest>) -> Result<Response<pb::Api>, Status> {
+        let request = request.into_inner();
+        let binding = request.credentials.map(binding_from).transpose()?;
+        let definition = ApiDefinition {
+            id: request.id,
+            display_name: request.display_name,
+            path: request.path,
+            service_url: request.service_url,
+            binding,
+            tls: tls_from(request.backend_tls),
+        };
+        let options = WriteOptions { if_match: request.if_match, allow_expired: request.allow_expired };
+        let api = self.store.put_api(definition, &options).await?;
+        tracing::info!(id = %api.id, path = %api.path, revision = api.revision, "API saved");
+        Ok(Response::new(api_view(&self.store.state(), &api)))
+    }
+
+    async fn delete_api_inner(
+        &self,
+        request: Request<pb::DeleteApiRequest>,
+    ) -> Result<Response<pb::DeleteApiResponse>, Status> {
+        let request = request.into_inner();
+        let id = request.id;
+        let options = WriteOptions { if_match: request.if_match, ..WriteOptions::default() };
+        let revision = self.store.delete_api(&id, &options).await?;
+        tracing::info!(%id, revision, "API deleted");
+        Ok(Response::new(pb::DeleteApiResponse { revision }))
+    }
+
+    async fn set_api_credentials_inner(
+        &self,
+        request: Request<pb::SetApiCredentialsRequest>,
+    ) -> Result<Response<pb::Api>, Status> {
+        use pb::set_api_credentials_request::Credential;
+        let request = request.into_inner();
+        let binding = match request.credential {
+            Some(Credential::CertificateId(id)) => Binding::CertificateId(id),
+            Some(Credential::Thumbprint(t)) => Binding::Thumbprint(parse_thumbprint(&t)?),
+            Some(Credential::None(_)) => Binding::None,
+            None => {
+                return Err(Status::invalid_argument("say which credential: certificate_id, thumbprint, or none"));
+            }
+        };
+        let options = WriteOptions { if_match: request.if_match, allow_expired: request.allow_expired };
+        let api = self.store.set_api_binding(&request.api_id, binding, &options).await?;
+        tracing::info!(id = %api.id, binding = ?api.policy.certificate, revision = api.revision, "API credentials set");
+        Ok(Response::new(api_view(&self.store.state(), &api)))
+    }
+
+    async fn set_api_policy_inner(
+        &self,
+        request: Request<pb::SetApiPolicyRequest>,
+    ) -> Result<Response<pb::ApiPolicy>, Status> {
+        let request = request.into_inner();
+        let policy =
+            gatehouse_shared::policy::parse(&request.xml).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let options = WriteOptions { if_match: request.if_match, allow_expired: request.allow_expired };
+        let api = self.store.set_api_policy(&request.api_id, policy, &options).await.map_err(|error| match error {
+            // A certificate named in the policy that does not exist is an error in the document.
+            StoreError::NotFound { kind: "certificate", .. } | StoreError::ThumbprintNotFound(_) => {
+                Status::invalid_argument(format!("policy XML, <authentication-certificate>: {error}"))
+            }
+            other => other.into(),
+        })?;
+        tracing::info!(id = %api.id, revision = api.revision, "API policy set");
+        Ok(Response::new(policy_view(&api)))
+    }
+
+    async fn upload_ca_certificate_inner(
+        &self,
+        request: Request<pb::UploadCaCertificateRequest>,
+    ) -> Result<Response<pb::CaCertificate>, Status> {
+        let request = request.into_inner();
+        let (der, info) = gatehouse_shared::certificate::parse_ca_certificate(&request.certificate)
+            .map_err(|e| Status::invalid_argument(format!("CA certificate refused: {e}")))?;
+        let options = WriteOptions { if_match: request.if_match, ..WriteOptions::default() };
+        let stored = self.store.upload_ca_certificate(&request.id, der, info, &options).await?;
+        tracing::info!(id = %stored.id, thumbprint = %stored.info.thumbprint, revision = stored.revision, "CA certificate uploaded");
+        Ok(Response::new(ca_view(&self.store.state(), &stored)))
+    }
+
+    async fn delete_ca_certificate_inner(
+        &self,
+        request: Request<pb::DeleteCaCertificateRequest>,
+    ) -> Result<Response<pb::DeleteCaCertificateResponse>, Status> {
+        let request = request.into_inner();
+        let options = WriteOptions { if_match: request.if_match, ..WriteOptions::default() };
+        let revision = self.store.delete_ca_certificate(&request.id, &options).await?;
+        tracing::info!(id = %request.id, revision, "CA certificate deleted");
+        Ok(Response::new(pb::DeleteCaCertificateResponse { revision }))
+    }
+}
+
+/// One structured line per management write: who, what, result, revision.
+struct Audit {
+    who: String,
+    rpc: &'static str,
+    resource: String,
+}
+
+impl Audit {
+    fn start<T>(request: &Request<T>, rpc: &'static str, resource: &str) -> Self {
+        let who = request.extensions().get::<Caller>().map(|c| c.token.clone()).unwrap_or_else(|| "-".into());
+        Self { who, rpc, resource: resource.to_string() }
+    }
+
+    fn finish<T>(self, result: &Result<Response<T>, Status>, revision: impl Fn(&T) -> Option<u64>) {
+        match result {
+            Ok(response) => tracing::info!(
+                target: "gatehouse::audit",
+                who = %self.who,
+                rpc = self.rpc,
+                resource = %self.resource,
+                result = "ok",
+                revision = revision(response.get_ref()).unwrap_or(0),
+                "management write"
+            ),
+            Err(status) => tracing::info!(
+                target: "gatehouse::audit",
+                who = %self.who,
+                rpc = self.rpc,
+                resource = %self.resource,
+                result = ?status.code(),
+                reason = %status.message(),
+                "management write refused"
+            ),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Management for ManagementService {
+    async fn upload_certificate(
+        &self,
+        request: Request<pb::UploadCertificateRequest>,
+    ) -> Result<Response<pb::Certificate>, Status> {
+        let audit = Audit::start(&request, "UploadCertificate", &request.get_ref().id);
+        let result = self.upload_certificate_inner(request).await;
+        audit.finish(&result, |r| Some(r.revision));
+        result
     }
 
     async fn get_certificate(
@@ -220,29 +408,17 @@ impl Management for ManagementService {
         &self,
         request: Request<pb::DeleteCertificateRequest>,
     ) -> Result<Response<pb::DeleteCertificateResponse>, Status> {
-        let request = request.into_inner();
-        let id = request.id;
-        let options = WriteOptions { if_match: request.if_match, ..WriteOptions::default() };
-        let revision = self.store.delete_certificate(&id, &options).await?;
-        tracing::info!(%id, revision, "certificate deleted");
-        Ok(Response::new(pb::DeleteCertificateResponse { revision }))
+        let audit = Audit::start(&request, "DeleteCertificate", &request.get_ref().id);
+        let result = self.delete_certificate_inner(request).await;
+        audit.finish(&result, |r| Some(r.revision));
+        result
     }
 
     async fn put_api(&self, request: Request<pb::PutApiRequest>) -> Result<Response<pb::Api>, Status> {
-        let request = request.into_inner();
-        let binding = request.credentials.map(binding_from).transpose()?;
-        let definition = ApiDefinition {
-            id: request.id,
-            display_name: request.display_name,
-            path: request.path,
-            service_url: request.service_url,
-            binding,
-            tls: tls_from(request.backend_tls),
-        };
-        let options = WriteOptions { if_match: request.if_match, allow_expired: request.allow_expired };
-        let api = self.store.put_api(definition, &options).await?;
-        tracing::info!(id = %api.id, path = %api.path, revision = api.revision, "API saved");
-        Ok(Response::new(api_view(&self.store.state(), &api)))
+        let audit = Audit::start(&request, "PutApi", &request.get_ref().id);
+        let result = self.put_api_inner(request).await;
+        audit.finish(&result, |r| Some(r.revision));
+        result
     }
 
     async fn get_api(&self, request: Request<pb::GetApiRequest>) -> Result<Response<pb::Api>, Status> {
@@ -262,32 +438,20 @@ impl Management for ManagementService {
         &self,
         request: Request<pb::DeleteApiRequest>,
     ) -> Result<Response<pb::DeleteApiResponse>, Status> {
-        let request = request.into_inner();
-        let id = request.id;
-        let options = WriteOptions { if_match: request.if_match, ..WriteOptions::default() };
-        let revision = self.store.delete_api(&id, &options).await?;
-        tracing::info!(%id, revision, "API deleted");
-        Ok(Response::new(pb::DeleteApiResponse { revision }))
+        let audit = Audit::start(&request, "DeleteApi", &request.get_ref().id);
+        let result = self.delete_api_inner(request).await;
+        audit.finish(&result, |r| Some(r.revision));
+        result
     }
 
     async fn set_api_credentials(
         &self,
         request: Request<pb::SetApiCredentialsRequest>,
     ) -> Result<Response<pb::Api>, Status> {
-        use pb::set_api_credentials_request::Credential;
-        let request = request.into_inner();
-        let binding = match request.credential {
-            Some(Credential::CertificateId(id)) => Binding::CertificateId(id),
-            Some(Credential::Thumbprint(t)) => Binding::Thumbprint(parse_thumbprint(&t)?),
-            Some(Credential::None(_)) => Binding::None,
-            None => {
-                return Err(Status::invalid_argument("say which credential: certificate_id, thumbprint, or none"));
-            }
-        };
-        let options = WriteOptions { if_match: request.if_match, allow_expired: request.allow_expired };
-        let api = self.store.set_api_binding(&request.api_id, binding, &options).await?;
-        tracing::info!(id = %api.id, binding = ?api.policy.certificate, revision = api.revision, "API credentials set");
-        Ok(Response::new(api_view(&self.store.state(), &api)))
+        let audit = Audit::start(&request, "SetApiCredentials", &request.get_ref().api_id);
+        let result = self.set_api_credentials_inner(request).await;
+        audit.finish(&result, |r| Some(r.revision));
+        result
     }
 
     async fn get_api_policy(
@@ -304,32 +468,20 @@ impl Management for ManagementService {
         &self,
         request: Request<pb::SetApiPolicyRequest>,
     ) -> Result<Response<pb::ApiPolicy>, Status> {
-        let request = request.into_inner();
-        let policy =
-            gatehouse_shared::policy::parse(&request.xml).map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let options = WriteOptions { if_match: request.if_match, allow_expired: request.allow_expired };
-        let api = self.store.set_api_policy(&request.api_id, policy, &options).await.map_err(|error| match error {
-            // A certificate named in the policy that does not exist is an error in the document.
-            StoreError::NotFound { kind: "certificate", .. } | StoreError::ThumbprintNotFound(_) => {
-                Status::invalid_argument(format!("policy XML, <authentication-certificate>: {error}"))
-            }
-            other => other.into(),
-        })?;
-        tracing::info!(id = %api.id, revision = api.revision, "API policy set");
-        Ok(Response::new(policy_view(&api)))
+        let audit = Audit::start(&request, "SetApiPolicy", &request.get_ref().api_id);
+        let result = self.set_api_policy_inner(request).await;
+        audit.finish(&result, |r| Some(r.revision));
+        result
     }
 
     async fn upload_ca_certificate(
         &self,
         request: Request<pb::UploadCaCertificateRequest>,
     ) -> Result<Response<pb::CaCertificate>, Status> {
-        let request = request.into_inner();
-        let (der, info) = gatehouse_shared::certificate::parse_ca_certificate(&request.certificate)
-            .map_err(|e| Status::invalid_argument(format!("CA certificate refused: {e}")))?;
-        let options = WriteOptions { if_match: request.if_match, ..WriteOptions::default() };
-        let stored = self.store.upload_ca_certificate(&request.id, der, info, &options).await?;
-        tracing::info!(id = %stored.id, thumbprint = %stored.info.thumbprint, revision = stored.revision, "CA certificate uploaded");
-        Ok(Response::new(ca_view(&self.store.state(), &stored)))
+        let audit = Audit::start(&request, "UploadCaCertificate", &request.get_ref().id);
+        let result = self.upload_ca_certificate_inner(request).await;
+        audit.finish(&result, |r| Some(r.revision));
+        result
     }
 
     async fn list_ca_certificates(
@@ -345,11 +497,10 @@ impl Management for ManagementService {
         &self,
         request: Request<pb::DeleteCaCertificateRequest>,
     ) -> Result<Response<pb::DeleteCaCertificateResponse>, Status> {
-        let request = request.into_inner();
-        let options = WriteOptions { if_match: request.if_match, ..WriteOptions::default() };
-        let revision = self.store.delete_ca_certificate(&request.id, &options).await?;
-        tracing::info!(id = %request.id, revision, "CA certificate deleted");
-        Ok(Response::new(pb::DeleteCaCertificateResponse { revision }))
+        let audit = Audit::start(&request, "DeleteCaCertificate", &request.get_ref().id);
+        let result = self.delete_ca_certificate_inner(request).await;
+        audit.finish(&result, |r| Some(r.revision));
+        result
     }
 
     async fn list_gateways(
@@ -436,5 +587,57 @@ impl Management for ManagementService {
                 _ = tokio::time::sleep_until(deadline) => {}
             }
         }
+    }
+
+    async fn create_token(
+        &self,
+        request: Request<pb::CreateTokenRequest>,
+    ) -> Result<Response<pb::CreatedToken>, Status> {
+        let audit = Audit::start(&request, "CreateToken", &request.get_ref().name);
+        let request_role = request.get_ref().role;
+        let name = request.get_ref().name.clone();
+        let result = async {
+            let role = match pb::Role::try_from(request_role) {
+                Ok(pb::Role::Operator) => Role::Operator,
+                Ok(pb::Role::Gateway) => Role::Gateway,
+                _ => return Err(Status::invalid_argument("role must be OPERATOR or GATEWAY")),
+            };
+            let (record, secret) = self.tokens.create(&name, role).await?;
+            Ok(Response::new(pb::CreatedToken { token: Some(token_view(&record)), secret }))
+        }
+        .await;
+        audit.finish(&result, |_| None);
+        result
+    }
+
+    async fn list_tokens(&self, _: Request<pb::ListTokensRequest>) -> Result<Response<pb::ListTokensResponse>, Status> {
+        let tokens = self.tokens.list().iter().map(token_view).collect();
+        Ok(Response::new(pb::ListTokensResponse { tokens }))
+    }
+
+    async fn revoke_token(
+        &self,
+        request: Request<pb::RevokeTokenRequest>,
+    ) -> Result<Response<pb::RevokeTokenResponse>, Status> {
+        let audit = Audit::start(&request, "RevokeToken", &request.get_ref().name);
+        let result = self
+            .tokens
+            .revoke(&request.get_ref().name)
+            .await
+            .map(|()| Response::new(pb::RevokeTokenResponse {}))
+            .map_err(Status::from);
+        audit.finish(&result, |_| None);
+        result
+    }
+}
+
+fn token_view(record: &crate::tokens::TokenRecord) -> pb::Token {
+    pb::Token {
+        name: record.name.clone(),
+        role: match record.role {
+            Role::Operator => pb::Role::Operator,
+            Role::Gateway => pb::Role::Gateway,
+        } as i32,
+        created: Some(timestamp(record.created)),
     }
 }

@@ -1,4 +1,5 @@
-//! Assembles the control plane: store, services, gRPC health and reflection, on one listener.
+//! Assembles the control plane: store, tokens, TLS, services, gRPC health and reflection, on
+//! one listener.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -7,40 +8,99 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gatehouse_proto::v1 as pb;
+use gatehouse_shared::sealed::{SealError, SealingKey};
 use tokio::net::TcpListener;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Identity, ServerTlsConfig};
 
 use crate::config_sync::ConfigSyncService;
 use crate::gateways::Gateways;
-use crate::management::ManagementService;
+use crate::management::{Limits, ManagementService};
 use crate::store::{Store, StoreError};
+use crate::tls::{ServerIdentity, TlsError};
+use crate::tokens::{RequireRole, Role, TokenError, Tokens};
+
+/// How the listener speaks.
+#[derive(Clone, Debug)]
+pub enum Transport {
+    /// Plain HTTP/2: only on loopback addresses.
+    Plaintext,
+    /// TLS with the operator's certificate and key (PEM files).
+    TlsFiles { cert: PathBuf, key: PathBuf },
+    /// TLS with a certificate from the control plane's own CA (created in the data dir), valid
+    /// for localhost, 127.0.0.1, ::1 and these extra names.
+    TlsGenerated { sans: Vec<String> },
+}
 
 #[derive(Clone, Debug)]
 pub struct ControlPlaneConfig {
     pub data_dir: PathBuf,
     pub listen: SocketAddr,
+    pub transport: Transport,
+    /// Seals private keys and secrets in the store [default: DATA_DIR/master.key, created 0600].
+    pub master_key_file: Option<PathBuf>,
     /// HTTP/2 keepalive on sync streams: a ping this often, and a peer that does not answer
     /// within as long again is gone.
     pub keepalive: Duration,
     /// A data plane behind the latest revision for longer than this is listed STALE.
     pub stale_after: Duration,
+    pub limits: Limits,
 }
 
 impl ControlPlaneConfig {
     pub fn new(data_dir: PathBuf, listen: SocketAddr) -> Self {
-        Self { data_dir, listen, keepalive: Duration::from_secs(10), stale_after: Duration::from_secs(10) }
+        Self {
+            data_dir,
+            listen,
+            transport: Transport::TlsGenerated { sans: Vec::new() },
+            master_key_file: None,
+            keepalive: Duration::from_secs(10),
+            stale_after: Duration::from_secs(10),
+            limits: Limits::default(),
+        }
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("cannot open the data directory {dir}")]
+    DataDir {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot open the database in {dir}")]
+    Database {
+        dir: PathBuf,
+        #[source]
+        source: sled::Error,
+    },
+    #[error("cannot load the configuration in {dir}")]
     Store {
         dir: PathBuf,
         #[source]
         source: StoreError,
     },
+    #[error("master key")]
+    MasterKey(#[source] SealError),
+    #[error("tokens")]
+    Tokens(#[source] TokenError),
+    #[error("cannot write the initial operator token to {path}")]
+    TokenFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("TLS identity")]
+    Tls(#[source] TlsError),
+    #[error("the TLS certificate or key cannot be used")]
+    TlsConfig(#[source] tonic::transport::Error),
+    #[error(
+        "refusing to serve plaintext on {0}: that is not a loopback address, and the stream carries private keys; drop --plaintext to serve TLS"
+    )]
+    PlaintextNotLoopback(SocketAddr),
     #[error("cannot listen on {addr}")]
     Listen {
         addr: SocketAddr,
@@ -53,30 +113,94 @@ pub enum StartError {
     Serve(#[source] tonic::transport::Error),
 }
 
+/// What an operator (and the data planes) need to reach this control plane.
+#[derive(Clone, Debug)]
+pub struct Access {
+    /// The CA to verify the control plane with, when it made its own.
+    pub ca_file: Option<PathBuf>,
+    /// Written on first start: the first operator token.
+    pub initial_token_file: Option<PathBuf>,
+}
+
 /// A bound, not yet serving, control plane.
 pub struct ControlPlane {
     store: Arc<Store>,
+    tokens: Arc<Tokens>,
     gateways: Arc<Gateways>,
     listener: TcpListener,
+    tls: Option<ServerIdentity>,
+    access: Access,
     config: ControlPlaneConfig,
 }
 
 impl ControlPlane {
     pub async fn bind(config: &ControlPlaneConfig) -> Result<Self, StartError> {
-        let store = Store::open(&config.data_dir)
-            .map_err(|source| StartError::Store { dir: config.data_dir.clone(), source })?;
+        if matches!(config.transport, Transport::Plaintext) && !config.listen.ip().is_loopback() {
+            return Err(StartError::PlaintextNotLoopback(config.listen));
+        }
+        let dir = &config.data_dir;
+        create_private_dir(dir).map_err(|source| StartError::DataDir { dir: dir.clone(), source })?;
+        let key_file = config.master_key_file.clone().unwrap_or_else(|| dir.join("master.key"));
+        let key = SealingKey::load_or_create(&key_file).map_err(StartError::MasterKey)?;
+        let db = sled::Config::new()
+            .path(dir.join("sled"))
+            .open()
+            .map_err(|source| StartError::Database { dir: dir.clone(), source })?;
+        let tokens = Tokens::open(&db).map_err(StartError::Tokens)?;
+        let mut access = Access { ca_file: None, initial_token_file: None };
+        if tokens.is_empty() {
+            let path = dir.join("operator.token");
+            let (_, secret) = tokens.create("admin", Role::Operator).await.map_err(StartError::Tokens)?;
+            gatehouse_shared::sealed::write_private_file(&path, format!("{secret}\n").as_bytes())
+                .map_err(|source| StartError::TokenFile { path: path.clone(), source })?;
+            tracing::info!(path = %path.display(), "initial operator token 'admin' written; keep it safe");
+            access.initial_token_file = Some(path);
+        } else if dir.join("operator.token").exists() {
+            access.initial_token_file = Some(dir.join("operator.token"));
+        }
+        let store = Store::open(db, key).map_err(|source| StartError::Store { dir: dir.clone(), source })?;
+        let tls = match &config.transport {
+            Transport::Plaintext => None,
+            Transport::TlsFiles { cert, key } => {
+                Some(crate::tls::server_identity(dir, Some(cert), Some(key), &[]).map_err(StartError::Tls)?)
+            }
+            Transport::TlsGenerated { sans } => {
+                Some(crate::tls::server_identity(dir, None, None, sans).map_err(StartError::Tls)?)
+            }
+        };
+        access.ca_file = tls.as_ref().and_then(|t| t.ca_file.clone());
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|source| StartError::Listen { addr: config.listen, source })?;
-        Ok(Self { store: Arc::new(store), gateways: Arc::new(Gateways::default()), listener, config: config.clone() })
+        Ok(Self {
+            store: Arc::new(store),
+            tokens: Arc::new(tokens),
+            gateways: Arc::new(Gateways::default()),
+            listener,
+            tls,
+            access,
+            config: config.clone(),
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.listener.local_addr().expect("bound listener has an address")
     }
 
+    pub fn access(&self) -> &Access {
+        &self.access
+    }
+
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
     pub fn store(&self) -> &Arc<Store> {
         &self.store
+    }
+
+    pub fn tokens(&self) -> &Arc<Tokens> {
+        &self.tokens
     }
 
     /// Serves until `shutdown` completes, then flushes the store.
@@ -97,17 +221,40 @@ impl ControlPlane {
             }
             stream
         });
-        let management = ManagementService::new(self.store.clone(), self.gateways.clone(), self.config.stale_after);
-        let sync = ConfigSyncService::new(self.store.clone(), self.gateways.clone());
-        tracing::info!(addr = %addr, revision = self.store.state().revision, "control plane serving");
-        let result = tonic::transport::Server::builder()
+        let limits = self.config.limits.clone();
+        let max_message = limits.max_message_bytes;
+        let management = pb::management_server::ManagementServer::new(ManagementService::new(
+            self.store.clone(),
+            self.gateways.clone(),
+            self.tokens.clone(),
+            self.config.stale_after,
+            limits,
+        ))
+        .max_decoding_message_size(max_message);
+        let sync = pb::config_sync_server::ConfigSyncServer::new(ConfigSyncService::new(
+            self.store.clone(),
+            self.gateways.clone(),
+            self.tokens.clone(),
+        ))
+        .max_decoding_message_size(max_message)
+        .max_encoding_message_size(usize::MAX);
+        tracing::info!(%addr, tls = self.tls.is_some(), revision = self.store.state().revision, "control plane serving");
+        let mut builder = tonic::transport::Server::builder()
             // A data plane frozen or cut off mid-stream is noticed within two keepalive periods.
             .http2_keepalive_interval(Some(self.config.keepalive))
-            .http2_keepalive_timeout(Some(self.config.keepalive))
+            .http2_keepalive_timeout(Some(self.config.keepalive));
+        if let Some(tls) = &self.tls {
+            builder = builder
+                .tls_config(ServerTlsConfig::new().identity(Identity::from_pem(&tls.cert_pem, &tls.key_pem)))
+                .map_err(StartError::TlsConfig)?;
+        }
+        // Health and reflection are open (they reveal no configuration); Management needs an
+        // operator token and ConfigSync a gateway token.
+        let result = builder
             .add_service(health)
             .add_service(reflection)
-            .add_service(pb::management_server::ManagementServer::new(management))
-            .add_service(pb::config_sync_server::ConfigSyncServer::new(sync))
+            .add_service(InterceptedService::new(management, RequireRole::new(self.tokens.clone(), Role::Operator)))
+            .add_service(InterceptedService::new(sync, RequireRole::new(self.tokens.clone(), Role::Gateway)))
             .serve_with_incoming_shutdown(incoming, shutdown)
             .await
             .map_err(StartError::Serve);
@@ -117,4 +264,12 @@ impl ControlPlane {
         tracing::info!("control plane stopped");
         result
     }
+}
+
+fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
 }

@@ -2,12 +2,12 @@
 //! applied as one atomic batch (records plus the new revision), flushed to disk, and only then
 //! made visible and published: an acknowledged write survives SIGKILL.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 use gatehouse_shared::policy::{self, UnmaskError};
+use gatehouse_shared::sealed::SealingKey;
 use gatehouse_shared::{CertificateInfo, ClientCertificate, Thumbprint};
 use tokio::sync::{Mutex, watch};
 
@@ -86,11 +86,16 @@ struct CertificateRecord {
     id: String,
     #[prost(bytes = "vec", repeated, tag = "2")]
     chain: Vec<Vec<u8>>,
-    #[prost(bytes = "vec", tag = "3")]
-    private_key: Vec<u8>,
+    // Tag 3 would be a plaintext key: never written.
     #[prost(uint64, tag = "4")]
     revision: u64,
+    /// PKCS#8 key sealed under the master key.
+    #[prost(bytes = "vec", tag = "5")]
+    sealed_private_key: Vec<u8>,
 }
+
+const KEY_CONTEXT: &[u8] = b"gatehouse-cp-private-key-v1";
+const SECRET_CONTEXT: &[u8] = b"gatehouse-cp-secret-v1";
 
 #[derive(Clone, PartialEq, prost::Message)]
 struct CaRecord {
@@ -113,6 +118,9 @@ struct HeaderRecord {
     values: Vec<String>,
     #[prost(bool, tag = "4")]
     secret: bool,
+    /// For secret headers, the values sealed under the master key (and `values` empty).
+    #[prost(bytes = "vec", repeated, tag = "5")]
+    sealed_values: Vec<Vec<u8>>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -144,10 +152,11 @@ struct ApiRecord {
     has_basic: bool,
     #[prost(string, tag = "13")]
     basic_username: String,
-    #[prost(string, tag = "14")]
-    basic_password: String,
+    // Tag 14 would be a plaintext password: never written.
     #[prost(message, repeated, tag = "15")]
     headers: Vec<HeaderRecord>,
+    #[prost(bytes = "vec", tag = "16")]
+    sealed_basic_password: Vec<u8>,
 }
 
 const CERT_PREFIX: &str = "cert/";
@@ -173,7 +182,7 @@ fn action_code(action: ExistsAction) -> u32 {
 }
 
 impl ApiRecord {
-    fn from_api(api: &Api) -> Self {
+    fn from_api(api: &Api, key: &SealingKey) -> Self {
         let (binding_kind, binding_value) = match &api.policy.certificate {
             Binding::None => (0, String::new()),
             Binding::CertificateId(id) => (1, id.clone()),
@@ -194,7 +203,7 @@ impl ApiRecord {
             exclude_system_roots: !api.tls.system_roots,
             has_basic: basic.is_some(),
             basic_username: basic.as_ref().map(|b| b.username.clone()).unwrap_or_default(),
-            basic_password: basic.map(|b| b.password).unwrap_or_default(),
+            sealed_basic_password: basic.map(|b| key.seal(SECRET_CONTEXT, b.password.as_bytes())).unwrap_or_default(),
             headers: api
                 .policy
                 .headers
@@ -202,14 +211,23 @@ impl ApiRecord {
                 .map(|h| HeaderRecord {
                     name: h.name.clone(),
                     action: action_code(h.action),
-                    values: h.values.clone(),
+                    values: if h.secret { Vec::new() } else { h.values.clone() },
                     secret: h.secret,
+                    sealed_values: if h.secret {
+                        h.values.iter().map(|v| key.seal(SECRET_CONTEXT, v.as_bytes())).collect()
+                    } else {
+                        Vec::new()
+                    },
                 })
                 .collect(),
         }
     }
 
-    fn into_api(self) -> Result<Api, String> {
+    fn into_api(self, key: &SealingKey) -> Result<Api, String> {
+        let open = |sealed: &[u8]| -> Result<String, String> {
+            let plain = key.open(SECRET_CONTEXT, sealed).map_err(|e| e.to_string())?;
+            String::from_utf8(plain).map_err(|_| "a sealed secret is not text".to_string())
+        };
         let certificate = match self.binding_kind {
             0 => Binding::None,
             1 => Binding::CertificateId(self.binding_value),
@@ -227,10 +245,18 @@ impl ApiRecord {
                     3 => ExistsAction::Delete,
                     other => return Err(format!("unknown header action {other}")),
                 };
-                Ok(SetHeader { name: h.name, action, values: h.values, secret: h.secret })
+                let values = if h.secret {
+                    h.sealed_values.iter().map(|v| open(v)).collect::<Result<_, _>>()?
+                } else {
+                    h.values
+                };
+                Ok(SetHeader { name: h.name, action, values, secret: h.secret })
             })
             .collect::<Result<_, String>>()?;
-        let basic = self.has_basic.then(|| BasicAuth { username: self.basic_username, password: self.basic_password });
+        let basic = match self.has_basic {
+            true => Some(BasicAuth { username: self.basic_username, password: open(&self.sealed_basic_password)? }),
+            false => None,
+        };
         Ok(Api {
             id: self.id,
             display_name: self.display_name,
@@ -263,6 +289,8 @@ struct Change {
 
 pub struct Store {
     db: sled::Db,
+    /// Seals private keys and secrets before they reach the disk.
+    key: SealingKey,
     /// Random id of this configuration store: revisions compare only within one.
     config_id: String,
     state: ArcSwap<State>,
@@ -277,8 +305,8 @@ pub struct Store {
 const HISTORY: usize = 32;
 
 impl Store {
-    pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let db = sled::Config::new().path(dir).open()?;
+    /// Opens the configuration in `db`; `key` seals private keys and secrets.
+    pub fn open(db: sled::Db, key: SealingKey) -> Result<Self, StoreError> {
         let config_id = match db.get(CONFIG_ID_KEY)? {
             Some(id) => String::from_utf8_lossy(&id).into_owned(),
             None => {
@@ -288,11 +316,11 @@ impl Store {
                 id
             }
         };
-        let state = load(&db)?;
+        let state = load(&db, &key)?;
         let first = Arc::new(state.publish(None));
         let history = std::sync::Mutex::new(std::collections::VecDeque::from([first.clone()]));
         let published = watch::Sender::new(first);
-        Ok(Self { db, config_id, state: ArcSwap::from_pointee(state), writer: Mutex::new(()), published, history })
+        Ok(Self { db, key, config_id, state: ArcSwap::from_pointee(state), writer: Mutex::new(()), published, history })
     }
 
     pub fn config_id(&self) -> &str {
@@ -509,7 +537,7 @@ impl Store {
             let record = CertificateRecord {
                 id: cert.id.clone(),
                 chain: cert.certificate.chain.clone(),
-                private_key: cert.certificate.private_key.clone(),
+                sealed_private_key: self.key.seal(KEY_CONTEXT, &cert.certificate.private_key),
                 revision,
             };
             batch.insert(format!("{CERT_PREFIX}{}", cert.id).as_bytes(), prost::Message::encode_to_vec(&record));
@@ -524,7 +552,7 @@ impl Store {
             let api = Api { revision, ..api };
             batch.insert(
                 format!("{API_PREFIX}{}", api.id).as_bytes(),
-                prost::Message::encode_to_vec(&ApiRecord::from_api(&api)),
+                prost::Message::encode_to_vec(&ApiRecord::from_api(&api, &self.key)),
             );
             next.apis.insert(api.id.clone(), api);
         }
@@ -646,7 +674,7 @@ fn validate_id(kind: &str, id: &str) -> Result<(), StoreError> {
     }
 }
 
-fn load(db: &sled::Db) -> Result<State, StoreError> {
+fn load(db: &sled::Db, seal: &SealingKey) -> Result<State, StoreError> {
     let corrupt = |key: &[u8], source: Box<dyn std::error::Error + Send + Sync>| StoreError::Corrupt {
         key: String::from_utf8_lossy(key).into_owned(),
         source,
@@ -662,8 +690,10 @@ fn load(db: &sled::Db) -> Result<State, StoreError> {
     for item in db.scan_prefix(CERT_PREFIX) {
         let (key, value) = item?;
         let record: CertificateRecord = prost::Message::decode(value.as_ref()).map_err(|e| corrupt(&key, e.into()))?;
+        // A key that does not open means the wrong master key (or tampering): say so, load nothing.
+        let private_key = seal.open(KEY_CONTEXT, &record.sealed_private_key).map_err(|e| corrupt(&key, e.into()))?;
         let certificate =
-            ClientCertificate::from_parts(record.chain, record.private_key).map_err(|e| corrupt(&key, e.into()))?;
+            ClientCertificate::from_parts(record.chain, private_key).map_err(|e| corrupt(&key, e.into()))?;
         state
             .certificates
             .insert(record.id.clone(), StoredCertificate { id: record.id, certificate, revision: record.revision });
@@ -680,7 +710,7 @@ fn load(db: &sled::Db) -> Result<State, StoreError> {
     for item in db.scan_prefix(API_PREFIX) {
         let (key, value) = item?;
         let record: ApiRecord = prost::Message::decode(value.as_ref()).map_err(|e| corrupt(&key, e.into()))?;
-        let api = record.into_api().map_err(|e| corrupt(&key, e.into()))?;
+        let api = record.into_api(seal).map_err(|e| corrupt(&key, e.into()))?;
         state.apis.insert(api.id.clone(), api);
     }
     Ok(state)

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use anyhow::{Context, anyhow, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use gatehouse_proto::v1::{self as pb, management_client::ManagementClient};
+use gatehouse_shared::client::BearerToken;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 use crate::output;
@@ -15,8 +17,16 @@ use crate::output;
 #[command(name = "gatehousectl", version, after_help = EXAMPLES)]
 pub struct Cli {
     /// URL of the control plane's gRPC API.
-    #[arg(long, global = true, env = "GATEHOUSE_SERVER", default_value = "http://127.0.0.1:7400")]
+    #[arg(long, global = true, env = "GATEHOUSE_SERVER", default_value = "https://127.0.0.1:7400")]
     pub server: String,
+    /// CA certificate (PEM) to verify the control plane with [default: gatehouse-data/tls/ca.pem
+    /// if it exists here, else the system roots].
+    #[arg(long, global = true, env = "GATEHOUSE_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// File holding an operator token [default: gatehouse-data/operator.token if it exists
+    /// here]. GATEHOUSE_TOKEN may hold the token itself; it is never taken from the command line.
+    #[arg(long, global = true, env = "GATEHOUSE_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
     /// After a write, wait until every connected data plane has applied it; exit non-zero if
     /// one rejects it or --timeout passes.
     #[arg(long, global = true, env = "GATEHOUSE_WAIT")]
@@ -58,6 +68,32 @@ pub enum Noun {
     /// Data planes connected to the control plane.
     #[command(subcommand)]
     Gateway(GatewayCommand),
+    /// Bearer tokens for operators and data planes.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Create a token; its secret is printed once.
+    #[command(
+        after_help = "Examples:\n  gatehousectl token create ci-pipeline --role operator > ci.token\n  gatehousectl token create edge-1 --role gateway > edge-1.token"
+    )]
+    Create {
+        name: String,
+        #[arg(long, value_enum)]
+        role: TokenRole,
+    },
+    /// List tokens (names and roles; secrets are never shown again).
+    List,
+    /// Revoke a token; data planes using it are disconnected.
+    Revoke { name: String },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TokenRole {
+    Operator,
+    Gateway,
 }
 
 /// Conditions every write accepts.
@@ -268,17 +304,15 @@ pub enum GatewayCommand {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let server = Server::from_cli(&cli)?;
     let revision = match cli.command {
-        Noun::Cert(command) => cert(&cli.server, cli.output, command).await?,
-        Noun::Api(command) => api(&cli.server, cli.output, command).await?,
-        Noun::Ca(command) => ca(&cli.server, cli.output, command).await?,
+        Noun::Cert(command) => cert(&server, cli.output, command).await?,
+        Noun::Api(command) => api(&server, cli.output, command).await?,
+        Noun::Ca(command) => ca(&server, cli.output, command).await?,
+        Noun::Token(command) => token(&server, cli.output, command).await?,
         Noun::Gateway(GatewayCommand::List) => {
-            let list = connect(&cli.server)
-                .await?
-                .list_gateways(pb::ListGatewaysRequest {})
-                .await
-                .map_err(status)?
-                .into_inner();
+            let list =
+                connect(&server).await?.list_gateways(pb::ListGatewaysRequest {}).await.map_err(status)?.into_inner();
             match cli.output {
                 Format::Json => print_json(&serde_json::json!({
                     "revision": list.revision,
@@ -290,7 +324,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
     };
     match (cli.wait, revision) {
-        (true, Some(revision)) => wait_for_rollout(&cli.server, cli.output, revision, cli.timeout).await,
+        (true, Some(revision)) => wait_for_rollout(&server, cli.output, revision, cli.timeout).await,
         _ => Ok(()),
     }
 }
@@ -299,7 +333,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 /// timeout passed. The report goes to stdout for people, and to stderr as JSON with -o json
 /// (stdout then holds only the resource).
 async fn wait_for_rollout(
-    server: &str,
+    server: &Server,
     format: Format,
     revision: u64,
     timeout: std::time::Duration,
@@ -360,15 +394,44 @@ async fn wait_for_rollout(
     Ok(())
 }
 
-async fn connect(server: &str) -> anyhow::Result<ManagementClient<Channel>> {
-    let endpoint =
-        Channel::from_shared(server.to_string()).map_err(|_| anyhow!("'{server}' is not a valid server URL"))?;
-    let channel = endpoint
-        .connect_timeout(std::time::Duration::from_secs(5))
-        .connect()
-        .await
-        .map_err(|e| anyhow!("cannot reach the control plane at {server}: {}", root_cause(&e)))?;
-    Ok(ManagementClient::new(channel))
+/// Where the control plane is, and how to prove who we are to it.
+pub struct Server {
+    url: String,
+    ca_file: Option<PathBuf>,
+    token: Option<String>,
+}
+
+/// Where `gatehouse-cp` keeps its files when run with its default --data-dir in this folder.
+const LOCAL_DATA_DIR: &str = "gatehouse-data";
+
+impl Server {
+    fn from_cli(cli: &Cli) -> anyhow::Result<Self> {
+        let local = std::path::Path::new(LOCAL_DATA_DIR);
+        let ca_file = cli.ca_file.clone().or_else(|| Some(local.join("tls/ca.pem")).filter(|p| p.is_file()));
+        let token_file = cli.token_file.clone().or_else(|| Some(local.join("operator.token")).filter(|p| p.is_file()));
+        let token = match (token_file, std::env::var("GATEHOUSE_TOKEN")) {
+            (_, Ok(token)) if !token.trim().is_empty() => Some(token.trim().to_string()),
+            (Some(path), _) => Some(gatehouse_shared::client::read_token_file(&path)?),
+            _ => None,
+        };
+        Ok(Self { url: cli.server.clone(), ca_file, token })
+    }
+}
+
+async fn connect(server: &Server) -> anyhow::Result<ManagementClient<InterceptedService<Channel, BearerToken>>> {
+    let url = &server.url;
+    let endpoint = gatehouse_shared::client::endpoint(url, server.ca_file.as_deref())?;
+    let channel = endpoint.connect().await.map_err(|e| {
+        let cause = root_cause(&e);
+        let hint = if cause.contains("UnknownIssuer") || cause.contains("certificate") {
+            " (give the control plane's CA with --ca-file, e.g. DATA_DIR/tls/ca.pem)"
+        } else {
+            ""
+        };
+        anyhow!("cannot reach the control plane at {url}: {cause}{hint}")
+    })?;
+    let token = BearerToken::new(server.token.as_deref())?;
+    Ok(ManagementClient::with_interceptor(channel, token))
 }
 
 fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
@@ -416,7 +479,7 @@ fn read_password(source: PasswordSource) -> anyhow::Result<String> {
 }
 
 /// Each command returns the revision its write created, if it wrote.
-async fn cert(server: &str, format: Format, command: CertCommand) -> anyhow::Result<Option<u64>> {
+async fn cert(server: &Server, format: Format, command: CertCommand) -> anyhow::Result<Option<u64>> {
     let mut revision = None;
     match command {
         CertCommand::Upload { id, pfx, password, write, allow_expired } => {
@@ -508,7 +571,7 @@ fn print_api(format: Format, api: &pb::Api) {
     }
 }
 
-async fn api(server: &str, format: Format, command: ApiCommand) -> anyhow::Result<Option<u64>> {
+async fn api(server: &Server, format: Format, command: ApiCommand) -> anyhow::Result<Option<u64>> {
     let mut revision = None;
     use pb::credential_binding::Kind;
     match command {
@@ -639,7 +702,7 @@ async fn api(server: &str, format: Format, command: ApiCommand) -> anyhow::Resul
     Ok(revision)
 }
 
-async fn ca(server: &str, format: Format, command: CaCommand) -> anyhow::Result<Option<u64>> {
+async fn ca(server: &Server, format: Format, command: CaCommand) -> anyhow::Result<Option<u64>> {
     let mut revision = None;
     match command {
         CaCommand::Upload { id, file, write } => {
@@ -685,4 +748,69 @@ async fn ca(server: &str, format: Format, command: CaCommand) -> anyhow::Result<
         }
     }
     Ok(revision)
+}
+
+async fn token(server: &Server, format: Format, command: TokenCommand) -> anyhow::Result<Option<u64>> {
+    match command {
+        TokenCommand::Create { name, role } => {
+            let role = match role {
+                TokenRole::Operator => pb::Role::Operator,
+                TokenRole::Gateway => pb::Role::Gateway,
+            };
+            let created = connect(server)
+                .await?
+                .create_token(pb::CreateTokenRequest { name, role: role as i32 })
+                .await
+                .map_err(status)?
+                .into_inner();
+            match format {
+                Format::Json => print_json(&serde_json::json!({
+                    "name": created.token.as_ref().map(|t| t.name.clone()),
+                    "role": role.as_str_name(),
+                    "secret": created.secret,
+                })),
+                // Only the secret on stdout, so `> file` makes a token file.
+                Format::Table => println!("{}", created.secret),
+            }
+        }
+        TokenCommand::List => {
+            let list = connect(server).await?.list_tokens(pb::ListTokensRequest {}).await.map_err(status)?.into_inner();
+            match format {
+                Format::Json => print_json(&serde_json::Value::Array(
+                    list.tokens
+                        .iter()
+                        .map(|t| {
+                            serde_json::json!({
+                                "name": t.name,
+                                "role": pb::Role::try_from(t.role).map(|r| r.as_str_name()).unwrap_or("UNKNOWN"),
+                                "created": output::rfc3339(t.created.as_ref()),
+                            })
+                        })
+                        .collect(),
+                )),
+                Format::Table => {
+                    let rows: Vec<Vec<String>> = list
+                        .tokens
+                        .iter()
+                        .map(|t| {
+                            vec![
+                                t.name.clone(),
+                                pb::Role::try_from(t.role).map(|r| r.as_str_name().to_lowercase()).unwrap_or_default(),
+                                output::rfc3339(t.created.as_ref()),
+                            ]
+                        })
+                        .collect();
+                    print!("{}", output::table(&["NAME", "ROLE", "CREATED"], &rows));
+                }
+            }
+        }
+        TokenCommand::Revoke { name } => {
+            connect(server).await?.revoke_token(pb::RevokeTokenRequest { name: name.clone() }).await.map_err(status)?;
+            match format {
+                Format::Json => print_json(&serde_json::json!({ "revoked": name })),
+                Format::Table => println!("token {name} revoked"),
+            }
+        }
+    }
+    Ok(None)
 }

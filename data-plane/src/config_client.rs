@@ -10,10 +10,10 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use gatehouse_proto::v1::{self as pb, config_sync_client::ConfigSyncClient, sync_request::Message};
+use gatehouse_shared::client;
 use gatehouse_shared::error_chain;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::Endpoint;
 
 use crate::cache::ConfigCache;
 use crate::configuration::{Configuration, UpdateError};
@@ -22,8 +22,12 @@ use crate::upstream::TrustAnchors;
 
 #[derive(Clone)]
 pub struct ConfigClientSettings {
-    /// e.g. http://127.0.0.1:7400
+    /// e.g. https://127.0.0.1:7400
     pub control_plane: String,
+    /// The CA the control plane's certificate is checked against (default: system roots).
+    pub control_plane_ca: Option<std::path::PathBuf>,
+    /// Bearer token with the gateway role.
+    pub token: Option<String>,
     /// How this data plane is listed by `gateway list`.
     pub name: String,
     pub initial_backoff: Duration,
@@ -41,6 +45,8 @@ impl ConfigClientSettings {
     pub fn new(control_plane: String, name: String, trust: TrustAnchors) -> Self {
         Self {
             control_plane,
+            control_plane_ca: None,
+            token: None,
             name,
             initial_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(5),
@@ -62,8 +68,8 @@ pub struct ConfigClient {
 
 #[derive(Debug, thiserror::Error)]
 enum SessionError {
-    #[error("invalid control plane URL")]
-    Endpoint(#[source] tonic::transport::Error),
+    #[error("control plane settings")]
+    Endpoint(#[source] gatehouse_shared::client::ClientError),
     #[error("cannot connect to the control plane")]
     Connect(#[source] tonic::transport::Error),
     #[error("the control plane refused the stream: {}", .0.message())]
@@ -144,15 +150,15 @@ impl ConfigClient {
 
     async fn session(&mut self) -> Result<(), SessionError> {
         let keepalive = self.settings.keepalive;
-        let endpoint = Endpoint::from_shared(self.settings.control_plane.clone())
+        let endpoint = client::endpoint(&self.settings.control_plane, self.settings.control_plane_ca.as_deref())
             .map_err(SessionError::Endpoint)?
-            .connect_timeout(Duration::from_secs(5))
             .http2_keep_alive_interval(keepalive)
             .keep_alive_timeout(keepalive)
-            .keep_alive_while_idle(true)
-            .tcp_nodelay(true);
+            .keep_alive_while_idle(true);
+        let token = client::BearerToken::new(self.settings.token.as_deref()).map_err(SessionError::Endpoint)?;
         let channel = endpoint.connect().await.map_err(SessionError::Connect)?;
-        let mut client = ConfigSyncClient::new(channel).max_decoding_message_size(256 * 1024 * 1024);
+        let mut client =
+            ConfigSyncClient::with_interceptor(channel, token).max_decoding_message_size(256 * 1024 * 1024);
 
         let (tx, rx) = mpsc::channel(16);
         let hello = pb::Hello {

@@ -18,8 +18,23 @@ use tokio::net::TcpListener;
 #[command(version)]
 struct Args {
     /// URL of the control plane's gRPC API.
-    #[arg(long, env = "GATEHOUSE_CONTROL_PLANE", default_value = "http://127.0.0.1:7400")]
+    #[arg(long, env = "GATEHOUSE_CONTROL_PLANE", default_value = "https://127.0.0.1:7400")]
     control_plane: String,
+    /// CA certificate (PEM) the control plane's TLS certificate is checked against, e.g. the
+    /// control plane's DATA_DIR/tls/ca.pem [default: the system roots].
+    #[arg(long, env = "GATEHOUSE_CONTROL_PLANE_CA")]
+    control_plane_ca: Option<std::path::PathBuf>,
+    /// File holding this data plane's gateway token (`gatehousectl token create NAME --role
+    /// gateway`). The token may instead be given in GATEHOUSE_TOKEN; never on the command line.
+    #[arg(long, env = "GATEHOUSE_TOKEN_FILE")]
+    token_file: Option<std::path::PathBuf>,
+    /// Largest request head (request line and headers) accepted from API clients, in bytes;
+    /// larger ones get 431.
+    #[arg(long, env = "GATEHOUSE_MAX_HEADER_BYTES", default_value_t = 64 * 1024)]
+    max_header_bytes: usize,
+    /// Seconds to connect (TCP) to a backend before the client gets 502.
+    #[arg(long, env = "GATEHOUSE_BACKEND_CONNECT_TIMEOUT", default_value_t = 10)]
+    backend_connect_timeout: u64,
     /// Address API clients send requests to.
     #[arg(long, env = "GATEHOUSE_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
@@ -87,7 +102,20 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
     let name = args.name.unwrap_or_else(|| format!("{}-{listen}", host_name()));
     let routing = Arc::new(Routing::default());
+    let token = match (&args.token_file, std::env::var("GATEHOUSE_TOKEN")) {
+        (Some(path), _) => Some(gatehouse_shared::client::read_token_file(path)?),
+        (None, Ok(token)) if !token.trim().is_empty() => Some(token.trim().to_string()),
+        _ => None,
+    };
+    if token.is_none() {
+        tracing::warn!(
+            "no gateway token (--token-file or GATEHOUSE_TOKEN): the control plane will refuse this data plane"
+        );
+    }
+    let trust = trust.with_connect_timeout(Duration::from_secs(args.backend_connect_timeout));
     let settings = ConfigClientSettings {
+        control_plane_ca: args.control_plane_ca,
+        token,
         keepalive: Duration::from_secs(args.keepalive.max(1)),
         max_routes: args.max_routes,
         ..ConfigClientSettings::new(args.control_plane, name, trust)
@@ -99,6 +127,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     tokio::spawn(client.run());
     tokio::spawn(admin::serve(admin_listener, routing.clone(), std::future::pending()));
     let settings = ProxySettings {
+        max_header_bytes: args.max_header_bytes,
         backend_timeout: Duration::from_secs(args.backend_timeout),
         header_read_timeout: Duration::from_secs(args.header_read_timeout),
         shutdown_grace: Duration::from_secs(args.shutdown_grace),

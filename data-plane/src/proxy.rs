@@ -25,6 +25,8 @@ pub type ProxyBody = BoxBody<Bytes, hyper::Error>;
 
 #[derive(Clone, Debug)]
 pub struct ProxySettings {
+    /// Largest request head accepted (HTTP/1.1 buffer; HTTP/2 header list).
+    pub max_header_bytes: usize,
     /// Time a backend has to send response headers before the client gets 504.
     pub backend_timeout: Duration,
     /// Time a client has to send its request headers.
@@ -36,6 +38,7 @@ pub struct ProxySettings {
 impl Default for ProxySettings {
     fn default() -> Self {
         Self {
+            max_header_bytes: 64 * 1024,
             backend_timeout: Duration::from_secs(60),
             header_read_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(30),

@@ -89,6 +89,8 @@ pub enum UpstreamError {
 #[derive(Clone)]
 pub struct TrustAnchors {
     roots: Arc<RootCertStore>,
+    /// TCP connect timeout for backends.
+    connect_timeout: std::time::Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -125,7 +127,11 @@ impl TrustAnchors {
                 Arc::new(roots)
             })
             .clone();
-        Self { roots }
+        Self { roots, connect_timeout: std::time::Duration::from_secs(10) }
+    }
+
+    pub fn with_connect_timeout(self, connect_timeout: std::time::Duration) -> Self {
+        Self { connect_timeout, ..self }
     }
 
     /// Adds every certificate of a PEM bundle as a trust anchor.
@@ -143,7 +149,7 @@ impl TrustAnchors {
         if count == 0 {
             return Err(TrustError::Empty { path: path.into() });
         }
-        Ok(Self { roots: Arc::new(roots) })
+        Ok(Self { roots: Arc::new(roots), ..self })
     }
 }
 
@@ -183,7 +189,7 @@ impl Upstream {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
-        http.set_connect_timeout(Some(Duration::from_secs(10)));
+        http.set_connect_timeout(Some(trust.connect_timeout));
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_or_http()

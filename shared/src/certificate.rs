@@ -86,8 +86,18 @@ impl ClientCertificate {
     /// the certificate it belongs to, and orders the rest of the chain after it. Handles OpenSSL 3
     /// (AES-256-CBC/PBKDF2) and legacy (RC2-40/3DES, SHA-1 MAC) files.
     pub fn from_pkcs12(pfx: &[u8], password: &str) -> Result<Self, CertificateError> {
-        if pfx.len() > MAX_PFX_BYTES {
-            return Err(CertificateError::TooLarge { limit: MAX_PFX_BYTES });
+        Self::from_pkcs12_limited(pfx, password, MAX_PFX_BYTES, MAX_CHAIN_LENGTH)
+    }
+
+    /// As [`Self::from_pkcs12`], with the operator's limits on size and chain length.
+    pub fn from_pkcs12_limited(
+        pfx: &[u8],
+        password: &str,
+        max_bytes: usize,
+        max_chain: usize,
+    ) -> Result<Self, CertificateError> {
+        if pfx.len() > max_bytes {
+            return Err(CertificateError::TooLarge { limit: max_bytes });
         }
         let archive = open_archive(pfx, password)?;
         let key = match archive.keys.as_slice() {
@@ -99,8 +109,8 @@ impl ClientCertificate {
             return Err(CertificateError::NoCertificate);
         }
         let certs: Vec<Vec<u8>> = archive.certs.iter().map(|bag| bag.cert.as_der().to_vec()).collect();
-        if certs.len() > MAX_CHAIN_LENGTH {
-            return Err(CertificateError::ChainTooLong { found: certs.len(), limit: MAX_CHAIN_LENGTH });
+        if certs.len() > max_chain {
+            return Err(CertificateError::ChainTooLong { found: certs.len(), limit: max_chain });
         }
         Self::from_parts(certs, key)
     }

@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod certificate;
+pub mod client;
 pub mod crypto;
 pub mod policy;
 pub mod process;

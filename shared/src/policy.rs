@@ -75,16 +75,21 @@ pub enum PolicyError {
     Malformed { line: u32, column: u32, message: String },
     #[error("policy XML, line {line}, column {column}, <{element}>: {message}")]
     Invalid { element: String, line: u32, column: u32, message: String },
-    #[error("policy XML is larger than {MAX_POLICY_BYTES} bytes")]
-    TooLarge,
+    #[error("policy XML is larger than the limit of {limit} bytes")]
+    TooLarge { limit: usize },
 }
 
 // === parse ===
 
 /// Parses a policy document.
 pub fn parse(xml: &str) -> Result<Policy, PolicyError> {
-    if xml.len() > MAX_POLICY_BYTES {
-        return Err(PolicyError::TooLarge);
+    parse_limited(xml, MAX_POLICY_BYTES)
+}
+
+/// As [`parse`], refusing documents larger than `max_bytes`.
+pub fn parse_limited(xml: &str, max_bytes: usize) -> Result<Policy, PolicyError> {
+    if xml.len() > max_bytes {
+        return Err(PolicyError::TooLarge { limit: max_bytes });
     }
     // DTDs stay disallowed (roxmltree's default): no entity expansion tricks.
     let doc = roxmltree::Document::parse(xml).map_err(|e| {

@@ -3,12 +3,13 @@
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
-use gatehouse_proto::v1::{self as pb, management_client::ManagementClient};
-use tonic::transport::Channel;
+use gatehouse_proto::v1 as pb;
+
+use crate::process::Management;
 
 /// Polls `ListGateways` until every named data plane has acknowledged `revision`.
 pub async fn wait_acked(
-    management: &mut ManagementClient<Channel>,
+    management: &mut Management,
     names: &[&str],
     revision: u64,
     timeout: Duration,

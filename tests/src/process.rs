@@ -56,7 +56,10 @@ pub async fn start(name: &str, args: &[String], envs: &[(&str, &str)], lines: us
     let read = async {
         while addrs.len() < lines {
             let line = reader.next_line().await?.ok_or_else(|| anyhow!("{name} exited before it was listening"))?;
-            if let Some(addr) = line.rsplit(" on ").next().and_then(|a| a.trim().parse().ok()) {
+            // "... listening on 127.0.0.1:1234 (https)"
+            let addr =
+                line.rsplit(" on ").next().and_then(|a| a.split_whitespace().next()).and_then(|a| a.parse().ok());
+            if let Some(addr) = addr {
                 addrs.push(addr);
             }
         }
@@ -95,7 +98,46 @@ pub struct ControlPlane {
     pub process: Running,
     pub addr: SocketAddr,
     pub data_dir: PathBuf,
+    tls: bool,
 }
+
+/// Everything a client needs to reach a control plane: its URL, the CA it serves TLS from, and
+/// token files for each role. Kept when the process is gone, to restart or to reconnect.
+#[derive(Clone, Debug)]
+pub struct Access {
+    pub url: String,
+    pub ca_file: Option<PathBuf>,
+    pub operator_token_file: Option<PathBuf>,
+    pub gateway_token_file: Option<PathBuf>,
+}
+
+impl Access {
+    /// A control plane that is not there (nor ever was).
+    pub fn nowhere(port: u16) -> Self {
+        Self {
+            url: format!("https://127.0.0.1:{port}"),
+            ca_file: None,
+            operator_token_file: None,
+            gateway_token_file: None,
+        }
+    }
+
+    pub fn operator_token(&self) -> anyhow::Result<String> {
+        let path = self.operator_token_file.as_ref().ok_or_else(|| anyhow!("no operator token"))?;
+        Ok(std::fs::read_to_string(path)?.trim().to_string())
+    }
+
+    pub async fn management(&self) -> anyhow::Result<Management> {
+        let channel = gatehouse_shared::client::endpoint(&self.url, self.ca_file.as_deref())?.connect().await?;
+        let token = gatehouse_shared::client::BearerToken::new(Some(&self.operator_token()?))?;
+        Ok(gatehouse_proto::v1::management_client::ManagementClient::with_interceptor(channel, token))
+    }
+}
+
+/// A Management client authenticated as an operator.
+pub type Management = gatehouse_proto::v1::management_client::ManagementClient<
+    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, gatehouse_shared::client::BearerToken>,
+>;
 
 impl ControlPlane {
     pub async fn start(data_dir: &Path) -> anyhow::Result<Self> {
@@ -106,23 +148,45 @@ impl ControlPlane {
         Self::start_with(data_dir, listen, &[]).await
     }
 
-    /// With extra flags, e.g. `--keepalive 1`.
+    /// With extra flags, e.g. `--keepalive 1`. Serves TLS from its own CA; on first start the
+    /// test also makes a gateway token for data planes (data_dir/gateway.token).
     pub async fn start_with(data_dir: &Path, listen: SocketAddr, extra: &[&str]) -> anyhow::Result<Self> {
         let mut args = vec!["--data-dir".into(), data_dir.display().to_string(), "--listen".into(), listen.to_string()];
         args.extend(extra.iter().map(|s| s.to_string()));
         let process = start("gatehouse-cp", &args, &[], 1).await?;
         let addr = process.addrs[0];
-        Ok(Self { process, addr, data_dir: data_dir.to_path_buf() })
+        let cp = Self { process, addr, data_dir: data_dir.to_path_buf(), tls: !extra.contains(&"--plaintext") };
+        let gateway_token = data_dir.join("gateway.token");
+        if !gateway_token.exists() {
+            let created = cp
+                .management()
+                .await?
+                .create_token(gatehouse_proto::v1::CreateTokenRequest {
+                    name: "test-gateways".into(),
+                    role: gatehouse_proto::v1::Role::Gateway as i32,
+                })
+                .await?
+                .into_inner();
+            std::fs::write(&gateway_token, created.secret)?;
+        }
+        Ok(cp)
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.access().url
     }
 
-    pub async fn management(
-        &self,
-    ) -> anyhow::Result<gatehouse_proto::v1::management_client::ManagementClient<tonic::transport::Channel>> {
-        Ok(gatehouse_proto::v1::management_client::ManagementClient::connect(self.url()).await?)
+    pub fn access(&self) -> Access {
+        Access {
+            url: format!("{}://{}", if self.tls { "https" } else { "http" }, self.addr),
+            ca_file: Some(self.data_dir.join("tls/ca.pem")).filter(|p| p.exists()),
+            operator_token_file: Some(self.data_dir.join("operator.token")),
+            gateway_token_file: Some(self.data_dir.join("gateway.token")),
+        }
+    }
+
+    pub async fn management(&self) -> anyhow::Result<Management> {
+        self.access().management().await
     }
 }
 
@@ -135,20 +199,20 @@ pub struct DataPlane {
 
 impl DataPlane {
     /// Starts a data plane; `backend_ca_file` is added to the roots it trusts backends by.
-    pub async fn start(control_plane: &str, name: &str, backend_ca_file: Option<&Path>) -> anyhow::Result<Self> {
+    pub async fn start(control_plane: &Access, name: &str, backend_ca_file: Option<&Path>) -> anyhow::Result<Self> {
         Self::start_with(control_plane, name, backend_ca_file, &[]).await
     }
 
     /// With extra flags, e.g. `--cache-dir DIR`.
     pub async fn start_with(
-        control_plane: &str,
+        control_plane: &Access,
         name: &str,
         backend_ca_file: Option<&Path>,
         extra: &[&str],
     ) -> anyhow::Result<Self> {
         let mut args: Vec<String> = vec![
             "--control-plane".into(),
-            control_plane.into(),
+            control_plane.url.clone(),
             "--listen".into(),
             "127.0.0.1:0".into(),
             "--admin-listen".into(),
@@ -156,6 +220,12 @@ impl DataPlane {
             "--name".into(),
             name.into(),
         ];
+        if let Some(ca) = &control_plane.ca_file {
+            args.extend(["--control-plane-ca".into(), ca.display().to_string()]);
+        }
+        if let Some(token) = &control_plane.gateway_token_file {
+            args.extend(["--token-file".into(), token.display().to_string()]);
+        }
         if let Some(ca) = backend_ca_file {
             args.extend(["--backend-ca-file".into(), ca.display().to_string()]);
         }
@@ -180,12 +250,19 @@ pub struct CtlOutput {
     pub stderr: String,
 }
 
-/// Runs `gatehousectl --server URL ARGS...`, optionally feeding `stdin`.
-pub async fn ctl(server: &str, args: &[&str], stdin: Option<&str>) -> anyhow::Result<CtlOutput> {
+/// Runs `gatehousectl --server URL --ca-file CA --token-file OPERATOR ARGS...`, optionally
+/// feeding `stdin`.
+pub async fn ctl(access: &Access, args: &[&str], stdin: Option<&str>) -> anyhow::Result<CtlOutput> {
     use tokio::io::AsyncWriteExt;
-    let mut child = Command::new(binary("gatehousectl")?)
-        .arg("--server")
-        .arg(server)
+    let mut command = Command::new(binary("gatehousectl")?);
+    command.arg("--server").arg(&access.url);
+    if let Some(ca) = &access.ca_file {
+        command.arg("--ca-file").arg(ca);
+    }
+    if let Some(token) = &access.operator_token_file {
+        command.arg("--token-file").arg(token);
+    }
+    let mut child = command
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -16,9 +16,7 @@ fn the_demo_binds_a_then_b_and_the_backend_sees_each() {
     assert!(stdout.contains("= demo-client-b"), "{stdout}");
     assert!(stdout.contains("curl -i"), "{stdout}");
     // The demo's data is really in sled under the folder it was given.
-    assert!(
-        dir.path().join("control-plane").join("conf").exists() || dir.path().join("control-plane").join("db").exists()
-    );
+    assert!(dir.path().join("control-plane/sled/conf").exists(), "no sled database in the demo folder");
 }
 
 #[test]

@@ -8,7 +8,7 @@ use gatehouse_tests::backend::{ClientAuth, EchoBackend};
 use gatehouse_tests::fleet::wait_acked;
 use gatehouse_tests::http_client::HttpClient;
 use gatehouse_tests::pki::TestCa;
-use gatehouse_tests::process::{ControlPlane, DataPlane, ctl};
+use gatehouse_tests::process::{Access, ControlPlane, DataPlane, ctl};
 use gatehouse_tests::requests::{api, bind, upload};
 use hyper::StatusCode;
 
@@ -19,8 +19,8 @@ async fn ready(http: &HttpClient, dp: &DataPlane) -> anyhow::Result<(StatusCode,
     Ok((reply.status, reply.json()))
 }
 
-async fn gateways(cp_url: &str) -> anyhow::Result<serde_json::Value> {
-    let out = ctl(cp_url, &["gateway", "list", "-o", "json"], None).await?;
+async fn gateways(cp: &Access) -> anyhow::Result<serde_json::Value> {
+    let out = ctl(cp, &["gateway", "list", "-o", "json"], None).await?;
     anyhow::ensure!(out.success, "gateway list failed: {}", out.stderr);
     Ok(serde_json::from_str(&out.stdout)?)
 }
@@ -47,9 +47,9 @@ async fn three_data_planes_ack_and_the_cli_waits_for_them() -> anyhow::Result<()
     let cp = ControlPlane::start(&dir.path().join("cp")).await?;
     let mut dps = Vec::new();
     for i in 1..=3 {
-        dps.push(DataPlane::start(&cp.url(), &format!("dp-{i}"), None).await?);
+        dps.push(DataPlane::start(&cp.access(), &format!("dp-{i}"), None).await?);
     }
-    let server = cp.url();
+    let server = cp.access();
     let out = ctl(
         &server,
         &["--wait", "api", "put", "orders", "--path", "/orders", "--service-url", "http://127.0.0.1:9"],
@@ -89,7 +89,7 @@ async fn a_rejected_revision_is_reported_and_the_last_good_one_keeps_serving() -
     let cp = ControlPlane::start(&dir.path().join("cp")).await?;
     let backend = EchoBackend::start(&ca.server(&["localhost"])?, ClientAuth::AnyCertificate).await?;
     let ca_file = ca.write_pem(dir.path(), "ca.pem")?;
-    let dp = DataPlane::start_with(&cp.url(), "dp-small", Some(&ca_file), &["--max-routes", "1"]).await?;
+    let dp = DataPlane::start_with(&cp.access(), "dp-small", Some(&ca_file), &["--max-routes", "1"]).await?;
     let mut m = cp.management().await?;
     let http = HttpClient::default();
     m.upload_certificate(upload("client", ca.client("c")?.pfx("pw")?, "pw")).await?;
@@ -100,12 +100,13 @@ async fn a_rejected_revision_is_reported_and_the_last_good_one_keeps_serving() -
         .revision;
     wait_acked(&mut m, &[&dp.name], rev, ACK).await?;
 
-    let out = ctl(&cp.url(), &["--wait", "api", "put", "two", "--path", "/two", "--service-url", &backend.url()], None)
-        .await?;
+    let out =
+        ctl(&cp.access(), &["--wait", "api", "put", "two", "--path", "/two", "--service-url", &backend.url()], None)
+            .await?;
     assert!(!out.success, "the rollout must fail: {}", out.stdout);
     assert!(out.stdout.contains("dp-small REJECTED"), "{}", out.stdout);
     assert!(out.stderr.contains("rejected by dp-small"), "{}", out.stderr);
-    let list = gateways(&cp.url()).await?;
+    let list = gateways(&cp.access()).await?;
     let g = &list["gateways"][0];
     assert_eq!(g["state"], "NACKED", "{g}");
     assert!(g["last_error"].as_str().unwrap().contains("at most 1"), "{g}");
@@ -120,7 +121,7 @@ async fn a_rejected_revision_is_reported_and_the_last_good_one_keeps_serving() -
     let rev =
         m.delete_api(pb::DeleteApiRequest { id: "two".into(), ..Default::default() }).await?.into_inner().revision;
     wait_acked(&mut m, &[&dp.name], rev, ACK).await?;
-    assert_eq!(gateways(&cp.url()).await?["gateways"][0]["state"], "SYNCED");
+    assert_eq!(gateways(&cp.access()).await?["gateways"][0]["state"], "SYNCED");
     Ok(())
 }
 
@@ -134,13 +135,14 @@ async fn outages_restarts_and_the_cache() -> anyhow::Result<()> {
     let cp_dir = dir.path().join("cp");
     let mut cp = ControlPlane::start(&cp_dir).await?;
     let cp_addr = cp.addr;
+    let cp_access = cp.access();
     let http = HttpClient::default();
     let cache = |name: &str| dir.path().join(format!("cache-{name}")).display().to_string();
     let start_dp = |name: &'static str| {
         let cache = cache(name);
-        let url = cp.url();
+        let access = cp_access.clone();
         let ca_file = ca_file.clone();
-        async move { DataPlane::start_with(&url, name, Some(&ca_file), &["--cache-dir", &cache]).await }
+        async move { DataPlane::start_with(&access, name, Some(&ca_file), &["--cache-dir", &cache]).await }
     };
     let steady = start_dp("dp-steady").await?;
     let mut roaming = start_dp("dp-roaming").await?;
@@ -187,13 +189,8 @@ async fn outages_restarts_and_the_cache() -> anyhow::Result<()> {
     drop(m);
     assert_eq!(http.get(&steady.url("/orders")).await?.presented(), Some(b.thumbprint.as_str()));
     let (_, steady_before) = ready(&http, &steady).await?;
-    let roaming = DataPlane::start_with(
-        &format!("http://{cp_addr}"),
-        "dp-roaming",
-        Some(&ca_file),
-        &["--cache-dir", &cache("dp-roaming")],
-    )
-    .await?;
+    let roaming =
+        DataPlane::start_with(&cp_access, "dp-roaming", Some(&ca_file), &["--cache-dir", &cache("dp-roaming")]).await?;
     let (status, body) = ready(&http, &roaming).await?;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["source"], "cache", "{body}");
@@ -217,7 +214,7 @@ async fn outages_restarts_and_the_cache() -> anyhow::Result<()> {
     let (_, body) = ready(&http, &roaming).await?;
     assert_eq!(body["updates"], serde_json::json!({ "full": 0, "delta": 0, "rejected": 0 }), "{body}");
     assert_eq!(
-        gateways(&cp.url()).await?["gateways"].as_array().unwrap().iter().filter(|g| g["state"] == "SYNCED").count(),
+        gateways(&cp.access()).await?["gateways"].as_array().unwrap().iter().filter(|g| g["state"] == "SYNCED").count(),
         2
     );
 
@@ -235,8 +232,7 @@ async fn a_data_plane_with_neither_cache_nor_control_plane_serves_nothing() -> a
     let dir = tempfile::tempdir()?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let cache = dir.path().join("cache").display().to_string();
-    let dp =
-        DataPlane::start_with(&format!("http://127.0.0.1:{port}"), "dp-alone", None, &["--cache-dir", &cache]).await?;
+    let dp = DataPlane::start_with(&Access::nowhere(port), "dp-alone", None, &["--cache-dir", &cache]).await?;
     let (status, body) = ready(&HttpClient::default(), &dp).await?;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(body["source"], "none");
@@ -247,7 +243,7 @@ async fn a_data_plane_with_neither_cache_nor_control_plane_serves_nothing() -> a
 async fn frozen_peers_are_detected_on_both_sides() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let cp = ControlPlane::start_with(dir.path(), "127.0.0.1:0".parse()?, &["--keepalive", "1"]).await?;
-    let dp = DataPlane::start_with(&cp.url(), "dp-frozen", None, &["--keepalive", "1"]).await?;
+    let dp = DataPlane::start_with(&cp.access(), "dp-frozen", None, &["--keepalive", "1"]).await?;
     let mut m = cp.management().await?;
     let rev = m.put_api(api("a", "/a", "http://127.0.0.1:9", None)).await?.into_inner().revision;
     wait_acked(&mut m, &[&dp.name], rev, ACK).await?;
@@ -255,12 +251,12 @@ async fn frozen_peers_are_detected_on_both_sides() -> anyhow::Result<()> {
 
     // The data plane freezes: the control plane notices (well within 30 s) and says so.
     dp.process.signal("STOP");
-    let state = |cp_url: String| async move {
-        let list = gateways(&cp_url).await?;
+    let state = |cp: Access| async move {
+        let list = gateways(&cp).await?;
         Ok::<_, anyhow::Error>(list["gateways"][0]["state"].as_str().unwrap_or("").to_string())
     };
     let took = eventually("control plane sees the frozen data plane", Duration::from_secs(30), || {
-        let url = cp.url();
+        let url = cp.access();
         async move { Ok(state(url).await? == "DISCONNECTED") }
     })
     .await;
@@ -268,7 +264,7 @@ async fn frozen_peers_are_detected_on_both_sides() -> anyhow::Result<()> {
     let took = took?;
     eprintln!("control plane noticed a frozen data plane in {took:?}");
     eventually("data plane reconnects", Duration::from_secs(30), || {
-        let url = cp.url();
+        let url = cp.access();
         async move { Ok(state(url).await? == "SYNCED") }
     })
     .await?;

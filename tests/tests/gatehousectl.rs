@@ -7,7 +7,7 @@ use gatehouse_tests::{fixture, fixture_thumbprint};
 async fn operator_story_through_the_cli() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let cp = ControlPlane::start(&dir.path().join("cp")).await?;
-    let server = cp.url();
+    let server = cp.access();
     let pfx = dir.path().join("client.pfx");
     std::fs::write(&pfx, fixture("rsa-modern.pfx"))?;
     let pfx = pfx.to_str().unwrap();

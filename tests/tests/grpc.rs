@@ -11,7 +11,9 @@ use tonic_reflection::pb::v1::{
 async fn health_and_reflection_answer_generic_clients() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let cp = ControlPlane::start(dir.path()).await?;
-    let channel = tonic::transport::Channel::from_shared(cp.url())?.connect().await?;
+    // No token needed: health and reflection reveal no configuration.
+    let access = cp.access();
+    let channel = gatehouse_shared::client::endpoint(&access.url, access.ca_file.as_deref())?.connect().await?;
 
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
     for service in ["", "gatehouse.v1.Management", "gatehouse.v1.ConfigSync"] {
@@ -40,7 +42,11 @@ async fn health_and_reflection_answer_generic_clients() -> anyhow::Result<()> {
 async fn an_incompatible_data_plane_is_refused_with_a_reason() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let cp = ControlPlane::start(dir.path()).await?;
-    let mut sync = ConfigSyncClient::connect(cp.url()).await?;
+    let access = cp.access();
+    let channel = gatehouse_shared::client::endpoint(&access.url, access.ca_file.as_deref())?.connect().await?;
+    let token = gatehouse_shared::client::read_token_file(access.gateway_token_file.as_ref().unwrap())?;
+    let mut sync =
+        ConfigSyncClient::with_interceptor(channel, gatehouse_shared::client::BearerToken::new(Some(&token))?);
     let hello = pb::SyncRequest {
         message: Some(pb::sync_request::Message::Hello(pb::Hello {
             name: "future-dp".into(),

@@ -52,8 +52,8 @@ async fn world() -> anyhow::Result<World> {
 async fn switching_certificates_reaches_every_data_plane() -> anyhow::Result<()> {
     let w = world().await?;
     let mut m = w.cp.management().await?;
-    let dp1 = DataPlane::start(&w.cp.url(), "dp-1", Some(&w.ca_file)).await?;
-    let dp2 = DataPlane::start(&w.cp.url(), "dp-2", Some(&w.ca_file)).await?;
+    let dp1 = DataPlane::start(&w.cp.access(), "dp-1", Some(&w.ca_file)).await?;
+    let dp2 = DataPlane::start(&w.cp.access(), "dp-2", Some(&w.ca_file)).await?;
     let names = [dp1.name.as_str(), dp2.name.as_str()];
     let http = HttpClient::default();
 
@@ -107,7 +107,7 @@ async fn switching_certificates_reaches_every_data_plane() -> anyhow::Result<()>
 async fn gateway_errors_say_what_went_wrong() -> anyhow::Result<()> {
     let w = world().await?;
     let mut m = w.cp.management().await?;
-    let dp = DataPlane::start(&w.cp.url(), "dp-errors", Some(&w.ca_file)).await?;
+    let dp = DataPlane::start(&w.cp.access(), "dp-errors", Some(&w.ca_file)).await?;
     let http = HttpClient::default();
 
     // A backend whose certificate no trusted CA issued.
@@ -160,22 +160,10 @@ async fn a_slow_backend_gets_504() -> anyhow::Result<()> {
             held.push(stream);
         }
     });
-    let args = vec![
-        "--control-plane".into(),
-        cp.url(),
-        "--listen".into(),
-        "127.0.0.1:0".into(),
-        "--admin-listen".into(),
-        "127.0.0.1:0".into(),
-        "--name".into(),
-        "dp-slow".into(),
-        "--backend-timeout".into(),
-        "1".into(),
-    ];
-    let dp = gatehouse_tests::process::start("gatehouse-dp", &args, &[], 2).await?;
+    let dp = DataPlane::start_with(&cp.access(), "dp-slow", None, &["--backend-timeout", "1"]).await?;
     let revision = m.put_api(api("slow", "/slow", &format!("http://{silent_addr}"), None)).await?.into_inner().revision;
     wait_acked(&mut m, &["dp-slow"], revision, ACK_TIMEOUT).await?;
-    let reply = HttpClient::default().get(&format!("http://{}/slow", dp.addrs[0])).await?;
+    let reply = HttpClient::default().get(&dp.url("/slow")).await?;
     assert_eq!(reply.status, StatusCode::GATEWAY_TIMEOUT, "{}", reply.body);
     assert_eq!(reply.json()["api"], "slow");
     Ok(())
@@ -185,7 +173,7 @@ async fn a_slow_backend_gets_504() -> anyhow::Result<()> {
 async fn data_plane_serves_through_a_control_plane_outage_and_catches_up() -> anyhow::Result<()> {
     let mut w = world().await?;
     let mut m = w.cp.management().await?;
-    let dp = DataPlane::start(&w.cp.url(), "dp-outage", Some(&w.ca_file)).await?;
+    let dp = DataPlane::start(&w.cp.access(), "dp-outage", Some(&w.ca_file)).await?;
     let http = HttpClient::default();
     let revision = m
         .put_api(api("orders", "/orders", &w.backend.url(), Some(Kind::CertificateId("a".into()))))
@@ -218,9 +206,11 @@ async fn data_plane_serves_through_a_control_plane_outage_and_catches_up() -> an
 #[tokio::test(flavor = "multi_thread")]
 async fn not_ready_until_the_first_configuration() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let cp_addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse()?;
-    let dp = DataPlane::start(&format!("http://{cp_addr}"), "dp-early", None).await?;
+    // Start the control plane once (to make its CA and tokens), then take it away.
+    let mut first = ControlPlane::start(dir.path()).await?;
+    let (cp_addr, access) = (first.addr, first.access());
+    first.process.kill().await;
+    let dp = DataPlane::start(&access, "dp-early", None).await?;
     let http = HttpClient::default();
     let ready = http.get(&dp.admin_url("/ready")).await?;
     assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);

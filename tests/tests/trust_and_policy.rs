@@ -27,7 +27,7 @@ fn tls(chain: bool, name: bool, cas: &[&str], system: bool) -> Option<pb::Backen
 async fn fleet(name: &str) -> anyhow::Result<(tempfile::TempDir, ControlPlane, DataPlane)> {
     let dir = tempfile::tempdir()?;
     let cp = ControlPlane::start(dir.path()).await?;
-    let dp = DataPlane::start(&cp.url(), name, None).await?;
+    let dp = DataPlane::start(&cp.access(), name, None).await?;
     Ok((dir, cp, dp))
 }
 
@@ -253,10 +253,10 @@ async fn policy_xml_sets_credentials_and_keeps_secrets_write_only() -> anyhow::R
     assert_eq!(after.revision, read.revision);
 
     // Through the CLI: read, edit, write back.
-    let out = ctl(&cp.url(), &["api", "policy", "basic"], None).await?;
+    let out = ctl(&cp.access(), &["api", "policy", "basic"], None).await?;
     assert!(out.success && out.stdout.contains("<authentication-basic username=\"svc-orders\""), "{}", out.stdout);
     let edited = dir_file(&_dir, "policy.xml", &out.stdout.replace("<value>prod</value>", "<value>test</value>"))?;
-    let out = ctl(&cp.url(), &["api", "policy", "basic", "--set", &edited], None).await?;
+    let out = ctl(&cp.access(), &["api", "policy", "basic", "--set", &edited], None).await?;
     assert!(out.success, "{}", out.stderr);
     assert!(out.stdout.contains("<value>test</value>"));
     Ok(())
@@ -274,7 +274,7 @@ async fn rotation_etags_and_expiry() -> anyhow::Result<()> {
     let ca = TestCa::new("Rotation CA")?;
     let ca_file = ca.write_pem(dir.path(), "ca.pem")?;
     let cp = ControlPlane::start(&dir.path().join("cp")).await?;
-    let dp = DataPlane::start(&cp.url(), "dp-rotation", Some(&ca_file)).await?;
+    let dp = DataPlane::start(&cp.access(), "dp-rotation", Some(&ca_file)).await?;
     let backend = EchoBackend::start(&ca.server(&["localhost"])?, ClientAuth::TrustedBy(ca.der())).await?;
     let mut m = cp.management().await?;
     let http = HttpClient::default();
@@ -340,14 +340,15 @@ async fn rotation_etags_and_expiry() -> anyhow::Result<()> {
     forced.allow_expired = true;
     m.set_api_credentials(forced).await?;
 
-    let out = ctl(&cp.url(), &["cert", "list", "--expiring-within", "30d"], None).await?;
+    let out = ctl(&cp.access(), &["cert", "list", "--expiring-within", "30d"], None).await?;
     assert!(out.success, "{}", out.stderr);
     assert!(out.stdout.contains("expired") && out.stdout.contains("EXPIRED"), "{}", out.stdout);
     assert!(!out.stdout.contains("orders-client"), "{}", out.stdout);
-    let out = ctl(&cp.url(), &["api", "credentials", "billing", "--client-cert", "expired"], None).await?;
+    let out = ctl(&cp.access(), &["api", "credentials", "billing", "--client-cert", "expired"], None).await?;
     assert!(!out.success && out.stderr.contains("--allow-expired"), "{}", out.stderr);
     let out =
-        ctl(&cp.url(), &["api", "credentials", "billing", "--client-cert", "expired", "--allow-expired"], None).await?;
+        ctl(&cp.access(), &["api", "credentials", "billing", "--client-cert", "expired", "--allow-expired"], None)
+            .await?;
     assert!(out.success, "{}", out.stderr);
     Ok(())
 }
@@ -359,7 +360,7 @@ async fn cli_sets_backend_trust() -> anyhow::Result<()> {
     let ca = TestCa::new("CLI CA")?;
     let der = dir.path().join("ca.der");
     std::fs::write(&der, ca.der())?;
-    let server = cp.url();
+    let server = cp.access();
     let out = ctl(&server, &["ca", "upload", "internal", "--file", der.to_str().unwrap()], None).await?;
     assert!(out.success, "{}", out.stderr);
     let out = ctl(

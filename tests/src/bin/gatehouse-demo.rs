@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Parser;
+use gatehouse_control_plane::tokens::Role;
 use gatehouse_control_plane::{ControlPlane, ControlPlaneConfig};
 use gatehouse_data_plane::proxy::{self, ProxySettings};
 use gatehouse_data_plane::upstream::TrustAnchors;
@@ -76,6 +77,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
         ControlPlane::bind(&ControlPlaneConfig::new(args.data_dir.join("control-plane"), args.control_plane_listen))
             .await?;
     let cp_addr = control_plane.local_addr();
+    let cp_url = format!("https://{cp_addr}");
+    let access = control_plane.access().clone();
+    let ca_file_cp = access.ca_file.clone().context("the control plane made no CA")?;
+    let operator_token_file = access.initial_token_file.clone().context("no operator token file")?;
+    // The demo's data plane gets a gateway token of its own (made anew on every run).
+    let tokens = control_plane.tokens().clone();
+    let _ = tokens.revoke("demo-data-plane").await;
+    let (_, gateway_token) = tokens.create("demo-data-plane", Role::Gateway).await?;
     tokio::spawn(control_plane.serve(std::future::pending()));
 
     // 3. A backend that only talks to clients with a certificate from the demo CA.
@@ -90,20 +99,27 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let routing = Arc::new(Routing::default());
     let trust = TrustAnchors::system().with_pem_file(&ca_file)?;
     let client = ConfigClient::new(
-        ConfigClientSettings::new(format!("http://{cp_addr}"), "demo-data-plane".into(), trust),
+        ConfigClientSettings {
+            control_plane_ca: Some(ca_file_cp.clone()),
+            token: Some(gateway_token),
+            ..ConfigClientSettings::new(cp_url.clone(), "demo-data-plane".into(), trust)
+        },
         routing.clone(),
     );
     tokio::spawn(client.run());
     tokio::spawn(admin::serve(admin_listener, routing.clone(), std::future::pending()));
     tokio::spawn(proxy::serve(listener, routing.clone(), ProxySettings::default(), std::future::pending()));
 
-    println!("control plane   grpc://{cp_addr}   (data in {})", args.data_dir.join("control-plane").display());
+    println!("control plane   {cp_url}   (gRPC over TLS; data in {})", args.data_dir.join("control-plane").display());
     println!("data plane      http://{dp_addr}   (admin http://{admin_addr}/ready)");
     println!("backend         {}   (requires a client certificate from {})", backend.url(), ca_file.display());
     println!();
 
     // 5. Upload both PFX files, create the API, bind certificate A.
-    let mut management = ManagementClient::connect(format!("http://{cp_addr}")).await?;
+    let channel = gatehouse_shared::client::endpoint(&cp_url, Some(&ca_file_cp))?.connect().await?;
+    let operator_token = gatehouse_shared::client::read_token_file(&operator_token_file)?;
+    let mut management =
+        ManagementClient::with_interceptor(channel, gatehouse_shared::client::BearerToken::new(Some(&operator_token))?);
     for (id, cert) in &clients {
         let uploaded = management
             .upload_certificate(pb::UploadCertificateRequest {
@@ -156,7 +172,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
 
     println!();
-    let ctl = format!("cargo run -q --bin gatehousectl -- --server http://{cp_addr}");
+    let ctl = format!(
+        "cargo run -q --bin gatehousectl -- --server {cp_url} --ca-file {} --token-file {}",
+        ca_file_cp.display(),
+        operator_token_file.display()
+    );
     println!();
     println!("Try it:");
     println!("  curl -i '{url}'");

@@ -46,7 +46,13 @@ async fn main() -> anyhow::Result<()> {
     let per_write = started.elapsed() / args.apis.max(1) as u32;
 
     // A bare ConfigSync client, to see exactly what a data plane is sent.
-    let mut sync = ConfigSyncClient::connect(cp.url()).await?.max_decoding_message_size(256 * 1024 * 1024);
+    let access = cp.access();
+    let channel = gatehouse_shared::client::endpoint(&access.url, access.ca_file.as_deref())?.connect().await?;
+    let gateway_token =
+        gatehouse_shared::client::read_token_file(access.gateway_token_file.as_ref().context("no gateway token")?)?;
+    let mut sync =
+        ConfigSyncClient::with_interceptor(channel, gatehouse_shared::client::BearerToken::new(Some(&gateway_token))?)
+            .max_decoding_message_size(256 * 1024 * 1024);
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     let hello = pb::Hello {
         name: "bench-observer".into(),
@@ -89,7 +95,7 @@ async fn main() -> anyhow::Result<()> {
     // Rollout: mutating call returned -> every data plane ACKed (WaitForRollout returned).
     let mut dps = Vec::new();
     for i in 0..args.data_planes {
-        dps.push(DataPlane::start(&cp.url(), &format!("dp-{i}"), None).await?);
+        dps.push(DataPlane::start(&cp.access(), &format!("dp-{i}"), None).await?);
     }
     drop((tx, inbound));
     let names: Vec<String> = dps.iter().map(|d| d.name.clone()).collect();

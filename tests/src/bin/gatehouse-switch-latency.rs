@@ -33,7 +33,7 @@ async fn main() -> anyhow::Result<()> {
     let backend = EchoBackend::start(&ca.server(&["localhost"])?, ClientAuth::TrustedBy(ca.der())).await?;
     let mut data_planes = Vec::new();
     for i in 0..args.data_planes {
-        data_planes.push(DataPlane::start(&cp.url(), &format!("dp-{i}"), Some(&ca_file)).await?);
+        data_planes.push(DataPlane::start(&cp.access(), &format!("dp-{i}"), Some(&ca_file)).await?);
     }
     let mut m = cp.management().await?;
     let certs = [ca.client("a")?, ca.client("b")?];

@@ -1,0 +1,85 @@
+//! The control plane's TLS identity: the operator's certificate and key, or, without them, a
+//! CA of its own (created on first start, kept in the data dir) and a server certificate from
+//! it for localhost, 127.0.0.1, ::1 and every --tls-san.
+
+use std::path::{Path, PathBuf};
+
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write {path}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot make a certificate")]
+    Generate(#[from] rcgen::Error),
+    #[error("--tls-cert and --tls-key go together")]
+    HalfPair,
+}
+
+pub struct ServerIdentity {
+    pub cert_pem: String,
+    pub key_pem: String,
+    /// The CA that clients should trust, when the control plane made its own.
+    pub ca_file: Option<PathBuf>,
+}
+
+pub fn server_identity(
+    data_dir: &Path,
+    cert: Option<&Path>,
+    key: Option<&Path>,
+    sans: &[String],
+) -> Result<ServerIdentity, TlsError> {
+    let read =
+        |path: &Path| std::fs::read_to_string(path).map_err(|source| TlsError::Read { path: path.into(), source });
+    match (cert, key) {
+        (Some(cert), Some(key)) => Ok(ServerIdentity { cert_pem: read(cert)?, key_pem: read(key)?, ca_file: None }),
+        (None, None) => generated(data_dir, sans),
+        _ => Err(TlsError::HalfPair),
+    }
+}
+
+fn generated(data_dir: &Path, sans: &[String]) -> Result<ServerIdentity, TlsError> {
+    let dir = data_dir.join("tls");
+    let ca_file = dir.join("ca.pem");
+    let ca_key_file = dir.join("ca.key");
+    let write = |path: &Path, text: &str| {
+        gatehouse_shared::sealed::write_private_file(path, text.as_bytes())
+            .map_err(|source| TlsError::Write { path: path.into(), source })
+    };
+    let (ca_pem, ca_key) = if ca_file.exists() && ca_key_file.exists() {
+        let read =
+            |path: &Path| std::fs::read_to_string(path).map_err(|source| TlsError::Read { path: path.into(), source });
+        (read(&ca_file)?, KeyPair::from_pem(&read(&ca_key_file)?)?)
+    } else {
+        std::fs::create_dir_all(&dir).map_err(|source| TlsError::Write { path: dir.clone(), source })?;
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params.distinguished_name.push(DnType::CommonName, "Gatehouse control plane CA");
+        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        params.not_after = rcgen::date_time_ymd(2099, 12, 31);
+        let key = KeyPair::generate()?;
+        let cert = params.self_signed(&key)?;
+        write(&ca_key_file, &key.serialize_pem())?;
+        write(&ca_file, &cert.pem())?;
+        (cert.pem(), key)
+    };
+    let issuer = Issuer::from_ca_cert_pem(&ca_pem, ca_key)?;
+    let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
+    names.extend(sans.iter().cloned());
+    let mut params = CertificateParams::new(names)?;
+    params.distinguished_name.push(DnType::CommonName, "gatehouse-cp");
+    params.not_after = rcgen::date_time_ymd(2099, 12, 31);
+    let key = KeyPair::generate()?;
+    let cert = params.signed_by(&key, &issuer)?;
+    Ok(ServerIdentity { cert_pem: cert.pem(), key_pem: key.serialize_pem(), ca_file: Some(ca_file) })
+}
