@@ -296,8 +296,8 @@ impl ManagementService {
         request: Request<pb::SetApiPolicyRequest>,
     ) -> Result<Response<pb::ApiPolicy>, Status> {
         let request = request.into_inner();
-        let policy =
-            gatehouse_shared::policy::parse(&request.xml).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let policy = gatehouse_shared::policy::parse_limited(&request.xml, self.limits.max_policy_bytes)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let options = WriteOptions { if_match: request.if_match, allow_expired: request.allow_expired };
         let api = self.store.set_api_policy(&request.api_id, policy, &options).await.map_err(|error| match error {
             // A certificate named in the policy that does not exist is an error in the document.

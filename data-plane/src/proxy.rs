@@ -62,7 +62,13 @@ pub async fn serve(
     let grace = settings.shutdown_grace;
     let proxy = Arc::new(Proxy { routing, settings });
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(proxy.settings.header_read_timeout);
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(proxy.settings.header_read_timeout)
+        // hyper needs at least 8 KiB; past the limit the client gets 431.
+        .max_buf_size(proxy.settings.max_header_bytes.max(8192));
+    builder.http2().max_header_list_size(proxy.settings.max_header_bytes.min(u32::MAX as usize) as u32);
     let builder = Arc::new(builder);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);

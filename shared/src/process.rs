@@ -3,7 +3,14 @@
 
 /// Logs to stderr (stdout is for what a binary reports), filtered by a RUST_LOG-style filter.
 pub fn init_logging(filter: &str) {
-    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_writer(std::io::stderr).init();
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        // Colour codes only for people; files and log collectors get plain text.
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 /// Completes on SIGTERM or SIGINT.

@@ -39,13 +39,24 @@ pub struct Running {
 
 /// Starts `name` with `args`, waiting for `lines` "... on ADDR" lines on its stdout.
 pub async fn start(name: &str, args: &[String], envs: &[(&str, &str)], lines: usize) -> anyhow::Result<Running> {
+    start_logging(name, args, envs, lines, None).await
+}
+
+/// As [`start`], with stderr (the logs) written to `log`.
+pub async fn start_logging(
+    name: &str,
+    args: &[String],
+    envs: &[(&str, &str)],
+    lines: usize,
+    log: Option<&Path>,
+) -> anyhow::Result<Running> {
     let mut command = Command::new(binary(name)?);
-    command
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(if std::env::var_os("GATEHOUSE_TEST_LOGS").is_some() { Stdio::inherit() } else { Stdio::null() })
-        .kill_on_drop(true);
+    let stderr = match log {
+        Some(path) => Stdio::from(std::fs::File::create(path)?),
+        None if std::env::var_os("GATEHOUSE_TEST_LOGS").is_some() => Stdio::inherit(),
+        None => Stdio::null(),
+    };
+    command.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(stderr).kill_on_drop(true);
     for (k, v) in envs {
         command.env(k, v);
     }
@@ -151,9 +162,19 @@ impl ControlPlane {
     /// With extra flags, e.g. `--keepalive 1`. Serves TLS from its own CA; on first start the
     /// test also makes a gateway token for data planes (data_dir/gateway.token).
     pub async fn start_with(data_dir: &Path, listen: SocketAddr, extra: &[&str]) -> anyhow::Result<Self> {
+        Self::start_logging(data_dir, listen, extra, None).await
+    }
+
+    /// As [`Self::start_with`], writing the logs to `log`.
+    pub async fn start_logging(
+        data_dir: &Path,
+        listen: SocketAddr,
+        extra: &[&str],
+        log: Option<&Path>,
+    ) -> anyhow::Result<Self> {
         let mut args = vec!["--data-dir".into(), data_dir.display().to_string(), "--listen".into(), listen.to_string()];
         args.extend(extra.iter().map(|s| s.to_string()));
-        let process = start("gatehouse-cp", &args, &[], 1).await?;
+        let process = start_logging("gatehouse-cp", &args, &[], 1, log).await?;
         let addr = process.addrs[0];
         let cp = Self { process, addr, data_dir: data_dir.to_path_buf(), tls: !extra.contains(&"--plaintext") };
         let gateway_token = data_dir.join("gateway.token");
@@ -210,6 +231,17 @@ impl DataPlane {
         backend_ca_file: Option<&Path>,
         extra: &[&str],
     ) -> anyhow::Result<Self> {
+        Self::start_logging(control_plane, name, backend_ca_file, extra, None).await
+    }
+
+    /// As [`Self::start_with`], writing the logs to `log`.
+    pub async fn start_logging(
+        control_plane: &Access,
+        name: &str,
+        backend_ca_file: Option<&Path>,
+        extra: &[&str],
+        log: Option<&Path>,
+    ) -> anyhow::Result<Self> {
         let mut args: Vec<String> = vec![
             "--control-plane".into(),
             control_plane.url.clone(),
@@ -230,7 +262,7 @@ impl DataPlane {
             args.extend(["--backend-ca-file".into(), ca.display().to_string()]);
         }
         args.extend(extra.iter().map(|s| s.to_string()));
-        let process = start("gatehouse-dp", &args, &[], 2).await?;
+        let process = start_logging("gatehouse-dp", &args, &[], 2, log).await?;
         Ok(Self { addr: process.addrs[0], admin: process.addrs[1], process, name: name.to_string() })
     }
 
