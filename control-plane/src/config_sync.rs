@@ -183,6 +183,8 @@ impl Session {
                 let _ = nonce;
                 tracing::debug!(gateway = %self.name, revision = published.revision, "ack");
                 self.gateways.acked(&self.name, self.session, published.revision);
+                let waited = published.committed_at.elapsed().unwrap_or_default();
+                crate::metrics::global().ack_latency.observe(waited.as_secs_f64());
                 self.acked = Some(published);
             }
             Some(Message::Nack(nack)) => {

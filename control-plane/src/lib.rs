@@ -6,6 +6,7 @@
 pub mod config_sync;
 pub mod gateways;
 pub mod management;
+pub mod metrics;
 pub mod model;
 pub mod server;
 pub mod store;

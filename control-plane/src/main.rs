@@ -21,6 +21,9 @@ struct Args {
     /// Address of the gRPC API (Management, ConfigSync, health, reflection).
     #[arg(long, env = "GATEHOUSE_LISTEN", default_value = "127.0.0.1:7400")]
     listen: SocketAddr,
+    /// Address of /healthz and /metrics (Prometheus); "none" to turn it off.
+    #[arg(long, env = "GATEHOUSE_ADMIN_LISTEN", default_value = "127.0.0.1:7401")]
+    admin_listen: String,
     /// TLS certificate (PEM, with its chain). Without --tls-cert/--tls-key the control plane
     /// serves a certificate from its own CA (DATA_DIR/tls/ca.pem).
     #[arg(long, env = "GATEHOUSE_TLS_CERT", requires = "tls_key")]
@@ -57,6 +60,9 @@ struct Args {
     /// Largest policy XML document accepted, in bytes.
     #[arg(long, env = "GATEHOUSE_MAX_POLICY_BYTES", default_value_t = 64 * 1024)]
     max_policy_bytes: usize,
+    /// Log format: text or json.
+    #[arg(long, env = "GATEHOUSE_LOG_FORMAT", default_value = "text")]
+    log_format: gatehouse_shared::process::LogFormat,
     /// Log filter, RUST_LOG syntax (e.g. "info", "gatehouse_control_plane=debug").
     #[arg(long, env = "GATEHOUSE_LOG", default_value = "info")]
     log: String,
@@ -65,7 +71,7 @@ struct Args {
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
-    gatehouse_shared::process::init_logging(&args.log);
+    gatehouse_shared::process::init_logging(&args.log, args.log_format);
     if let Err(error) = run(args).await {
         eprintln!("gatehouse-cp: {error:#}");
         std::process::exit(1);
@@ -89,6 +95,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
             max_chain_length: args.max_chain_length,
             max_policy_bytes: args.max_policy_bytes,
         },
+        admin_listen: match args.admin_listen.as_str() {
+            "none" => None,
+            addr => Some(addr.parse().with_context(|| format!("--admin-listen {addr} is not an address"))?),
+        },
         ..ControlPlaneConfig::new(args.data_dir, args.listen)
     };
     let control_plane = ControlPlane::bind(&config).await?;
@@ -99,9 +109,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(token) = &access.initial_token_file {
         println!("gatehouse-cp initial operator token file: {}", token.display());
     }
-    // Tests and scripts read this line to learn the bound port when listening on :0.
+    // Tests and scripts read these lines to learn the bound ports when listening on :0.
     let scheme = if control_plane.is_tls() { "https" } else { "http" };
     println!("gatehouse-cp listening on {} ({scheme})", control_plane.local_addr());
+    if let Some(admin) = control_plane.admin_addr() {
+        println!("gatehouse-cp admin (/healthz, /metrics) on {admin}");
+    }
     control_plane.serve(gatehouse_shared::process::shutdown_signal()).await.context("serving")?;
     Ok(())
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gatehouse_proto::v1 as pb;
+use gatehouse_shared::admin::Answer;
 use gatehouse_shared::sealed::{SealError, SealingKey};
 use tokio::net::TcpListener;
 use tokio_stream::StreamExt;
@@ -47,6 +48,8 @@ pub struct ControlPlaneConfig {
     /// A data plane behind the latest revision for longer than this is listed STALE.
     pub stale_after: Duration,
     pub limits: Limits,
+    /// Where /healthz and /metrics are served, if anywhere.
+    pub admin_listen: Option<SocketAddr>,
 }
 
 impl ControlPlaneConfig {
@@ -59,6 +62,7 @@ impl ControlPlaneConfig {
             keepalive: Duration::from_secs(10),
             stale_after: Duration::from_secs(10),
             limits: Limits::default(),
+            admin_listen: None,
         }
     }
 }
@@ -128,6 +132,7 @@ pub struct ControlPlane {
     tokens: Arc<Tokens>,
     gateways: Arc<Gateways>,
     listener: TcpListener,
+    admin_listener: Option<TcpListener>,
     tls: Option<ServerIdentity>,
     access: Access,
     config: ControlPlaneConfig,
@@ -172,11 +177,16 @@ impl ControlPlane {
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|source| StartError::Listen { addr: config.listen, source })?;
+        let admin_listener = match config.admin_listen {
+            Some(addr) => Some(TcpListener::bind(addr).await.map_err(|source| StartError::Listen { addr, source })?),
+            None => None,
+        };
         Ok(Self {
             store: Arc::new(store),
             tokens: Arc::new(tokens),
             gateways: Arc::new(Gateways::default()),
             listener,
+            admin_listener,
             tls,
             access,
             config: config.clone(),
@@ -185,6 +195,10 @@ impl ControlPlane {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.listener.local_addr().expect("bound listener has an address")
+    }
+
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_listener.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     pub fn access(&self) -> &Access {
@@ -248,9 +262,22 @@ impl ControlPlane {
                 .tls_config(ServerTlsConfig::new().identity(Identity::from_pem(&tls.cert_pem, &tls.key_pem)))
                 .map_err(StartError::TlsConfig)?;
         }
+        if let Some(admin) = self.admin_listener {
+            let (store, gateways, stale_after) = (self.store.clone(), self.gateways.clone(), self.config.stale_after);
+            tokio::spawn(gatehouse_shared::admin::serve(
+                admin,
+                move |path| match path {
+                    "/healthz" => Answer::json(http::StatusCode::OK, serde_json::json!({ "status": "alive" })),
+                    "/metrics" => Answer::metrics(crate::metrics::global().render(&store, &gateways, stale_after)),
+                    _ => Answer::not_found("/healthz or /metrics"),
+                },
+                std::future::pending(),
+            ));
+        }
         // Health and reflection are open (they reveal no configuration); Management needs an
         // operator token and ConfigSync a gateway token.
         let result = builder
+            .layer(crate::metrics::GrpcMetricsLayer)
             .add_service(health)
             .add_service(reflection)
             .add_service(InterceptedService::new(management, RequireRole::new(self.tokens.clone(), Role::Operator)))

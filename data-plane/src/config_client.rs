@@ -171,6 +171,8 @@ impl ConfigClient {
         let _ = tx.send(pb::SyncRequest { message: Some(Message::Hello(hello)) }).await;
         let mut inbound = client.sync(ReceiverStream::new(rx)).await.map_err(SessionError::Refused)?.into_inner();
         self.routing.status.connected.store(true, Ordering::Relaxed);
+        // Connected and told nothing new means our configuration is current.
+        crate::metrics::global().synced();
         tracing::info!(control_plane = %self.settings.control_plane, held = self.current.revision, "config sync connected");
 
         loop {
@@ -203,6 +205,7 @@ impl ConfigClient {
                 if let Some(cache) = &self.cache_writes {
                     cache.send_replace(Some(Arc::new(self.current.clone())));
                 }
+                crate::metrics::global().synced();
                 Ok(Message::Ack(pb::Ack { revision: update.revision, nonce: update.nonce }))
             }
             Err(error) => {

@@ -8,6 +8,7 @@ pub mod admin;
 pub mod cache;
 pub mod config_client;
 pub mod configuration;
+pub mod metrics;
 pub mod proxy;
 pub mod routes;
 pub mod upstream;

@@ -70,6 +70,13 @@ struct Args {
     /// Seconds in-flight requests get to finish after SIGTERM.
     #[arg(long, env = "GATEHOUSE_SHUTDOWN_GRACE", default_value_t = 30)]
     shutdown_grace: u64,
+    /// Log one line per request (target gatehouse::access): API, method, path, status,
+    /// latency, backend, client certificate thumbprint, request id.
+    #[arg(long, env = "GATEHOUSE_ACCESS_LOG")]
+    access_log: bool,
+    /// Log format: text or json.
+    #[arg(long, env = "GATEHOUSE_LOG_FORMAT", default_value = "text")]
+    log_format: gatehouse_shared::process::LogFormat,
     /// Log filter, RUST_LOG syntax.
     #[arg(long, env = "GATEHOUSE_LOG", default_value = "info")]
     log: String,
@@ -78,7 +85,7 @@ struct Args {
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
-    gatehouse_shared::process::init_logging(&args.log);
+    gatehouse_shared::process::init_logging(&args.log, args.log_format);
     if let Err(error) = run(args).await {
         eprintln!("gatehouse-dp: {error:#}");
         std::process::exit(1);
@@ -127,6 +134,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     tokio::spawn(client.run());
     tokio::spawn(admin::serve(admin_listener, routing.clone(), std::future::pending()));
     let settings = ProxySettings {
+        access_log: args.access_log,
         max_header_bytes: args.max_header_bytes,
         backend_timeout: Duration::from_secs(args.backend_timeout),
         header_read_timeout: Duration::from_secs(args.header_read_timeout),

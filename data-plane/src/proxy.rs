@@ -5,7 +5,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use gatehouse_shared::error_chain;
@@ -18,6 +18,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
+use crate::metrics::TlsFailureLabels;
 use crate::routes::Routing;
 use crate::upstream::{BackendFailure, backend_uri};
 
@@ -25,6 +26,8 @@ pub type ProxyBody = BoxBody<Bytes, hyper::Error>;
 
 #[derive(Clone, Debug)]
 pub struct ProxySettings {
+    /// One log line per request on target `gatehouse::access`.
+    pub access_log: bool,
     /// Largest request head accepted (HTTP/1.1 buffer; HTTP/2 header list).
     pub max_header_bytes: usize,
     /// Time a backend has to send response headers before the client gets 504.
@@ -38,6 +41,7 @@ pub struct ProxySettings {
 impl Default for ProxySettings {
     fn default() -> Self {
         Self {
+            access_log: false,
             max_header_bytes: 64 * 1024,
             backend_timeout: Duration::from_secs(60),
             header_read_timeout: Duration::from_secs(30),
@@ -107,34 +111,58 @@ pub async fn serve(
 
 impl Proxy {
     async fn handle(&self, request: Request<Incoming>, peer: SocketAddr) -> Response<ProxyBody> {
+        let started = Instant::now();
+        let request_id = request_id(request.headers());
+        let method = request.method().clone();
+        let path = request.uri().path().to_string();
+        let outcome = self.forward(request, peer, &request_id).await;
+        let mut response = outcome.response;
+        if let Ok(value) = HeaderValue::from_str(&request_id) {
+            response.headers_mut().insert(REQUEST_ID.clone(), value);
+        }
+        let status = response.status().as_u16();
+        let api = outcome.api.as_deref().unwrap_or("-");
+        crate::metrics::global().observe_request(api, status, started.elapsed());
+        if self.settings.access_log {
+            tracing::info!(
+                target: "gatehouse::access",
+                api,
+                %method,
+                path,
+                status,
+                latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+                backend = outcome.backend.as_deref().unwrap_or("-"),
+                thumbprint = outcome.thumbprint.as_deref().unwrap_or("-"),
+                request_id = %request_id,
+                "request"
+            );
+        }
+        response
+    }
+
+    async fn forward(&self, request: Request<Incoming>, peer: SocketAddr, request_id: &str) -> Outcome {
         let Some(table) = self.routing.load() else {
-            return problem(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Not ready",
-                "this gateway has no configuration yet",
+            let detail = "this gateway has no configuration yet";
+            return Outcome::error(
+                problem(StatusCode::SERVICE_UNAVAILABLE, "Not ready", detail, None, request_id),
                 None,
             );
         };
         let Some(route) = table.route(request.uri().path()) else {
-            return problem(
-                StatusCode::NOT_FOUND,
-                "No API",
-                &format!("no API is configured for path {}", request.uri().path()),
-                None,
-            );
+            let detail = format!("no API is configured for path {}", request.uri().path());
+            return Outcome::error(problem(StatusCode::NOT_FOUND, "No API", &detail, None, request_id), None);
         };
         let api = route.api_id.as_str();
         let uri = match backend_uri(&route.service, &route.prefix, request.uri()) {
             Ok(uri) => uri,
             Err(_) => {
-                return problem(
-                    StatusCode::BAD_REQUEST,
-                    "Bad request path",
-                    "the request path cannot be forwarded",
-                    Some(api),
-                );
+                let detail = "the request path cannot be forwarded";
+                let response = problem(StatusCode::BAD_REQUEST, "Bad request path", detail, Some(api), request_id);
+                return Outcome::error(response, Some(api));
             }
         };
+        let backend = uri.authority().map(|a| a.to_string());
+        let thumbprint = Some(route.upstream.key.client_thumbprint.clone()).filter(|t| !t.is_empty());
         let (mut parts, body) = request.into_parts();
         strip_hop_by_hop(&mut parts.headers);
         if let Some(authority) = uri.authority() {
@@ -144,6 +172,9 @@ impl Proxy {
         }
         append_forwarded_for(&mut parts.headers, peer);
         parts.headers.insert(HeaderName::from_static("x-forwarded-proto"), HeaderValue::from_static("http"));
+        if let Ok(value) = HeaderValue::from_str(request_id) {
+            parts.headers.insert(REQUEST_ID.clone(), value);
+        }
         for rule in &route.headers {
             rule.apply(&mut parts.headers);
         }
@@ -151,25 +182,63 @@ impl Proxy {
         parts.version = http::Version::HTTP_11;
         let outbound = Request::from_parts(parts, body);
 
-        match tokio::time::timeout(self.settings.backend_timeout, route.upstream.send(outbound)).await {
-            Err(_) => problem(
-                StatusCode::GATEWAY_TIMEOUT,
-                "Backend timeout",
-                &format!("the backend did not respond within {:?}", self.settings.backend_timeout),
-                Some(api),
-            ),
+        let response = match tokio::time::timeout(self.settings.backend_timeout, route.upstream.send(outbound)).await {
+            Err(_) => {
+                let detail = format!("the backend did not respond within {:?}", self.settings.backend_timeout);
+                problem(StatusCode::GATEWAY_TIMEOUT, "Backend timeout", &detail, Some(api), request_id)
+            }
             Ok(Err(error)) => {
                 let failure = BackendFailure::classify(&error);
-                tracing::warn!(api, ?failure, error = %error_chain(&error), "backend call failed");
-                problem(StatusCode::BAD_GATEWAY, "Backend failure", failure.describe(), Some(api))
+                tracing::warn!(api, ?failure, error = %error_chain(&error), request_id, "backend call failed");
+                if failure.is_tls() {
+                    crate::metrics::global()
+                        .backend_tls_failures
+                        .get_or_create(&TlsFailureLabels { api: api.to_string(), reason: failure.label().to_string() })
+                        .inc();
+                }
+                problem(StatusCode::BAD_GATEWAY, "Backend failure", failure.describe(), Some(api), request_id)
             }
             Ok(Ok(response)) => {
                 let (mut parts, body) = response.into_parts();
                 strip_hop_by_hop(&mut parts.headers);
                 Response::from_parts(parts, body.boxed())
             }
+        };
+        Outcome { response, api: Some(api.to_string()), backend, thumbprint }
+    }
+}
+
+/// What happened to a request, for metrics and the access log.
+struct Outcome {
+    response: Response<ProxyBody>,
+    api: Option<String>,
+    backend: Option<String>,
+    thumbprint: Option<String>,
+}
+
+impl Outcome {
+    fn error(response: Response<ProxyBody>, api: Option<&str>) -> Self {
+        Self { response, api: api.map(str::to_string), backend: None, thumbprint: None }
+    }
+}
+
+static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The client's x-request-id when it is sane (printable, at most 128 bytes), else a new one.
+fn request_id(headers: &HeaderMap) -> String {
+    if let Some(id) = headers.get(&REQUEST_ID).and_then(|v| v.to_str().ok()) {
+        if !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic()) {
+            return id.to_string();
         }
     }
+    static PREFIX: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let prefix = PREFIX.get_or_init(|| {
+        use std::hash::{BuildHasher, Hasher};
+        std::collections::hash_map::RandomState::new().build_hasher().finish()
+    });
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{prefix:016x}{n:08x}")
 }
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
@@ -211,12 +280,19 @@ fn append_forwarded_for(headers: &mut HeaderMap, peer: SocketAddr) {
 }
 
 /// An error the gateway itself produced, as RFC 9457 problem details.
-pub fn problem(status: StatusCode, title: &str, detail: &str, api: Option<&str>) -> Response<ProxyBody> {
+pub fn problem(
+    status: StatusCode,
+    title: &str,
+    detail: &str,
+    api: Option<&str>,
+    request_id: &str,
+) -> Response<ProxyBody> {
     let mut body = serde_json::json!({
         "type": "about:blank",
         "title": title,
         "status": status.as_u16(),
         "detail": detail,
+        "request_id": request_id,
     });
     if let Some(api) = api {
         body["api"] = serde_json::Value::from(api);

@@ -83,6 +83,15 @@ pub struct RoutingTable {
     pub revision: u64,
     /// Longest prefix first, so the first match wins.
     routes: Vec<Route>,
+    /// The client certificates routes present, for expiry metrics.
+    certificates: Vec<CertificateInUse>,
+}
+
+pub struct CertificateInUse {
+    pub certificate_id: String,
+    pub thumbprint: String,
+    /// Seconds since the Unix epoch.
+    pub not_after: i64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -177,7 +186,19 @@ impl RoutingTable {
             });
         }
         routes.sort_by(|a, b| b.prefix.len().cmp(&a.prefix.len()));
-        Ok(Self { revision, routes })
+        let certificates = identities
+            .values()
+            .filter_map(|identity| {
+                let leaf = identity.certificate_chain.first()?;
+                let info = gatehouse_shared::certificate::describe_der(leaf).ok()?;
+                Some(CertificateInUse {
+                    certificate_id: identity.certificate_id.clone(),
+                    thumbprint: identity.thumbprint.clone(),
+                    not_after: info.not_after,
+                })
+            })
+            .collect();
+        Ok(Self { revision, routes, certificates })
     }
 
     /// Longest-prefix match on whole path segments: "/orders" matches "/orders" and
@@ -192,6 +213,10 @@ impl RoutingTable {
 
     pub fn len(&self) -> usize {
         self.routes.len()
+    }
+
+    pub fn certificates(&self) -> &[CertificateInUse] {
+        &self.certificates
     }
 
     pub fn is_empty(&self) -> bool {

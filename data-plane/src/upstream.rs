@@ -57,7 +57,7 @@ impl TlsPolicy {
 
 pub struct Upstream {
     pub key: UpstreamKey,
-    client: Client<HttpsConnector<HttpConnector>, Incoming>,
+    client: Client<Counting<HttpsConnector<HttpConnector>>, Incoming>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -195,6 +195,7 @@ impl Upstream {
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
+        let connector = Counting(connector);
         let client = Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(60)).build(connector);
         Ok(Self { key, client })
     }
@@ -303,6 +304,22 @@ pub enum BackendFailure {
 }
 
 impl BackendFailure {
+    pub fn is_tls(self) -> bool {
+        !matches!(self, Self::Connect | Self::Protocol)
+    }
+
+    /// The `reason` label of the TLS failure metric.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::CertificateNotTrusted => "certificate_not_trusted",
+            Self::NameMismatch => "name_mismatch",
+            Self::ClientCertificateRejected => "client_certificate_rejected",
+            Self::TlsHandshake => "handshake",
+            Self::Connect => "connect",
+            Self::Protocol => "protocol",
+        }
+    }
+
     pub fn describe(self) -> &'static str {
         match self {
             Self::CertificateNotTrusted => "the backend's TLS certificate is not trusted",
@@ -396,5 +413,100 @@ mod tests {
         let root: Uri = "http://b:80".parse().unwrap();
         assert_eq!(backend_uri(&root, "/orders", &uri("/orders")).unwrap(), "http://b:80/");
         assert_eq!(backend_uri(&root, "/", &uri("/x/y?q")).unwrap(), "http://b:80/x/y?q");
+    }
+}
+
+// === impl Counting ===
+
+/// A connector that counts the connections it opens and those still open.
+#[derive(Clone)]
+pub struct Counting<C>(C);
+
+impl<C> tower::Service<Uri> for Counting<C>
+where
+    C: tower::Service<Uri> + Clone + Send + 'static,
+    C::Response: Send + 'static,
+    C::Future: Send + 'static,
+{
+    type Response = CountedConnection<C::Response>;
+    type Error = C::Error;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let connecting = self.0.call(uri);
+        Box::pin(async move {
+            let connection = connecting.await?;
+            let metrics = crate::metrics::global();
+            metrics.upstream_connections_opened.inc();
+            metrics.upstream_connections_open.inc();
+            Ok(CountedConnection(connection))
+        })
+    }
+}
+
+/// A backend connection, counted as open until dropped.
+pub struct CountedConnection<T>(T);
+
+impl<T> Drop for CountedConnection<T> {
+    fn drop(&mut self) {
+        crate::metrics::global().upstream_connections_open.dec();
+    }
+}
+
+impl<T: hyper_util::client::legacy::connect::Connection> hyper_util::client::legacy::connect::Connection
+    for CountedConnection<T>
+{
+    fn connected(&self) -> hyper_util::client::legacy::connect::Connected {
+        self.0.connected()
+    }
+}
+
+impl<T: hyper::rt::Read + Unpin> hyper::rt::Read for CountedConnection<T> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl<T: hyper::rt::Write + Unpin> hyper::rt::Write for CountedConnection<T> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
     }
 }

@@ -1,16 +1,27 @@
 //! What every Gatehouse binary does the same way: logging to stderr, and stopping on
 //! SIGTERM or Ctrl-C.
 
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
 /// Logs to stderr (stdout is for what a binary reports), filtered by a RUST_LOG-style filter.
-pub fn init_logging(filter: &str) {
+pub fn init_logging(filter: &str, format: LogFormat) {
     use std::io::IsTerminal;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        // Colour codes only for people; files and log collectors get plain text.
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder
+            .with_target(false)
+            // Colour codes only for people; files and log collectors get plain text.
+            .with_ansi(std::io::stderr().is_terminal())
+            .init(),
+        LogFormat::Json => builder.json().with_target(true).with_current_span(false).init(),
+    }
 }
 
 /// Completes on SIGTERM or SIGINT.

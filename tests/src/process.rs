@@ -108,6 +108,8 @@ impl Running {
 pub struct ControlPlane {
     pub process: Running,
     pub addr: SocketAddr,
+    /// /healthz and /metrics.
+    pub admin: SocketAddr,
     pub data_dir: PathBuf,
     tls: bool,
 }
@@ -173,10 +175,11 @@ impl ControlPlane {
         log: Option<&Path>,
     ) -> anyhow::Result<Self> {
         let mut args = vec!["--data-dir".into(), data_dir.display().to_string(), "--listen".into(), listen.to_string()];
+        args.extend(["--admin-listen".into(), "127.0.0.1:0".into()]);
         args.extend(extra.iter().map(|s| s.to_string()));
-        let process = start_logging("gatehouse-cp", &args, &[], 1, log).await?;
-        let addr = process.addrs[0];
-        let cp = Self { process, addr, data_dir: data_dir.to_path_buf(), tls: !extra.contains(&"--plaintext") };
+        let process = start_logging("gatehouse-cp", &args, &[], 2, log).await?;
+        let (addr, admin) = (process.addrs[0], process.addrs[1]);
+        let cp = Self { process, addr, admin, data_dir: data_dir.to_path_buf(), tls: !extra.contains(&"--plaintext") };
         let gateway_token = data_dir.join("gateway.token");
         if !gateway_token.exists() {
             let created = cp

@@ -1,0 +1,212 @@
+//! The control plane's Prometheus metrics, served on its admin listener at /metrics.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::gateways::{GatewayState, Gateways};
+use crate::store::Store;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GrpcLabels {
+    pub method: String,
+    pub code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabels {
+    pub state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CertificateLabels {
+    pub id: String,
+    pub thumbprint: String,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub grpc_requests: Family<GrpcLabels, Counter>,
+    /// Commit of a revision to a data plane's ACK of it.
+    pub ack_latency: Histogram,
+    gateways: Family<StateLabels, Gauge>,
+    revision: Gauge,
+    certificate_expiry_days: Family<CertificateLabels, Gauge<f64, AtomicU64>>,
+}
+
+/// One control plane per process, so one registry.
+pub fn global() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(Metrics::new)
+}
+
+impl Metrics {
+    fn new() -> Self {
+        let mut registry = Registry::with_prefix("gatehouse_cp");
+        let grpc_requests = Family::<GrpcLabels, Counter>::default();
+        registry.register("grpc_requests", "gRPC requests by method and status code", grpc_requests.clone());
+        let ack_latency = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
+        registry.register(
+            "revision_ack_seconds",
+            "Time from committing a revision to a data plane acknowledging it",
+            ack_latency.clone(),
+        );
+        let gateways = Family::<StateLabels, Gauge>::default();
+        registry.register("gateways", "Data planes by state", gateways.clone());
+        let revision = Gauge::default();
+        registry.register("config_revision", "Latest committed configuration revision", revision.clone());
+        let certificate_expiry_days = Family::<CertificateLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "certificate_expiry_days",
+            "Days until each stored client certificate expires (negative: expired)",
+            certificate_expiry_days.clone(),
+        );
+        Self { registry, grpc_requests, ack_latency, gateways, revision, certificate_expiry_days }
+    }
+
+    /// The exposition, with point-in-time values refreshed first.
+    pub fn render(&self, store: &Store, gateways: &Gateways, stale_after: std::time::Duration) -> String {
+        let state = store.state();
+        self.revision.set(state.revision as i64);
+        self.gateways.clear();
+        for name in ["synced", "syncing", "stale", "nacked", "disconnected"] {
+            self.gateways.get_or_create(&StateLabels { state: name.into() }).set(0);
+        }
+        for gateway in gateways.list() {
+            let behind_since = store.committed_at(gateway.applied_revision + 1);
+            let name = match gateway.state(state.revision, behind_since, stale_after) {
+                GatewayState::Synced => "synced",
+                GatewayState::Syncing => "syncing",
+                GatewayState::Stale => "stale",
+                GatewayState::Nacked => "nacked",
+                GatewayState::Disconnected => "disconnected",
+            };
+            self.gateways.get_or_create(&StateLabels { state: name.into() }).inc();
+        }
+        self.certificate_expiry_days.clear();
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+        for cert in state.certificates.values() {
+            let info = &cert.certificate.info;
+            self.certificate_expiry_days
+                .get_or_create(&CertificateLabels { id: cert.id.clone(), thumbprint: info.thumbprint.to_string() })
+                .set((info.not_after - now) as f64 / 86_400.0);
+        }
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry).expect("writing to a String cannot fail");
+        text
+    }
+}
+
+// === gRPC request counting ===
+
+/// Counts every gRPC call by method and final status code (from headers for trailers-only
+/// answers, else from the trailers).
+#[derive(Clone, Default)]
+pub struct GrpcMetricsLayer;
+
+impl<S> tower::Layer<S> for GrpcMetricsLayer {
+    type Service = GrpcMetrics<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        GrpcMetrics { inner }
+    }
+}
+
+#[derive(Clone)]
+pub struct GrpcMetrics<S> {
+    inner: S,
+}
+
+impl<S, B, R> tower::Service<http::Request<B>> for GrpcMetrics<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<R>>,
+    S::Future: Send + 'static,
+    R: http_body::Body,
+{
+    type Response = http::Response<CountedBody<R>>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let method: Arc<str> = request.uri().path().trim_start_matches('/').into();
+        let future = self.inner.call(request);
+        Box::pin(async move {
+            let response = future.await?;
+            let code = grpc_code(response.headers());
+            if let Some(code) = &code {
+                record(&method, code);
+            }
+            Ok(response.map(|inner| CountedBody { inner, method: if code.is_some() { None } else { Some(method) } }))
+        })
+    }
+}
+
+fn grpc_code(headers: &http::HeaderMap) -> Option<String> {
+    let code: i32 = headers.get("grpc-status")?.to_str().ok()?.parse().ok()?;
+    Some(format!("{:?}", tonic::Code::from_i32(code)))
+}
+
+fn record(method: &str, code: &str) {
+    global().grpc_requests.get_or_create(&GrpcLabels { method: method.to_string(), code: code.to_string() }).inc();
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that records the call's status when its trailers go by.
+    pub struct CountedBody<B> {
+        #[pin]
+        inner: B,
+        // Still to be recorded (None once recorded, or when the headers had the status).
+        method: Option<Arc<str>>,
+    }
+}
+
+impl<B: http_body::Body> http_body::Body for CountedBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let this = self.project();
+        let polled = this.inner.poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(trailers) = frame.trailers_ref() {
+                    if let (Some(method), Some(code)) = (this.method.take(), grpc_code(trailers)) {
+                        record(&method, &code);
+                    }
+                }
+            }
+            Poll::Ready(None) | Poll::Ready(Some(Err(_))) => {
+                if let Some(method) = this.method.take() {
+                    record(&method, "Unknown");
+                }
+            }
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -1,0 +1,157 @@
+//! The data plane's Prometheus metrics, served on the admin listener at /metrics. One data
+//! plane per process, so the registry is process-wide (as Prometheus clients' default
+//! registries are).
+
+use std::sync::OnceLock;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::routes::Routing;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub api: String,
+    /// "2xx", "4xx", "5xx", ...
+    pub class: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ApiLabels {
+    pub api: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TlsFailureLabels {
+    pub api: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CertificateLabels {
+    pub certificate_id: String,
+    pub thumbprint: String,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub requests: Family<RequestLabels, Counter>,
+    pub latency: Family<ApiLabels, Histogram>,
+    pub backend_tls_failures: Family<TlsFailureLabels, Counter>,
+    pub upstream_connections_opened: Counter,
+    pub upstream_connections_open: Gauge,
+    applied_revision: Gauge,
+    seconds_since_sync: Gauge<f64, std::sync::atomic::AtomicU64>,
+    connected: Gauge,
+    certificate_expiry_days: Family<CertificateLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    last_sync: std::sync::Mutex<Option<Instant>>,
+}
+
+pub fn global() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(Metrics::new)
+}
+
+impl Metrics {
+    fn new() -> Self {
+        let mut registry = Registry::with_prefix("gatehouse");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register("requests", "Requests by API and response status class", requests.clone());
+        let latency = Family::<ApiLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+        });
+        registry.register("request_duration_seconds", "Time to response headers, by API", latency.clone());
+        let backend_tls_failures = Family::<TlsFailureLabels, Counter>::default();
+        registry.register(
+            "backend_tls_failures",
+            "Backend TLS failures by API and reason",
+            backend_tls_failures.clone(),
+        );
+        let upstream_connections_opened = Counter::default();
+        registry.register(
+            "upstream_connections_opened",
+            "Connections opened to backends",
+            upstream_connections_opened.clone(),
+        );
+        let upstream_connections_open = Gauge::default();
+        registry.register(
+            "upstream_connections_open",
+            "Connections to backends open now",
+            upstream_connections_open.clone(),
+        );
+        let applied_revision = Gauge::default();
+        registry.register("config_revision", "Configuration revision applied", applied_revision.clone());
+        let seconds_since_sync = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "config_seconds_since_sync",
+            "Seconds since the last configuration update was applied or the stream confirmed current",
+            seconds_since_sync.clone(),
+        );
+        let connected = Gauge::default();
+        registry.register(
+            "control_plane_connected",
+            "1 while the sync stream to the control plane is up",
+            connected.clone(),
+        );
+        let certificate_expiry_days = Family::<CertificateLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        registry.register(
+            "client_certificate_expiry_days",
+            "Days until each client certificate in use expires (negative: expired)",
+            certificate_expiry_days.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            latency,
+            backend_tls_failures,
+            upstream_connections_opened,
+            upstream_connections_open,
+            applied_revision,
+            seconds_since_sync,
+            connected,
+            certificate_expiry_days,
+            last_sync: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// A configuration was applied, or the control plane confirmed the current one.
+    pub fn synced(&self) {
+        *self.last_sync.lock().expect("metrics lock") = Some(Instant::now());
+    }
+
+    pub fn observe_request(&self, api: &str, status: u16, elapsed: Duration) {
+        let class = format!("{}xx", status / 100);
+        self.requests.get_or_create(&RequestLabels { api: api.to_string(), class }).inc();
+        self.latency.get_or_create(&ApiLabels { api: api.to_string() }).observe(elapsed.as_secs_f64());
+    }
+
+    /// The Prometheus text exposition, with point-in-time values refreshed first.
+    pub fn render(&self, routing: &Routing) -> String {
+        self.applied_revision.set(routing.revision() as i64);
+        self.connected.set(routing.status.connected.load(Ordering::Relaxed) as i64);
+        let since = self.last_sync.lock().expect("metrics lock").map(|t| t.elapsed().as_secs_f64()).unwrap_or(-1.0);
+        self.seconds_since_sync.set(since);
+        self.certificate_expiry_days.clear();
+        if let Some(table) = routing.load() {
+            let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+            for cert in table.certificates() {
+                let days = (cert.not_after - now) as f64 / 86_400.0;
+                self.certificate_expiry_days
+                    .get_or_create(&CertificateLabels {
+                        certificate_id: cert.certificate_id.clone(),
+                        thumbprint: cert.thumbprint.clone(),
+                    })
+                    .set(days);
+            }
+        }
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry).expect("writing to a String cannot fail");
+        text
+    }
+}

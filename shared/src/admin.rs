@@ -1,0 +1,73 @@
+//! A small HTTP/1.1 listener for operators' endpoints (/healthz, /ready, /metrics): each path
+//! answered by a function of the caller's.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Response, StatusCode, header};
+use http_body_util::Full;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+/// What an admin path answers: status, content type, body.
+pub struct Answer {
+    pub status: StatusCode,
+    pub content_type: &'static str,
+    pub body: String,
+}
+
+impl Answer {
+    pub fn json(status: StatusCode, body: serde_json::Value) -> Self {
+        Self { status, content_type: "application/json", body: body.to_string() }
+    }
+
+    /// Prometheus text exposition.
+    pub fn metrics(body: String) -> Self {
+        Self {
+            status: StatusCode::OK,
+            content_type: "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            body,
+        }
+    }
+
+    pub fn not_found(known: &str) -> Self {
+        Self::json(StatusCode::NOT_FOUND, serde_json::json!({ "error": format!("not found; try {known}") }))
+    }
+}
+
+/// Serves `answer(path)` on every connection until `shutdown` completes.
+pub async fn serve<F>(listener: TcpListener, answer: F, shutdown: impl Future<Output = ()>)
+where
+    F: Fn(&str) -> Answer + Send + Sync + 'static,
+{
+    let answer = Arc::new(answer);
+    tokio::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(_) => continue,
+            },
+            _ = &mut shutdown => return,
+        };
+        let answer = answer.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
+                let reply = answer(request.uri().path());
+                async move {
+                    Ok::<_, Infallible>(
+                        Response::builder()
+                            .status(reply.status)
+                            .header(header::CONTENT_TYPE, reply.content_type)
+                            .body(Full::new(Bytes::from(reply.body)))
+                            .expect("static response parts are valid"),
+                    )
+                }
+            });
+            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+        });
+    }
+}
