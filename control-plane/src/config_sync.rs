@@ -104,6 +104,7 @@ impl Session {
     ) {
         let mut revisions = self.store.subscribe();
         let mut revocations = self.tokens.revocations();
+        let mut closing = self.gateways.closing();
         loop {
             if self.in_flight.is_none() {
                 let latest = revisions.borrow_and_update().clone();
@@ -130,6 +131,10 @@ impl Session {
                     }
                 }
                 _ = tx.closed() => break,
+                _ = async { closing.wait_for(|closing| *closing).await.map(|_| ()) } => {
+                    let _ = tx.send(Err(Status::unavailable("the control plane is shutting down"))).await;
+                    break;
+                }
                 _ = revocations.changed() => {
                     if !self.tokens.is_live(&self.token) {
                         tracing::warn!(gateway = %self.name, token = %self.token, "token revoked: ending the sync stream");

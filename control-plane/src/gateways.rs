@@ -64,6 +64,8 @@ pub struct Gateways {
     next_session: AtomicU64,
     /// Bumped on every change, for whoever waits on a rollout.
     changes: watch::Sender<u64>,
+    /// Set when the control plane shuts down: every sync stream ends.
+    closing: watch::Sender<bool>,
 }
 
 impl Gateways {
@@ -136,6 +138,15 @@ impl Gateways {
 
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.changes.subscribe()
+    }
+
+    /// Ends every sync stream (graceful shutdown: streams never end by themselves).
+    pub fn close_all(&self) {
+        self.closing.send_replace(true);
+    }
+
+    pub fn closing(&self) -> watch::Receiver<bool> {
+        self.closing.subscribe()
     }
 
     pub fn list(&self) -> Vec<Gateway> {

@@ -274,6 +274,7 @@ impl ControlPlane {
                 std::future::pending(),
             ));
         }
+        let gateways = self.gateways.clone();
         // Health and reflection are open (they reveal no configuration); Management needs an
         // operator token and ConfigSync a gateway token.
         let result = builder
@@ -282,7 +283,10 @@ impl ControlPlane {
             .add_service(reflection)
             .add_service(InterceptedService::new(management, RequireRole::new(self.tokens.clone(), Role::Operator)))
             .add_service(InterceptedService::new(sync, RequireRole::new(self.tokens.clone(), Role::Gateway)))
-            .serve_with_incoming_shutdown(incoming, shutdown)
+            .serve_with_incoming_shutdown(incoming, async move {
+                shutdown.await;
+                gateways.close_all();
+            })
             .await
             .map_err(StartError::Serve);
         if let Err(error) = self.store.flush().await {

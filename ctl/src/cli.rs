@@ -71,6 +71,12 @@ pub enum Noun {
     /// Bearer tokens for operators and data planes.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Print a shell completion script.
+    #[command(after_help = "Example:\n  gatehousectl completions bash > /etc/bash_completion.d/gatehousectl")]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -85,8 +91,10 @@ pub enum TokenCommand {
         role: TokenRole,
     },
     /// List tokens (names and roles; secrets are never shown again).
+    #[command(after_help = "Example:\n  gatehousectl token list")]
     List,
     /// Revoke a token; data planes using it are disconnected.
+    #[command(after_help = "Example:\n  gatehousectl token revoke edge-1")]
     Revoke { name: String },
 }
 
@@ -118,6 +126,7 @@ pub enum CaCommand {
         write: WriteFlags,
     },
     /// List CA certificates and the APIs that trust each.
+    #[command(after_help = "Example:\n  gatehousectl ca list")]
     List,
     /// Delete a CA certificate (refused while an API trusts it).
     Delete {
@@ -147,15 +156,19 @@ pub enum CertCommand {
         allow_expired: bool,
     },
     /// List certificates with thumbprint, expiry and the APIs using each.
-    #[command(after_help = "Example:\n  gatehousectl cert list --expiring-within 30d")]
+    #[command(
+        after_help = "Examples:\n  gatehousectl cert list\n  gatehousectl cert list --expiring-within 30d -o json"
+    )]
     List {
         /// Only certificates that expire within this long (e.g. 30d, 12h, 2w), or have expired.
         #[arg(long, value_parser = parse_duration)]
         expiring_within: Option<std::time::Duration>,
     },
     /// Show one certificate.
+    #[command(after_help = "Example:\n  gatehousectl cert show orders-client -o json")]
     Show { id: String },
     /// Delete a certificate (refused while an API uses it).
+    #[command(after_help = "Example:\n  gatehousectl cert delete old-client --if-match 12")]
     Delete {
         id: String,
         #[command(flatten)]
@@ -232,10 +245,13 @@ pub enum ApiCommand {
         allow_expired: bool,
     },
     /// List APIs.
+    #[command(after_help = "Example:\n  gatehousectl api list -o json")]
     List,
-    /// Show one API.
+    /// Show one API, with its backend trust and etag.
+    #[command(after_help = "Example:\n  gatehousectl api show orders")]
     Show { id: String },
     /// Delete an API.
+    #[command(after_help = "Example:\n  gatehousectl --wait api delete orders")]
     Delete {
         id: String,
         #[command(flatten)]
@@ -300,16 +316,23 @@ pub struct OptionalCredential {
 #[derive(Subcommand, Debug)]
 pub enum GatewayCommand {
     /// List data planes and the revision each has applied.
+    #[command(after_help = "Example:\n  gatehousectl gateway list -o json")]
     List,
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Noun::Completions { shell } = cli.command {
+        use clap::CommandFactory;
+        clap_complete::generate(shell, &mut Cli::command(), "gatehousectl", &mut std::io::stdout());
+        return Ok(());
+    }
     let server = Server::from_cli(&cli)?;
     let revision = match cli.command {
         Noun::Cert(command) => cert(&server, cli.output, command).await?,
         Noun::Api(command) => api(&server, cli.output, command).await?,
         Noun::Ca(command) => ca(&server, cli.output, command).await?,
         Noun::Token(command) => token(&server, cli.output, command).await?,
+        Noun::Completions { .. } => unreachable!("handled above"),
         Noun::Gateway(GatewayCommand::List) => {
             let list =
                 connect(&server).await?.list_gateways(pb::ListGatewaysRequest {}).await.map_err(status)?.into_inner();

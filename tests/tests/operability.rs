@@ -1,0 +1,196 @@
+//! What operators run Gatehouse with: Prometheus metrics on both planes, request ids, problem
+//! bodies, graceful shutdown, shell completions.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use gatehouse_proto::v1 as pb;
+use gatehouse_proto::v1::credential_binding::Kind;
+use gatehouse_tests::backend::{ClientAuth, EchoBackend};
+use gatehouse_tests::fleet::wait_acked;
+use gatehouse_tests::http_client::HttpClient;
+use gatehouse_tests::pki::TestCa;
+use gatehouse_tests::process::{ControlPlane, DataPlane, ctl};
+use gatehouse_tests::requests::{api, upload};
+use http_body_util::Full;
+use hyper::StatusCode;
+
+const ACK: Duration = Duration::from_secs(15);
+
+/// The value of the first sample whose line starts with `series` (name and labels).
+fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_count_traffic_failures_and_fleet_state() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let ca = TestCa::new("Metrics CA")?;
+    let ca_file = ca.write_pem(dir.path(), "ca.pem")?;
+    let cp = ControlPlane::start(&dir.path().join("cp")).await?;
+    let dp = DataPlane::start(&cp.access(), "dp-metrics", Some(&ca_file)).await?;
+    let backend = EchoBackend::start(&ca.server(&["localhost"])?, ClientAuth::TrustedBy(ca.der())).await?;
+    let mut m = cp.management().await?;
+    let http = HttpClient::default();
+    m.upload_certificate(upload("a", ca.client("a")?.pfx("pw")?, "pw")).await?;
+    m.put_api(api("ok", "/ok", &backend.url(), Some(Kind::CertificateId("a".into())))).await?;
+    let rev = m.put_api(api("bad", "/bad", &backend.url(), None)).await?.into_inner().revision;
+    wait_acked(&mut m, &[&dp.name], rev, ACK).await?;
+    let _ = m.get_certificate(pb::GetCertificateRequest { id: "missing".into() }).await;
+
+    for _ in 0..3 {
+        assert_eq!(http.get(&dp.url("/ok")).await?.status, StatusCode::OK);
+    }
+    assert_eq!(http.get(&dp.url("/bad")).await?.status, StatusCode::BAD_GATEWAY);
+    assert_eq!(http.get(&dp.url("/nowhere")).await?.status, StatusCode::NOT_FOUND);
+
+    let text = http.get(&dp.admin_url("/metrics")).await?.body;
+    let value = |series: &str| sample(&text, series).unwrap_or_else(|| panic!("{series} missing:\n{text}"));
+    assert_eq!(value(r#"gatehouse_requests_total{api="ok",class="2xx"}"#), 3.0);
+    assert_eq!(value(r#"gatehouse_requests_total{api="bad",class="5xx"}"#), 1.0);
+    assert_eq!(value(r#"gatehouse_requests_total{api="-",class="4xx"}"#), 1.0);
+    assert_eq!(value(r#"gatehouse_request_duration_seconds_count{api="ok"}"#), 3.0);
+    assert_eq!(value(r#"gatehouse_backend_tls_failures_total{api="bad",reason="client_certificate_rejected"}"#), 1.0);
+    assert!(value("gatehouse_upstream_connections_opened_total") >= 1.0);
+    assert!(value("gatehouse_upstream_connections_open") >= 1.0);
+    assert_eq!(value("gatehouse_config_revision"), rev as f64);
+    assert_eq!(value("gatehouse_control_plane_connected"), 1.0);
+    assert!((0.0..60.0).contains(&value("gatehouse_config_seconds_since_sync")));
+    let expiry = text
+        .lines()
+        .find(|l| l.starts_with("gatehouse_client_certificate_expiry_days{certificate_id=\"a\""))
+        .expect("expiry");
+    assert!(expiry.rsplit(' ').next().unwrap().parse::<f64>()? > 300.0, "{expiry}");
+
+    let admin = format!("http://{}", cp.admin);
+    let text = http.get(&format!("{admin}/metrics")).await?.body;
+    let value = |series: &str| sample(&text, series).unwrap_or_else(|| panic!("{series} missing:\n{text}"));
+    assert_eq!(value(r#"gatehouse_cp_grpc_requests_total{method="gatehouse.v1.Management/PutApi",code="Ok"}"#), 2.0);
+    assert_eq!(
+        value(r#"gatehouse_cp_grpc_requests_total{method="gatehouse.v1.Management/GetCertificate",code="NotFound"}"#),
+        1.0
+    );
+    assert_eq!(value(r#"gatehouse_cp_gateways{state="synced"}"#), 1.0);
+    assert_eq!(value(r#"gatehouse_cp_gateways{state="disconnected"}"#), 0.0);
+    assert_eq!(value("gatehouse_cp_config_revision"), rev as f64);
+    assert!(value("gatehouse_cp_revision_ack_seconds_count") >= 1.0);
+    assert!(text.contains(r#"gatehouse_cp_certificate_expiry_days{id="a""#), "{text}");
+    assert_eq!(http.get(&format!("{admin}/healthz")).await?.status, StatusCode::OK);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn request_ids_travel_and_errors_are_problem_documents() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let ca = TestCa::new("Request id CA")?;
+    let ca_file = ca.write_pem(dir.path(), "ca.pem")?;
+    let cp = ControlPlane::start(&dir.path().join("cp")).await?;
+    let dp = DataPlane::start_with(&cp.access(), "dp-ids", Some(&ca_file), &["--access-log"]).await?;
+    let backend = EchoBackend::start(&ca.server(&["localhost"])?, ClientAuth::AnyCertificate).await?;
+    let mut m = cp.management().await?;
+    m.upload_certificate(upload("a", ca.client("a")?.pfx("pw")?, "pw")).await?;
+    let rev =
+        m.put_api(api("ok", "/ok", &backend.url(), Some(Kind::CertificateId("a".into())))).await?.into_inner().revision;
+    wait_acked(&mut m, &[&dp.name], rev, ACK).await?;
+    let http = HttpClient::default();
+
+    let request =
+        hyper::Request::get(dp.url("/ok")).header("x-request-id", "trace-me-42").body(Full::new(Bytes::new()))?;
+    let reply = http.send(request).await?;
+    assert_eq!(reply.headers["x-request-id"], "trace-me-42");
+    assert_eq!(reply.json()["headers"]["x-request-id"], "trace-me-42", "forwarded to the backend");
+
+    let reply = http.get(&dp.url("/ok")).await?;
+    let generated = reply.headers["x-request-id"].to_str()?.to_string();
+    assert!(generated.len() >= 16);
+    assert_eq!(reply.json()["headers"]["x-request-id"], generated.as_str());
+
+    let reply = http.get(&dp.url("/missing")).await?;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    assert_eq!(reply.headers["content-type"], "application/problem+json");
+    let problem = reply.json();
+    assert_eq!(problem["status"], 404);
+    assert_eq!(problem["title"], "No API");
+    assert_eq!(problem["request_id"], reply.headers["x-request-id"].to_str()?);
+    assert_ne!(problem["request_id"], generated.as_str(), "each request gets its own id");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_lets_in_flight_requests_finish_and_exits_zero() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let cp = ControlPlane::start(dir.path()).await?;
+    // A plain HTTP backend that answers after 1.5 s.
+    let slow = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let slow_addr = slow.local_addr()?;
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = slow.accept().await {
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(|_req: hyper::Request<hyper::body::Incoming>| async {
+                    tokio::time::sleep(Duration::from_millis(1500)).await;
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(Bytes::from_static(
+                        b"slow but done",
+                    ))))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    let mut dp = DataPlane::start(&cp.access(), "dp-term", None).await?;
+    let mut m = cp.management().await?;
+    let rev = m.put_api(api("slow", "/slow", &format!("http://{slow_addr}"), None)).await?.into_inner().revision;
+    wait_acked(&mut m, &[&dp.name], rev, ACK).await?;
+
+    let url = dp.url("/slow");
+    let in_flight = tokio::spawn(async move { HttpClient::default().get(&url).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    dp.process.signal("TERM");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let refused = tokio::net::TcpStream::connect(dp.addr).await;
+    assert!(refused.is_err(), "new connections must be refused during shutdown");
+    let reply = in_flight.await??;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.body, "slow but done");
+    let status = tokio::time::timeout(Duration::from_secs(10), dp.process.wait()).await??;
+    assert_eq!(status.code(), Some(0));
+
+    // The control plane, with a data plane's stream open, stops cleanly too.
+    let _other = DataPlane::start(&cp.access(), "dp-still-connected", None).await?;
+    wait_acked(&mut m, &["dp-still-connected"], rev, ACK).await?;
+    let mut cp = cp;
+    let started = Instant::now();
+    cp.process.signal("TERM");
+    let status = tokio::time::timeout(Duration::from_secs(10), cp.process.wait()).await??;
+    assert_eq!(status.code(), Some(0), "after {:?}", started.elapsed());
+    let again = ControlPlane::start(&cp.data_dir).await?;
+    let apis = again.management().await?.list_apis(pb::ListApisRequest {}).await?.into_inner();
+    assert_eq!(apis.revision, rev);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shell_completions_and_help_examples() -> anyhow::Result<()> {
+    let out = ctl(&gatehouse_tests::process::Access::nowhere(1), &["completions", "bash"], None).await?;
+    assert!(out.success, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("gatehousectl") && out.stdout.contains("complete"),
+        "{}",
+        &out.stdout[..200.min(out.stdout.len())]
+    );
+    for command in [
+        &["cert", "upload", "--help"][..],
+        &["api", "policy", "--help"],
+        &["token", "create", "--help"],
+        &["gateway", "list", "--help"],
+    ] {
+        let out = ctl(&gatehouse_tests::process::Access::nowhere(1), command, None).await?;
+        assert!(out.success && out.stdout.contains("Example"), "{command:?}: {}", out.stdout);
+    }
+    Ok(())
+}
