@@ -72,10 +72,7 @@ struct Args {
 async fn main() {
     let args = Args::parse();
     gatehouse_shared::process::init_logging(&args.log, args.log_format);
-    if let Err(error) = run(args).await {
-        eprintln!("gatehouse-cp: {error:#}");
-        std::process::exit(1);
-    }
+    gatehouse_shared::process::exit_on_error("gatehouse-cp", run(args)).await;
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {

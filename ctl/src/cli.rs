@@ -560,10 +560,7 @@ async fn cert(server: &Server, format: Format, command: CertCommand) -> anyhow::
                 .await
                 .map_err(|s| with_hint(status(s), &id))?
                 .into_inner();
-            match format {
-                Format::Json => print_json(&serde_json::json!({ "deleted": id, "revision": done.revision })),
-                Format::Table => println!("certificate {id} deleted (revision {})", done.revision),
-            }
+            print_deleted(format, "certificate", &id, done.revision);
             revision = Some(done.revision);
         }
     }
@@ -578,6 +575,13 @@ fn with_hint(error: anyhow::Error, _id: &str) -> anyhow::Error {
         return anyhow!("{text} (e.g. gatehousectl api credentials {first} --none)");
     }
     error
+}
+
+fn print_deleted(format: Format, kind: &str, id: &str, revision: u64) {
+    match format {
+        Format::Json => print_json(&serde_json::json!({ "deleted": id, "revision": revision })),
+        Format::Table => println!("{kind} {id} deleted (revision {revision})"),
+    }
 }
 
 fn print_certificate(format: Format, cert: &pb::Certificate) {
@@ -657,10 +661,7 @@ async fn api(server: &Server, format: Format, command: ApiCommand) -> anyhow::Re
                 .await
                 .map_err(status)?
                 .into_inner();
-            match format {
-                Format::Json => print_json(&serde_json::json!({ "deleted": id, "revision": done.revision })),
-                Format::Table => println!("API {id} deleted (revision {})", done.revision),
-            }
+            print_deleted(format, "API", &id, done.revision);
             revision = Some(done.revision);
         }
         ApiCommand::Policy { id, set, write, allow_expired } => {
@@ -763,10 +764,7 @@ async fn ca(server: &Server, format: Format, command: CaCommand) -> anyhow::Resu
                 .await
                 .map_err(status)?
                 .into_inner();
-            match format {
-                Format::Json => print_json(&serde_json::json!({ "deleted": id, "revision": done.revision })),
-                Format::Table => println!("CA certificate {id} deleted (revision {})", done.revision),
-            }
+            print_deleted(format, "CA certificate", &id, done.revision);
             revision = Some(done.revision);
         }
     }

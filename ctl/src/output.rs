@@ -90,31 +90,25 @@ pub fn ca_json(c: &pb::CaCertificate) -> Value {
 }
 
 pub fn cas_table(cas: &[pb::CaCertificate]) -> String {
-    let rows: Vec<Vec<String>> = cas
-        .iter()
-        .map(|c| {
-            vec![
-                c.id.clone(),
-                c.subject.clone(),
-                c.thumbprint.clone(),
-                expiry(c.not_after.as_ref()),
-                if c.used_by.is_empty() { "-".into() } else { c.used_by.join(",") },
-            ]
-        })
-        .collect();
-    table(&["ID", "SUBJECT", "THUMBPRINT", "EXPIRES", "USED BY"], &rows)
+    certificate_rows(cas.iter().map(|c| (&c.id, &c.subject, &c.thumbprint, c.not_after.as_ref(), &c.used_by)))
 }
 
 pub fn certificates_table(certs: &[pb::Certificate]) -> String {
+    certificate_rows(certs.iter().map(|c| (&c.id, &c.subject, &c.thumbprint, c.not_after.as_ref(), &c.used_by)))
+}
+
+/// One table for client and CA certificates alike: id, subject, thumbprint, expiry, users.
+fn certificate_rows<'a>(
+    certs: impl Iterator<Item = (&'a String, &'a String, &'a String, Option<&'a prost_types::Timestamp>, &'a Vec<String>)>,
+) -> String {
     let rows: Vec<Vec<String>> = certs
-        .iter()
-        .map(|c| {
+        .map(|(id, subject, thumbprint, not_after, used_by)| {
             vec![
-                c.id.clone(),
-                c.subject.clone(),
-                c.thumbprint.clone(),
-                expiry(c.not_after.as_ref()),
-                if c.used_by.is_empty() { "-".into() } else { c.used_by.join(",") },
+                id.clone(),
+                subject.clone(),
+                thumbprint.clone(),
+                expiry(not_after),
+                if used_by.is_empty() { "-".into() } else { used_by.join(",") },
             ]
         })
         .collect();

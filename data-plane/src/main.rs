@@ -86,10 +86,7 @@ struct Args {
 async fn main() {
     let args = Args::parse();
     gatehouse_shared::process::init_logging(&args.log, args.log_format);
-    if let Err(error) = run(args).await {
-        eprintln!("gatehouse-dp: {error:#}");
-        std::process::exit(1);
-    }
+    gatehouse_shared::process::exit_on_error("gatehouse-dp", run(args)).await;
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {

@@ -41,3 +41,15 @@ pub async fn shutdown_signal() {
     }
     tracing::info!("shutdown requested");
 }
+
+/// The end of every binary's `main`: run, and on failure print one line (with the causes) on
+/// stderr and exit 1.
+pub async fn exit_on_error<F>(binary: &str, run: F)
+where
+    F: std::future::Future<Output = anyhow::Result<()>>,
+{
+    if let Err(error) = run.await {
+        eprintln!("{binary}: {error:#}");
+        std::process::exit(1);
+    }
+}
