@@ -27,7 +27,7 @@ fn the_switch_latency_harness_runs() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
-    assert!(stdout.contains("non-2xx responses 0"), "{stdout}");
+    assert!(stdout.contains("non-2xx responses 0") && stdout.contains("every data plane ACKed"), "{stdout}");
 }
 
 #[test]
@@ -39,4 +39,16 @@ fn the_fleet_bench_runs() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
     assert!(stdout.contains("one-API change"), "{stdout}");
+}
+
+#[test]
+fn the_rotation_bench_runs() {
+    let output = Command::new(env!("CARGO_BIN_EXE_gatehouse-rotation-bench"))
+        .args(["--seconds", "2", "--clients", "4"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("non-2xx responses 0"), "{stdout}");
+    assert!(stdout.contains("presenting the wrong certificate 0"), "{stdout}");
 }

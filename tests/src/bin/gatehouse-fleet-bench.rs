@@ -26,6 +26,34 @@ struct Args {
     /// Rollouts measured.
     #[arg(long, default_value_t = 50)]
     rollouts: usize,
+    /// Client certificates uploaded (APIs are bound to them in turn).
+    #[arg(long, default_value_t = 2)]
+    certs: usize,
+}
+
+fn rss_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with(field)).map(|l| l.to_string()))
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        .unwrap_or(0)
+}
+
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| {
+            let p = e.path();
+            if p.is_dir() { dir_bytes(&p) } else { e.metadata().map(|m| m.len()).unwrap_or(0) }
+        })
+        .sum()
+}
+
+fn median(samples: &mut [Duration]) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
 }
 
 #[tokio::main]
@@ -35,15 +63,28 @@ async fn main() -> anyhow::Result<()> {
     let cp = ControlPlane::start(&dir.path().join("cp")).await?;
     let mut m = cp.management().await?;
     let ca = TestCa::new("Fleet Bench CA")?;
-    for id in ["a", "b"] {
+    let cert_ids: Vec<String> = (0..args.certs.max(2)).map(|i| if i < 2 { ["a", "b"][i].to_string() } else { format!("c{i:04}") }).collect();
+    let started = Instant::now();
+    for id in &cert_ids {
         m.upload_certificate(upload(id, ca.client(id)?.pfx("pw")?, "pw")).await?;
     }
-    let started = Instant::now();
+    let upload_time = started.elapsed();
+    let mut put_latency = Vec::with_capacity(args.apis);
     for i in 0..args.apis {
-        let kind = Some(Kind::CertificateId(if i % 2 == 0 { "a" } else { "b" }.into()));
+        let kind = Some(Kind::CertificateId(cert_ids[i % cert_ids.len()].clone()));
+        let started = Instant::now();
         m.put_api(api(&format!("api-{i:05}"), &format!("/api-{i:05}"), "https://localhost:9", kind)).await?;
+        put_latency.push(started.elapsed());
     }
-    let per_write = started.elapsed() / args.apis.max(1) as u32;
+    let late_puts = median(&mut put_latency[args.apis.saturating_sub(100)..].to_vec());
+    let per_write = median(&mut put_latency);
+    let mut list_latency = Vec::new();
+    for _ in 0..20 {
+        let started = Instant::now();
+        m.list_apis(pb::ListApisRequest {}).await?;
+        list_latency.push(started.elapsed());
+    }
+    let list_latency = median(&mut list_latency);
 
     // A bare ConfigSync client, to see exactly what a data plane is sent.
     let access = cp.access();
@@ -78,8 +119,11 @@ async fn main() -> anyhow::Result<()> {
     let rebind_latency = rotation_started.elapsed();
     tx.send(ack(&rebind)).await?;
 
-    println!("fleet sync with {} APIs and 2 client certificates:", args.apis);
-    println!("  management write (PutApi, flushed) mean {per_write:.2?}");
+    println!("fleet sync with {} APIs and {} client certificates:", args.apis, cert_ids.len());
+    println!("  certificate uploads  {upload_time:.2?} for {}", cert_ids.len());
+    println!("  PutApi (commit, flush, snapshot) median {per_write:.2?}; median of the last 100 {late_puts:.2?}");
+    println!("  ListApis median {list_latency:.2?}");
+    println!("  control plane data dir {} KiB", dir_bytes(&cp.data_dir) / 1024);
     println!("  full snapshot        {:>9} bytes", full.encoded_len());
     println!(
         "  one-API change       {:>9} bytes (changed routes {}, identities {})",
@@ -94,8 +138,18 @@ async fn main() -> anyhow::Result<()> {
 
     // Rollout: mutating call returned -> every data plane ACKed (WaitForRollout returned).
     let mut dps = Vec::new();
+    let http = gatehouse_tests::http_client::HttpClient::default();
     for i in 0..args.data_planes {
-        dps.push(DataPlane::start(&cp.access(), &format!("dp-{i}"), None).await?);
+        let started = Instant::now();
+        let dp = DataPlane::start(&cp.access(), &format!("dp-{i}"), None).await?;
+        while http.get(&dp.admin_url("/ready")).await?.status != hyper::StatusCode::OK {
+            ensure!(started.elapsed() < Duration::from_secs(120), "data plane never became ready");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        if i == 0 {
+            println!("  data plane start to ready (full snapshot applied) {:.2?}", started.elapsed());
+        }
+        dps.push(dp);
     }
     drop((tx, inbound));
     let names: Vec<String> = dps.iter().map(|d| d.name.clone()).collect();
@@ -121,8 +175,15 @@ async fn main() -> anyhow::Result<()> {
     }
     samples.sort();
     let pick = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
+    if let Some(pid) = dps[0].process.pid() {
+        println!(
+            "  data plane memory: RSS {} MiB, peak {} MiB",
+            rss_kib(pid, "VmRSS:") / 1024,
+            rss_kib(pid, "VmHWM:") / 1024
+        );
+    }
     println!(
-        "  rollout wait, {} data planes, {} changes: median {:.2?}  p99 {:.2?}  max {:.2?}",
+        "  rollout wait (one-API change applied everywhere), {} data planes, {} changes: median {:.2?}  p99 {:.2?}  max {:.2?}",
         args.data_planes,
         args.rollouts,
         pick(0.5),

@@ -1,0 +1,363 @@
+#!/usr/bin/env python3
+"""Gatehouse benchmark driver: see bench/run.sh. Prints figures; never asserts on time."""
+
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+SUITE = sys.argv[1] if len(sys.argv) > 1 else "all"
+BIN = os.path.abspath(sys.argv[2] if len(sys.argv) > 2 else "target/release")
+SMOKE = SUITE == "smoke"
+HERE = os.path.dirname(os.path.abspath(__file__))
+CPUS = os.cpu_count() or 1
+PROXY_CPU, LOAD_CPU = ("1", "0") if CPUS >= 2 else ("0", "0")
+
+started = []
+
+
+def log(*args):
+    print(*args, flush=True)
+
+
+def run(cmd, **kw):
+    return subprocess.run(cmd, check=True, text=True, capture_output=True, **kw)
+
+
+def spawn(cmd, cpu=None, **kw):
+    if cpu is not None and shutil.which("taskset"):
+        cmd = ["taskset", "-c", cpu] + cmd
+    log_path = os.path.join(tempfile.gettempdir(), f"gatehouse-bench-{os.path.basename(cmd[-1] if cpu is None else cmd[3])}-{len(started)}.log")
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(log_path, "w"), text=True, **kw)
+    p.log_path = log_path
+    started.append(p)
+    return p
+
+
+def stop_all():
+    for p in started:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    for p in started:
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+    started.clear()
+
+
+def need_packages():
+    missing = [p for p in ("nginx", "haproxy", "wrk") if not shutil.which(p) and not os.path.exists(f"/usr/sbin/{p}")]
+    if not missing:
+        return True
+    log(f"installing {' '.join(missing)} from Debian ...")
+    try:
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        run(["apt-get", "update", "-qq"], env=env)
+        run(["apt-get", "install", "-y", "-qq", "nginx", "haproxy", "wrk"], env=env)
+        return True
+    except Exception as e:  # noqa: BLE001 - reported, and the suite is skipped
+        log(f"cannot install {missing}: {e}")
+        return False
+
+
+def binary(name):
+    path = os.path.join(BIN, name)
+    if not os.path.exists(path):
+        sys.exit(f"{path} is missing: build the workspace first")
+    return path
+
+
+def wait_port(port, timeout=15):
+    import socket
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on 127.0.0.1:{port}")
+
+
+def rss_peak_kib(pids):
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+
+def children(pid):
+    try:
+        out = run(["pgrep", "-P", str(pid)]).stdout.split()
+        return [int(p) for p in out]
+    except subprocess.CalledProcessError:
+        return []
+
+
+# === proxy suite ===
+
+def make_pki(work):
+    def ossl(*a):
+        run(["openssl", *a], cwd=work)
+    ossl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "ca.key",
+         "-out", "ca.pem", "-days", "30", "-subj", "/CN=Bench CA",
+         "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=keyCertSign")
+    for name, ext in (("backend", "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth"),
+                      ("client", "extendedKeyUsage=clientAuth")):
+        ossl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", f"{name}.key",
+             "-out", f"{name}.csr", "-subj", f"/CN=bench-{name}")
+        with open(os.path.join(work, f"{name}.ext"), "w") as f:
+            f.write(ext + "\n")
+        ossl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+             "-days", "30", "-extfile", f"{name}.ext", "-out", f"{name}.pem")
+    ossl("pkcs12", "-export", "-inkey", "client.key", "-in", "client.pem", "-passout", "pass:bench", "-out", "client.pfx")
+    with open(os.path.join(work, "client-combined.pem"), "w") as f:
+        f.write(open(os.path.join(work, "client.pem")).read() + open(os.path.join(work, "client.key")).read())
+    fp = run(["openssl", "x509", "-in", "client.pem", "-noout", "-fingerprint", "-sha1"], cwd=work).stdout
+    return fp.split("=")[1].strip().replace(":", "").lower()
+
+
+NGINX_BACKEND = """
+worker_processes 1;
+pid {work}/backend.pid;
+error_log {work}/backend-error.log;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  server {{
+    listen 127.0.0.1:{port} ssl;
+    ssl_certificate {work}/backend.pem;
+    ssl_certificate_key {work}/backend.key;
+    ssl_client_certificate {work}/ca.pem;
+    ssl_verify_client on;
+    keepalive_requests 1000000;
+    location / {{
+      add_header X-Client-Thumbprint $ssl_client_fingerprint always;
+      return 200 "ok\\n";
+    }}
+  }}
+}}
+"""
+
+NGINX_PROXY = """
+worker_processes 1;
+pid {work}/nginx-proxy.pid;
+error_log {work}/nginx-proxy-error.log;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  upstream backend {{ server 127.0.0.1:{backend}; keepalive 128; keepalive_requests 1000000; }}
+  server {{
+    listen 127.0.0.1:{port};
+    keepalive_requests 1000000;
+    location / {{
+      proxy_pass https://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_ssl_certificate {work}/client.pem;
+      proxy_ssl_certificate_key {work}/client.key;
+      proxy_ssl_trusted_certificate {work}/ca.pem;
+      proxy_ssl_verify on;
+      proxy_ssl_name localhost;
+      proxy_ssl_server_name on;
+      proxy_ssl_session_reuse on;
+    }}
+  }}
+}}
+"""
+
+HAPROXY = """
+global
+  nbthread 1
+  maxconn 4096
+  pidfile {work}/haproxy.pid
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+  option http-keep-alive
+  http-reuse always
+frontend fe
+  bind 127.0.0.1:{port}
+  default_backend be
+backend be
+  server s1 127.0.0.1:{backend} ssl crt {work}/client-combined.pem ca-file {work}/ca.pem verify required sni str(localhost) verifyhost localhost
+"""
+
+
+def check_presents(port, thumbprint):
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/bench")
+    with urllib.request.urlopen(req, timeout=5) as r:
+        seen = r.headers.get("X-Client-Thumbprint", "")
+        if r.status != 200 or seen.lower() != thumbprint:
+            raise RuntimeError(f"port {port}: status {r.status}, backend saw {seen!r}, expected {thumbprint}")
+
+
+def wrk(port, connections, seconds):
+    out = run(["taskset", "-c", LOAD_CPU, "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency",
+               f"http://127.0.0.1:{port}/bench"]).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    errors = 0
+    m = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    if m:
+        errors += int(m.group(1))
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    if m:
+        errors += sum(int(x) for x in m.groups())
+    lat = {}
+    for q in ("50", "99"):
+        m = re.search(rf"\s{q}(?:\.000)?%\s+([\d.]+)(us|ms|s)", out)
+        v = float(m.group(1))
+        lat[q] = v / 1000 if m.group(2) == "us" else v if m.group(2) == "ms" else v * 1000
+    return rps, lat, errors
+
+
+def proxy_suite():
+    if not need_packages():
+        log("proxy suite skipped: nginx, haproxy or wrk unavailable")
+        return
+    work = tempfile.mkdtemp(prefix="gatehouse-bench-")
+    thumbprint = make_pki(work)
+    ports = {"backend": 18443, "gatehouse": 18080, "nginx": 18081, "haproxy": 18082, "cp": 17400}
+    with open(f"{work}/backend.conf", "w") as f:
+        f.write(NGINX_BACKEND.format(work=work, port=ports["backend"]))
+    with open(f"{work}/nginx-proxy.conf", "w") as f:
+        f.write(NGINX_PROXY.format(work=work, port=ports["nginx"], backend=ports["backend"]))
+    with open(f"{work}/haproxy.cfg", "w") as f:
+        f.write(HAPROXY.format(work=work, port=ports["haproxy"], backend=ports["backend"]))
+    try:
+        spawn(["nginx", "-c", f"{work}/backend.conf", "-g", "daemon off;"], cpu=LOAD_CPU)
+        wait_port(ports["backend"])
+        cp = spawn([binary("gatehouse-cp"), "--data-dir", f"{work}/cp", "--listen", f"127.0.0.1:{ports['cp']}",
+                    "--admin-listen", "none", "--log", "warn"])
+        wait_port(ports["cp"])
+        ctl = [binary("gatehousectl"), "--server", f"https://127.0.0.1:{ports['cp']}", "--ca-file", f"{work}/cp/tls/ca.pem",
+               "--token-file", f"{work}/cp/operator.token"]
+        with open(f"{work}/pw", "w") as f:
+            f.write("bench")
+        run(ctl + ["cert", "upload", "a", "--pfx", f"{work}/client.pfx", "--password-file", f"{work}/pw"])
+        run(ctl + ["api", "put", "bench", "--path", "/bench", "--service-url", f"https://localhost:{ports['backend']}",
+                   "--client-cert", "a"])
+        token = run(ctl + ["token", "create", "bench-dp", "--role", "gateway"]).stdout.strip()
+        with open(f"{work}/dp.token", "w") as f:
+            f.write(token)
+        proxies = {
+            "gatehouse": spawn([binary("gatehouse-dp"), "--control-plane", f"https://127.0.0.1:{ports['cp']}",
+                                "--control-plane-ca", f"{work}/cp/tls/ca.pem", "--token-file", f"{work}/dp.token",
+                                "--backend-ca-file", f"{work}/ca.pem", "--listen", f"127.0.0.1:{ports['gatehouse']}",
+                                "--admin-listen", "127.0.0.1:18090", "--log", "warn"], cpu=PROXY_CPU),
+            "nginx": spawn(["nginx", "-c", f"{work}/nginx-proxy.conf", "-g", "daemon off;"], cpu=PROXY_CPU),
+            "haproxy": spawn(["haproxy", "-f", f"{work}/haproxy.cfg", "-db"], cpu=PROXY_CPU),
+        }
+        for name, p in proxies.items():
+            try:
+                wait_port(ports[name])
+            except RuntimeError:
+                raise RuntimeError(f"{name} did not start: {open(p.log_path).read()[-2000:]}")
+        deadline = time.time() + 15
+        while True:
+            try:
+                check_presents(ports["gatehouse"], thumbprint)
+                break
+            except Exception:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.1)
+        rounds = 1 if SMOKE else 3
+        duration, latency_duration, warm = (2, 1, 1) if SMOKE else (15, 8, 3)
+        results = {name: {"rps": [], "p50": [], "p99": [], "p50_1": [], "p99_1": []} for name in proxies}
+        for r in range(rounds):
+            for name in proxies:  # interleaved: A B C, A B C, ...
+                check_presents(ports[name], thumbprint)
+                wrk(ports[name], 64, warm)
+                rps, lat, errors = wrk(ports[name], 64, duration)
+                if errors:
+                    raise RuntimeError(f"{name} round {r + 1}: {errors} errors: the run is void")
+                _, lat1, errors = wrk(ports[name], 1, latency_duration)
+                if errors:
+                    raise RuntimeError(f"{name} round {r + 1}: {errors} errors in the latency run")
+                res = results[name]
+                res["rps"].append(rps)
+                res["p50"].append(lat["50"])
+                res["p99"].append(lat["99"])
+                res["p50_1"].append(lat1["50"])
+                res["p99_1"].append(lat1["99"])
+                log(f"  round {r + 1} {name:<9} {rps:>10.0f} req/s  p50 {lat['50']:.3f} ms  p99 {lat['99']:.3f} ms"
+                    f"  (1 conn: p50 {lat1['50']:.3f} ms p99 {lat1['99']:.3f} ms)")
+        rss = {}
+        for name, p in proxies.items():
+            pids = [p.pid] + children(p.pid)
+            rss[name] = rss_peak_kib(pids) / 1024
+        log("")
+        log(f"proxy throughput over mTLS, proxy pinned to CPU {PROXY_CPU} (1 core), load and backend on CPU {LOAD_CPU};"
+            f" median of {rounds} interleaved rounds, {duration} s each, 64 connections (latency: 1 connection)")
+        log(f"{'proxy':<10} {'req/s':>10} {'req/s/core':>10} {'p50 ms':>8} {'p99 ms':>8} {'p50 ms 1c':>9} {'p99 ms 1c':>9} {'peak RSS MiB':>12}")
+        med = {n: {k: statistics.median(v) for k, v in res.items()} for n, res in results.items()}
+        for name in proxies:
+            m = med[name]
+            log(f"{name:<10} {m['rps']:>10.0f} {m['rps']:>10.0f} {m['p50']:>8.3f} {m['p99']:>8.3f} {m['p50_1']:>9.3f} {m['p99_1']:>9.3f} {rss[name]:>12.1f}")
+        for peer in ("nginx", "haproxy"):
+            log(f"gatehouse/{peer}: req/s x{med['gatehouse']['rps'] / med[peer]['rps']:.2f}, "
+                f"p99 x{med['gatehouse']['p99'] / med[peer]['p99']:.2f} (lower is better)")
+    finally:
+        stop_all()
+        for pidfile in ("backend.pid", "nginx-proxy.pid", "haproxy.pid"):
+            try:
+                os.kill(int(open(f"{work}/{pidfile}").read().strip()), signal.SIGTERM)
+            except (OSError, ValueError):
+                pass
+        shutil.rmtree(work, ignore_errors=True)
+
+
+# === the Rust harnesses ===
+
+def harness(name, *args):
+    out = run([binary(name), *map(str, args)]).stdout
+    log(out.rstrip())
+
+
+def propagation_suite():
+    for n in ([2] if SMOKE else [1, 10, 50]):
+        harness("gatehouse-switch-latency", "--data-planes", n, "--switches", 5 if SMOKE else 100)
+
+
+def scale_suite():
+    if SMOKE:
+        harness("gatehouse-fleet-bench", "--apis", 50, "--certs", 5, "--data-planes", 1, "--rollouts", 3)
+    else:
+        harness("gatehouse-fleet-bench", "--apis", 10000, "--certs", 1000, "--data-planes", 1, "--rollouts", 50)
+        harness("gatehouse-fleet-bench", "--apis", 1000, "--certs", 2, "--data-planes", 3, "--rollouts", 50)
+
+
+def rotation_suite():
+    harness("gatehouse-rotation-bench", "--seconds", 3 if SMOKE else 30, "--clients", 8 if SMOKE else 64)
+
+
+SUITES = {"proxy": proxy_suite, "propagation": propagation_suite, "scale": scale_suite, "rotation": rotation_suite}
+
+if __name__ == "__main__":
+    os.environ.setdefault("GATEHOUSE_BENCH", "1")
+    chosen = list(SUITES) if SUITE in ("all", "smoke") else [SUITE]
+    if any(s not in SUITES for s in chosen):
+        sys.exit(f"unknown suite {SUITE}: use all, proxy, propagation, scale, rotation or smoke")
+    log(f"machine: {CPUS} cores, {os.uname().release}; binaries from {BIN}")
+    try:
+        for s in chosen:
+            log(f"\n== {s} ==")
+            SUITES[s]()
+    finally:
+        stop_all()
+    log("\nbench smoke done" if SMOKE else "")
