@@ -77,16 +77,33 @@ struct Args {
     /// Log format: text or json.
     #[arg(long, env = "GATEHOUSE_LOG_FORMAT", default_value = "text")]
     log_format: gatehouse_shared::process::LogFormat,
+    /// Threads serving requests [default 0: one per CPU this process may use]; 1 runs a single
+    /// event loop.
+    #[arg(long, env = "GATEHOUSE_WORKER_THREADS", default_value_t = 0)]
+    worker_threads: usize,
     /// Log filter, RUST_LOG syntax.
     #[arg(long, env = "GATEHOUSE_LOG", default_value = "info")]
     log: String,
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
     let args = Args::parse();
     gatehouse_shared::process::init_logging(&args.log, args.log_format);
-    gatehouse_shared::process::exit_on_error("gatehouse-dp", run(args)).await;
+    // One worker is a single-threaded event loop (as an nginx worker is): no cross-thread
+    // wake-ups, which matters when the proxy has one core.
+    let workers = match args.worker_threads {
+        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        n => n,
+    };
+    let mut builder = if workers == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(workers);
+        builder
+    };
+    let runtime = builder.enable_all().build().expect("the tokio runtime starts");
+    runtime.block_on(gatehouse_shared::process::exit_on_error("gatehouse-dp", run(args)));
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {

@@ -125,10 +125,20 @@ impl Metrics {
         *self.last_sync.lock().expect("metrics lock") = Some(Instant::now());
     }
 
+    /// For requests that matched no API (rare): looks the series up each time.
     pub fn observe_request(&self, api: &str, status: u16, elapsed: Duration) {
         let class = format!("{}xx", status / 100);
         self.requests.get_or_create(&RequestLabels { api: api.to_string(), class }).inc();
         self.latency.get_or_create(&ApiLabels { api: api.to_string() }).observe(elapsed.as_secs_f64());
+    }
+
+    /// One API's series, resolved once when its route is built, so a request costs no lookup.
+    pub fn for_api(&self, api: &str) -> ApiMetrics {
+        let by_class = ["1xx", "2xx", "3xx", "4xx", "5xx"].map(|class| {
+            self.requests.get_or_create(&RequestLabels { api: api.to_string(), class: class.into() }).clone()
+        });
+        let latency = self.latency.get_or_create(&ApiLabels { api: api.to_string() }).clone();
+        ApiMetrics { by_class, latency }
     }
 
     /// The Prometheus text exposition, with point-in-time values refreshed first.
@@ -153,5 +163,20 @@ impl Metrics {
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.registry).expect("writing to a String cannot fail");
         text
+    }
+}
+
+/// The series of one API.
+#[derive(Clone)]
+pub struct ApiMetrics {
+    by_class: [Counter; 5],
+    latency: Histogram,
+}
+
+impl ApiMetrics {
+    pub fn observe(&self, status: u16, elapsed: Duration) {
+        let class = (status / 100).clamp(1, 5) as usize - 1;
+        self.by_class[class].inc();
+        self.latency.observe(elapsed.as_secs_f64());
     }
 }

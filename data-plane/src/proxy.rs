@@ -112,17 +112,19 @@ pub async fn serve(
 impl Proxy {
     async fn handle(&self, request: Request<Incoming>, peer: SocketAddr) -> Response<ProxyBody> {
         let started = Instant::now();
-        let request_id = request_id(request.headers());
+        let id = request_id(request.headers());
+        let request_id = id.to_str().unwrap_or_default().to_string();
         let method = request.method().clone();
-        let path = request.uri().path().to_string();
-        let outcome = self.forward(request, peer, &request_id).await;
+        let path = if self.settings.access_log { request.uri().path().to_string() } else { String::new() };
+        let outcome = self.forward(request, peer, &id, &request_id).await;
         let mut response = outcome.response;
-        if let Ok(value) = HeaderValue::from_str(&request_id) {
-            response.headers_mut().insert(REQUEST_ID.clone(), value);
-        }
+        response.headers_mut().insert(REQUEST_ID.clone(), id);
         let status = response.status().as_u16();
         let api = outcome.api.as_deref().unwrap_or("-");
-        crate::metrics::global().observe_request(api, status, started.elapsed());
+        match &outcome.metrics {
+            Some(metrics) => metrics.observe(status, started.elapsed()),
+            None => crate::metrics::global().observe_request(api, status, started.elapsed()),
+        }
         if self.settings.access_log {
             tracing::info!(
                 target: "gatehouse::access",
@@ -140,7 +142,13 @@ impl Proxy {
         response
     }
 
-    async fn forward(&self, request: Request<Incoming>, peer: SocketAddr, request_id: &str) -> Outcome {
+    async fn forward(
+        &self,
+        request: Request<Incoming>,
+        peer: SocketAddr,
+        id: &HeaderValue,
+        request_id: &str,
+    ) -> Outcome {
         let Some(table) = self.routing.load() else {
             let detail = "this gateway has no configuration yet";
             return Outcome::error(
@@ -161,20 +169,22 @@ impl Proxy {
                 return Outcome::error(response, Some(api));
             }
         };
-        let backend = uri.authority().map(|a| a.to_string());
-        let thumbprint = Some(route.upstream.key.client_thumbprint.clone()).filter(|t| !t.is_empty());
+        // Only the access log needs these as strings.
+        let (backend, thumbprint) = match self.settings.access_log {
+            true => (
+                uri.authority().map(|a| a.to_string()),
+                Some(route.upstream.key.client_thumbprint.clone()).filter(|t| !t.is_empty()),
+            ),
+            false => (None, None),
+        };
         let (mut parts, body) = request.into_parts();
         strip_hop_by_hop(&mut parts.headers);
-        if let Some(authority) = uri.authority() {
-            if let Ok(host) = HeaderValue::from_str(authority.as_str()) {
-                parts.headers.insert(header::HOST, host);
-            }
+        if let Some(host) = &route.host {
+            parts.headers.insert(header::HOST, host.clone());
         }
         append_forwarded_for(&mut parts.headers, peer);
         parts.headers.insert(HeaderName::from_static("x-forwarded-proto"), HeaderValue::from_static("http"));
-        if let Ok(value) = HeaderValue::from_str(request_id) {
-            parts.headers.insert(REQUEST_ID.clone(), value);
-        }
+        parts.headers.insert(REQUEST_ID.clone(), id.clone());
         for rule in &route.headers {
             rule.apply(&mut parts.headers);
         }
@@ -204,7 +214,7 @@ impl Proxy {
                 Response::from_parts(parts, body.boxed())
             }
         };
-        Outcome { response, api: Some(api.to_string()), backend, thumbprint }
+        Outcome { response, api: Some(api.to_string()), backend, thumbprint, metrics: Some(route.metrics.clone()) }
     }
 }
 
@@ -214,21 +224,23 @@ struct Outcome {
     api: Option<String>,
     backend: Option<String>,
     thumbprint: Option<String>,
+    metrics: Option<crate::metrics::ApiMetrics>,
 }
 
 impl Outcome {
     fn error(response: Response<ProxyBody>, api: Option<&str>) -> Self {
-        Self { response, api: api.map(str::to_string), backend: None, thumbprint: None }
+        Self { response, api: api.map(str::to_string), backend: None, thumbprint: None, metrics: None }
     }
 }
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The client's x-request-id when it is sane (printable, at most 128 bytes), else a new one.
-fn request_id(headers: &HeaderMap) -> String {
-    if let Some(id) = headers.get(&REQUEST_ID).and_then(|v| v.to_str().ok()) {
-        if !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic()) {
-            return id.to_string();
+fn request_id(headers: &HeaderMap) -> HeaderValue {
+    if let Some(id) = headers.get(&REQUEST_ID) {
+        let bytes = id.as_bytes();
+        if !bytes.is_empty() && bytes.len() <= 128 && bytes.iter().all(|b| b.is_ascii_graphic()) {
+            return id.clone();
         }
     }
     static PREFIX: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
@@ -238,7 +250,7 @@ fn request_id(headers: &HeaderMap) -> String {
         std::collections::hash_map::RandomState::new().build_hasher().finish()
     });
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    format!("{prefix:016x}{n:08x}")
+    HeaderValue::from_str(&format!("{prefix:016x}{n:08x}")).expect("hex is a valid header value")
 }
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1).

@@ -22,6 +22,9 @@ pub struct Route {
     pub upstream: Arc<Upstream>,
     /// Credentials and fixed headers for the backend, applied in order.
     pub headers: Vec<HeaderRule>,
+    /// `Host` for the backend, made once.
+    pub host: Option<http::HeaderValue>,
+    pub metrics: crate::metrics::ApiMetrics,
 }
 
 /// One compiled `set-header` (or Basic credentials) of an API's policy.
@@ -177,12 +180,16 @@ impl RoutingTable {
                 .map(HeaderRule::compile)
                 .collect::<Result<_, _>>()
                 .map_err(|reason| TableError::Header { api: config.api_id.clone(), reason })?;
+            let host = service.authority().and_then(|a| http::HeaderValue::from_str(a.as_str()).ok());
+            let metrics = crate::metrics::global().for_api(&config.api_id);
             routes.push(Route {
                 api_id: config.api_id.clone(),
                 prefix: config.path.clone(),
                 service,
                 upstream,
                 headers,
+                host,
+                metrics,
             });
         }
         routes.sort_by(|a, b| b.prefix.len().cmp(&a.prefix.len()));

@@ -63,7 +63,8 @@ async fn main() -> anyhow::Result<()> {
     let cp = ControlPlane::start(&dir.path().join("cp")).await?;
     let mut m = cp.management().await?;
     let ca = TestCa::new("Fleet Bench CA")?;
-    let cert_ids: Vec<String> = (0..args.certs.max(2)).map(|i| if i < 2 { ["a", "b"][i].to_string() } else { format!("c{i:04}") }).collect();
+    let cert_ids: Vec<String> =
+        (0..args.certs.max(2)).map(|i| if i < 2 { ["a", "b"][i].to_string() } else { format!("c{i:04}") }).collect();
     let started = Instant::now();
     for id in &cert_ids {
         m.upload_certificate(upload(id, ca.client(id)?.pfx("pw")?, "pw")).await?;

@@ -1,7 +1,8 @@
 //! Rotation under load: clients send requests as fast as they can through two data planes while
 //! the API's client certificate flips A <-> B every 100 ms. Counts non-2xx responses and
 //! requests that presented the wrong certificate after every data plane had ACKed the switch
-//! (a request counts when it started after the ACK and before the next switch began).
+//! (a request counts when it was sent after the ACK and answered before the next switch began:
+//! only then is there exactly one right answer).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -30,6 +31,7 @@ struct Args {
 
 struct Sample {
     started: Instant,
+    finished: Instant,
     ok: bool,
     presented: String,
 }
@@ -57,8 +59,11 @@ async fn main() -> anyhow::Result<()> {
     let certs = [ca.client("a")?, ca.client("b")?];
     m.upload_certificate(upload("a", certs[0].pfx("pw")?, "pw")).await?;
     m.upload_certificate(upload("b", certs[1].pfx("pw")?, "pw")).await?;
-    let revision =
-        m.put_api(api("api", "/api", &backend.url(), Some(Kind::CertificateId("a".into())))).await?.into_inner().revision;
+    let revision = m
+        .put_api(api("api", "/api", &backend.url(), Some(Kind::CertificateId("a".into()))))
+        .await?
+        .into_inner()
+        .revision;
     let rollout = m.wait_for_rollout(pb::WaitForRolloutRequest { revision, timeout_ms: 10_000 }).await?.into_inner();
     ensure!(rollout.complete, "initial rollout incomplete");
 
@@ -73,13 +78,16 @@ async fn main() -> anyhow::Result<()> {
             let mut mine = Vec::new();
             while Instant::now() < deadline {
                 let started = Instant::now();
-                match http.get(&url).await {
+                let reply = http.get(&url).await;
+                let finished = Instant::now();
+                match reply {
                     Ok(reply) => mine.push(Sample {
                         started,
+                        finished,
                         ok: reply.status.is_success(),
                         presented: reply.presented().unwrap_or_default().to_string(),
                     }),
-                    Err(_) => mine.push(Sample { started, ok: false, presented: String::new() }),
+                    Err(_) => mine.push(Sample { started, finished, ok: false, presented: String::new() }),
                 }
             }
             samples.lock().expect("samples").extend(mine);
@@ -96,8 +104,10 @@ async fn main() -> anyhow::Result<()> {
         if let Some(last) = windows.last_mut() {
             last.next = Some(call);
         }
-        let revision = m.set_api_credentials(bind("api", Credential::CertificateId(id.into()))).await?.into_inner().revision;
-        let rollout = m.wait_for_rollout(pb::WaitForRolloutRequest { revision, timeout_ms: 10_000 }).await?.into_inner();
+        let revision =
+            m.set_api_credentials(bind("api", Credential::CertificateId(id.into()))).await?.into_inner().revision;
+        let rollout =
+            m.wait_for_rollout(pb::WaitForRolloutRequest { revision, timeout_ms: 10_000 }).await?.into_inner();
         ensure!(rollout.complete, "flip {flip} incomplete: {rollout:?}");
         windows.push(Window { expected: cert.thumbprint.to_string(), acked: Instant::now(), next: None });
     }
@@ -109,7 +119,9 @@ async fn main() -> anyhow::Result<()> {
     let mut checked = 0usize;
     let mut wrong = 0usize;
     for window in &windows {
-        for sample in samples.iter().filter(|s| s.ok && s.started >= window.acked && window.next.is_none_or(|n| s.started < n)) {
+        for sample in
+            samples.iter().filter(|s| s.ok && s.started >= window.acked && window.next.is_none_or(|n| s.finished < n))
+        {
             checked += 1;
             if sample.presented != window.expected {
                 wrong += 1;
@@ -118,7 +130,10 @@ async fn main() -> anyhow::Result<()> {
     }
     println!(
         "rotation under load: {} s, {} clients over 2 data planes, a flip every {} ms ({} flips)",
-        args.seconds, args.clients, args.flip_ms, windows.len()
+        args.seconds,
+        args.clients,
+        args.flip_ms,
+        windows.len()
     );
     println!("  requests {}  ({:.0} req/s)", samples.len(), samples.len() as f64 / args.seconds as f64);
     println!("  non-2xx responses {non_2xx}");

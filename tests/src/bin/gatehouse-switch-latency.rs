@@ -117,11 +117,19 @@ async fn main() -> anyhow::Result<()> {
         presented.push(slowest);
     }
     ensure!(!presented.is_empty(), "no samples");
-    println!("credential switch, {} switches x {} data planes (from SetApiCredentials returning):", args.switches, args.data_planes);
+    println!(
+        "credential switch, {} switches x {} data planes (from SetApiCredentials returning):",
+        args.switches, args.data_planes
+    );
     for (what, samples) in [("every data plane ACKed", &mut acked), ("every data plane presents it", &mut presented)] {
         samples.sort();
         let pick = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
-        println!("  {what:<30} p50 {:>9.2?}  p99 {:>9.2?}  max {:>9.2?}", pick(0.5), pick(0.99), samples[samples.len() - 1]);
+        println!(
+            "  {what:<30} p50 {:>9.2?}  p99 {:>9.2?}  max {:>9.2?}",
+            pick(0.5),
+            pick(0.99),
+            samples[samples.len() - 1]
+        );
     }
     println!("  non-2xx responses {errors}");
     Ok(())
