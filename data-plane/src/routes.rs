@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::configuration::Configuration;
-use crate::upstream::{TlsPolicy, TrustAnchors, Upstream, UpstreamError, UpstreamKey};
+use crate::upstream::{TlsPolicy, TrustAnchors, Upstream, UpstreamError, UpstreamKey, backend_verifier};
 
 pub struct Route {
     pub api_id: String,
@@ -145,6 +145,7 @@ impl RoutingTable {
         let mut pools: HashMap<UpstreamKey, Arc<Upstream>> = previous
             .map(|table| table.routes.iter().map(|r| (r.upstream.key.clone(), r.upstream.clone())).collect())
             .unwrap_or_default();
+        let mut verifiers: HashMap<TlsPolicy, Arc<dyn rustls::client::danger::ServerCertVerifier>> = HashMap::new();
         let mut routes = Vec::with_capacity(config.routes.len());
         for config in config.routes.values() {
             let service = gatehouse_shared::api::parse_service_url(&config.service_url)
@@ -166,8 +167,17 @@ impl RoutingTable {
                             source: UpstreamError::MissingIdentity { thumbprint: key.client_thumbprint.clone() },
                         })?)
                     };
+                    let verifier = match verifiers.get(&key.tls) {
+                        Some(verifier) => verifier.clone(),
+                        None => {
+                            let verifier = backend_verifier(&key.tls, &cas, trust)
+                                .map_err(|source| TableError::Upstream { api: config.api_id.clone(), source })?;
+                            verifiers.insert(key.tls.clone(), verifier.clone());
+                            verifier
+                        }
+                    };
                     let pool = Arc::new(
-                        Upstream::new(key.clone(), identity, &cas, trust)
+                        Upstream::new(key.clone(), identity, verifier, trust)
                             .map_err(|source| TableError::Upstream { api: config.api_id.clone(), source })?,
                     );
                     pools.insert(key, pool.clone());

@@ -154,28 +154,20 @@ impl TrustAnchors {
 }
 
 impl Upstream {
+    /// A pool for `key`; `verifier` checks the backend (shared by every pool with the same
+    /// trust settings, so a thousand identities do not mean a thousand root stores).
     pub fn new(
         key: UpstreamKey,
         identity: Option<&pb::ClientIdentity>,
-        cas: &HashMap<&str, &pb::TrustedCa>,
+        verifier: Arc<dyn ServerCertVerifier>,
         trust: &TrustAnchors,
     ) -> Result<Self, UpstreamError> {
         let provider = gatehouse_shared::crypto::provider();
-        let mut roots = if key.tls.exclude_system_roots { RootCertStore::empty() } else { (*trust.roots).clone() };
-        for thumbprint in &key.tls.ca_thumbprints {
-            let ca = cas
-                .get(thumbprint.as_str())
-                .ok_or_else(|| UpstreamError::MissingCa { thumbprint: thumbprint.clone() })?;
-            roots
-                .add(ca.certificate.clone().into())
-                .map_err(|source| UpstreamError::BadCa { thumbprint: thumbprint.clone(), source })?;
-        }
-        let verifier = BackendVerifier::new(roots, &key.tls, provider.clone())?;
         let builder = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(UpstreamError::Tls)?
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(verifier));
+            .with_custom_certificate_verifier(verifier);
         let tls = match identity {
             None => builder.with_no_client_auth(),
             Some(identity) => {
@@ -206,6 +198,24 @@ impl Upstream {
     ) -> Result<http::Response<Incoming>, hyper_util::client::legacy::Error> {
         self.client.request(request).await
     }
+}
+
+/// The verifier for one set of trust settings: roots (system and --backend-ca-file unless
+/// excluded, plus the API's CA certificates) and the chain/name toggles.
+pub fn backend_verifier(
+    tls: &TlsPolicy,
+    cas: &HashMap<&str, &pb::TrustedCa>,
+    trust: &TrustAnchors,
+) -> Result<Arc<dyn ServerCertVerifier>, UpstreamError> {
+    let mut roots = if tls.exclude_system_roots { RootCertStore::empty() } else { (*trust.roots).clone() };
+    for thumbprint in &tls.ca_thumbprints {
+        let ca =
+            cas.get(thumbprint.as_str()).ok_or_else(|| UpstreamError::MissingCa { thumbprint: thumbprint.clone() })?;
+        roots
+            .add(ca.certificate.clone().into())
+            .map_err(|source| UpstreamError::BadCa { thumbprint: thumbprint.clone(), source })?;
+    }
+    Ok(Arc::new(BackendVerifier::new(roots, tls, gatehouse_shared::crypto::provider())?))
 }
 
 /// Checks a backend's certificate the way its API asks: by default the chain (against the
