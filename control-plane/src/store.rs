@@ -394,10 +394,7 @@ impl Store {
     pub async fn delete_certificate(&self, id: &str, options: &WriteOptions) -> Result<Revision, StoreError> {
         let _guard = self.writer.lock().await;
         let state = self.state();
-        let Some(existing) = state.certificates.get(id) else {
-            return Err(StoreError::NotFound { kind: "certificate", id: id.to_string() });
-        };
-        check_etag("certificate", id, Some(existing.revision), &options.if_match)?;
+        existing("certificate", id, &state.certificates, |c| c.revision, &options.if_match)?;
         let apis = state.orphaned_without(id);
         if !apis.is_empty() {
             return Err(StoreError::CertificateInUse { id: id.to_string(), apis });
@@ -425,10 +422,7 @@ impl Store {
     pub async fn delete_ca_certificate(&self, id: &str, options: &WriteOptions) -> Result<Revision, StoreError> {
         let _guard = self.writer.lock().await;
         let state = self.state();
-        let Some(existing) = state.ca_certificates.get(id) else {
-            return Err(StoreError::NotFound { kind: "CA certificate", id: id.to_string() });
-        };
-        check_etag("CA certificate", id, Some(existing.revision), &options.if_match)?;
+        existing("CA certificate", id, &state.ca_certificates, |c| c.revision, &options.if_match)?;
         let apis = state.ca_used_by(id);
         if !apis.is_empty() {
             return Err(StoreError::CaInUse { id: id.to_string(), apis });
@@ -472,10 +466,7 @@ impl Store {
     pub async fn delete_api(&self, id: &str, options: &WriteOptions) -> Result<Revision, StoreError> {
         let _guard = self.writer.lock().await;
         let state = self.state();
-        let Some(existing) = state.apis.get(id) else {
-            return Err(StoreError::NotFound { kind: "API", id: id.to_string() });
-        };
-        check_etag("API", id, Some(existing.revision), &options.if_match)?;
+        existing("API", id, &state.apis, |a| a.revision, &options.if_match)?;
         self.commit(&state, Change { remove_apis: vec![id.to_string()], ..Change::default() }).await
     }
 
@@ -487,10 +478,7 @@ impl Store {
     ) -> Result<Api, StoreError> {
         let _guard = self.writer.lock().await;
         let state = self.state();
-        let Some(api) = state.apis.get(api_id) else {
-            return Err(StoreError::NotFound { kind: "API", id: api_id.to_string() });
-        };
-        check_etag("API", api_id, Some(api.revision), &options.if_match)?;
+        let api = existing("API", api_id, &state.apis, |a| a.revision, &options.if_match)?;
         check_binding(&state, &binding, options.allow_expired)?;
         let mut api = api.clone();
         api.policy.certificate = binding;
@@ -509,10 +497,7 @@ impl Store {
     ) -> Result<Api, StoreError> {
         let _guard = self.writer.lock().await;
         let state = self.state();
-        let Some(api) = state.apis.get(api_id) else {
-            return Err(StoreError::NotFound { kind: "API", id: api_id.to_string() });
-        };
-        check_etag("API", api_id, Some(api.revision), &options.if_match)?;
+        let api = existing("API", api_id, &state.apis, |a| a.revision, &options.if_match)?;
         let policy = policy::unmask(policy, &api.policy)?;
         if policy == api.policy {
             return Ok(api.clone());
@@ -586,6 +571,19 @@ impl Store {
         tracing::debug!(revision, "committed");
         Ok(revision)
     }
+}
+
+/// The resource under `id`, if it exists and `if_match` allows the write.
+fn existing<'a, T>(
+    kind: &'static str,
+    id: &str,
+    resources: &'a std::collections::BTreeMap<String, T>,
+    revision: impl Fn(&T) -> Revision,
+    if_match: &str,
+) -> Result<&'a T, StoreError> {
+    let found = resources.get(id).ok_or_else(|| StoreError::NotFound { kind, id: id.to_string() })?;
+    check_etag(kind, id, Some(revision(found)), if_match)?;
+    Ok(found)
 }
 
 fn check_etag(kind: &'static str, id: &str, current: Option<Revision>, if_match: &str) -> Result<(), StoreError> {

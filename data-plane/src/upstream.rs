@@ -227,7 +227,6 @@ struct BackendVerifier {
     /// None when chain validation is off.
     webpki: Option<Arc<WebPkiServerVerifier>>,
     validate_name: bool,
-    provider: Arc<rustls::crypto::CryptoProvider>,
 }
 
 impl BackendVerifier {
@@ -240,12 +239,12 @@ impl BackendVerifier {
             None
         } else {
             Some(
-                WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
                     .build()
                     .map_err(UpstreamError::Verifier)?,
             )
         };
-        Ok(Self { webpki, validate_name: !tls.skip_name_validation, provider })
+        Ok(Self { webpki, validate_name: !tls.skip_name_validation })
     }
 }
 
@@ -285,7 +284,7 @@ impl ServerCertVerifier for BackendVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        gatehouse_shared::crypto::signatures::verify_tls12(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -294,11 +293,11 @@ impl ServerCertVerifier for BackendVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        gatehouse_shared::crypto::signatures::verify_tls13(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
+        gatehouse_shared::crypto::signatures::schemes()
     }
 }
 

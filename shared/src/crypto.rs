@@ -9,3 +9,31 @@ pub fn provider() -> Arc<CryptoProvider> {
     static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
     PROVIDER.get_or_init(|| Arc::new(rustls::crypto::ring::default_provider())).clone()
 }
+
+/// Handshake signature checks with this provider's algorithms: what every certificate verifier
+/// delegates to, whatever it decides about chains and names.
+pub mod signatures {
+    use rustls::client::danger::HandshakeSignatureValid;
+    use rustls::pki_types::CertificateDer;
+    use rustls::{DigitallySignedStruct, SignatureScheme};
+
+    pub fn verify_tls12(
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &super::provider().signature_verification_algorithms)
+    }
+
+    pub fn verify_tls13(
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &super::provider().signature_verification_algorithms)
+    }
+
+    pub fn schemes() -> Vec<SignatureScheme> {
+        super::provider().signature_verification_algorithms.supported_schemes()
+    }
+}

@@ -70,7 +70,7 @@ impl EchoBackend {
     pub async fn start_with(server: &Issued, options: BackendOptions) -> anyhow::Result<Self> {
         let provider = gatehouse_shared::crypto::provider();
         let verifier: Arc<dyn ClientCertVerifier> = match options.client_auth {
-            ClientAuth::AnyCertificate => Arc::new(AnyClientCertificate { provider: provider.clone() }),
+            ClientAuth::AnyCertificate => Arc::new(AnyClientCertificate),
             ClientAuth::TrustedBy(ca) => {
                 let mut roots = rustls::RootCertStore::empty();
                 roots.add(CertificateDer::from(ca))?;
@@ -179,9 +179,7 @@ async fn echo(
 /// Requires a client certificate and proof of its key, but trusts any issuer: lets tests use
 /// self-signed client certificates such as the openssl fixtures.
 #[derive(Debug)]
-struct AnyClientCertificate {
-    provider: Arc<rustls::crypto::CryptoProvider>,
-}
+struct AnyClientCertificate;
 
 impl ClientCertVerifier for AnyClientCertificate {
     fn root_hint_subjects(&self) -> &[DistinguishedName] {
@@ -203,7 +201,7 @@ impl ClientCertVerifier for AnyClientCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        gatehouse_shared::crypto::signatures::verify_tls12(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -212,11 +210,11 @@ impl ClientCertVerifier for AnyClientCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        gatehouse_shared::crypto::signatures::verify_tls13(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
+        gatehouse_shared::crypto::signatures::schemes()
     }
 }
 
