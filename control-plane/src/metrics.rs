@@ -186,10 +186,10 @@ impl<B: http_body::Body> http_body::Body for CountedBody<B> {
         let polled = this.inner.poll_frame(cx);
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
-                if let Some(trailers) = frame.trailers_ref() {
-                    if let (Some(method), Some(code)) = (this.method.take(), grpc_code(trailers)) {
-                        record(&method, &code);
-                    }
+                if let Some(trailers) = frame.trailers_ref()
+                    && let (Some(method), Some(code)) = (this.method.take(), grpc_code(trailers))
+                {
+                    record(&method, &code);
                 }
             }
             Poll::Ready(None) | Poll::Ready(Some(Err(_))) => {

@@ -202,7 +202,7 @@ impl RoutingTable {
                 metrics,
             });
         }
-        routes.sort_by(|a, b| b.prefix.len().cmp(&a.prefix.len()));
+        routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
         let certificates = identities
             .values()
             .filter_map(|identity| {

@@ -235,11 +235,11 @@ fn elements<'a, 'input: 'a>(
     node: roxmltree::Node<'a, 'input>,
     invalid: &impl Fn(roxmltree::Node<'a, 'input>, String) -> PolicyError,
 ) -> Result<impl Iterator<Item = roxmltree::Node<'a, 'input>>, PolicyError> {
-    if node.tag_name().name() != "value" {
-        if let Some(text) = node.children().find(|n| n.is_text() && !n.text().unwrap_or("").trim().is_empty()) {
-            let _ = text;
-            return Err(invalid(node, "unexpected text; only elements belong here".into()));
-        }
+    if node.tag_name().name() != "value"
+        && let Some(text) = node.children().find(|n| n.is_text() && !n.text().unwrap_or("").trim().is_empty())
+    {
+        let _ = text;
+        return Err(invalid(node, "unexpected text; only elements belong here".into()));
     }
     Ok(node.children().filter(|n| n.is_element()))
 }
@@ -392,10 +392,10 @@ pub enum UnmaskError {
 /// Replaces masked secrets in `incoming` with the ones stored in `current`, so that a policy
 /// read (masked) and written back keeps its secrets.
 pub fn unmask(mut incoming: Policy, current: &Policy) -> Result<Policy, UnmaskError> {
-    if let Some(basic) = incoming.basic.as_mut() {
-        if basic.password == MASK {
-            basic.password = current.basic.as_ref().map(|b| b.password.clone()).ok_or(UnmaskError::NoStoredPassword)?;
-        }
+    if let Some(basic) = incoming.basic.as_mut()
+        && basic.password == MASK
+    {
+        basic.password = current.basic.as_ref().map(|b| b.password.clone()).ok_or(UnmaskError::NoStoredPassword)?;
     }
     for header in incoming.headers.iter_mut() {
         for (i, value) in header.values.iter_mut().enumerate() {

@@ -147,14 +147,14 @@ async fn echo(
     required: Option<&(String, String)>,
 ) -> Response<Full<Bytes>> {
     let (parts, body) = request.into_parts();
-    if let Some((name, value)) = required {
-        if parts.headers.get(name.as_str()).and_then(|v| v.to_str().ok()) != Some(value.as_str()) {
-            return Response::builder()
-                .status(401)
-                .header(THUMBPRINT_HEADER, thumbprint)
-                .body(Full::new(Bytes::from_static(b"missing or wrong credentials")))
-                .expect("valid response");
-        }
+    if let Some((name, value)) = required
+        && parts.headers.get(name.as_str()).and_then(|v| v.to_str().ok()) != Some(value.as_str())
+    {
+        return Response::builder()
+            .status(401)
+            .header(THUMBPRINT_HEADER, thumbprint)
+            .body(Full::new(Bytes::from_static(b"missing or wrong credentials")))
+            .expect("valid response");
     }
     let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
     let headers: serde_json::Map<String, serde_json::Value> = parts

@@ -99,7 +99,7 @@ async fn main() -> anyhow::Result<()> {
     while Instant::now() + Duration::from_millis(args.flip_ms) < deadline {
         tokio::time::sleep(Duration::from_millis(args.flip_ms)).await;
         flip += 1;
-        let (id, cert) = if flip % 2 == 0 { ("a", &certs[0]) } else { ("b", &certs[1]) };
+        let (id, cert) = if flip.is_multiple_of(2) { ("a", &certs[0]) } else { ("b", &certs[1]) };
         let call = Instant::now();
         if let Some(last) = windows.last_mut() {
             last.next = Some(call);
