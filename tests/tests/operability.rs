@@ -194,3 +194,62 @@ async fn shell_completions_and_help_examples() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn json_logs_and_the_access_log() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let cp = ControlPlane::start_logging(
+        &dir.path().join("cp"),
+        "127.0.0.1:0".parse()?,
+        &["--log-format", "json"],
+        Some(&dir.path().join("cp.log")),
+    )
+    .await?;
+    let dp_log = dir.path().join("dp.log");
+    let dp = DataPlane::start_logging(
+        &cp.access(),
+        "dp-json",
+        None,
+        &["--log-format", "json", "--access-log"],
+        Some(&dp_log),
+    )
+    .await?;
+    let mut m = cp.management().await?;
+    let rev = m.put_api(api("orders", "/orders", "http://127.0.0.1:9", None)).await?.into_inner().revision;
+    wait_acked(&mut m, &[&dp.name], rev, ACK).await?;
+    let request = hyper::Request::get(dp.url("/orders/7?x=1"))
+        .header("x-request-id", "json-log-1")
+        .body(Full::new(Bytes::new()))?;
+    assert_eq!(HttpClient::default().send(request).await?.status, StatusCode::BAD_GATEWAY);
+
+    // Every line of both logs is a JSON object; the access line says what happened.
+    let deadline = Instant::now() + ACK;
+    let access = loop {
+        let text = std::fs::read_to_string(&dp_log)?;
+        let lines: Vec<serde_json::Value> =
+            text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))).collect();
+        if let Some(line) = lines.iter().find(|l| l["target"] == "gatehouse::access").cloned() {
+            break line;
+        }
+        assert!(Instant::now() < deadline, "no access log line in:\n{text}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let fields = &access["fields"];
+    assert_eq!(fields["api"], "orders", "{access}");
+    assert_eq!(fields["method"], "GET");
+    assert_eq!(fields["path"], "/orders/7");
+    assert_eq!(fields["status"], 502);
+    assert_eq!(fields["request_id"], "json-log-1");
+    assert_eq!(fields["backend"], "127.0.0.1:9");
+    assert!(fields["latency_ms"].as_f64().is_some(), "{access}");
+    let cp_text = std::fs::read_to_string(dir.path().join("cp.log"))?;
+    let audit = cp_text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .find(|l| l["target"] == "gatehouse::audit" && l["fields"]["rpc"] == "PutApi")
+        .expect("an audit line for PutApi");
+    assert_eq!(audit["fields"]["who"], "admin", "{audit}");
+    assert_eq!(audit["fields"]["resource"], "orders");
+    assert_eq!(audit["fields"]["revision"], rev);
+    Ok(())
+}
