@@ -231,3 +231,25 @@ async fn not_ready_until_the_first_configuration() -> anyhow::Result<()> {
     assert_eq!(http.get(&dp.url("/anything")).await?.status, StatusCode::NOT_FOUND);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn api_clients_may_speak_h2c() -> anyhow::Result<()> {
+    let w = world().await?;
+    let mut m = w.cp.management().await?;
+    let dp = DataPlane::start(&w.cp.access(), "dp-h2c", Some(&w.ca_file)).await?;
+    let rev = m
+        .put_api(api("orders", "/orders", &w.backend.url(), Some(Kind::CertificateId("a".into()))))
+        .await?
+        .into_inner()
+        .revision;
+    wait_acked(&mut m, &[&dp.name], rev, ACK_TIMEOUT).await?;
+    // HTTP/2 with prior knowledge, in clear text, as a sidecar or an internal client would.
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<Full<Bytes>>();
+    let response = client.request(hyper::Request::get(dp.url("/orders/1")).body(Full::new(Bytes::new()))?).await?;
+    assert_eq!(response.version(), hyper::Version::HTTP_2);
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["x-client-thumbprint"], w.a.thumbprint.as_str());
+    Ok(())
+}
