@@ -253,3 +253,34 @@ async fn api_clients_may_speak_h2c() -> anyhow::Result<()> {
     assert_eq!(response.headers()["x-client-thumbprint"], w.a.thumbprint.as_str());
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_intermediate_is_presented_with_the_leaf() -> anyhow::Result<()> {
+    // The openssl fixture: leaf <- intermediate <- root. The backend trusts only the root, so it
+    // accepts the gateway only if the gateway sends the intermediate too.
+    let w = world().await?;
+    let root_pem = gatehouse_tests::fixture("root-ca.pem");
+    let root = {
+        use rustls_pki_types::pem::PemObject;
+        rustls_pki_types::CertificateDer::pem_slice_iter(&root_pem).next().unwrap()?.to_vec()
+    };
+    let backend = EchoBackend::start(&w.ca.server(&["localhost"])?, ClientAuth::TrustedBy(root)).await?;
+    let mut m = w.cp.management().await?;
+    m.upload_certificate(gatehouse_tests::requests::upload(
+        "chained",
+        gatehouse_tests::fixture("chain.pfx"),
+        "chain-pass",
+    ))
+    .await?;
+    let dp = DataPlane::start(&w.cp.access(), "dp-chain", Some(&w.ca_file)).await?;
+    let rev = m
+        .put_api(api("chained", "/chained", &backend.url(), Some(Kind::CertificateId("chained".into()))))
+        .await?
+        .into_inner()
+        .revision;
+    wait_acked(&mut m, &[&dp.name], rev, ACK_TIMEOUT).await?;
+    let reply = HttpClient::default().get(&dp.url("/chained")).await?;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.presented(), Some(gatehouse_tests::fixture_thumbprint("chain.sha1").as_str()));
+    Ok(())
+}
