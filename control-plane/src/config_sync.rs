@@ -181,11 +181,10 @@ impl Session {
         self.gateways.seen(&self.name, self.session);
         match message.message {
             Some(Message::Ack(ack)) => {
-                let Some((nonce, published)) = self.in_flight.take_if(|(nonce, _)| *nonce == ack.nonce) else {
+                let Some((_, published)) = self.in_flight.take_if(|(nonce, _)| *nonce == ack.nonce) else {
                     tracing::warn!(gateway = %self.name, nonce = %ack.nonce, "ACK for no revision in flight");
                     return;
                 };
-                let _ = nonce;
                 tracing::debug!(gateway = %self.name, revision = published.revision, "ack");
                 self.gateways.acked(&self.name, self.session, published.revision);
                 let waited = published.committed_at.elapsed().unwrap_or_default();

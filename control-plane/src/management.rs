@@ -114,7 +114,7 @@ fn certificate_view(state: &State, stored: &StoredCertificate) -> pb::Certificat
         chain_length: stored.certificate.chain.len() as u32,
         revision: stored.revision,
         etag: etag(stored.revision),
-        expired: info.not_after < now_unix(),
+        expired: info.is_expired(),
     }
 }
 
@@ -129,12 +129,8 @@ fn ca_view(state: &State, stored: &StoredCaCertificate) -> pb::CaCertificate {
         used_by: state.ca_used_by(&stored.id),
         revision: stored.revision,
         etag: etag(stored.revision),
-        expired: info.not_after < now_unix(),
+        expired: info.is_expired(),
     }
-}
-
-fn now_unix() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 fn binding_view(binding: &Binding) -> Option<pb::CredentialBinding> {

@@ -5,7 +5,6 @@ use std::pin::Pin;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -94,12 +93,11 @@ impl Metrics {
             self.gateways.get_or_create(&StateLabels { state: name.into() }).inc();
         }
         self.certificate_expiry_days.clear();
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
         for cert in state.certificates.values() {
             let info = &cert.certificate.info;
             self.certificate_expiry_days
                 .get_or_create(&CertificateLabels { id: cert.id.clone(), thumbprint: info.thumbprint.to_string() })
-                .set((info.not_after - now) as f64 / 86_400.0);
+                .set(info.days_to_expiry());
         }
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.registry).expect("writing to a String cannot fail");

@@ -209,10 +209,6 @@ impl ControlPlane {
         self.tls.is_some()
     }
 
-    pub fn store(&self) -> &Arc<Store> {
-        &self.store
-    }
-
     pub fn tokens(&self) -> &Arc<Tokens> {
         &self.tokens
     }

@@ -3,7 +3,6 @@
 //! made visible and published: an acknowledged write survives SIGKILL.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 use gatehouse_shared::policy::{self, UnmaskError};
@@ -602,31 +601,16 @@ fn check_etag(kind: &'static str, id: &str, current: Option<Revision>, if_match:
     }
 }
 
-fn now_unix() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
-}
-
 fn check_not_expired(id: &str, info: &CertificateInfo) -> Result<(), StoreError> {
-    if info.not_after < now_unix() {
+    if info.is_expired() {
         return Err(StoreError::Expired { id: id.to_string(), not_after: format_date(info.not_after) });
     }
     Ok(())
 }
 
-/// YYYY-MM-DD (UTC) for messages, without a date library: days since the epoch to a civil date.
+/// YYYY-MM-DD (UTC), for messages.
 fn format_date(unix: i64) -> String {
-    let days = unix.div_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + if month <= 2 { 1 } else { 0 };
-    format!("{year:04}-{month:02}-{day:02}")
+    time::OffsetDateTime::from_unix_timestamp(unix).map(|t| t.date().to_string()).unwrap_or_else(|_| unix.to_string())
 }
 
 fn check_binding(state: &State, binding: &Binding, allow_expired: bool) -> Result<(), StoreError> {

@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 use base64::Engine as _;
@@ -147,7 +146,7 @@ impl Tokens {
         let mut random = [0u8; 32];
         ring::rand::SystemRandom::new().fill(&mut random).expect("the system random generator works");
         let secret = format!("gh_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random));
-        let created = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+        let created = gatehouse_shared::unix_now();
         let stored = TokenStored {
             name: name.to_string(),
             role: if role == Role::Gateway { 2 } else { 1 },

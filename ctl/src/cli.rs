@@ -531,10 +531,7 @@ async fn cert(server: &Server, format: Format, command: CertCommand) -> anyhow::
                 .map_err(status)?
                 .into_inner();
             if let Some(within) = expiring_within {
-                let limit = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| (d + within).as_secs() as i64)
-                    .unwrap_or(i64::MAX);
+                let limit = gatehouse_shared::unix_now().saturating_add(within.as_secs() as i64);
                 list.certificates.retain(|c| c.not_after.as_ref().is_some_and(|t| t.seconds <= limit));
             }
             match format {

@@ -1,7 +1,5 @@
 //! How results look: aligned tables for people, JSON for scripts.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use gatehouse_proto::v1 as pb;
 use serde_json::{Value, json};
 
@@ -44,7 +42,7 @@ pub fn rfc3339(ts: Option<&prost_types::Timestamp>) -> String {
 /// "in 23 days", "EXPIRED 3 days ago": what matters about an expiry date at a glance.
 pub fn expiry(ts: Option<&prost_types::Timestamp>) -> String {
     let Some(ts) = ts else { return String::new() };
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    let now = gatehouse_shared::unix_now();
     let date = rfc3339(Some(ts)).get(..10).unwrap_or_default().to_string();
     let days = (ts.seconds - now) / 86_400;
     if ts.seconds < now {

@@ -30,4 +30,6 @@ fn upload_needs_a_password_source_and_never_takes_it_as_an_argument() {
         .output()
         .unwrap();
     assert!(!output.status.success(), "a --password flag must not exist");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("unexpected argument '--password'"), "{stderr}");
 }

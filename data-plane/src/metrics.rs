@@ -4,7 +4,7 @@
 
 use std::sync::OnceLock;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -149,7 +149,7 @@ impl Metrics {
         self.seconds_since_sync.set(since);
         self.certificate_expiry_days.clear();
         if let Some(table) = routing.load() {
-            let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+            let now = gatehouse_shared::unix_now();
             for cert in table.certificates() {
                 let days = (cert.not_after - now) as f64 / 86_400.0;
                 self.certificate_expiry_days

@@ -113,12 +113,10 @@ impl Proxy {
     async fn handle(&self, request: Request<Incoming>, peer: SocketAddr) -> Response<ProxyBody> {
         let started = Instant::now();
         let id = request_id(request.headers());
-        let request_id = id.to_str().unwrap_or_default().to_string();
         let method = request.method().clone();
         let path = if self.settings.access_log { request.uri().path().to_string() } else { String::new() };
-        let outcome = self.forward(request, peer, &id, &request_id).await;
+        let outcome = self.forward(request, peer, &id).await;
         let mut response = outcome.response;
-        response.headers_mut().insert(REQUEST_ID.clone(), id);
         let status = response.status().as_u16();
         let api = outcome.api.as_deref().unwrap_or("-");
         match &outcome.metrics {
@@ -135,20 +133,16 @@ impl Proxy {
                 latency_ms = started.elapsed().as_secs_f64() * 1000.0,
                 backend = outcome.backend.as_deref().unwrap_or("-"),
                 thumbprint = outcome.thumbprint.as_deref().unwrap_or("-"),
-                request_id = %request_id,
+                request_id = id.to_str().unwrap_or_default(),
                 "request"
             );
         }
+        response.headers_mut().insert(REQUEST_ID.clone(), id);
         response
     }
 
-    async fn forward(
-        &self,
-        request: Request<Incoming>,
-        peer: SocketAddr,
-        id: &HeaderValue,
-        request_id: &str,
-    ) -> Outcome {
+    async fn forward(&self, request: Request<Incoming>, peer: SocketAddr, id: &HeaderValue) -> Outcome {
+        let request_id = id.to_str().unwrap_or_default();
         let Some(table) = self.routing.load() else {
             let detail = "this gateway has no configuration yet";
             return Outcome::error(
@@ -214,7 +208,9 @@ impl Proxy {
                 Response::from_parts(parts, body.boxed())
             }
         };
-        Outcome { response, api: Some(api.to_string()), backend, thumbprint, metrics: Some(route.metrics.clone()) }
+        // The route's metric handles count it; the API's name is needed only for the access log.
+        let api = self.settings.access_log.then(|| api.to_string());
+        Outcome { response, api, backend, thumbprint, metrics: Some(route.metrics.clone()) }
     }
 }
 

@@ -28,6 +28,17 @@ fn every_flag_has_an_environment_variable() {
         "GATEHOUSE_BACKEND_CA_FILE",
         "GATEHOUSE_HEADER_READ_TIMEOUT",
         "GATEHOUSE_SHUTDOWN_GRACE",
+        "GATEHOUSE_CONTROL_PLANE_CA",
+        "GATEHOUSE_TOKEN_FILE",
+        "GATEHOUSE_CACHE_DIR",
+        "GATEHOUSE_CACHE_KEY_FILE",
+        "GATEHOUSE_MAX_ROUTES",
+        "GATEHOUSE_KEEPALIVE",
+        "GATEHOUSE_MAX_HEADER_BYTES",
+        "GATEHOUSE_BACKEND_CONNECT_TIMEOUT",
+        "GATEHOUSE_WORKER_THREADS",
+        "GATEHOUSE_ACCESS_LOG",
+        "GATEHOUSE_LOG_FORMAT",
         "GATEHOUSE_LOG",
     ] {
         assert!(help.contains(var), "{var} missing from --help:\n{help}");

@@ -57,6 +57,18 @@ pub struct CertificateInfo {
     pub key_algorithm: String,
 }
 
+impl CertificateInfo {
+    /// not_after is in the past.
+    pub fn is_expired(&self) -> bool {
+        self.not_after < crate::unix_now()
+    }
+
+    /// Days until not_after (negative once expired).
+    pub fn days_to_expiry(&self) -> f64 {
+        (self.not_after - crate::unix_now()) as f64 / 86_400.0
+    }
+}
+
 /// A client certificate with its private key: what a data plane presents to a backend.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ClientCertificate {
@@ -153,17 +165,6 @@ impl ClientCertificate {
         let chain = order.iter().map(|&i| certs[i].clone()).collect();
         let info = describe(&parsed[leaf], &certs[leaf]);
         Ok(Self { chain, private_key, info })
-    }
-
-    pub fn leaf(&self) -> &[u8] {
-        &self.chain[0]
-    }
-
-    /// The chain and key as rustls wants them.
-    pub fn to_rustls(&self) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
-        let chain = self.chain.iter().map(|der| CertificateDer::from(der.clone())).collect();
-        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.private_key.clone()));
-        (chain, key)
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tonic::metadata::{AsciiMetadataValue, MetadataValue};
 use tonic::service::Interceptor;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -95,9 +95,4 @@ impl Interceptor for BearerToken {
         }
         Ok(request)
     }
-}
-
-/// A lazily connected channel (for clients built before the server is up).
-pub fn lazy_channel(url: &str, ca_file: Option<&Path>) -> Result<Channel, ClientError> {
-    Ok(endpoint(url, ca_file)?.connect_lazy())
 }

@@ -10,7 +10,7 @@ use gatehouse_shared::client::{BearerToken, endpoint};
 use gatehouse_tests::backend::{BackendOptions, ClientAuth, EchoBackend};
 use gatehouse_tests::fleet::wait_acked;
 use gatehouse_tests::http_client::HttpClient;
-use gatehouse_tests::pki::{self, TestCa};
+use gatehouse_tests::pki::TestCa;
 use gatehouse_tests::process::{ControlPlane, DataPlane, ctl};
 use gatehouse_tests::requests::{api, set_policy, upload};
 use http_body_util::Full;
@@ -319,6 +319,5 @@ async fn limits_have_clear_errors() -> anyhow::Result<()> {
         hyper::Request::get(dp.url("/a")).header("x-big", "y".repeat(10_000)).body(Full::new(Bytes::new()))?;
     let reply = HttpClient::default().send(request).await?;
     assert_eq!(reply.status, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
-    drop(pki::self_signed_server(&["x"])?);
     Ok(())
 }

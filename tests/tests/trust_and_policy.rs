@@ -161,8 +161,6 @@ async fn policy_xml_sets_credentials_and_keeps_secrets_write_only() -> anyhow::R
     let mut m = cp.management().await?;
     let http = HttpClient::default();
     let ca = TestCa::new("Policy CA")?;
-    let ca_file = ca.write_pem(_dir.path(), "ca.pem")?;
-    drop(ca_file);
     let basic_backend = EchoBackend::start_with(
         &pki::self_signed_server(&["localhost"])?,
         BackendOptions {
