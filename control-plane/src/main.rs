@@ -16,55 +16,55 @@ use gatehouse_control_plane::{ControlPlane, ControlPlaneConfig, Transport};
 struct Args {
     /// Folder for the database, the master key, the initial operator token and the generated
     /// TLS CA (created 0700 if missing).
-    #[arg(long, env = "GATEHOUSE_DATA_DIR", default_value = "gatehouse-data")]
+    #[arg(long, env = "GATEHOUSE_CP_DATA_DIR", default_value = "gatehouse-data")]
     data_dir: PathBuf,
     /// Address of the gRPC API (Management, ConfigSync, health, reflection).
-    #[arg(long, env = "GATEHOUSE_LISTEN", default_value = "127.0.0.1:7400")]
+    #[arg(long, env = "GATEHOUSE_CP_LISTEN", default_value = "127.0.0.1:7400")]
     listen: SocketAddr,
     /// Address of /healthz and /metrics (Prometheus); "none" to turn it off.
-    #[arg(long, env = "GATEHOUSE_ADMIN_LISTEN", default_value = "127.0.0.1:7401")]
+    #[arg(long, env = "GATEHOUSE_CP_ADMIN_LISTEN", default_value = "127.0.0.1:7401")]
     admin_listen: String,
     /// TLS certificate (PEM, with its chain). Without --tls-cert/--tls-key the control plane
     /// serves a certificate from its own CA (DATA_DIR/tls/ca.pem).
-    #[arg(long, env = "GATEHOUSE_TLS_CERT", requires = "tls_key")]
+    #[arg(long, env = "GATEHOUSE_CP_TLS_CERT", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
     /// TLS private key (PEM).
-    #[arg(long, env = "GATEHOUSE_TLS_KEY", requires = "tls_cert")]
+    #[arg(long, env = "GATEHOUSE_CP_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
     /// Extra DNS name or IP address for the generated certificate (repeatable, or comma-separated).
-    #[arg(long, env = "GATEHOUSE_TLS_SAN", value_delimiter = ',')]
+    #[arg(long, env = "GATEHOUSE_CP_TLS_SAN", value_delimiter = ',')]
     tls_san: Vec<String>,
     /// Serve without TLS. Allowed only on a loopback address.
-    #[arg(long, env = "GATEHOUSE_PLAINTEXT", conflicts_with_all = ["tls_cert", "tls_key", "tls_san"])]
+    #[arg(long, env = "GATEHOUSE_CP_PLAINTEXT", conflicts_with_all = ["tls_cert", "tls_key", "tls_san"])]
     plaintext: bool,
     /// Key sealing private keys and secrets in the database [default: DATA_DIR/master.key,
     /// created 0600 on first start].
-    #[arg(long, env = "GATEHOUSE_MASTER_KEY_FILE")]
+    #[arg(long, env = "GATEHOUSE_CP_MASTER_KEY_FILE")]
     master_key_file: Option<PathBuf>,
     /// Seconds between HTTP/2 keepalive pings on data plane streams; a peer silent for as long
     /// again is dropped.
-    #[arg(long, env = "GATEHOUSE_KEEPALIVE", default_value_t = 10)]
+    #[arg(long, env = "GATEHOUSE_CP_KEEPALIVE", default_value_t = 10)]
     keepalive: u64,
     /// Seconds a data plane may lag the latest revision before `gateway list` shows it STALE.
-    #[arg(long, env = "GATEHOUSE_STALE_AFTER", default_value_t = 10)]
+    #[arg(long, env = "GATEHOUSE_CP_STALE_AFTER", default_value_t = 10)]
     stale_after: u64,
     /// Largest gRPC message accepted, in bytes.
-    #[arg(long, env = "GATEHOUSE_MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024)]
+    #[arg(long, env = "GATEHOUSE_CP_MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024)]
     max_message_bytes: usize,
     /// Largest PFX file accepted, in bytes.
-    #[arg(long, env = "GATEHOUSE_MAX_PFX_BYTES", default_value_t = 1024 * 1024)]
+    #[arg(long, env = "GATEHOUSE_CP_MAX_PFX_BYTES", default_value_t = 1024 * 1024)]
     max_pfx_bytes: usize,
     /// Most certificates accepted in one PFX file.
-    #[arg(long, env = "GATEHOUSE_MAX_CHAIN_LENGTH", default_value_t = 10)]
+    #[arg(long, env = "GATEHOUSE_CP_MAX_CHAIN_LENGTH", default_value_t = 10)]
     max_chain_length: usize,
     /// Largest policy XML document accepted, in bytes.
-    #[arg(long, env = "GATEHOUSE_MAX_POLICY_BYTES", default_value_t = 64 * 1024)]
+    #[arg(long, env = "GATEHOUSE_CP_MAX_POLICY_BYTES", default_value_t = 64 * 1024)]
     max_policy_bytes: usize,
     /// Log format: text or json.
-    #[arg(long, env = "GATEHOUSE_LOG_FORMAT", default_value = "text")]
+    #[arg(long, env = "GATEHOUSE_CP_LOG_FORMAT", default_value = "text")]
     log_format: gatehouse_shared::process::LogFormat,
     /// Log filter, RUST_LOG syntax (e.g. "info", "gatehouse_control_plane=debug").
-    #[arg(long, env = "GATEHOUSE_LOG", default_value = "info")]
+    #[arg(long, env = "GATEHOUSE_CP_LOG", default_value = "info")]
     log: String,
 }
 

@@ -173,6 +173,7 @@ impl State {
                     exclude_system_roots: !api.tls.system_roots,
                 }),
                 headers: header_actions(&api.policy),
+                backend_timeout_seconds: api.policy.backend_timeout.unwrap_or(0),
             };
             routes.insert(api.id.clone(), reuse(previous.and_then(|p| p.routes.get(&api.id)), route));
         }

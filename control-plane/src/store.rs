@@ -156,6 +156,9 @@ struct ApiRecord {
     headers: Vec<HeaderRecord>,
     #[prost(bytes = "vec", tag = "16")]
     sealed_basic_password: Vec<u8>,
+    /// `<forward-request timeout>` in seconds; 0: the data plane's default.
+    #[prost(uint32, tag = "17")]
+    backend_timeout_seconds: u32,
 }
 
 const CERT_PREFIX: &str = "cert/";
@@ -200,6 +203,7 @@ impl ApiRecord {
             skip_name_validation: !api.tls.validate_name,
             ca_ids: api.tls.ca_ids.clone(),
             exclude_system_roots: !api.tls.system_roots,
+            backend_timeout_seconds: api.policy.backend_timeout.unwrap_or(0),
             has_basic: basic.is_some(),
             basic_username: basic.as_ref().map(|b| b.username.clone()).unwrap_or_default(),
             sealed_basic_password: basic.map(|b| key.seal(SECRET_CONTEXT, b.password.as_bytes())).unwrap_or_default(),
@@ -261,7 +265,12 @@ impl ApiRecord {
             display_name: self.display_name,
             path: self.path,
             service_url: self.service_url,
-            policy: Policy { certificate, basic, headers },
+            policy: Policy {
+                certificate,
+                basic,
+                headers,
+                backend_timeout: Some(self.backend_timeout_seconds).filter(|s| *s > 0),
+            },
             tls: BackendTls {
                 validate_chain: !self.skip_chain_validation,
                 validate_name: !self.skip_name_validation,
@@ -449,6 +458,7 @@ impl Store {
             check_binding(&state, &binding, options.allow_expired)?;
             policy.certificate = binding;
         }
+        check_scheme(&definition.service_url, &policy.certificate)?;
         let api = Api {
             id: definition.id,
             display_name: definition.display_name,
@@ -479,6 +489,7 @@ impl Store {
         let state = self.state();
         let api = existing("API", api_id, &state.apis, |a| a.revision, &options.if_match)?;
         check_binding(&state, &binding, options.allow_expired)?;
+        check_scheme(&api.service_url, &binding)?;
         let mut api = api.clone();
         api.policy.certificate = binding;
         api.revision = state.revision + 1;
@@ -503,6 +514,7 @@ impl Store {
         }
         if policy.certificate != api.policy.certificate {
             check_binding(&state, &policy.certificate, options.allow_expired)?;
+            check_scheme(&api.service_url, &policy.certificate)?;
         }
         let mut api = api.clone();
         api.policy = policy;
@@ -613,6 +625,11 @@ fn format_date(unix: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix).map(|t| t.date().to_string()).unwrap_or_else(|_| unix.to_string())
 }
 
+fn check_scheme(service_url: &str, binding: &Binding) -> Result<(), StoreError> {
+    gatehouse_shared::api::check_certificate_reachable(service_url, *binding != Binding::None)
+        .map_err(|e| StoreError::Invalid(e.to_string()))
+}
+
 fn check_binding(state: &State, binding: &Binding, allow_expired: bool) -> Result<(), StoreError> {
     let stored = match binding {
         Binding::None => return Ok(()),
@@ -648,11 +665,16 @@ fn check_tls(state: &State, tls: &BackendTls) -> Result<(), StoreError> {
 fn validate_id(kind: &str, id: &str) -> Result<(), StoreError> {
     let ok = !id.is_empty()
         && id.len() <= 128
+        && id != "."
+        && id != ".."
         && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
     if ok {
         Ok(())
     } else {
-        Err(StoreError::Invalid(format!("{kind} id '{id}' is invalid: use 1 to 128 letters, digits, '-', '_' or '.'")))
+        let id = gatehouse_shared::api::quote(id);
+        Err(StoreError::Invalid(format!(
+            "{kind} id '{id}' is invalid: use 1 to 128 letters, digits, '-', '_' or '.' (not '.' or '..' alone)"
+        )))
     }
 }
 

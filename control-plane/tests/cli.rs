@@ -21,22 +21,22 @@ fn every_flag_has_an_environment_variable() {
     let output = Command::new(env!("CARGO_BIN_EXE_gatehouse-cp")).arg("--help").output().unwrap();
     let help = String::from_utf8_lossy(&output.stdout);
     for var in [
-        "GATEHOUSE_DATA_DIR",
-        "GATEHOUSE_LISTEN",
-        "GATEHOUSE_ADMIN_LISTEN",
-        "GATEHOUSE_TLS_CERT",
-        "GATEHOUSE_TLS_KEY",
-        "GATEHOUSE_TLS_SAN",
-        "GATEHOUSE_PLAINTEXT",
-        "GATEHOUSE_MASTER_KEY_FILE",
-        "GATEHOUSE_KEEPALIVE",
-        "GATEHOUSE_STALE_AFTER",
-        "GATEHOUSE_MAX_MESSAGE_BYTES",
-        "GATEHOUSE_MAX_PFX_BYTES",
-        "GATEHOUSE_MAX_CHAIN_LENGTH",
-        "GATEHOUSE_MAX_POLICY_BYTES",
-        "GATEHOUSE_LOG_FORMAT",
-        "GATEHOUSE_LOG",
+        "GATEHOUSE_CP_DATA_DIR",
+        "GATEHOUSE_CP_LISTEN",
+        "GATEHOUSE_CP_ADMIN_LISTEN",
+        "GATEHOUSE_CP_TLS_CERT",
+        "GATEHOUSE_CP_TLS_KEY",
+        "GATEHOUSE_CP_TLS_SAN",
+        "GATEHOUSE_CP_PLAINTEXT",
+        "GATEHOUSE_CP_MASTER_KEY_FILE",
+        "GATEHOUSE_CP_KEEPALIVE",
+        "GATEHOUSE_CP_STALE_AFTER",
+        "GATEHOUSE_CP_MAX_MESSAGE_BYTES",
+        "GATEHOUSE_CP_MAX_PFX_BYTES",
+        "GATEHOUSE_CP_MAX_CHAIN_LENGTH",
+        "GATEHOUSE_CP_MAX_POLICY_BYTES",
+        "GATEHOUSE_CP_LOG_FORMAT",
+        "GATEHOUSE_CP_LOG",
     ] {
         assert!(help.contains(var), "{var} missing from --help:\n{help}");
     }

@@ -17,25 +17,25 @@ use crate::output;
 #[command(name = "gatehousectl", version, after_help = EXAMPLES)]
 pub struct Cli {
     /// URL of the control plane's gRPC API.
-    #[arg(long, global = true, env = "GATEHOUSE_SERVER", default_value = "https://127.0.0.1:7400")]
+    #[arg(long, global = true, env = "GATEHOUSE_CTL_SERVER", default_value = "https://127.0.0.1:7400")]
     pub server: String,
     /// CA certificate (PEM) to verify the control plane with [default: gatehouse-data/tls/ca.pem
     /// if it exists here, else the system roots].
-    #[arg(long, global = true, env = "GATEHOUSE_CA_FILE")]
+    #[arg(long, global = true, env = "GATEHOUSE_CTL_CA_FILE")]
     pub ca_file: Option<PathBuf>,
     /// File holding an operator token [default: gatehouse-data/operator.token if it exists
-    /// here]. GATEHOUSE_TOKEN may hold the token itself; it is never taken from the command line.
-    #[arg(long, global = true, env = "GATEHOUSE_TOKEN_FILE")]
+    /// here]. GATEHOUSE_CTL_TOKEN may hold the token itself; it is never taken from the command line.
+    #[arg(long, global = true, env = "GATEHOUSE_CTL_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
     /// After a write, wait until every connected data plane has applied it; exit non-zero if
     /// one rejects it or --timeout passes.
-    #[arg(long, global = true, env = "GATEHOUSE_WAIT")]
+    #[arg(long, global = true, env = "GATEHOUSE_CTL_WAIT")]
     pub wait: bool,
     /// How long --wait waits (e.g. 10s, 2m).
-    #[arg(long, global = true, env = "GATEHOUSE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, global = true, env = "GATEHOUSE_CTL_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub timeout: std::time::Duration,
     /// Output format of reads.
-    #[arg(short = 'o', long, global = true, env = "GATEHOUSE_OUTPUT", value_enum, default_value_t = Format::Table)]
+    #[arg(short = 'o', long, global = true, env = "GATEHOUSE_CTL_OUTPUT", value_enum, default_value_t = Format::Table)]
     pub output: Format,
     #[command(subcommand)]
     pub command: Noun,
@@ -197,7 +197,7 @@ fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
 #[group(required = true, multiple = false)]
 pub struct PasswordSource {
     /// File holding the password (one trailing newline is ignored).
-    #[arg(long, env = "GATEHOUSE_PFX_PASSWORD_FILE")]
+    #[arg(long, env = "GATEHOUSE_CTL_PFX_PASSWORD_FILE")]
     password_file: Option<PathBuf>,
     /// Read the password from standard input.
     #[arg(long)]
@@ -431,12 +431,12 @@ impl Server {
     fn from_cli(cli: &Cli) -> anyhow::Result<Self> {
         let local = std::path::Path::new(LOCAL_DATA_DIR);
         let ca_file = cli.ca_file.clone().or_else(|| Some(local.join("tls/ca.pem")).filter(|p| p.is_file()));
-        let token_file = cli.token_file.clone().or_else(|| Some(local.join("operator.token")).filter(|p| p.is_file()));
-        let token = match (token_file, std::env::var("GATEHOUSE_TOKEN")) {
-            (_, Ok(token)) if !token.trim().is_empty() => Some(token.trim().to_string()),
-            (Some(path), _) => Some(gatehouse_shared::client::read_token_file(&path)?),
-            _ => None,
-        };
+        let default_token = local.join("operator.token");
+        let token = gatehouse_shared::client::resolve_token(
+            cli.token_file.as_deref(),
+            "GATEHOUSE_CTL_TOKEN",
+            Some(&default_token),
+        )?;
         Ok(Self { url: cli.server.clone(), ca_file, token })
     }
 }

@@ -18,71 +18,71 @@ use tokio::net::TcpListener;
 #[command(version)]
 struct Args {
     /// URL of the control plane's gRPC API.
-    #[arg(long, env = "GATEHOUSE_CONTROL_PLANE", default_value = "https://127.0.0.1:7400")]
+    #[arg(long, env = "GATEHOUSE_DP_CONTROL_PLANE", default_value = "https://127.0.0.1:7400")]
     control_plane: String,
     /// CA certificate (PEM) the control plane's TLS certificate is checked against, e.g. the
     /// control plane's DATA_DIR/tls/ca.pem [default: the system roots].
-    #[arg(long, env = "GATEHOUSE_CONTROL_PLANE_CA")]
+    #[arg(long, env = "GATEHOUSE_DP_CONTROL_PLANE_CA")]
     control_plane_ca: Option<std::path::PathBuf>,
     /// File holding this data plane's gateway token (`gatehousectl token create NAME --role
-    /// gateway`). The token may instead be given in GATEHOUSE_TOKEN; never on the command line.
-    #[arg(long, env = "GATEHOUSE_TOKEN_FILE")]
+    /// gateway`). The token may instead be given in GATEHOUSE_DP_TOKEN; never on the command line.
+    #[arg(long, env = "GATEHOUSE_DP_TOKEN_FILE")]
     token_file: Option<std::path::PathBuf>,
     /// Largest request head (request line and headers) accepted from API clients, in bytes;
     /// larger ones get 431.
-    #[arg(long, env = "GATEHOUSE_MAX_HEADER_BYTES", default_value_t = 64 * 1024)]
+    #[arg(long, env = "GATEHOUSE_DP_MAX_HEADER_BYTES", default_value_t = 64 * 1024)]
     max_header_bytes: usize,
     /// Seconds to connect (TCP) to a backend before the client gets 502.
-    #[arg(long, env = "GATEHOUSE_BACKEND_CONNECT_TIMEOUT", default_value_t = 10)]
+    #[arg(long, env = "GATEHOUSE_DP_BACKEND_CONNECT_TIMEOUT", default_value_t = 10)]
     backend_connect_timeout: u64,
     /// Address API clients send requests to.
-    #[arg(long, env = "GATEHOUSE_LISTEN", default_value = "127.0.0.1:8080")]
+    #[arg(long, env = "GATEHOUSE_DP_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
     /// Address of /healthz and /ready.
-    #[arg(long, env = "GATEHOUSE_ADMIN_LISTEN", default_value = "127.0.0.1:8081")]
+    #[arg(long, env = "GATEHOUSE_DP_ADMIN_LISTEN", default_value = "127.0.0.1:8081")]
     admin_listen: SocketAddr,
     /// Name shown by `gatehousectl gateway list` [default: host name and listen address].
-    #[arg(long, env = "GATEHOUSE_NAME")]
+    #[arg(long, env = "GATEHOUSE_DP_NAME")]
     name: Option<String>,
     /// PEM file of extra CA certificates trusted for backends, on top of the system roots.
-    #[arg(long, env = "GATEHOUSE_BACKEND_CA_FILE")]
+    #[arg(long, env = "GATEHOUSE_DP_BACKEND_CA_FILE")]
     backend_ca_file: Option<std::path::PathBuf>,
     /// Folder of the last-known-good configuration cache (sealed; created 0700 if missing).
     /// Without it the data plane cannot serve until the control plane answers.
-    #[arg(long, env = "GATEHOUSE_CACHE_DIR")]
+    #[arg(long, env = "GATEHOUSE_DP_CACHE_DIR")]
     cache_dir: Option<std::path::PathBuf>,
     /// Key file sealing the cache [default: cache.key in --cache-dir, created 0600].
-    #[arg(long, env = "GATEHOUSE_CACHE_KEY_FILE")]
+    #[arg(long, env = "GATEHOUSE_DP_CACHE_KEY_FILE")]
     cache_key_file: Option<std::path::PathBuf>,
     /// Refuse (NACK) configurations with more APIs than this.
-    #[arg(long, env = "GATEHOUSE_MAX_ROUTES", default_value_t = 100_000)]
+    #[arg(long, env = "GATEHOUSE_DP_MAX_ROUTES", default_value_t = 100_000)]
     max_routes: usize,
     /// Seconds between HTTP/2 keepalive pings to the control plane; silence for as long again
     /// ends the stream and starts a reconnect.
-    #[arg(long, env = "GATEHOUSE_KEEPALIVE", default_value_t = 10)]
+    #[arg(long, env = "GATEHOUSE_DP_KEEPALIVE", default_value_t = 10)]
     keepalive: u64,
     /// Seconds a backend has to answer before the client gets 504.
-    #[arg(long, env = "GATEHOUSE_BACKEND_TIMEOUT", default_value_t = 60)]
+    #[arg(long, env = "GATEHOUSE_DP_BACKEND_TIMEOUT", default_value_t = 60)]
     backend_timeout: u64,
     /// Seconds a client has to send its request headers.
-    #[arg(long, env = "GATEHOUSE_HEADER_READ_TIMEOUT", default_value_t = 30)]
+    #[arg(long, env = "GATEHOUSE_DP_HEADER_READ_TIMEOUT", default_value_t = 30)]
     header_read_timeout: u64,
     /// Seconds in-flight requests get to finish after SIGTERM.
-    #[arg(long, env = "GATEHOUSE_SHUTDOWN_GRACE", default_value_t = 30)]
+    #[arg(long, env = "GATEHOUSE_DP_SHUTDOWN_GRACE", default_value_t = 30)]
     shutdown_grace: u64,
     /// Log one line per request (target gatehouse::access): API, method, path, status,
     /// latency, backend, client certificate thumbprint, request id.
-    #[arg(long, env = "GATEHOUSE_ACCESS_LOG")]
+    #[arg(long, env = "GATEHOUSE_DP_ACCESS_LOG")]
     access_log: bool,
     /// Log format: text or json.
-    #[arg(long, env = "GATEHOUSE_LOG_FORMAT", default_value = "text")]
+    #[arg(long, env = "GATEHOUSE_DP_LOG_FORMAT", default_value = "text")]
     log_format: gatehouse_shared::process::LogFormat,
     /// Threads serving requests [default 0: one per CPU this process may use]; 1 runs a single
     /// event loop.
-    #[arg(long, env = "GATEHOUSE_WORKER_THREADS", default_value_t = 0)]
+    #[arg(long, env = "GATEHOUSE_DP_WORKER_THREADS", default_value_t = 0)]
     worker_threads: usize,
     /// Log filter, RUST_LOG syntax.
-    #[arg(long, env = "GATEHOUSE_LOG", default_value = "info")]
+    #[arg(long, env = "GATEHOUSE_DP_LOG", default_value = "info")]
     log: String,
 }
 
@@ -123,14 +123,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
     let name = args.name.unwrap_or_else(|| format!("{}-{listen}", host_name()));
     let routing = Arc::new(Routing::default());
-    let token = match (&args.token_file, std::env::var("GATEHOUSE_TOKEN")) {
-        (Some(path), _) => Some(gatehouse_shared::client::read_token_file(path)?),
-        (None, Ok(token)) if !token.trim().is_empty() => Some(token.trim().to_string()),
-        _ => None,
-    };
+    let token = gatehouse_shared::client::resolve_token(args.token_file.as_deref(), "GATEHOUSE_DP_TOKEN", None)?;
     if token.is_none() {
         tracing::warn!(
-            "no gateway token (--token-file or GATEHOUSE_TOKEN): the control plane will refuse this data plane"
+            "no gateway token (--token-file or GATEHOUSE_DP_TOKEN): the control plane will refuse this data plane"
         );
     }
     let trust = trust.with_connect_timeout(Duration::from_secs(args.backend_connect_timeout));

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use gatehouse_shared::error_chain;
+use gatehouse_shared::{error_chain, request_path};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, combinators::BoxBody};
@@ -20,7 +20,7 @@ use tokio::net::TcpListener;
 
 use crate::metrics::TlsFailureLabels;
 use crate::routes::Routing;
-use crate::upstream::{BackendFailure, backend_uri};
+use crate::upstream::BackendFailure;
 
 pub type ProxyBody = BoxBody<Bytes, hyper::Error>;
 
@@ -150,12 +150,24 @@ impl Proxy {
                 None,
             );
         };
-        let Some(route) = table.route(request.uri().path()) else {
-            let detail = format!("no API is configured for path {}", request.uri().path());
+        let path = match request_path::normalize(request.uri().path()) {
+            Ok(path) => path,
+            Err(error) => {
+                let response = problem(StatusCode::BAD_REQUEST, "Bad request path", &error.to_string(), None, request_id);
+                return Outcome::error(response, None);
+            }
+        };
+        let Some(route) = table.route(path.as_str()) else {
+            let detail = format!("no API is configured for path {}", quote(path.as_str()));
             return Outcome::error(problem(StatusCode::NOT_FOUND, "No API", &detail, None, request_id), None);
         };
         let api = route.api_id.as_str();
-        let uri = match backend_uri(&route.service, &route.prefix, request.uri()) {
+        if !path.stays_within(route.depth) {
+            let detail = format!("'..' in the path climbs above the API's path {}", route.prefix);
+            let response = problem(StatusCode::BAD_REQUEST, "Bad request path", &detail, Some(api), request_id);
+            return Outcome::error(response, Some(api));
+        }
+        let uri = match route.backend_uri(&path, request.uri().query()) {
             Ok(uri) => uri,
             Err(_) => {
                 let detail = "the request path cannot be forwarded";
@@ -173,11 +185,15 @@ impl Proxy {
         };
         let (mut parts, body) = request.into_parts();
         strip_hop_by_hop(&mut parts.headers);
+        let client_host = match parts.headers.get(header::HOST) {
+            Some(host) => Some(host.clone()),
+            // HTTP/2 clients name the host in :authority.
+            None => parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()),
+        };
+        set_forwarding_headers(&mut parts.headers, peer, client_host);
         if let Some(host) = &route.host {
             parts.headers.insert(header::HOST, host.clone());
         }
-        append_forwarded_for(&mut parts.headers, peer);
-        parts.headers.insert(HeaderName::from_static("x-forwarded-proto"), HeaderValue::from_static("http"));
         parts.headers.insert(REQUEST_ID.clone(), id.clone());
         for rule in &route.headers {
             rule.apply(&mut parts.headers);
@@ -186,21 +202,28 @@ impl Proxy {
         parts.version = http::Version::HTTP_11;
         let outbound = Request::from_parts(parts, body);
 
-        let response = match tokio::time::timeout(self.settings.backend_timeout, route.upstream.send(outbound)).await {
+        let timeout = route.backend_timeout.unwrap_or(self.settings.backend_timeout);
+        let response = match tokio::time::timeout(timeout, route.upstream.send(outbound)).await {
             Err(_) => {
-                let detail = format!("the backend did not respond within {:?}", self.settings.backend_timeout);
+                let detail = format!("the backend did not respond within {timeout:?}");
                 problem(StatusCode::GATEWAY_TIMEOUT, "Backend timeout", &detail, Some(api), request_id)
             }
             Ok(Err(error)) => {
                 let failure = BackendFailure::classify(&error);
-                tracing::warn!(api, ?failure, error = %error_chain(&error), request_id, "backend call failed");
+                match failure {
+                    BackendFailure::ClientBody => {
+                        tracing::debug!(api, error = %error_chain(&error), request_id, "client request body failed")
+                    }
+                    _ => tracing::warn!(api, ?failure, error = %error_chain(&error), request_id, "backend call failed"),
+                }
                 if failure.is_tls() {
                     crate::metrics::global()
                         .backend_tls_failures
                         .get_or_create(&TlsFailureLabels { api: api.to_string(), reason: failure.label().to_string() })
                         .inc();
                 }
-                problem(StatusCode::BAD_GATEWAY, "Backend failure", failure.describe(), Some(api), request_id)
+                let title = if failure == BackendFailure::ClientBody { "Bad request body" } else { "Backend failure" };
+                problem(failure.status(), title, failure.describe(), Some(api), request_id)
             }
             Ok(Ok(response)) => {
                 let (mut parts, body) = response.into_parts();
@@ -276,14 +299,50 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     headers.remove("proxy-connection");
 }
 
-fn append_forwarded_for(headers: &mut HeaderMap, peer: SocketAddr) {
-    let name = HeaderName::from_static("x-forwarded-for");
-    let value = match headers.get(&name).and_then(|v| v.to_str().ok()) {
-        Some(existing) => format!("{existing}, {}", peer.ip()),
-        None => peer.ip().to_string(),
-    };
-    if let Ok(value) = HeaderValue::from_str(&value) {
-        headers.insert(name, value);
+/// Headers a backend may read as identity asserted by the gateway (the client's address, its
+/// TLS client certificate): a client never gets to send them. The README lists them.
+const IDENTITY_HEADERS: &[&str] =
+    &["forwarded", "x-real-ip", "x-client-ip", "x-arr-clientcert", "ssl-client-cert", "client-cert", "client-cert-chain"];
+const IDENTITY_HEADER_PREFIXES: &[&str] = &[
+    "x-forwarded-",
+    "x-ssl-",
+    "x-client-cert",
+    "x-client-verify",
+    "x-client-dn",
+    "x-client-subject",
+    "x-client-issuer",
+    "x-tls-client-",
+    "x-amzn-mtls-",
+];
+
+fn is_identity_header(name: &HeaderName) -> bool {
+    let name = name.as_str();
+    IDENTITY_HEADERS.contains(&name) || IDENTITY_HEADER_PREFIXES.iter().any(|prefix| name.starts_with(prefix))
+}
+
+/// Removes every identity header the client sent, then sets the ones the gateway vouches for:
+/// `X-Forwarded-For` (the client's address, replacing any chain the client claimed),
+/// `X-Forwarded-Proto` and `X-Forwarded-Host`.
+fn set_forwarding_headers(headers: &mut HeaderMap, peer: SocketAddr, client_host: Option<HeaderValue>) {
+    let claimed: Vec<HeaderName> = headers.keys().filter(|name| is_identity_header(name)).cloned().collect();
+    for name in claimed {
+        headers.remove(name);
+    }
+    if let Ok(address) = HeaderValue::from_str(&peer.ip().to_string()) {
+        headers.insert(HeaderName::from_static("x-forwarded-for"), address);
+    }
+    headers.insert(HeaderName::from_static("x-forwarded-proto"), HeaderValue::from_static("http"));
+    if let Some(host) = client_host {
+        headers.insert(HeaderName::from_static("x-forwarded-host"), host);
+    }
+}
+
+/// A client-supplied value for an error body: at most 100 characters, marked when cut.
+fn quote(value: &str) -> String {
+    const LIMIT: usize = 100;
+    match value.char_indices().nth(LIMIT) {
+        Some((end, _)) => format!("{}...", &value[..end]),
+        None => value.to_string(),
     }
 }
 

@@ -11,6 +11,8 @@ use tokio::sync::watch;
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 
+use gatehouse_shared::request_path::NormalizedPath;
+
 use crate::configuration::Configuration;
 use crate::upstream::{TlsPolicy, TrustAnchors, Upstream, UpstreamError, UpstreamKey, backend_verifier};
 
@@ -18,10 +20,14 @@ pub struct Route {
     pub api_id: String,
     /// Normalized path prefix ("/" or "/a/b", no trailing slash).
     pub prefix: String,
+    /// Segments in the prefix: a request's `..` may not climb above them.
+    pub depth: usize,
     pub service: Uri,
     pub upstream: Arc<Upstream>,
     /// Credentials and fixed headers for the backend, applied in order.
     pub headers: Vec<HeaderRule>,
+    /// Time the backend has for response headers, when the API's policy sets it.
+    pub backend_timeout: Option<std::time::Duration>,
     /// `Host` for the backend, made once.
     pub host: Option<http::HeaderValue>,
     pub metrics: crate::metrics::ApiMetrics,
@@ -195,6 +201,9 @@ impl RoutingTable {
             routes.push(Route {
                 api_id: config.api_id.clone(),
                 prefix: config.path.clone(),
+                depth: gatehouse_shared::request_path::depth(&config.path),
+                backend_timeout: (config.backend_timeout_seconds > 0)
+                    .then(|| std::time::Duration::from_secs(config.backend_timeout_seconds.into())),
                 service,
                 upstream,
                 headers,
@@ -228,6 +237,7 @@ impl RoutingTable {
         })
     }
 
+    /// Number of APIs in the table.
     pub fn len(&self) -> usize {
         self.routes.len()
     }
@@ -239,6 +249,35 @@ impl RoutingTable {
     pub fn is_empty(&self) -> bool {
         self.routes.is_empty()
     }
+}
+
+impl Route {
+    /// The backend URI for a request: the service URL's base path, then what follows the API's
+    /// prefix in the request's normalized path, then the query as the client sent it.
+    pub fn backend_uri(&self, path: &NormalizedPath, query: Option<&str>) -> Result<Uri, http::Error> {
+        backend_uri(&self.service, &self.prefix, path.as_str(), query)
+    }
+}
+
+fn backend_uri(service: &Uri, prefix: &str, path: &str, query: Option<&str>) -> Result<Uri, http::Error> {
+    let rest = if prefix == "/" { path } else { &path[prefix.len()..] };
+    let base = service.path().trim_end_matches('/');
+    let mut target = String::with_capacity(base.len() + rest.len() + 2 + query.map_or(0, str::len));
+    target.push_str(base);
+    if !rest.is_empty() && !rest.starts_with('/') {
+        target.push('/');
+    }
+    target.push_str(rest);
+    if target.is_empty() {
+        target.push('/');
+    }
+    if let Some(query) = query {
+        target.push('?');
+        target.push_str(query);
+    }
+    let mut parts = service.clone().into_parts();
+    parts.path_and_query = Some(target.parse()?);
+    Ok(Uri::from_parts(parts)?)
 }
 
 /// The data plane's current table, shared by the proxy (readers) and the config client (writer).
@@ -302,6 +341,7 @@ mod tests {
             client_certificate_thumbprint: String::new(),
             tls: None,
             headers: vec![],
+            backend_timeout_seconds: 0,
         }
     }
 
@@ -339,6 +379,17 @@ mod tests {
         let config = configuration(vec![route("a", "/a"), route("b", "/b")]);
         let error = RoutingTable::build(&config, None, &TrustAnchors::system(), 1).err().unwrap();
         assert!(error.to_string().contains("at most 1"), "{error}");
+    }
+
+    #[test]
+    fn backend_uri_joins_base_rest_and_query() {
+        let service: Uri = "https://b:8443/api".parse().unwrap();
+        assert_eq!(backend_uri(&service, "/orders", "/orders/42", Some("x=1")).unwrap(), "https://b:8443/api/42?x=1");
+        assert_eq!(backend_uri(&service, "/orders", "/orders", None).unwrap(), "https://b:8443/api");
+        assert_eq!(backend_uri(&service, "/orders", "/orders/", None).unwrap(), "https://b:8443/api/");
+        let root: Uri = "http://b:80".parse().unwrap();
+        assert_eq!(backend_uri(&root, "/orders", "/orders", None).unwrap(), "http://b:80/");
+        assert_eq!(backend_uri(&root, "/", "/x/y", Some("q")).unwrap(), "http://b:80/x/y?q");
     }
 
     fn configuration(routes: Vec<pb::RouteConfig>) -> Configuration {

@@ -310,11 +310,22 @@ pub enum BackendFailure {
     TlsHandshake,
     Connect,
     Protocol,
+    /// The client's request body broke (malformed chunking, the client went away mid-body):
+    /// the client's fault, not the backend's.
+    ClientBody,
 }
 
 impl BackendFailure {
     pub fn is_tls(self) -> bool {
-        !matches!(self, Self::Connect | Self::Protocol)
+        !matches!(self, Self::Connect | Self::Protocol | Self::ClientBody)
+    }
+
+    /// The status the API client gets: 400 for its own broken body, else 502.
+    pub fn status(self) -> http::StatusCode {
+        match self {
+            Self::ClientBody => http::StatusCode::BAD_REQUEST,
+            _ => http::StatusCode::BAD_GATEWAY,
+        }
     }
 
     /// The `reason` label of the TLS failure metric.
@@ -326,6 +337,7 @@ impl BackendFailure {
             Self::TlsHandshake => "handshake",
             Self::Connect => "connect",
             Self::Protocol => "protocol",
+            Self::ClientBody => "client_body",
         }
     }
 
@@ -337,11 +349,15 @@ impl BackendFailure {
             Self::TlsHandshake => "the TLS handshake with the backend failed",
             Self::Connect => "could not connect to the backend",
             Self::Protocol => "the backend connection failed",
+            Self::ClientBody => "the request body was malformed or ended before it was complete",
         }
     }
 
     /// Walks the error's causes for the rustls error underneath.
     pub fn classify(error: &hyper_util::client::legacy::Error) -> Self {
+        if is_client_body_error(error) {
+            return Self::ClientBody;
+        }
         let mut cause: Option<&(dyn std::error::Error + 'static)> = error.source();
         while let Some(e) = cause {
             if let Some(tls) = find_tls(e) {
@@ -375,6 +391,22 @@ impl BackendFailure {
     }
 }
 
+/// hyper reports a request body that failed while being sent as a user error whose cause is
+/// the body's own error: here, the server side's error reading the client's body.
+fn is_client_body_error(error: &hyper_util::client::legacy::Error) -> bool {
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        if let Some(hyper) = e.downcast_ref::<hyper::Error>()
+            && hyper.is_user()
+            && hyper.source().is_some_and(|inner| inner.is::<hyper::Error>())
+        {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
+}
+
 /// The rustls error inside `error`, looking through io::Error wrappers (hyper-rustls wraps
 /// tokio-rustls's io::Error in another one, and io::Error's `source()` skips the inner error).
 fn find_tls<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
@@ -383,46 +415,6 @@ fn find_tls<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a rust
     }
     let inner = error.downcast_ref::<std::io::Error>()?.get_ref()?;
     find_tls(inner)
-}
-
-/// The backend URI for a request: the service URL's base path, then what follows the API's
-/// path prefix, then the query.
-pub fn backend_uri(service: &Uri, prefix: &str, request: &Uri) -> Result<Uri, http::Error> {
-    let path = request.path();
-    let rest = if prefix == "/" { path } else { &path[prefix.len()..] };
-    let base = service.path().trim_end_matches('/');
-    let mut target = String::with_capacity(base.len() + rest.len() + 1);
-    target.push_str(base);
-    if !rest.is_empty() && !rest.starts_with('/') {
-        target.push('/');
-    }
-    target.push_str(rest);
-    if target.is_empty() {
-        target.push('/');
-    }
-    if let Some(query) = request.query() {
-        target.push('?');
-        target.push_str(query);
-    }
-    let mut parts = service.clone().into_parts();
-    parts.path_and_query = Some(target.parse()?);
-    Ok(Uri::from_parts(parts)?)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backend_uri_joins_base_rest_and_query() {
-        let service: Uri = "https://b:8443/api".parse().unwrap();
-        let uri = |s: &str| s.parse::<Uri>().unwrap();
-        assert_eq!(backend_uri(&service, "/orders", &uri("/orders/42?x=1")).unwrap(), "https://b:8443/api/42?x=1");
-        assert_eq!(backend_uri(&service, "/orders", &uri("/orders")).unwrap(), "https://b:8443/api");
-        let root: Uri = "http://b:80".parse().unwrap();
-        assert_eq!(backend_uri(&root, "/orders", &uri("/orders")).unwrap(), "http://b:80/");
-        assert_eq!(backend_uri(&root, "/", &uri("/x/y?q")).unwrap(), "http://b:80/x/y?q");
-    }
 }
 
 // === impl Counting ===

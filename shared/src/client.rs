@@ -42,6 +42,28 @@ pub fn read_token_file(path: &Path) -> Result<String, ClientError> {
     Ok(token)
 }
 
+/// Where a client's bearer token comes from, in one order for every binary: a token file named
+/// by flag (or the binary's own `*_TOKEN_FILE` variable), then the token itself in the binary's
+/// own `*_TOKEN` variable (`token_variable`), then a default file if it exists.
+pub fn resolve_token(
+    explicit_file: Option<&Path>,
+    token_variable: &str,
+    default_file: Option<&Path>,
+) -> Result<Option<String>, ClientError> {
+    if let Some(path) = explicit_file {
+        return read_token_file(path).map(Some);
+    }
+    if let Ok(token) = std::env::var(token_variable)
+        && !token.trim().is_empty()
+    {
+        return Ok(Some(token.trim().to_string()));
+    }
+    match default_file.filter(|path| path.is_file()) {
+        Some(path) => read_token_file(path).map(Some),
+        None => Ok(None),
+    }
+}
+
 /// An endpoint for `url`: TLS for https (verified against `ca_file`, or the system roots),
 /// plain HTTP/2 for http.
 pub fn endpoint(url: &str, ca_file: Option<&Path>) -> Result<Endpoint, ClientError> {

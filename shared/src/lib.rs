@@ -10,6 +10,7 @@ pub mod client;
 pub mod crypto;
 pub mod policy;
 pub mod process;
+pub mod request_path;
 pub mod sealed;
 pub mod thumbprint;
 

@@ -8,7 +8,7 @@ use gatehouse_proto::v1 as pb;
 use gatehouse_proto::v1::credential_binding::Kind;
 use gatehouse_tests::backend::{ClientAuth, EchoBackend};
 use gatehouse_tests::fleet::wait_acked;
-use gatehouse_tests::http_client::HttpClient;
+use gatehouse_tests::http_client::{HttpClient, sample};
 use gatehouse_tests::pki::TestCa;
 use gatehouse_tests::process::{ControlPlane, DataPlane, ctl};
 use gatehouse_tests::requests::{api, upload};
@@ -16,15 +16,6 @@ use http_body_util::Full;
 use hyper::StatusCode;
 
 const ACK: Duration = Duration::from_secs(15);
-
-/// The value of the first sample whose line starts with `series` (name and labels).
-fn sample(metrics: &str, series: &str) -> Option<f64> {
-    metrics
-        .lines()
-        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn metrics_count_traffic_failures_and_fleet_state() -> anyhow::Result<()> {
