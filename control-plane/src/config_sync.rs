@@ -14,20 +14,107 @@ use tokio::sync::mpsc;
 use tokio_stream::{StreamExt, wrappers::ReceiverStream};
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::gateways::Gateways;
+use std::collections::HashMap;
+
+use crate::gateways::{Gateways, Reported};
 use crate::model::{PublishedRef, Revision};
 use crate::store::Store;
-use crate::tokens::{Caller, Tokens};
+use crate::tokens::{Caller, TokenId, Tokens};
 
 pub struct ConfigSyncService {
     store: Arc<Store>,
     gateways: Arc<Gateways>,
     tokens: Arc<Tokens>,
+    /// Open streams per token, so one token cannot hold unbounded sessions.
+    streams: Arc<std::sync::Mutex<HashMap<TokenId, usize>>>,
+    max_streams_per_token: usize,
 }
 
+/// Most open sync streams one gateway token may hold at once, by default.
+pub const MAX_STREAMS_PER_TOKEN: usize = 256;
+/// Bounds on what a data plane says about itself.
+const MAX_NAME_CHARS: usize = 128;
+const MAX_FIELD_CHARS: usize = 64;
+const MAX_LISTEN_ADDRESSES: usize = 8;
+/// NACK reasons longer than this are cut (and marked).
+const MAX_REASON_CHARS: usize = 1024;
+const MAX_RESOURCE_IDS: usize = 32;
+
 impl ConfigSyncService {
-    pub fn new(store: Arc<Store>, gateways: Arc<Gateways>, tokens: Arc<Tokens>) -> Self {
-        Self { store, gateways, tokens }
+    pub fn new(store: Arc<Store>, gateways: Arc<Gateways>, tokens: Arc<Tokens>, max_streams_per_token: usize) -> Self {
+        Self { store, gateways, tokens, streams: Arc::default(), max_streams_per_token }
+    }
+}
+
+/// Refuses hello fields that are too long or carry control characters (they reach logs and
+/// `gateway list`).
+fn check_hello(hello: &pb::Hello) -> Result<(), Status> {
+    let plain = |field: &str, value: &str, limit: usize| {
+        if value.chars().count() > limit || value.chars().any(char::is_control) {
+            Err(Status::invalid_argument(format!(
+                "Hello.{field} must be at most {limit} characters, without control characters"
+            )))
+        } else {
+            Ok(())
+        }
+    };
+    if hello.name.is_empty() {
+        return Err(Status::invalid_argument("Hello.name is required"));
+    }
+    plain("name", &hello.name, MAX_NAME_CHARS)?;
+    plain("version", &hello.version, MAX_FIELD_CHARS)?;
+    plain("instance_id", &hello.instance_id, MAX_FIELD_CHARS)?;
+    plain("backend_ca_fingerprint", &hello.backend_ca_fingerprint, MAX_FIELD_CHARS)?;
+    if hello.listen_addresses.len() > MAX_LISTEN_ADDRESSES {
+        return Err(Status::invalid_argument(format!("Hello.listen_addresses has more than {MAX_LISTEN_ADDRESSES}")));
+    }
+    for address in &hello.listen_addresses {
+        plain("listen_addresses", address, MAX_FIELD_CHARS)?;
+    }
+    Ok(())
+}
+
+/// At most `limit` characters of `text`, marked when cut.
+fn truncate(text: &str, limit: usize) -> String {
+    match text.char_indices().nth(limit) {
+        Some((end, _)) => format!("{}... (truncated)", &text[..end]),
+        None => text.to_string(),
+    }
+}
+
+/// Counts a token's open stream; the count drops with the guard.
+struct StreamSlot {
+    streams: Arc<std::sync::Mutex<HashMap<TokenId, usize>>>,
+    token: TokenId,
+}
+
+impl StreamSlot {
+    fn take(
+        streams: &Arc<std::sync::Mutex<HashMap<TokenId, usize>>>,
+        token: TokenId,
+        limit: usize,
+    ) -> Result<Self, Status> {
+        let mut map = streams.lock().expect("streams lock");
+        let count = map.entry(token).or_default();
+        if *count >= limit {
+            return Err(Status::resource_exhausted(format!(
+                "this gateway token has {limit} open sync streams already (--max-streams-per-token)"
+            )));
+        }
+        *count += 1;
+        Ok(Self { streams: streams.clone(), token })
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut map = self.streams.lock().expect("streams lock");
+        if let Some(count) = map.get_mut(&self.token) {
+            *count -= 1;
+            if *count == 0 {
+                map.remove(&self.token);
+            }
+        }
     }
 }
 
@@ -39,7 +126,11 @@ impl pb::config_sync_server::ConfigSync for ConfigSyncService {
 
     async fn sync(&self, request: Request<Streaming<pb::SyncRequest>>) -> Result<Response<SyncStream>, Status> {
         let address = request.remote_addr().map(|a: SocketAddr| a.to_string()).unwrap_or_default();
-        let token = request.extensions().get::<Caller>().map(|c| c.token.clone()).unwrap_or_default();
+        let caller = request
+            .extensions()
+            .get::<Caller>()
+            .cloned()
+            .ok_or_else(|| Status::unauthenticated("missing token: send 'authorization: Bearer <token>'"))?;
         let mut inbound = request.into_inner();
         let hello = match inbound.next().await {
             Some(Ok(pb::SyncRequest { message: Some(Message::Hello(hello)) })) => hello,
@@ -47,19 +138,36 @@ impl pb::config_sync_server::ConfigSync for ConfigSyncService {
             _ => return Err(Status::invalid_argument("the first message on a Sync stream must be Hello")),
         };
         if hello.protocol_version != gatehouse_proto::PROTOCOL_VERSION {
-            tracing::warn!(gateway = %hello.name, theirs = hello.protocol_version, ours = gatehouse_proto::PROTOCOL_VERSION, "refused data plane with incompatible protocol");
+            tracing::warn!(gateway = ?hello.name, theirs = hello.protocol_version, ours = gatehouse_proto::PROTOCOL_VERSION, "refused data plane with incompatible protocol");
             return Err(Status::failed_precondition(format!(
                 "data plane speaks ConfigSync protocol {}, this control plane speaks {}: upgrade the older side",
                 hello.protocol_version,
                 gatehouse_proto::PROTOCOL_VERSION
             )));
         }
-        if hello.name.is_empty() {
-            return Err(Status::invalid_argument("Hello.name is required"));
+        check_hello(&hello)?;
+        if !caller.data_plane_names.allows(&hello.name) {
+            tracing::warn!(gateway = ?hello.name, token = ?caller.token, %address, "data plane name not allowed for its token");
+            return Err(Status::permission_denied(format!(
+                "token '{}' may connect data planes named '{}' only, not '{}'",
+                caller.token,
+                caller.data_plane_names.as_str(),
+                hello.name
+            )));
         }
+        let slot = StreamSlot::take(&self.streams, caller.token_id, self.max_streams_per_token)?;
         let held = if hello.config_id == self.store.config_id() { hello.revision } else { 0 };
-        let session = self.gateways.connected(&hello.name, &address, &hello.version, held);
-        tracing::info!(gateway = %hello.name, %address, version = %hello.version, held, "data plane connected");
+        let reported = Reported {
+            version: hello.version.clone(),
+            instance_id: hello.instance_id.clone(),
+            listen_addresses: hello.listen_addresses.clone(),
+            backend_ca_fingerprint: hello.backend_ca_fingerprint.clone(),
+        };
+        let session = self.gateways.connected(&hello.name, &address, &caller.token, reported, held).map_err(|e| {
+            tracing::warn!(gateway = ?hello.name, %address, error = %e, "refused a second data plane under one name");
+            Status::already_exists(e.to_string())
+        })?;
+        tracing::info!(gateway = ?hello.name, %address, version = ?hello.version, held, "data plane connected");
 
         let (tx, rx) = mpsc::channel(2);
         let acked = if held > 0 { self.store.published_at(held) } else { None };
@@ -67,7 +175,8 @@ impl pb::config_sync_server::ConfigSync for ConfigSyncService {
             store: self.store.clone(),
             gateways: self.gateways.clone(),
             tokens: self.tokens.clone(),
-            token,
+            token: caller.token_id,
+            _slot: slot,
             name: hello.name,
             session,
             acked,
@@ -85,7 +194,8 @@ struct Session {
     gateways: Arc<Gateways>,
     tokens: Arc<Tokens>,
     /// The gateway token the stream was opened with: revoking it ends the stream.
-    token: String,
+    token: TokenId,
+    _slot: StreamSlot,
     name: String,
     session: u64,
     /// What the data plane holds: the base for the next delta. None: it needs everything.
@@ -109,9 +219,11 @@ impl Session {
             if self.in_flight.is_none() {
                 let latest = revisions.borrow_and_update().clone();
                 if let Some(update) = self.next_update(&latest) {
-                    tracing::debug!(gateway = %self.name, revision = update.revision, full = update.full, "sending revision");
+                    tracing::debug!(gateway = ?self.name, revision = update.revision, full = update.full, "sending revision");
                     self.in_flight = Some((update.nonce.clone(), latest));
-                    if tx.send(Ok(update)).await.is_err() {
+                    let Ok(permit) = tx.reserve().await else { break };
+                    if !self.tokens.send_if_live(&self.token, permit, Ok(update)) {
+                        self.end_revoked(&tx).await;
                         break;
                     }
                 }
@@ -120,7 +232,7 @@ impl Session {
                 message = inbound.next() => match message {
                     Some(Ok(message)) => self.answer(message),
                     Some(Err(status)) => {
-                        tracing::info!(gateway = %self.name, error = %status.message(), "sync stream broke");
+                        tracing::info!(gateway = ?self.name, error = %status.message(), "sync stream broke");
                         break;
                     }
                     None => break,
@@ -137,15 +249,19 @@ impl Session {
                 }
                 _ = revocations.changed() => {
                     if !self.tokens.is_live(&self.token) {
-                        tracing::warn!(gateway = %self.name, token = %self.token, "token revoked: ending the sync stream");
-                        let _ = tx.send(Err(Status::unauthenticated("the gateway token was revoked"))).await;
+                        self.end_revoked(&tx).await;
                         break;
                     }
                 }
             }
         }
         self.gateways.disconnected(&self.name, self.session);
-        tracing::info!(gateway = %self.name, "data plane disconnected");
+        tracing::info!(gateway = ?self.name, "data plane disconnected");
+    }
+
+    async fn end_revoked(&self, tx: &mpsc::Sender<Result<pb::SyncResponse, Status>>) {
+        tracing::warn!(gateway = ?self.name, "token revoked: ending the sync stream");
+        let _ = tx.send(Err(Status::unauthenticated("the gateway token was revoked"))).await;
     }
 
     /// The update that brings the data plane to `latest`, if it needs one.
@@ -182,10 +298,10 @@ impl Session {
         match message.message {
             Some(Message::Ack(ack)) => {
                 let Some((_, published)) = self.in_flight.take_if(|(nonce, _)| *nonce == ack.nonce) else {
-                    tracing::warn!(gateway = %self.name, nonce = %ack.nonce, "ACK for no revision in flight");
+                    tracing::warn!(gateway = ?self.name, nonce = %ack.nonce, "ACK for no revision in flight");
                     return;
                 };
-                tracing::debug!(gateway = %self.name, revision = published.revision, "ack");
+                tracing::debug!(gateway = ?self.name, revision = published.revision, "ack");
                 self.gateways.acked(&self.name, self.session, published.revision);
                 let waited = published.committed_at.elapsed().unwrap_or_default();
                 crate::metrics::global().ack_latency.observe(waited.as_secs_f64());
@@ -193,11 +309,14 @@ impl Session {
             }
             Some(Message::Nack(nack)) => {
                 let Some((_, published)) = self.in_flight.take_if(|(nonce, _)| *nonce == nack.nonce) else {
-                    tracing::warn!(gateway = %self.name, nonce = %nack.nonce, "NACK for no revision in flight");
+                    tracing::warn!(gateway = ?self.name, nonce = %nack.nonce, "NACK for no revision in flight");
                     return;
                 };
-                tracing::warn!(gateway = %self.name, revision = published.revision, reason = %nack.reason, resources = ?nack.resource_ids, "data plane rejected revision; it keeps its last good configuration");
-                self.gateways.nacked(&self.name, self.session, published.revision, &nack.reason);
+                let reason = truncate(&nack.reason, MAX_REASON_CHARS);
+                let resources: Vec<String> =
+                    nack.resource_ids.iter().take(MAX_RESOURCE_IDS).map(|id| truncate(id, MAX_NAME_CHARS)).collect();
+                tracing::warn!(gateway = ?self.name, revision = published.revision, reason = ?reason, resources = ?resources, "data plane rejected revision; it keeps its last good configuration");
+                self.gateways.nacked(&self.name, self.session, published.revision, &reason);
                 self.rejected = Some(published.revision);
             }
             _ => {}

@@ -27,7 +27,6 @@ pub enum GatewayState {
 pub struct Gateway {
     pub name: String,
     pub address: String,
-    pub version: String,
     pub connected_since: SystemTime,
     pub last_seen: SystemTime,
     pub applied_revision: Revision,
@@ -37,8 +36,34 @@ pub struct Gateway {
     pub last_error: String,
     pub rejected_revision: Revision,
     pub rejected_at: SystemTime,
+    /// What the data plane says of itself in its hello.
+    pub reported: Reported,
+    /// The name of the token its stream was opened with.
+    pub token: String,
     /// Distinguishes a reconnect under the same name from the stream it replaced.
     session: u64,
+}
+
+/// What a data plane reports of itself when it connects (bounded by the sync service).
+#[derive(Clone, Debug, Default)]
+pub struct Reported {
+    pub version: String,
+    /// Random per data-plane process.
+    pub instance_id: String,
+    pub listen_addresses: Vec<String>,
+    /// SHA-256 (hex) of its --backend-ca-file bundle, empty without one.
+    pub backend_ca_fingerprint: String,
+}
+
+/// A second data plane under a name that a connected one holds.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "data plane name '{name}' is in use by another instance ({instance}) connected from {address}: give each data plane its own --name"
+)]
+pub struct NameInUse {
+    pub name: String,
+    pub instance: String,
+    pub address: String,
 }
 
 impl Gateway {
@@ -69,29 +94,52 @@ pub struct Gateways {
 }
 
 impl Gateways {
-    /// Records a new stream; returns its session number.
-    pub fn connected(&self, name: &str, address: &str, version: &str, revision: Revision) -> u64 {
+    /// Records a new stream; returns its session number. A connected gateway of the same name
+    /// is replaced only by the same instance reconnecting: another process under that name is
+    /// refused, so `gateway list` and rollout waits never mix two data planes up.
+    pub fn connected(
+        &self,
+        name: &str,
+        address: &str,
+        token: &str,
+        reported: Reported,
+        revision: Revision,
+    ) -> Result<u64, NameInUse> {
         let session = self.next_session.fetch_add(1, Ordering::Relaxed);
         let now = SystemTime::now();
-        self.by_name.lock().expect("gateways lock").insert(
-            name.to_string(),
-            Gateway {
-                name: name.to_string(),
-                address: address.to_string(),
-                version: version.to_string(),
-                connected_since: now,
-                last_seen: now,
-                applied_revision: revision,
-                applied_at: now,
-                connected: true,
-                last_error: String::new(),
-                rejected_revision: 0,
-                rejected_at: now,
-                session,
-            },
-        );
+        {
+            let mut map = self.by_name.lock().expect("gateways lock");
+            if let Some(existing) = map.get(name)
+                && existing.connected
+                && existing.reported.instance_id != reported.instance_id
+            {
+                return Err(NameInUse {
+                    name: name.to_string(),
+                    instance: existing.reported.instance_id.clone(),
+                    address: existing.address.clone(),
+                });
+            }
+            map.insert(
+                name.to_string(),
+                Gateway {
+                    name: name.to_string(),
+                    address: address.to_string(),
+                    connected_since: now,
+                    last_seen: now,
+                    applied_revision: revision,
+                    applied_at: now,
+                    connected: true,
+                    last_error: String::new(),
+                    rejected_revision: 0,
+                    rejected_at: now,
+                    reported,
+                    token: token.to_string(),
+                    session,
+                },
+            );
+        }
         self.changed();
-        session
+        Ok(session)
     }
 
     pub fn acked(&self, name: &str, session: u64, revision: Revision) {
@@ -149,6 +197,14 @@ impl Gateways {
         self.closing.subscribe()
     }
 
+    /// One page of the list in name order: at most `size` gateways named after `after`.
+    pub fn page(&self, after: &str, size: usize) -> (Vec<Gateway>, bool) {
+        let list = self.list();
+        let start = list.partition_point(|g| g.name.as_str() <= after);
+        let more = list.len() > start + size;
+        (list.into_iter().skip(start).take(size).collect(), more)
+    }
+
     pub fn list(&self) -> Vec<Gateway> {
         let mut map = self.by_name.lock().expect("gateways lock");
         let now = SystemTime::now();
@@ -156,5 +212,44 @@ impl Gateways {
         let mut list: Vec<Gateway> = map.values().cloned().collect();
         list.sort_by(|a, b| a.name.cmp(&b.name));
         list
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn instance(id: &str) -> Reported {
+        Reported { instance_id: id.into(), ..Reported::default() }
+    }
+
+    #[test]
+    fn a_second_instance_under_a_connected_name_is_refused_and_a_reconnect_replaces() {
+        let gateways = Gateways::default();
+        let first = gateways.connected("edge-1", "127.0.0.1:1", "t", instance("A"), 0).unwrap();
+        let error = gateways.connected("edge-1", "127.0.0.1:2", "t", instance("B"), 0).unwrap_err();
+        assert_eq!(error.instance, "A");
+        assert!(error.to_string().contains("127.0.0.1:1"), "{error}");
+        let again = gateways.connected("edge-1", "127.0.0.1:3", "t", instance("A"), 0).unwrap();
+        assert_ne!(first, again);
+        // The replaced stream's disconnect does not touch the new one.
+        gateways.disconnected("edge-1", first);
+        assert!(gateways.list()[0].connected);
+        gateways.disconnected("edge-1", again);
+        assert!(gateways.connected("edge-1", "127.0.0.1:4", "t", instance("B"), 0).is_ok());
+    }
+
+    #[test]
+    fn pages_follow_name_order() {
+        let gateways = Gateways::default();
+        for name in ["c", "a", "b", "d", "e"] {
+            gateways.connected(name, "", "t", instance(name), 0).unwrap();
+        }
+        let (page, more) = gateways.page("", 2);
+        assert_eq!(page.iter().map(|g| g.name.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+        assert!(more);
+        let (page, more) = gateways.page("d", 2);
+        assert_eq!(page.iter().map(|g| g.name.as_str()).collect::<Vec<_>>(), ["e"]);
+        assert!(!more);
     }
 }

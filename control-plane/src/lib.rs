@@ -8,6 +8,7 @@ pub mod gateways;
 pub mod management;
 pub mod metrics;
 pub mod model;
+pub mod oversize;
 pub mod server;
 pub mod store;
 pub mod tls;

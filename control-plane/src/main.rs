@@ -51,6 +51,9 @@ struct Args {
     /// Largest gRPC message accepted, in bytes.
     #[arg(long, env = "GATEHOUSE_CP_MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024)]
     max_message_bytes: usize,
+    /// Most ConfigSync streams one gateway token may hold open at once.
+    #[arg(long, env = "GATEHOUSE_CP_MAX_STREAMS_PER_TOKEN", default_value_t = 256)]
+    max_streams_per_token: usize,
     /// Largest PFX file accepted, in bytes.
     #[arg(long, env = "GATEHOUSE_CP_MAX_PFX_BYTES", default_value_t = 1024 * 1024)]
     max_pfx_bytes: usize,
@@ -91,6 +94,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             max_pfx_bytes: args.max_pfx_bytes,
             max_chain_length: args.max_chain_length,
             max_policy_bytes: args.max_policy_bytes,
+            max_streams_per_token: args.max_streams_per_token,
         },
         admin_listen: match args.admin_listen.as_str() {
             "none" => None,

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use gatehouse_proto::v1::{self as pb, management_server::Management};
+use gatehouse_shared::policy;
 use gatehouse_shared::{CertificateError, ClientCertificate, Thumbprint};
 use tonic::{Request, Response, Status};
 
@@ -30,6 +31,8 @@ pub struct Limits {
     /// Most certificates in an uploaded PFX.
     pub max_chain_length: usize,
     pub max_policy_bytes: usize,
+    /// Most sync streams one gateway token may hold open.
+    pub max_streams_per_token: usize,
 }
 
 impl Default for Limits {
@@ -39,6 +42,7 @@ impl Default for Limits {
             max_pfx_bytes: gatehouse_shared::certificate::MAX_PFX_BYTES,
             max_chain_length: gatehouse_shared::certificate::MAX_CHAIN_LENGTH,
             max_policy_bytes: gatehouse_shared::policy::MAX_POLICY_BYTES,
+            max_streams_per_token: crate::config_sync::MAX_STREAMS_PER_TOKEN,
         }
     }
 }
@@ -298,8 +302,12 @@ impl ManagementService {
         let api = self.store.set_api_policy(&request.api_id, policy, &options).await.map_err(|error| match error {
             // A certificate named in the policy that does not exist is an error in the document.
             StoreError::NotFound { kind: "certificate", .. } | StoreError::ThumbprintNotFound(_) => {
-                Status::invalid_argument(format!("policy XML, <authentication-certificate>: {error}"))
+                let element = policy::InboundElement::AuthenticationCertificate;
+                Status::invalid_argument(policy::refusal_at(&request.xml, element, error.to_string()).to_string())
             }
+            StoreError::Unmask(unmask) => Status::invalid_argument(
+                policy::refusal_at(&request.xml, unmask.element(), unmask.to_string()).to_string(),
+            ),
             other => other.into(),
         })?;
         tracing::info!(id = %api.id, revision = api.revision, "API policy set");
@@ -501,12 +509,32 @@ impl Management for ManagementService {
 
     async fn list_gateways(
         &self,
-        _: Request<pb::ListGatewaysRequest>,
+        request: Request<pb::ListGatewaysRequest>,
     ) -> Result<Response<pb::ListGatewaysResponse>, Status> {
+        use base64::Engine as _;
+        const DEFAULT_PAGE: usize = 500;
+        const MAX_PAGE: usize = 1000;
+        let request = request.into_inner();
+        let size = match request.page_size {
+            0 => DEFAULT_PAGE,
+            n if n < 0 => return Err(Status::invalid_argument("page_size may not be negative")),
+            n => (n as usize).min(MAX_PAGE),
+        };
+        let after = match request.page_token.as_str() {
+            "" => String::new(),
+            token => base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(token)
+                .ok()
+                .and_then(|bytes| String::from_utf8(bytes).ok())
+                .ok_or_else(|| Status::invalid_argument("page_token is not one this server gave"))?,
+        };
         let latest = self.store.state().revision;
-        let gateways = self
-            .gateways
-            .list()
+        let (page, more) = self.gateways.page(&after, size);
+        let next_page_token = match (more, page.last()) {
+            (true, Some(last)) => base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&last.name),
+            _ => String::new(),
+        };
+        let gateways = page
             .into_iter()
             .map(|g| {
                 let state = match self.gateway_state(&g, latest) {
@@ -519,7 +547,7 @@ impl Management for ManagementService {
                 pb::Gateway {
                     name: g.name,
                     address: g.address,
-                    version: g.version,
+                    version: g.reported.version,
                     connected_since: Some(system_timestamp(g.connected_since)),
                     last_seen: Some(system_timestamp(g.last_seen)),
                     applied_revision: g.applied_revision,
@@ -527,10 +555,14 @@ impl Management for ManagementService {
                     last_error: g.last_error,
                     state: state as i32,
                     rejected_revision: g.rejected_revision,
+                    instance_id: g.reported.instance_id,
+                    listen_addresses: g.reported.listen_addresses,
+                    backend_ca_fingerprint: g.reported.backend_ca_fingerprint,
+                    token: g.token,
                 }
             })
             .collect();
-        Ok(Response::new(pb::ListGatewaysResponse { gateways, revision: latest }))
+        Ok(Response::new(pb::ListGatewaysResponse { gateways, revision: latest, next_page_token }))
     }
 
     async fn wait_for_rollout(
@@ -592,13 +624,14 @@ impl Management for ManagementService {
         let audit = Audit::start(&request, "CreateToken", &request.get_ref().name);
         let request_role = request.get_ref().role;
         let name = request.get_ref().name.clone();
+        let data_plane_names = Some(request.get_ref().data_plane_names.clone()).filter(|n| !n.is_empty());
         let result = async {
             let role = match pb::Role::try_from(request_role) {
                 Ok(pb::Role::Operator) => Role::Operator,
                 Ok(pb::Role::Gateway) => Role::Gateway,
                 _ => return Err(Status::invalid_argument("role must be OPERATOR or GATEWAY")),
             };
-            let (record, secret) = self.tokens.create(&name, role).await?;
+            let (record, secret) = self.tokens.create(&name, role, data_plane_names.as_deref()).await?;
             Ok(Response::new(pb::CreatedToken { token: Some(token_view(&record)), secret }))
         }
         .await;
@@ -635,5 +668,9 @@ fn token_view(record: &crate::tokens::TokenRecord) -> pb::Token {
             Role::Gateway => pb::Role::Gateway,
         } as i32,
         created: Some(timestamp(record.created)),
+        data_plane_names: match record.role {
+            Role::Gateway => record.data_plane_names.as_str().to_string(),
+            Role::Operator => String::new(),
+        },
     }
 }

@@ -155,7 +155,7 @@ impl ControlPlane {
         let mut access = Access { ca_file: None, initial_token_file: None };
         if tokens.is_empty() {
             let path = dir.join("operator.token");
-            let (_, secret) = tokens.create("admin", Role::Operator).await.map_err(StartError::Tokens)?;
+            let (_, secret) = tokens.create("admin", Role::Operator, None).await.map_err(StartError::Tokens)?;
             gatehouse_shared::sealed::write_private_file(&path, format!("{secret}\n").as_bytes())
                 .map_err(|source| StartError::TokenFile { path: path.clone(), source })?;
             tracing::info!(path = %path.display(), "initial operator token 'admin' written; keep it safe");
@@ -245,6 +245,7 @@ impl ControlPlane {
             self.store.clone(),
             self.gateways.clone(),
             self.tokens.clone(),
+            self.config.limits.max_streams_per_token,
         ))
         .max_decoding_message_size(max_message)
         .max_encoding_message_size(usize::MAX);
@@ -274,7 +275,11 @@ impl ControlPlane {
         // Health and reflection are open (they reveal no configuration); Management needs an
         // operator token and ConfigSync a gateway token.
         let result = builder
-            .layer(crate::metrics::GrpcMetricsLayer)
+            .layer(
+                tower::ServiceBuilder::new()
+                    .layer(crate::metrics::GrpcMetricsLayer)
+                    .layer(crate::oversize::OversizeLayer { limit: self.config.limits.max_message_bytes }),
+            )
             .add_service(health)
             .add_service(reflection)
             .add_service(InterceptedService::new(management, RequireRole::new(self.tokens.clone(), Role::Operator)))

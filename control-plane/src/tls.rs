@@ -24,6 +24,12 @@ pub enum TlsError {
     Generate(#[from] rcgen::Error),
     #[error("--tls-cert and --tls-key go together")]
     HalfPair,
+    /// One half of the generated CA is on disk without the other: making a new CA would cut off
+    /// every client that trusts the old one, so the control plane stops instead.
+    #[error(
+        "{present} exists but {missing} is missing: restore {missing} from a backup, or, to start over with a new CA that every client must then be given, move {present} away"
+    )]
+    CaHalfMissing { present: PathBuf, missing: PathBuf },
 }
 
 pub struct ServerIdentity {
@@ -56,7 +62,12 @@ fn generated(data_dir: &Path, sans: &[String]) -> Result<ServerIdentity, TlsErro
         gatehouse_shared::sealed::write_private_file(path, text.as_bytes())
             .map_err(|source| TlsError::Write { path: path.into(), source })
     };
-    let (ca_pem, ca_key) = if ca_file.exists() && ca_key_file.exists() {
+    match (ca_file.exists(), ca_key_file.exists()) {
+        (true, false) => return Err(TlsError::CaHalfMissing { present: ca_file, missing: ca_key_file }),
+        (false, true) => return Err(TlsError::CaHalfMissing { present: ca_key_file, missing: ca_file }),
+        _ => {}
+    }
+    let (ca_pem, ca_key) = if ca_file.exists() {
         let read =
             |path: &Path| std::fs::read_to_string(path).map_err(|source| TlsError::Read { path: path.into(), source });
         (read(&ca_file)?, KeyPair::from_pem(&read(&ca_key_file)?)?)
@@ -82,4 +93,21 @@ fn generated(data_dir: &Path, sans: &[String]) -> Result<ServerIdentity, TlsErro
     let key = KeyPair::generate()?;
     let cert = params.signed_by(&key, &issuer)?;
     Ok(ServerIdentity { cert_pem: cert.pem(), key_pem: key.serialize_pem(), ca_file: Some(ca_file) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_ca_key_stops_the_start_instead_of_minting_a_new_ca() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = server_identity(dir.path(), None, None, &[]).unwrap();
+        let ca_before = std::fs::read(first.ca_file.as_ref().unwrap()).unwrap();
+        std::fs::remove_file(dir.path().join("tls/ca.key")).unwrap();
+        let error = server_identity(dir.path(), None, None, &[]).err().unwrap();
+        assert!(matches!(error, TlsError::CaHalfMissing { .. }), "{error}");
+        assert!(error.to_string().contains("ca.key is missing"), "{error}");
+        assert_eq!(std::fs::read(dir.path().join("tls/ca.pem")).unwrap(), ca_before, "the CA was replaced");
+    }
 }

@@ -27,20 +27,63 @@ impl Role {
     }
 }
 
+/// A token as stored: never the secret, only its hash.
 #[derive(Clone, Debug)]
 pub struct TokenRecord {
     pub name: String,
     pub role: Role,
     /// Seconds since the Unix epoch.
     pub created: i64,
-    hash: [u8; 32],
+    /// Gateway tokens: the data-plane names it may connect as (see [`DataPlaneNames`]).
+    pub data_plane_names: DataPlaneNames,
+    hash: TokenId,
+}
+
+/// Which token, exactly: the SHA-256 of its secret. Names can be reused after a revocation;
+/// this cannot, so revocation and stream ownership hang on it.
+pub type TokenId = [u8; 32];
+
+/// The data-plane names a gateway token may use: one exact name, a prefix ending in `*`, or
+/// `*` for any.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DataPlaneNames(String);
+
+impl DataPlaneNames {
+    /// Checks a pattern: at most 128 characters, letters, digits, '-', '_', '.', ':' and a final '*'.
+    pub fn parse(pattern: &str) -> Result<Self, TokenError> {
+        let body = pattern.strip_suffix('*').unwrap_or(pattern);
+        let valid = pattern.len() <= 128
+            && !pattern.is_empty()
+            && body.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'));
+        if !valid {
+            return Err(TokenError::InvalidDataPlaneNames(gatehouse_shared::api::quote(pattern)));
+        }
+        Ok(Self(pattern.to_string()))
+    }
+
+    /// Whether a data plane may call itself `name` with this token.
+    pub fn allows(&self, name: &str) -> bool {
+        match self.0.strip_suffix('*') {
+            Some(prefix) => name.starts_with(prefix),
+            None => name == self.0,
+        }
+    }
+
+    /// The pattern as written.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 /// Who made a request: put in the request's extensions by [`RequireRole`].
 #[derive(Clone, Debug)]
 pub struct Caller {
+    /// The token's name, for logs and listings.
     pub token: String,
+    /// The token itself.
+    pub token_id: TokenId,
     pub role: Role,
+    pub data_plane_names: DataPlaneNames,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +94,12 @@ pub enum TokenError {
     NotFound(String),
     #[error("token name '{0}' is invalid: use 1 to 64 letters, digits, '-', '_' or '.'")]
     InvalidName(String),
+    #[error(
+        "data-plane names '{0}' are invalid: give one name, a prefix ending in '*' (edge-*), or '*'; letters, digits, '-', '_', '.', ':'"
+    )]
+    InvalidDataPlaneNames(String),
+    #[error("data-plane names apply to gateway tokens only")]
+    NamesForOperator,
     #[error("the token store failed")]
     Storage(#[from] sled::Error),
 }
@@ -60,7 +109,9 @@ impl From<TokenError> for Status {
         match &error {
             TokenError::Exists(_) => Status::already_exists(error.to_string()),
             TokenError::NotFound(_) => Status::not_found(error.to_string()),
-            TokenError::InvalidName(_) => Status::invalid_argument(error.to_string()),
+            TokenError::InvalidName(_) | TokenError::InvalidDataPlaneNames(_) | TokenError::NamesForOperator => {
+                Status::invalid_argument(error.to_string())
+            }
             TokenError::Storage(_) => Status::internal(error.to_string()),
         }
     }
@@ -77,16 +128,22 @@ struct TokenStored {
     created: i64,
     #[prost(bytes = "vec", tag = "4")]
     hash: Vec<u8>,
+    /// Gateway tokens: the names they may connect as (empty in stores from before: the token's name).
+    #[prost(string, tag = "5")]
+    data_plane_names: String,
 }
 
 pub struct Tokens {
     tree: sled::Tree,
-    by_hash: ArcSwap<HashMap<[u8; 32], Arc<TokenRecord>>>,
+    by_hash: ArcSwap<HashMap<TokenId, Arc<TokenRecord>>>,
     /// Bumped on every revocation, so open streams re-check their token.
     revocations: watch::Sender<u64>,
+    /// Streams check their token and send under the read side; a revocation takes the write
+    /// side before it returns, so nothing is sent on a revoked token's stream afterwards.
+    send_gate: std::sync::RwLock<()>,
 }
 
-fn hash(secret: &str) -> [u8; 32] {
+fn hash(secret: &str) -> TokenId {
     let digest = ring::digest::digest(&ring::digest::SHA256, secret.as_bytes());
     digest.as_ref().try_into().expect("SHA-256 is 32 bytes")
 }
@@ -94,7 +151,12 @@ fn hash(secret: &str) -> [u8; 32] {
 impl Tokens {
     pub fn open(db: &sled::Db) -> Result<Self, TokenError> {
         let tree = db.open_tree("tokens")?;
-        let tokens = Self { tree, by_hash: ArcSwap::default(), revocations: watch::Sender::new(0) };
+        let tokens = Self {
+            tree,
+            by_hash: ArcSwap::default(),
+            revocations: watch::Sender::new(0),
+            send_gate: std::sync::RwLock::new(()),
+        };
         tokens.reload()?;
         Ok(tokens)
     }
@@ -105,8 +167,21 @@ impl Tokens {
             let (_, value) = item?;
             let Ok(stored) = <TokenStored as prost::Message>::decode(value.as_ref()) else { continue };
             let Ok(hash) = <[u8; 32]>::try_from(stored.hash.as_slice()) else { continue };
-            let role = if stored.role == 2 { Role::Gateway } else { Role::Operator };
-            map.insert(hash, Arc::new(TokenRecord { name: stored.name, role, created: stored.created, hash }));
+            // Unknown role codes fail closed: such a token authenticates as nothing.
+            let role = match stored.role {
+                1 => Role::Operator,
+                2 => Role::Gateway,
+                other => {
+                    tracing::warn!(token = ?stored.name, role = other, "token with an unknown role ignored");
+                    continue;
+                }
+            };
+            let pattern = if stored.data_plane_names.is_empty() { &stored.name } else { &stored.data_plane_names };
+            let Ok(data_plane_names) = DataPlaneNames::parse(pattern) else { continue };
+            map.insert(
+                hash,
+                Arc::new(TokenRecord { name: stored.name, role, created: stored.created, data_plane_names, hash }),
+            );
         }
         self.by_hash.store(Arc::new(map));
         Ok(())
@@ -116,17 +191,26 @@ impl Tokens {
         self.by_hash.load().is_empty()
     }
 
-    /// The token's record, if the secret is a live token.
+    /// The token's record, if the secret is a live token. The lookup is by SHA-256 of the
+    /// secret, so timing reveals nothing about the secret itself.
     pub fn authenticate(&self, secret: &str) -> Option<Arc<TokenRecord>> {
-        let wanted = hash(secret);
-        // Hash lookup, then a constant-time comparison of the hashes.
-        let map = self.by_hash.load();
-        let record = map.get(&wanted)?;
-        ring_constant_time_eq(&record.hash, &wanted).then(|| record.clone())
+        self.by_hash.load().get(&hash(secret)).cloned()
     }
 
-    pub fn is_live(&self, name: &str) -> bool {
-        self.by_hash.load().values().any(|r| r.name == name)
+    /// Whether this exact token (not merely one with its name) is still live.
+    pub fn is_live(&self, token: &TokenId) -> bool {
+        self.by_hash.load().contains_key(token)
+    }
+
+    /// Sends `message` with `permit` unless `token` has been revoked; false if it has. Once
+    /// [`Self::revoke`] returned, this never sends for the revoked token.
+    pub fn send_if_live<T>(&self, token: &TokenId, permit: tokio::sync::mpsc::Permit<'_, T>, message: T) -> bool {
+        let _gate = self.send_gate.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if !self.is_live(token) {
+            return false;
+        }
+        permit.send(message);
+        true
     }
 
     pub fn list(&self) -> Vec<TokenRecord> {
@@ -136,13 +220,23 @@ impl Tokens {
     }
 
     /// Creates a token and returns its secret (the only time it is available).
-    pub async fn create(&self, name: &str, role: Role) -> Result<(TokenRecord, String), TokenError> {
+    /// `data_plane_names`: for gateway tokens, the names it may connect as (None: its own name).
+    pub async fn create(
+        &self,
+        name: &str,
+        role: Role,
+        data_plane_names: Option<&str>,
+    ) -> Result<(TokenRecord, String), TokenError> {
         let valid = !name.is_empty()
             && name.len() <= 64
             && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
         if !valid {
-            return Err(TokenError::InvalidName(name.to_string()));
+            return Err(TokenError::InvalidName(gatehouse_shared::api::quote(name)));
         }
+        if role == Role::Operator && data_plane_names.is_some() {
+            return Err(TokenError::NamesForOperator);
+        }
+        let data_plane_names = DataPlaneNames::parse(data_plane_names.unwrap_or(name))?;
         let mut random = [0u8; 32];
         ring::rand::SystemRandom::new().fill(&mut random).expect("the system random generator works");
         let secret = format!("gh_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random));
@@ -152,6 +246,7 @@ impl Tokens {
             role: if role == Role::Gateway { 2 } else { 1 },
             created,
             hash: hash(&secret).to_vec(),
+            data_plane_names: data_plane_names.as_str().to_string(),
         };
         let inserted = self.tree.compare_and_swap(
             name.as_bytes(),
@@ -163,7 +258,7 @@ impl Tokens {
         }
         self.tree.flush_async().await?;
         self.reload()?;
-        Ok((TokenRecord { name: name.to_string(), role, created, hash: hash(&secret) }, secret))
+        Ok((TokenRecord { name: name.to_string(), role, created, data_plane_names, hash: hash(&secret) }, secret))
     }
 
     pub async fn revoke(&self, name: &str) -> Result<(), TokenError> {
@@ -172,6 +267,8 @@ impl Tokens {
         }
         self.tree.flush_async().await?;
         self.reload()?;
+        // Wait out any stream that checked the token before the reload and is sending now.
+        drop(self.send_gate.write().unwrap_or_else(|poisoned| poisoned.into_inner()));
         self.revocations.send_modify(|n| *n += 1);
         Ok(())
     }
@@ -179,10 +276,6 @@ impl Tokens {
     pub fn revocations(&self) -> watch::Receiver<u64> {
         self.revocations.subscribe()
     }
-}
-
-fn ring_constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Checks the bearer token of every request to a service against the role it needs.
@@ -221,7 +314,12 @@ impl tonic::service::Interceptor for RequireRole {
                 self.role.as_str()
             )));
         }
-        request.extensions_mut().insert(Caller { token: record.name.clone(), role: record.role });
+        request.extensions_mut().insert(Caller {
+            token: record.name.clone(),
+            token_id: record.hash,
+            role: record.role,
+            data_plane_names: record.data_plane_names.clone(),
+        });
         Ok(request)
     }
 }

@@ -83,12 +83,16 @@ pub enum Noun {
 pub enum TokenCommand {
     /// Create a token; its secret is printed once.
     #[command(
-        after_help = "Examples:\n  gatehousectl token create ci-pipeline --role operator > ci.token\n  gatehousectl token create edge-1 --role gateway > edge-1.token"
+        after_help = "Examples:\n  gatehousectl token create ci-pipeline --role operator > ci.token\n  gatehousectl token create edge-1 --role gateway > edge-1.token\n  gatehousectl token create edge-fleet --role gateway --data-plane-names 'edge-*' > edge.token"
     )]
     Create {
         name: String,
         #[arg(long, value_enum)]
         role: TokenRole,
+        /// Gateway tokens: the data-plane names (--name) it may connect as: one name, a prefix
+        /// ending in '*', or '*'. Default: the token's own name.
+        #[arg(long)]
+        data_plane_names: Option<String>,
     },
     /// List tokens (names and roles; secrets are never shown again).
     #[command(after_help = "Example:\n  gatehousectl token list")]
@@ -334,8 +338,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Noun::Token(command) => token(&server, cli.output, command).await?,
         Noun::Completions { .. } => unreachable!("handled above"),
         Noun::Gateway(GatewayCommand::List) => {
-            let list =
-                connect(&server).await?.list_gateways(pb::ListGatewaysRequest {}).await.map_err(status)?.into_inner();
+            let list = list_all_gateways(&server).await?;
             match cli.output {
                 Format::Json => print_json(&serde_json::json!({
                     "revision": list.revision,
@@ -768,16 +771,40 @@ async fn ca(server: &Server, format: Format, command: CaCommand) -> anyhow::Resu
     Ok(revision)
 }
 
+/// Every page of `ListGateways`.
+async fn list_all_gateways(server: &Server) -> anyhow::Result<pb::ListGatewaysResponse> {
+    let mut client = connect(server).await?;
+    let mut all = pb::ListGatewaysResponse::default();
+    let mut page_token = String::new();
+    loop {
+        let page = client
+            .list_gateways(pb::ListGatewaysRequest { page_size: 1000, page_token })
+            .await
+            .map_err(status)?
+            .into_inner();
+        all.gateways.extend(page.gateways);
+        all.revision = page.revision;
+        if page.next_page_token.is_empty() {
+            return Ok(all);
+        }
+        page_token = page.next_page_token;
+    }
+}
+
 async fn token(server: &Server, format: Format, command: TokenCommand) -> anyhow::Result<Option<u64>> {
     match command {
-        TokenCommand::Create { name, role } => {
+        TokenCommand::Create { name, role, data_plane_names } => {
             let role = match role {
                 TokenRole::Operator => pb::Role::Operator,
                 TokenRole::Gateway => pb::Role::Gateway,
             };
             let created = connect(server)
                 .await?
-                .create_token(pb::CreateTokenRequest { name, role: role as i32 })
+                .create_token(pb::CreateTokenRequest {
+                    name,
+                    role: role as i32,
+                    data_plane_names: data_plane_names.unwrap_or_default(),
+                })
                 .await
                 .map_err(status)?
                 .into_inner();

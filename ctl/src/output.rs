@@ -5,6 +5,10 @@ use serde_json::{Value, json};
 
 /// Left-aligned columns separated by two spaces; no trailing spaces.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    // Values come from the server and, through it, from other callers: never let them move
+    // the cursor, clear the screen or start a new line.
+    let rows: Vec<Vec<String>> = rows.iter().map(|row| row.iter().map(|cell| escape_controls(cell)).collect()).collect();
+    let rows = rows.as_slice();
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate() {
@@ -29,6 +33,26 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
         out.push('\n');
     }
     out
+}
+
+/// Control characters (newlines, ANSI escapes) shown as `\u{1b}` instead of acted on.
+pub fn escape_controls(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_string();
+    }
+    text.chars().map(|c| if c.is_control() { c.escape_unicode().to_string() } else { c.to_string() }).collect()
+}
+
+/// "4s ago", "3m ago", "2h ago", "5d ago".
+pub fn ago(ts: Option<&prost_types::Timestamp>) -> String {
+    let Some(ts) = ts else { return "-".into() };
+    let seconds = (gatehouse_shared::unix_now() - ts.seconds).max(0);
+    match seconds {
+        0..60 => format!("{seconds}s ago"),
+        60..3600 => format!("{}m ago", seconds / 60),
+        3600..86400 => format!("{}h ago", seconds / 3600),
+        _ => format!("{}d ago", seconds / 86400),
+    }
 }
 
 pub fn rfc3339(ts: Option<&prost_types::Timestamp>) -> String {
@@ -229,6 +253,10 @@ pub fn gateway_json(g: &pb::Gateway) -> Value {
         "state": gateway_state(g).split_whitespace().next().unwrap_or_default(),
         "last_error": g.last_error,
         "rejected_revision": g.rejected_revision,
+        "instance_id": g.instance_id,
+        "listen_addresses": g.listen_addresses,
+        "backend_ca_fingerprint": g.backend_ca_fingerprint,
+        "token": g.token,
     })
 }
 
@@ -250,15 +278,18 @@ pub fn gateways_table(list: &pb::ListGatewaysResponse) -> String {
         .map(|g| {
             vec![
                 g.name.clone(),
+                dash(&g.listen_addresses.join(",")),
                 g.address.clone(),
                 g.version.clone(),
                 g.applied_revision.to_string(),
-                rfc3339(g.last_seen.as_ref()),
+                ago(g.last_seen.as_ref()),
+                dash(g.backend_ca_fingerprint.get(..12).unwrap_or(&g.backend_ca_fingerprint)),
                 gateway_state(g),
             ]
         })
         .collect();
-    let mut text = table(&["NAME", "ADDRESS", "VERSION", "REVISION", "LAST SEEN", "STATE"], &rows);
+    let mut text =
+        table(&["NAME", "LISTENS ON", "FROM", "VERSION", "REVISION", "LAST SEEN", "CA BUNDLE", "STATE"], &rows);
     text.push_str(&format!("latest revision: {}\n", list.revision));
     text
 }
@@ -275,5 +306,11 @@ mod tests {
     fn table_aligns_columns() {
         let text = table(&["ID", "PATH"], &[vec!["orders".into(), "/orders".into()], vec!["a".into(), "/a".into()]]);
         assert_eq!(text, "ID      PATH\norders  /orders\na       /a\n");
+    }
+
+    #[test]
+    fn control_characters_are_shown_not_acted_on() {
+        let text = table(&["ID"], &[vec!["a\nb\u{1b}[2J".into()]]);
+        assert_eq!(text, "ID\na\\u{a}b\\u{1b}[2J\n");
     }
 }

@@ -39,6 +39,10 @@ pub struct ConfigClientSettings {
     pub trust: TrustAnchors,
     /// Configurations with more APIs than this are refused (NACK).
     pub max_routes: usize,
+    /// Random per process: the control plane tells a reconnect from a second process.
+    pub instance_id: String,
+    /// Where API clients reach this data plane, for `gateway list`.
+    pub listen_addresses: Vec<String>,
 }
 
 impl ConfigClientSettings {
@@ -53,8 +57,17 @@ impl ConfigClientSettings {
             keepalive: Duration::from_secs(10),
             trust,
             max_routes: 100_000,
+            instance_id: new_instance_id(),
+            listen_addresses: Vec::new(),
         }
     }
+}
+
+fn new_instance_id() -> String {
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; 8];
+    ring::rand::SystemRandom::new().fill(&mut bytes).expect("the system random generator works");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 pub struct ConfigClient {
@@ -167,6 +180,9 @@ impl ConfigClient {
             protocol_version: gatehouse_proto::PROTOCOL_VERSION,
             revision: self.current.revision,
             config_id: self.current.config_id.clone(),
+            instance_id: self.settings.instance_id.clone(),
+            listen_addresses: self.settings.listen_addresses.clone(),
+            backend_ca_fingerprint: self.settings.trust.bundle_fingerprint().unwrap_or_default().to_string(),
         };
         let _ = tx.send(pb::SyncRequest { message: Some(Message::Hello(hello)) }).await;
         let mut inbound = client.sync(ReceiverStream::new(rx)).await.map_err(SessionError::Refused)?.into_inner();

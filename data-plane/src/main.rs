@@ -135,6 +135,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         token,
         keepalive: Duration::from_secs(args.keepalive.max(1)),
         max_routes: args.max_routes,
+        listen_addresses: vec![format!("http://{listen}")],
         ..ConfigClientSettings::new(args.control_plane, name, trust)
     };
     let mut client = ConfigClient::new(settings, routing.clone());

@@ -89,6 +89,9 @@ pub enum UpstreamError {
 #[derive(Clone)]
 pub struct TrustAnchors {
     roots: Arc<RootCertStore>,
+    /// SHA-256 (hex) of the --backend-ca-file certificates, reported to the control plane so
+    /// operators see which data planes trust what.
+    bundle_fingerprint: Option<String>,
     /// TCP connect timeout for backends.
     connect_timeout: std::time::Duration,
 }
@@ -127,7 +130,12 @@ impl TrustAnchors {
                 Arc::new(roots)
             })
             .clone();
-        Self { roots, connect_timeout: std::time::Duration::from_secs(10) }
+        Self { roots, bundle_fingerprint: None, connect_timeout: std::time::Duration::from_secs(10) }
+    }
+
+    /// SHA-256 (hex) of the extra CA bundle, if one was added.
+    pub fn bundle_fingerprint(&self) -> Option<&str> {
+        self.bundle_fingerprint.as_deref()
     }
 
     pub fn with_connect_timeout(self, connect_timeout: std::time::Duration) -> Self {
@@ -141,15 +149,18 @@ impl TrustAnchors {
         let mut count = 0;
         let certs =
             CertificateDer::pem_file_iter(path).map_err(|source| TrustError::Read { path: path.into(), source })?;
+        let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
         for cert in certs {
             let cert = cert.map_err(|source| TrustError::Read { path: path.into(), source })?;
+            digest.update(cert.as_ref());
             roots.add(cert).map_err(|source| TrustError::Invalid { path: path.into(), source })?;
             count += 1;
         }
+        let fingerprint = digest.finish().as_ref().iter().map(|b| format!("{b:02x}")).collect();
         if count == 0 {
             return Err(TrustError::Empty { path: path.into() });
         }
-        Ok(Self { roots: Arc::new(roots), ..self })
+        Ok(Self { roots: Arc::new(roots), bundle_fingerprint: Some(fingerprint), ..self })
     }
 }
 

@@ -1,47 +1,22 @@
 //! Client certificates as operators upload them: PKCS#12 files checked, split into a
 //! certificate chain and a PKCS#8 private key, and described the way people read them.
 
+mod error;
+mod name;
+mod private_key;
+
 use std::fmt;
 
-use p12_keystore::Pkcs12Archive;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use x509_parser::prelude::{FromDer, X509Certificate, X509Name};
+use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::public_key::PublicKey;
 
-use crate::Thumbprint;
+pub use error::{
+    Algorithm, AlgorithmRole, BerError, CertificateError, DecryptError, FormatError, KeyType, Pkcs12Part, Protection,
+};
+pub use name::display_name;
 
-/// Why a PKCS#12 upload was refused. Messages are for operators; none carries key material.
-#[derive(Debug, thiserror::Error)]
-pub enum CertificateError {
-    #[error("the PFX password is incorrect")]
-    WrongPassword,
-    #[error("the file is not a PKCS#12 (.pfx/.p12) file")]
-    NotPkcs12(#[source] p12_keystore::error::Error),
-    #[error("the PKCS#12 file uses an unsupported algorithm")]
-    Unsupported(#[source] p12_keystore::error::Error),
-    #[error("the PKCS#12 file holds no private key; export it with its private key")]
-    NoPrivateKey,
-    #[error("the PKCS#12 file holds {0} private keys; upload one client certificate per file")]
-    SeveralPrivateKeys(usize),
-    #[error("the PKCS#12 file holds no certificate")]
-    NoCertificate,
-    #[error("the private key does not belong to any certificate in the PKCS#12 file")]
-    KeyMismatch,
-    #[error("the private key is not usable for TLS client authentication")]
-    UnsupportedKey(#[source] rustls::Error),
-    #[error("a certificate in the PKCS#12 file is malformed")]
-    MalformedCertificate,
-    #[error("the PKCS#12 file is larger than the limit of {limit} bytes")]
-    TooLarge { limit: usize },
-    #[error("the certificate chain has {found} certificates; at most {limit} are accepted")]
-    ChainTooLong { found: usize, limit: usize },
-    #[error("the file is neither a PEM nor a DER X.509 certificate")]
-    NotCertificate,
-    #[error("the file holds {0} certificates; upload one CA certificate per id")]
-    SeveralCertificates(usize),
-    #[error("the certificate is not a CA certificate (basicConstraints CA:TRUE is missing)")]
-    NotCa,
-}
+use crate::Thumbprint;
 
 /// What people are shown about a certificate.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -92,11 +67,16 @@ impl fmt::Debug for ClientCertificate {
 /// Default limits on what an upload may carry.
 pub const MAX_PFX_BYTES: usize = 1024 * 1024;
 pub const MAX_CHAIN_LENGTH: usize = 10;
+/// The most password-based iterations (MAC, PBKDF2, PKCS#12 KDF) a file may ask for: above what
+/// any tool writes by default (OpenSSL 2048, the JDK 10000, NSS 600000), low enough that a
+/// hostile upload cannot keep the control plane busy for long.
+pub const MAX_KDF_ITERATIONS: u32 = 1_000_000;
 
 impl ClientCertificate {
     /// Opens a PKCS#12 file: checks the password (and the MAC), finds the one private key and
-    /// the certificate it belongs to, and orders the rest of the chain after it. Handles OpenSSL 3
-    /// (AES-256-CBC/PBKDF2) and legacy (RC2-40/3DES, SHA-1 MAC) files.
+    /// the certificate it belongs to, and orders the rest of the chain after it. Reads BER as well
+    /// as DER, PKCS#12 PBE (RC2, 3DES) and PBES2 (AES, 3DES; any SHA PRF), and both encodings of
+    /// an empty password.
     pub fn from_pkcs12(pfx: &[u8], password: &str) -> Result<Self, CertificateError> {
         Self::from_pkcs12_limited(pfx, password, MAX_PFX_BYTES, MAX_CHAIN_LENGTH)
     }
@@ -111,35 +91,37 @@ impl ClientCertificate {
         if pfx.len() > max_bytes {
             return Err(CertificateError::TooLarge { limit: max_bytes });
         }
-        let archive = open_archive(pfx, password)?;
-        let key = match archive.keys.as_slice() {
-            [] => return Err(CertificateError::NoPrivateKey),
-            [key] => key.key.as_der().to_vec(),
-            keys => return Err(CertificateError::SeveralPrivateKeys(keys.len())),
+        let mut contents = crate::pkcs12::open(pfx, password)?;
+        let key = match contents.private_keys.len() {
+            0 => return Err(CertificateError::NoPrivateKey),
+            1 => contents.private_keys.remove(0),
+            n => return Err(CertificateError::SeveralPrivateKeys(n)),
         };
-        if archive.certs.is_empty() {
+        let certs = contents.certificates;
+        if certs.is_empty() {
             return Err(CertificateError::NoCertificate);
         }
-        let certs: Vec<Vec<u8>> = archive.certs.iter().map(|bag| bag.cert.as_der().to_vec()).collect();
         if certs.len() > max_chain {
             return Err(CertificateError::ChainTooLong { found: certs.len(), limit: max_chain });
         }
         Self::from_parts(certs, key)
     }
 
-    /// Builds a client certificate from DER certificates (in any order) and a PKCS#8 key.
+    /// Builds a client certificate from DER certificates (in any order) and a PKCS#8 key. An EC
+    /// key stored without its public key gets it from its certificate.
     pub fn from_parts(certs: Vec<Vec<u8>>, private_key: Vec<u8>) -> Result<Self, CertificateError> {
+        let parsed: Vec<X509Certificate<'_>> = certs
+            .iter()
+            .map(|der| X509Certificate::from_der(der).map(|(_, c)| c))
+            .collect::<Result<_, _>>()
+            .map_err(|_| CertificateError::MalformedCertificate)?;
+        let private_key = private_key::prepare(private_key, &parsed)?;
         let signing_key = crate::crypto::provider()
             .key_provider
             .load_private_key(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(private_key.clone())))
             .map_err(CertificateError::UnsupportedKey)?;
         let public_key = signing_key.public_key().ok_or(CertificateError::KeyMismatch)?;
 
-        let parsed: Vec<X509Certificate<'_>> = certs
-            .iter()
-            .map(|der| X509Certificate::from_der(der).map(|(_, c)| c))
-            .collect::<Result<_, _>>()
-            .map_err(|_| CertificateError::MalformedCertificate)?;
         let leaf = parsed
             .iter()
             .position(|c| c.tbs_certificate.subject_pki.raw == public_key.as_ref())
@@ -165,23 +147,6 @@ impl ClientCertificate {
         let chain = order.iter().map(|&i| certs[i].clone()).collect();
         let info = describe(&parsed[leaf], &certs[leaf]);
         Ok(Self { chain, private_key, info })
-    }
-}
-
-fn open_archive(pfx: &[u8], password: &str) -> Result<Pkcs12Archive, CertificateError> {
-    use p12_keystore::error::Error as P12;
-    match Pkcs12Archive::from_pkcs12(pfx, password) {
-        Ok(archive) => Ok(archive),
-        // No outer structure at all: this is not PKCS#12.
-        Err(e @ (P12::DerError(_) | P12::InvalidVersion | P12::UnsupportedContentType)) => {
-            Err(CertificateError::NotPkcs12(e))
-        }
-        // A MAC mismatch, or (for files without a MAC) a decryption that yields garbage.
-        Err(P12::MacError(_) | P12::UnpadError | P12::InvalidPrivateKey) => Err(CertificateError::WrongPassword),
-        Err(
-            e @ (P12::UnsupportedEncryptionScheme | P12::UnsupportedMacAlgorithm | P12::UnsupportedCertificateType),
-        ) => Err(CertificateError::Unsupported(e)),
-        Err(e) => Err(CertificateError::NotPkcs12(e)),
     }
 }
 
@@ -228,27 +193,6 @@ fn describe(cert: &X509Certificate<'_>, der: &[u8]) -> CertificateInfo {
         not_after: cert.validity().not_after.timestamp(),
         key_algorithm: key_algorithm(cert),
     }
-}
-
-/// "CN=api-client, O=Example, C=US": the common name first, then the other attributes most
-/// specific first (reverse of the encoded order), as Windows and APIM show names.
-pub fn display_name(name: &X509Name<'_>) -> String {
-    let registry = x509_parser::objects::oid_registry();
-    let mut parts = Vec::new();
-    for rdn in name.iter_rdn().collect::<Vec<_>>().into_iter().rev() {
-        for attr in rdn.iter() {
-            let key = x509_parser::objects::oid2abbrev(attr.attr_type(), registry)
-                .map(str::to_string)
-                .unwrap_or_else(|_| attr.attr_type().to_id_string());
-            let value = attr.as_str().map(str::to_string).unwrap_or_else(|_| "<binary>".to_string());
-            parts.push(format!("{key}={value}"));
-        }
-    }
-    if let Some(cn) = parts.iter().position(|p| p.starts_with("CN=")) {
-        let cn = parts.remove(cn);
-        parts.insert(0, cn);
-    }
-    parts.join(", ")
 }
 
 fn key_algorithm(cert: &X509Certificate<'_>) -> String {

@@ -8,6 +8,7 @@ pub mod api;
 pub mod certificate;
 pub mod client;
 pub mod crypto;
+mod pkcs12;
 pub mod policy;
 pub mod process;
 pub mod request_path;

@@ -22,6 +22,7 @@ pub use secrets::{UnmaskError, unmask};
 /// How the gateway authenticates to an API's backend with a client certificate.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub enum Binding {
+    /// No client certificate.
     #[default]
     None,
     /// Follows rotation of the certificate stored under this id.
@@ -33,7 +34,9 @@ pub enum Binding {
 /// `<authentication-basic>`: sent as `Authorization: Basic …`. The password is write-only.
 #[derive(Clone, PartialEq, Eq)]
 pub struct BasicAuth {
+    /// Never holds ':' (it ends the username in the header).
     pub username: String,
+    /// Write-only: reads show [`MASK`].
     pub password: String,
 }
 
@@ -66,8 +69,11 @@ impl ExistsAction {
 /// [`ExistsAction::Override`] and one `host[:port]` value.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SetHeader {
+    /// Lower case.
     pub name: String,
+    /// What to do when the request already has the header.
     pub action: ExistsAction,
+    /// Literal values, sent in order; none for [`ExistsAction::Delete`].
     pub values: Vec<String>,
     /// Write-only: reads show the values masked.
     pub secret: bool,
@@ -76,8 +82,11 @@ pub struct SetHeader {
 /// The backend credentials and backend call settings of one API.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Policy {
+    /// `<authentication-certificate>`.
     pub certificate: Binding,
+    /// `<authentication-basic>`.
     pub basic: Option<BasicAuth>,
+    /// The `<set-header>`s in document order (applied after the Basic credentials).
     pub headers: Vec<SetHeader>,
     /// Seconds to wait for the backend's response headers (`<forward-request timeout="N" />`,
     /// 1 to [`MAX_BACKEND_TIMEOUT_SECS`]); `None` leaves the data plane's own default.
@@ -89,7 +98,9 @@ pub struct Policy {
 /// them the element's line and column like every other refusal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum InboundElement {
+    /// The `<authentication-certificate>`.
     AuthenticationCertificate,
+    /// The `<authentication-basic>`.
     AuthenticationBasic,
     /// The n-th (from 0) `<set-header>`, which is `Policy::headers[n]`.
     SetHeader(usize),
@@ -108,10 +119,13 @@ pub const MAX_BACKEND_TIMEOUT_SECS: u32 = 240;
 /// Why a policy document was refused. Every refusal of the document's content says where.
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
+    /// Not well-formed XML (or a DTD).
     #[error("policy XML is malformed at line {line}, column {column}: {message}")]
     Malformed { line: u32, column: u32, message: String },
+    /// Well-formed, but not a policy this gateway carries out as written.
     #[error("policy XML, line {line}, column {column}, <{element}>: {message}")]
     Invalid { element: String, line: u32, column: u32, message: String },
+    /// Larger than the limit, not read.
     #[error("policy XML is larger than the limit of {limit} bytes")]
     TooLarge { limit: usize },
 }

@@ -1,7 +1,9 @@
-//! Every kind of PFX operators bring, made by the openssl CLI (tests/fixtures/make-fixtures.sh).
+//! Every kind of PFX operators bring, made by the openssl CLI (tests/fixtures/make-fixtures.sh), and
+//! the checked-in files of tests/fixtures/pkcs12/ that no tool on this machine writes.
 
 use std::path::PathBuf;
 
+use gatehouse_shared::certificate::Pkcs12Part;
 use gatehouse_shared::{CertificateError, ClientCertificate};
 
 fn fixture(name: &str) -> Vec<u8> {
@@ -77,4 +79,65 @@ fn no_private_key_is_named() {
 fn debug_output_never_shows_the_key() {
     let cert = ClientCertificate::from_pkcs12(&fixture("ec-p256.pfx"), "ec-pass").unwrap();
     assert!(format!("{cert:?}").contains("<redacted>"));
+}
+
+// === Checked-in files no tool here writes (tests/fixtures/pkcs12/README.md) ===
+
+fn pkcs12_fixture(name: &str) -> Vec<u8> {
+    fixture(&format!("pkcs12/{name}.p12"))
+}
+
+fn pkcs12_thumbprint(name: &str) -> String {
+    thumbprint(&format!("pkcs12/{name}.sha1"))
+}
+
+#[test]
+fn node_forge_pbes2_with_the_default_prf_is_accepted() {
+    let cert = ClientCertificate::from_pkcs12(&pkcs12_fixture("forge-default"), "forge-pass").unwrap();
+    assert_eq!(cert.info.thumbprint.as_str(), pkcs12_thumbprint("forge-default"));
+    assert_eq!(cert.info.key_algorithm, "RSA 2048");
+    assert_eq!(cert.info.subject, "CN=forge-client, O=Gatehouse Fixtures, C=US");
+}
+
+#[test]
+fn node_forge_without_mac_names_the_wrong_password() {
+    let pfx = pkcs12_fixture("forge-aes256-nomac");
+    let cert = ClientCertificate::from_pkcs12(&pfx, "forge-pass").unwrap();
+    assert_eq!(cert.info.thumbprint.as_str(), pkcs12_thumbprint("forge-aes256-nomac"));
+    let err = ClientCertificate::from_pkcs12(&pfx, "nope").unwrap_err();
+    assert!(matches!(err, CertificateError::CannotDecrypt { part: Pkcs12Part::PrivateKey, .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "the PFX password is incorrect: the file has no MAC, and its private key cannot be decrypted with this password"
+    );
+}
+
+#[test]
+fn pbes2_des_ede3_cbc_with_the_default_prf_is_accepted() {
+    let cert =
+        ClientCertificate::from_pkcs12(&pkcs12_fixture("handmade-pbes2-3des-default-prf"), "handmade-pass").unwrap();
+    assert_eq!(cert.info.thumbprint.as_str(), pkcs12_thumbprint("handmade-pbes2-3des-default-prf"));
+    assert_eq!(cert.info.key_algorithm, "EC P-256");
+}
+
+#[test]
+fn empty_password_as_zero_bytes_is_accepted() {
+    let pfx = pkcs12_fixture("handmade-empty-no-bytes");
+    let cert = ClientCertificate::from_pkcs12(&pfx, "").unwrap();
+    assert_eq!(cert.info.thumbprint.as_str(), pkcs12_thumbprint("handmade-empty-no-bytes"));
+    let err = ClientCertificate::from_pkcs12(&pfx, "x").unwrap_err();
+    assert!(matches!(err, CertificateError::WrongPassword), "{err:?}");
+}
+
+#[test]
+fn key_under_a_second_password_is_named() {
+    let pfx = pkcs12_fixture("handmade-key-second-password");
+    let err = ClientCertificate::from_pkcs12(&pfx, "store-pass").unwrap_err();
+    assert!(matches!(err, CertificateError::DifferentPassword { part: Pkcs12Part::PrivateKey, .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "the PKCS#12 file protects its private key with a different password than the file itself; export it again with one password"
+    );
+    let err = ClientCertificate::from_pkcs12(&pfx, "key-pass").unwrap_err();
+    assert!(matches!(err, CertificateError::WrongPassword), "{err:?}");
 }

@@ -16,7 +16,7 @@ pub async fn wait_acked(
 ) -> anyhow::Result<Duration> {
     let start = Instant::now();
     loop {
-        let list = management.list_gateways(pb::ListGatewaysRequest {}).await?.into_inner();
+        let list = management.list_gateways(pb::ListGatewaysRequest::default()).await?.into_inner();
         let done = names
             .iter()
             .all(|name| list.gateways.iter().any(|g| g.name == *name && g.connected && g.applied_revision >= revision));

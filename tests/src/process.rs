@@ -188,6 +188,8 @@ impl ControlPlane {
                 .create_token(gatehouse_proto::v1::CreateTokenRequest {
                     name: "test-gateways".into(),
                     role: gatehouse_proto::v1::Role::Gateway as i32,
+                    // Tests start data planes under many names with one token.
+                    data_plane_names: "*".into(),
                 })
                 .await?
                 .into_inner();

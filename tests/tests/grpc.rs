@@ -54,6 +54,7 @@ async fn an_incompatible_data_plane_is_refused_with_a_reason() -> anyhow::Result
             protocol_version: gatehouse_proto::PROTOCOL_VERSION + 1,
             revision: 0,
             config_id: String::new(),
+            ..Default::default()
         })),
     };
     let status = sync.sync(tokio_stream::iter([hello])).await.unwrap_err();

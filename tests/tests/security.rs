@@ -79,7 +79,7 @@ async fn tokens_and_roles_guard_every_rpc() -> anyhow::Result<()> {
 
     // A second operator, then revoked: refused afterwards.
     let created = operator
-        .create_token(pb::CreateTokenRequest { name: "ci".into(), role: pb::Role::Operator as i32 })
+        .create_token(pb::CreateTokenRequest { name: "ci".into(), role: pb::Role::Operator as i32, ..Default::default() })
         .await?
         .into_inner();
     let mut ci = management_with(&cp, Some(&created.secret)).await?;
@@ -122,7 +122,7 @@ async fn revoking_a_gateway_token_disconnects_its_data_plane() -> anyhow::Result
     let http = HttpClient::default();
     let deadline = std::time::Instant::now() + ACK;
     loop {
-        let list = m.list_gateways(pb::ListGatewaysRequest {}).await?.into_inner();
+        let list = m.list_gateways(pb::ListGatewaysRequest::default()).await?.into_inner();
         let ready = http.get(&dp.admin_url("/ready")).await?.json();
         if !list.gateways[0].connected && ready["control_plane_connected"] == false {
             break;
@@ -132,7 +132,7 @@ async fn revoking_a_gateway_token_disconnects_its_data_plane() -> anyhow::Result
     }
     // It keeps serving what it has, and cannot come back with the revoked token.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(!m.list_gateways(pb::ListGatewaysRequest {}).await?.into_inner().gateways[0].connected);
+    assert!(!m.list_gateways(pb::ListGatewaysRequest::default()).await?.into_inner().gateways[0].connected);
     assert_eq!(http.get(&dp.url("/a")).await?.status, StatusCode::BAD_GATEWAY, "still routing /a");
     Ok(())
 }
@@ -299,11 +299,15 @@ async fn limits_have_clear_errors() -> anyhow::Result<()> {
     let cp = ControlPlane::start_with(
         dir.path(),
         "127.0.0.1:0".parse()?,
-        &["--max-pfx-bytes", "600", "--max-policy-bytes", "200"],
+        &["--max-pfx-bytes", "600", "--max-policy-bytes", "200", "--max-message-bytes", "20000"],
     )
     .await?;
     let dp = DataPlane::start_with(&cp.access(), "dp-limits", None, &["--max-header-bytes", "8192"]).await?;
     let mut m = cp.management().await?;
+    // A message over the gRPC limit: RESOURCE_EXHAUSTED, naming the limit.
+    let status = m.upload_certificate(upload("huge", vec![0; 30_000], "pw")).await.unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(status.message().contains("limit of 20000 bytes (--max-message-bytes)"), "{}", status.message());
     let ca = TestCa::new("Limits CA")?;
     let status = m.upload_certificate(upload("big", ca.client("big")?.pfx("pw")?, "pw")).await.unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);

@@ -405,17 +405,22 @@ mod tests {
 
     #[test]
     fn refusals_found_later_say_where() {
-        let xml = "<policies>\n  <inbound>\n    <authentication-certificate certificate-id=\"missing\" />\n    \
-                   <set-header name=\"a\" exists-action=\"delete\" />\n    <set-header name=\"b\" exists-action=\"delete\" />\n  \
-                   </inbound>\n</policies>";
-        let error = refusal_at(xml, InboundElement::AuthenticationCertificate, "certificate 'missing' not found");
+        let xml = inbound(
+            &[
+                "<authentication-certificate certificate-id=\"missing\" />",
+                "<set-header name=\"a\" exists-action=\"delete\" />",
+                "<set-header name=\"b\" exists-action=\"delete\" />",
+            ]
+            .join("\n    "),
+        );
+        let error = refusal_at(&xml, InboundElement::AuthenticationCertificate, "certificate 'missing' not found");
         assert_eq!(
             error.to_string(),
             "policy XML, line 3, column 5, <authentication-certificate>: certificate 'missing' not found"
         );
-        let error = refusal_at(xml, InboundElement::SetHeader(1), "no stored secret").to_string();
+        let error = refusal_at(&xml, InboundElement::SetHeader(1), "no stored secret").to_string();
         assert!(error.starts_with("policy XML, line 5, column 5, <set-header>"), "{error}");
-        let error = refusal_at(xml, InboundElement::AuthenticationBasic, "no stored password").to_string();
+        let error = refusal_at(&xml, InboundElement::AuthenticationBasic, "no stored password").to_string();
         assert!(error.starts_with("policy XML, line 1, column 1, <authentication-basic>"), "{error}");
     }
 }

@@ -47,7 +47,8 @@ pub fn render(policy: &Policy, mask: bool) -> String {
         }
         None => xml.push_str("    <base />\n"),
     }
-    xml.push_str("  </backend>\n  <outbound>\n    <base />\n  </outbound>\n  <on-error>\n    <base />\n  </on-error>\n</policies>\n");
+    xml.push_str("  </backend>\n  <outbound>\n    <base />\n  </outbound>\n");
+    xml.push_str("  <on-error>\n    <base />\n  </on-error>\n</policies>\n");
     xml
 }
 

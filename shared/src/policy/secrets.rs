@@ -93,13 +93,23 @@ mod tests {
 
     const STORED: &str = r#"<policies><inbound>
       <authentication-basic username="svc" password="basic-s3cret" />
-      <set-header name="X-Key" exists-action="override" secret="true"><value>key-1</value><value>key-2</value></set-header>
+      <set-header name="X-Key" secret="true"><value>key-1</value><value>key-2</value></set-header>
       <set-header name="X-Key" exists-action="append" secret="true"><value>key-3</value></set-header>
       <set-header name="X-Env"><value>prod</value></set-header>
     </inbound></policies>"#;
 
     fn stored() -> Policy {
         parse(STORED).unwrap()
+    }
+
+    fn inbound(elements: &str) -> String {
+        format!("<policies><inbound>{elements}</inbound></policies>")
+    }
+
+    /// `<set-header name="{name}" {attrs}>` with one `<value>` per entry of `values`.
+    fn set_header(name: &str, attrs: &str, values: &[&str]) -> String {
+        let values: String = values.iter().map(|v| format!("<value>{v}</value>")).collect();
+        format!("<set-header name=\"{name}\" {attrs}>{values}</set-header>")
     }
 
     /// What a read after writing `xml` over [`STORED`] would show, or why the write is refused.
@@ -124,35 +134,23 @@ mod tests {
     fn the_basic_password_is_masked_and_kept() {
         let read = render(&stored(), true);
         assert!(read.contains(&format!("password=\"{MASK}\"")), "{read}");
-        let renamed = write_then_read(&format!(
-            "<policies><inbound><authentication-basic username=\"other\" password=\"{MASK}\" /></inbound></policies>"
-        ))
-        .unwrap();
-        assert_no_secret_shows(&renamed);
-        let incoming = parse(&format!(
-            "<policies><inbound><authentication-basic username=\"u\" password=\"{MASK}\" /></inbound></policies>"
-        ))
-        .unwrap();
-        assert!(matches!(unmask(incoming, &Policy::default()), Err(UnmaskError::NoStoredPassword)));
+        let basic = inbound(&format!("<authentication-basic username=\"other\" password=\"{MASK}\" />"));
+        assert_no_secret_shows(&write_then_read(&basic).unwrap());
+        let error = unmask(parse(&basic).unwrap(), &Policy::default()).unwrap_err();
+        assert!(matches!(error, UnmaskError::NoStoredPassword));
     }
 
     #[test]
     fn the_mask_without_secret_true_is_refused() {
-        let xml = format!(
-            "<policies><inbound><set-header name=\"X-Key\"><value>{MASK}</value></set-header></inbound></policies>"
-        );
-        assert!(
-            matches!(write_then_read(&xml), Err(UnmaskError::MaskNotSecret { ref name, index: 0 }) if name == "x-key")
-        );
-        let message = write_then_read(&xml).unwrap_err().to_string();
-        assert!(message.contains("keep secret=\"true\""), "{message}");
+        let xml = inbound(&set_header("X-Key", "", &[MASK]));
+        let error = write_then_read(&xml).unwrap_err();
+        assert!(matches!(error, UnmaskError::MaskNotSecret { ref name, index: 0 } if name == "x-key"));
+        assert!(error.to_string().contains("keep secret=\"true\""), "{error}");
     }
 
     #[test]
     fn the_mask_under_another_exists_action_stays_secret() {
-        let xml = format!(
-            "<policies><inbound><set-header name=\"X-Key\" exists-action=\"skip\" secret=\"true\"><value>{MASK}</value></set-header></inbound></policies>"
-        );
+        let xml = inbound(&set_header("X-Key", "exists-action=\"skip\" secret=\"true\"", &[MASK]));
         let policy = unmask(parse(&xml).unwrap(), &stored()).unwrap();
         assert_eq!(policy.headers[0].values, ["key-1"], "the backend still gets the stored secret");
         assert_no_secret_shows(&render(&policy, true));
@@ -160,46 +158,41 @@ mod tests {
 
     #[test]
     fn duplicated_names_pair_in_order_of_the_secret_ones() {
+        let secret = "secret=\"true\"";
         // A delete of the same name in front does not shift the pairing.
-        let xml = format!(
-            "<policies><inbound>
-              <set-header name=\"X-Key\" exists-action=\"delete\" />
-              <set-header name=\"X-Key\" secret=\"true\"><value>{MASK}</value><value>{MASK}</value></set-header>
-              <set-header name=\"X-Key\" exists-action=\"append\" secret=\"true\"><value>{MASK}</value></set-header>
-            </inbound></policies>"
+        let xml = inbound(
+            &[
+                "<set-header name=\"X-Key\" exists-action=\"delete\" />".to_string(),
+                set_header("X-Key", secret, &[MASK, MASK]),
+                set_header("X-Key", "exists-action=\"append\" secret=\"true\"", &[MASK]),
+            ]
+            .concat(),
         );
         let policy = unmask(parse(&xml).unwrap(), &stored()).unwrap();
         assert_eq!(policy.headers[1].values, ["key-1", "key-2"]);
         assert_eq!(policy.headers[2].values, ["key-3"]);
         // A third secret X-Key has no stored counterpart, nor does a third mask in the first.
-        for extra in [
-            format!(
-                "<set-header name=\"X-Key\" secret=\"true\"><value>a</value></set-header><set-header name=\"X-Key\" secret=\"true\"><value>b</value></set-header><set-header name=\"X-Key\" secret=\"true\"><value>{MASK}</value></set-header>"
-            ),
-            format!(
-                "<set-header name=\"X-Key\" secret=\"true\"><value>a</value><value>b</value><value>{MASK}</value></set-header>"
-            ),
-        ] {
-            let xml = format!("<policies><inbound>{extra}</inbound></policies>");
-            assert!(matches!(write_then_read(&xml), Err(UnmaskError::NoStoredHeader { .. })), "{xml}");
+        let third_header = [["a"], ["b"], [MASK]].map(|values| set_header("X-Key", secret, &values)).concat();
+        let third_value = set_header("X-Key", secret, &["a", "b", MASK]);
+        for (xml, index) in [(inbound(&third_header), 2), (inbound(&third_value), 0)] {
+            let error = write_then_read(&xml).unwrap_err();
+            assert!(matches!(error, UnmaskError::NoStoredHeader { index: i, .. } if i == index), "{xml}: {error}");
         }
     }
 
     #[test]
     fn a_plain_header_of_the_same_name_never_lends_its_value() {
         // X-Env is stored in clear: the mask there is not a secret to restore.
-        let xml = format!(
-            "<policies><inbound><set-header name=\"X-Env\" secret=\"true\"><value>{MASK}</value></set-header></inbound></policies>"
-        );
+        let xml = inbound(&set_header("X-Env", "secret=\"true\"", &[MASK]));
         assert!(matches!(write_then_read(&xml), Err(UnmaskError::NoStoredHeader { index: 0, .. })));
     }
 
     #[test]
     fn refusals_point_at_the_element() {
         let xml = format!(
-            "<policies>\n<inbound>\n<set-header name=\"X-Env\"><value>prod</value></set-header>\n\
-             <set-header name=\"X-Key\"><value>{MASK}</value></set-header>\n\
-             <authentication-basic username=\"u\" password=\"{MASK}\" />\n</inbound>\n</policies>"
+            "<policies>\n<inbound>\n{}\n{}\n<authentication-basic username=\"u\" password=\"{MASK}\" />\n</inbound>\n</policies>",
+            set_header("X-Env", "", &["prod"]),
+            set_header("X-Key", "", &[MASK]),
         );
         let error = unmask(parse(&xml).unwrap(), &stored()).unwrap_err();
         assert_eq!(error.element(), InboundElement::SetHeader(1));

@@ -84,7 +84,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     // The demo's data plane gets a gateway token of its own (made anew on every run).
     let tokens = control_plane.tokens().clone();
     let _ = tokens.revoke("demo-data-plane").await;
-    let (_, gateway_token) = tokens.create("demo-data-plane", Role::Gateway).await?;
+    let (_, gateway_token) = tokens.create("demo-data-plane", Role::Gateway, None).await?;
     tokio::spawn(control_plane.serve(std::future::pending()));
 
     // 3. A backend that only talks to clients with a certificate from the demo CA.
