@@ -653,6 +653,11 @@ async fn api(server: &Server, format: Format, command: ApiCommand) -> anyhow::Re
         ApiCommand::Show { id } => {
             let api = connect(server).await?.get_api(pb::GetApiRequest { id }).await.map_err(status)?.into_inner();
             print_api(format, &api);
+            // The trust that applies also depends on each data plane's own --backend-ca-file.
+            let gateways = list_all_gateways(server).await?;
+            if let Some(warning) = output::trust_bundle_warning(&gateways.gateways) {
+                eprintln!("{warning}");
+            }
         }
         ApiCommand::Delete { id, write } => {
             let done = connect(server)

@@ -271,6 +271,33 @@ pub fn gateway_state(g: &pb::Gateway) -> String {
     }
 }
 
+/// A warning when connected data planes trust different extra CA bundles (--backend-ca-file),
+/// so the same API may validate its backend differently depending on which one serves it.
+pub fn trust_bundle_warning(gateways: &[pb::Gateway]) -> Option<String> {
+    let mut bundles: Vec<(&str, Vec<&str>)> = Vec::new();
+    for g in gateways.iter().filter(|g| g.connected) {
+        let fingerprint = g.backend_ca_fingerprint.as_str();
+        match bundles.iter_mut().find(|(f, _)| *f == fingerprint) {
+            Some((_, names)) => names.push(&g.name),
+            None => bundles.push((fingerprint, vec![&g.name])),
+        }
+    }
+    if bundles.len() < 2 {
+        return None;
+    }
+    let groups: Vec<String> = bundles
+        .iter()
+        .map(|(fingerprint, names)| {
+            let bundle = if fingerprint.is_empty() { "no --backend-ca-file".to_string() } else { format!("CA bundle {}", &fingerprint[..fingerprint.len().min(12)]) };
+            format!("{bundle}: {}", names.join(", "))
+        })
+        .collect();
+    Some(escape_controls(&format!(
+        "warning: data planes trust different extra CA bundles, so backend trust may differ between them ({})",
+        groups.join("; ")
+    )))
+}
+
 pub fn gateways_table(list: &pb::ListGatewaysResponse) -> String {
     let rows: Vec<Vec<String>> = list
         .gateways
@@ -306,6 +333,19 @@ mod tests {
     fn table_aligns_columns() {
         let text = table(&["ID", "PATH"], &[vec!["orders".into(), "/orders".into()], vec!["a".into(), "/a".into()]]);
         assert_eq!(text, "ID      PATH\norders  /orders\na       /a\n");
+    }
+
+    #[test]
+    fn differing_ca_bundles_are_warned_about() {
+        let gateway = |name: &str, fingerprint: &str| pb::Gateway {
+            name: name.into(),
+            connected: true,
+            backend_ca_fingerprint: fingerprint.into(),
+            ..Default::default()
+        };
+        assert_eq!(trust_bundle_warning(&[gateway("a", "ab12"), gateway("b", "ab12")]), None);
+        let warning = trust_bundle_warning(&[gateway("a", "ab12"), gateway("b", ""), gateway("c", "ab12")]).unwrap();
+        assert!(warning.contains("CA bundle ab12: a, c") && warning.contains("no --backend-ca-file: b"), "{warning}");
     }
 
     #[test]

@@ -60,3 +60,33 @@ fn a_backend_ca_file_without_certificates_is_refused() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("holds no PEM certificate"), "{stderr}");
 }
+
+#[test]
+fn only_its_own_environment_prefix_is_read() {
+    // The CLI's token file, exported in the same shell, is not this data plane's.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gatehouse-dp"))
+        .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--control-plane", "https://127.0.0.1:1"])
+        .env("GATEHOUSE_CTL_TOKEN_FILE", "/nonexistent/operator.token")
+        .env("GATEHOUSE_TOKEN_FILE", "/nonexistent/operator.token")
+        .env("GATEHOUSE_CTL_TOKEN", "gh_operator_secret")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    child.kill().unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("no gateway token"), "{stderr}");
+    assert!(!stderr.contains("operator.token"), "{stderr}");
+
+    // Its own variable pointing at a missing file: one clear line, non-zero, the OS reason kept.
+    let output = Command::new(env!("CARGO_BIN_EXE_gatehouse-dp"))
+        .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--control-plane", "https://127.0.0.1:1"])
+        .env("GATEHOUSE_DP_TOKEN_FILE", "/nonexistent/edge.token")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("/nonexistent/edge.token") && stderr.contains("No such file"), "{stderr}");
+}

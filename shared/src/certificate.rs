@@ -76,7 +76,7 @@ impl ClientCertificate {
     /// Opens a PKCS#12 file: checks the password (and the MAC), finds the one private key and
     /// the certificate it belongs to, and orders the rest of the chain after it. Reads BER as well
     /// as DER, PKCS#12 PBE (RC2, 3DES) and PBES2 (AES, 3DES; any SHA PRF), and both encodings of
-    /// an empty password.
+    /// an empty password. Key types rustls cannot sign with are refused by name.
     pub fn from_pkcs12(pfx: &[u8], password: &str) -> Result<Self, CertificateError> {
         Self::from_pkcs12_limited(pfx, password, MAX_PFX_BYTES, MAX_CHAIN_LENGTH)
     }
@@ -97,6 +97,7 @@ impl ClientCertificate {
             1 => contents.private_keys.remove(0),
             n => return Err(CertificateError::SeveralPrivateKeys(n)),
         };
+        private_key::check_type(&key)?;
         let certs = contents.certificates;
         if certs.is_empty() {
             return Err(CertificateError::NoCertificate);
@@ -115,7 +116,7 @@ impl ClientCertificate {
             .map(|der| X509Certificate::from_der(der).map(|(_, c)| c))
             .collect::<Result<_, _>>()
             .map_err(|_| CertificateError::MalformedCertificate)?;
-        let private_key = private_key::prepare(private_key, &parsed)?;
+        let private_key = private_key::complete(private_key, &parsed)?;
         let signing_key = crate::crypto::provider()
             .key_provider
             .load_private_key(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(private_key.clone())))

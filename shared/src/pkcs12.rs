@@ -15,12 +15,12 @@ pub use ber::BerError;
 
 use der::asn1::ObjectIdentifier;
 use der::{Decode, Encode, Reader as _, Tag, Tagged};
+use pkcs8::PrivateKeyInfoRef;
+use pkcs8::spki::AlgorithmIdentifierOwned;
 use pkcs12::cms::content_info::ContentInfo;
 use pkcs12::pbe_params::EncryptedPrivateKeyInfo;
 use pkcs12::safe_bag::SafeContents;
 use pkcs12::{AuthenticatedSafe, CertBag, Pfx};
-use pkcs8::PrivateKeyInfoRef;
-use pkcs8::spki::AlgorithmIdentifierOwned;
 
 use crate::certificate::{Algorithm, AlgorithmRole, CertificateError, DecryptError, FormatError, Pkcs12Part};
 
@@ -46,10 +46,12 @@ pub(crate) struct Contents {
 
 /// Opens a PKCS#12 file (BER or DER): verifies its MAC if it has one, decrypts what is encrypted.
 pub(crate) fn open(pfx: &[u8], password: &str) -> Result<Contents, CertificateError> {
-    let not_pkcs12 = |e: FormatError| CertificateError::NotPkcs12(e);
-    let der = ber::to_der(pfx).map_err(|e| not_pkcs12(e.into()))?;
-    let pfx = Pfx::from_der(&der).map_err(|e| not_pkcs12(e.into()))?;
-    let authenticated = data_octets(&pfx.auth_safe)?.map_err(not_pkcs12)?;
+    let der = ber::to_der(pfx).map_err(|e| CertificateError::NotPkcs12(e.into()))?;
+    let pfx = Pfx::from_der(&der).map_err(|e| CertificateError::NotPkcs12(e.into()))?;
+    if pfx.auth_safe.content_type != DATA {
+        return Err(unsupported_content(pfx.auth_safe.content_type));
+    }
+    let authenticated = data_octets(&pfx.auth_safe).map_err(CertificateError::NotPkcs12)?;
 
     let mut password = Password::new(password);
     if let Some(mac_data) = &pfx.mac_data {
@@ -72,16 +74,19 @@ pub(crate) fn open(pfx: &[u8], password: &str) -> Result<Contents, CertificateEr
     }
 }
 
+// === impl Password ===
+
 /// RFC 7292 (Appendix B.1) leaves open how the KDF encodes the empty password: as the BMPString
 /// of "" with its two-byte terminator (OpenSSL, the JDK) or as no bytes at all (.NET, and OpenSSL
 /// given no password). An empty password is tried both ways; the MAC says which one the file used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Reading {
+enum Reading {
     Bmp,
     NoBytes,
 }
 
-pub(crate) struct Password<'a> {
+/// The operator's password, as each key derivation function takes it.
+struct Password<'a> {
     text: &'a str,
     /// The reading the MAC verified under, tried first for decryption.
     confirmed: Option<Reading>,
@@ -93,7 +98,7 @@ impl<'a> Password<'a> {
     }
 
     /// The password as PKCS#12's own KDF takes it, in each reading that applies, the confirmed first.
-    pub(crate) fn pkcs12_readings(&self) -> Vec<(Reading, Vec<u8>)> {
+    fn pkcs12_readings(&self) -> Vec<(Reading, Vec<u8>)> {
         let mut bmp: Vec<u8> = self.text.encode_utf16().flat_map(u16::to_be_bytes).collect();
         bmp.extend([0, 0]);
         let mut readings = vec![(Reading::Bmp, bmp)];
@@ -107,11 +112,14 @@ impl<'a> Password<'a> {
     }
 
     /// The password as PBKDF2 takes it (RFC 8018): its UTF-8 bytes.
-    pub(crate) fn utf8(&self) -> &[u8] {
+    fn utf8(&self) -> &[u8] {
         self.text.as_bytes()
     }
 }
 
+// === impl Reader ===
+
+/// Walks the safes of a file whose MAC (if any) has been checked, collecting what they hold.
 struct Reader<'a> {
     password: Password<'a>,
     contents: Contents,
@@ -126,7 +134,7 @@ impl Reader<'_> {
         let malformed = |e: FormatError| CertificateError::Malformed { part: Pkcs12Part::Contents, source: e };
         match safe.content_type {
             DATA => {
-                let octets = data_octets(safe)?.map_err(malformed)?;
+                let octets = data_octets(safe).map_err(malformed)?;
                 let bags = decode_der::<SafeContents>(octets).map_err(malformed)?;
                 self.bags(bags, 0)
             }
@@ -147,7 +155,11 @@ impl Reader<'_> {
 
     fn bags(&mut self, bags: SafeContents, depth: usize) -> Result<(), CertificateError> {
         for bag in bags {
-            let part = if bag.bag_id == CERT_BAG { Pkcs12Part::Certificates } else { Pkcs12Part::PrivateKey };
+            let part = match bag.bag_id {
+                CERT_BAG => Pkcs12Part::Certificates,
+                KEY_BAG | SHROUDED_KEY_BAG => Pkcs12Part::PrivateKey,
+                _ => Pkcs12Part::Contents,
+            };
             let malformed = |e: der::Error| CertificateError::Malformed { part, source: e.into() };
             // bagValue is `[0] EXPLICIT`; its contents are the bag itself.
             let value = der::AnyRef::from_der(&bag.bag_value).map_err(malformed)?.value();
@@ -214,20 +226,20 @@ impl Reader<'_> {
     }
 }
 
+// === ASN.1 helpers ===
+
 /// Decodes BER or DER as `T`.
 fn decode_der<T: for<'a> Decode<'a, Error = der::Error>>(ber: &[u8]) -> Result<T, FormatError> {
     Ok(T::from_der(&ber::to_der(ber)?)?)
 }
 
-/// The octets a `data` ContentInfo carries; the outer error is a refusal, the inner a format error.
-fn data_octets(info: &ContentInfo) -> Result<Result<&[u8], FormatError>, CertificateError> {
-    if info.content_type != DATA {
-        return Err(unsupported_content(info.content_type));
+/// The octets a `data` ContentInfo carries.
+fn data_octets(info: &ContentInfo) -> Result<&[u8], FormatError> {
+    let tag = info.content.tag();
+    if tag != Tag::OctetString {
+        return Err(der::Error::from(tag.unexpected_error(Some(Tag::OctetString))).into());
     }
-    if info.content.tag() != Tag::OctetString {
-        return Ok(Err(der::Error::from(info.content.tag().unexpected_error(Some(Tag::OctetString))).into()));
-    }
-    Ok(Ok(info.content.value()))
+    Ok(info.content.value())
 }
 
 fn unsupported_content(oid: ObjectIdentifier) -> CertificateError {

@@ -246,3 +246,33 @@ async fn list_gateways_pages_in_name_order() -> anyhow::Result<()> {
     assert_eq!(json["gateways"].as_array().map(Vec::len), Some(23));
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn api_show_warns_when_data_planes_trust_different_ca_bundles() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let cp = ControlPlane::start(&dir.path().join("cp")).await?;
+    let ca = gatehouse_tests::pki::TestCa::new("Bundle CA")?;
+    let bundle = ca.write_pem(dir.path(), "bundle.pem")?;
+    let mut m = cp.management().await?;
+    let revision = m.put_api(api("a", "/a", "https://127.0.0.1:9", None)).await?.into_inner().revision;
+    let with = gatehouse_tests::process::DataPlane::start(&cp.access(), "with-bundle", Some(&bundle)).await?;
+    let without = gatehouse_tests::process::DataPlane::start(&cp.access(), "without-bundle", None).await?;
+    gatehouse_tests::fleet::wait_acked(&mut m, &[&with.name, &without.name], revision, Duration::from_secs(15)).await?;
+
+    let out = gatehouse_tests::process::ctl(&cp.access(), &["gateway", "list", "-o", "json"], None).await?;
+    let json: serde_json::Value = serde_json::from_str(&out.stdout)?;
+    let gateways = json["gateways"].as_array().expect("a list");
+    let fingerprint = |name: &str| {
+        gateways.iter().find(|g| g["name"] == name).map(|g| g["backend_ca_fingerprint"].as_str().unwrap_or("").to_string())
+    };
+    assert_eq!(fingerprint("with-bundle").map(|f| f.len()), Some(64));
+    assert_eq!(fingerprint("without-bundle").as_deref(), Some(""));
+    let listens = gateways.iter().find(|g| g["name"] == "with-bundle").unwrap()["listen_addresses"].clone();
+    assert_eq!(listens, serde_json::json!([format!("http://{}", with.addr)]));
+
+    let out = gatehouse_tests::process::ctl(&cp.access(), &["api", "show", "a"], None).await?;
+    assert!(out.success, "{}", out.stderr);
+    assert!(out.stderr.contains("trust different extra CA bundles"), "{}", out.stderr);
+    assert!(out.stderr.contains("no --backend-ca-file: without-bundle"), "{}", out.stderr);
+    Ok(())
+}

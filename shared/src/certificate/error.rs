@@ -13,7 +13,9 @@ pub enum CertificateError {
     #[error("the PFX password is incorrect")]
     WrongPassword,
     /// A file without a MAC whose encrypted contents do not decrypt under the password.
-    #[error("the PFX password is incorrect: the file has no MAC, and its {part} cannot be decrypted with this password")]
+    #[error(
+        "the PFX password is incorrect: the file has no MAC, and its {part} cannot be decrypted with this password"
+    )]
     CannotDecrypt {
         part: Pkcs12Part,
         #[source]
@@ -150,11 +152,17 @@ impl fmt::Display for Algorithm {
 /// A key type rustls with ring cannot sign with, as operators know it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum KeyType {
-    Rsa { bits: usize },
+    Rsa {
+        bits: usize,
+    },
     /// Named curve, e.g. "P-521", or its OID.
-    Ec { curve: String },
+    Ec {
+        curve: String,
+    },
     /// "Ed448", "RSA-PSS", "DSA", or the algorithm's OID.
-    Other { name: String },
+    Other {
+        name: String,
+    },
 }
 
 impl fmt::Display for KeyType {

@@ -55,9 +55,9 @@ fn text(value: &Any<'_>) -> Option<String> {
         }
         // T.61 in practice holds Latin-1 (OpenSSL, Windows) or UTF-8 (Python, Go); as NSS does,
         // take it as UTF-8 where it is valid UTF-8, which Latin-1 text beyond ASCII seldom is.
-        Tag::TeletexString => Some(
-            String::from_utf8(bytes.to_vec()).unwrap_or_else(|_| bytes.iter().map(|&b| char::from(b)).collect()),
-        ),
+        Tag::TeletexString => {
+            Some(String::from_utf8(bytes.to_vec()).unwrap_or_else(|_| bytes.iter().map(|&b| char::from(b)).collect()))
+        }
         Tag::BmpString if bytes.len() % 2 == 0 => {
             let units = bytes.chunks_exact(2).map(|pair| u16::from_be_bytes([pair[0], pair[1]]));
             char::decode_utf16(units).collect::<Result<String, _>>().ok()
@@ -103,10 +103,10 @@ mod tests {
     fn every_directory_string_type_is_decoded() {
         let der = name_der(&[
             &[(C, 0x13, b"US")],
-            &[(O, 0x14, b"Z\xf6e")],                                 // T61String, Latin-1 "Zöe"
-            &[(O, 0x14, "Zoë".as_bytes())],                         // T61String holding UTF-8
-            &[(O, 0x1e, &[0x03, 0xa9, 0x00, b'm'])],                 // BMPString "Ωm"
-            &[(CN, 0x1c, &[0, 0, 0, b'a', 0, 0x01, 0xf6, 0x00])],   // UniversalString "a😀"
+            &[(O, 0x14, b"Z\xf6e")],                              // T61String, Latin-1 "Zöe"
+            &[(O, 0x14, "Zoë".as_bytes())],                       // T61String holding UTF-8
+            &[(O, 0x1e, &[0x03, 0xa9, 0x00, b'm'])],              // BMPString "Ωm"
+            &[(CN, 0x1c, &[0, 0, 0, b'a', 0, 0x01, 0xf6, 0x00])], // UniversalString "a😀"
         ]);
         let (_, name) = X509Name::from_der(&der).unwrap();
         assert_eq!(display_name(&name), "CN=a😀, O=Ωm, O=Zoë, O=Zöe, C=US");

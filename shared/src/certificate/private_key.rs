@@ -29,10 +29,39 @@ struct EcPrivateKey<'a> {
     public_key: Option<BitStringRef<'a>>,
 }
 
+/// A key type rustls with ring signs with.
+enum Usable {
+    Rsa,
+    Ec { curve: &'static str, scalar_bytes: usize },
+    Ed25519,
+}
+
+/// Refuses, by name, the key types an upload may not bring: RSA outside 2048–4096 bits, EC on
+/// curves other than P-256 and P-384, anything else but Ed25519.
+pub(super) fn check_type(pkcs8: &[u8]) -> Result<(), CertificateError> {
+    usable(&parse(pkcs8)?).map(|_| ())
+}
+
 /// Returns the PKCS#8 key rustls will be given: `pkcs8` itself, or for an EC key without its
 /// public key, the same key with the public key of the certificate it matches.
-pub(super) fn prepare(pkcs8: Vec<u8>, certs: &[X509Certificate<'_>]) -> Result<Vec<u8>, CertificateError> {
-    let info = PrivateKeyInfoRef::from_der(&pkcs8).map_err(CertificateError::MalformedPrivateKey)?;
+pub(super) fn complete(pkcs8: Vec<u8>, certs: &[X509Certificate<'_>]) -> Result<Vec<u8>, CertificateError> {
+    let info = parse(&pkcs8)?;
+    // Other keys go to ring as they are; it has the last word on what it can load.
+    let Ok(Usable::Ec { curve, scalar_bytes }) = usable(&info) else {
+        return Ok(pkcs8);
+    };
+    let key = EcPrivateKey::from_der(info.private_key.as_bytes()).map_err(CertificateError::MalformedPrivateKey)?;
+    if key.public_key.is_some() {
+        return Ok(pkcs8);
+    }
+    with_public_key_from(&info, &key, curve, scalar_bytes, certs)
+}
+
+fn parse(pkcs8: &[u8]) -> Result<PrivateKeyInfoRef<'_>, CertificateError> {
+    PrivateKeyInfoRef::from_der(pkcs8).map_err(CertificateError::MalformedPrivateKey)
+}
+
+fn usable(info: &PrivateKeyInfoRef<'_>) -> Result<Usable, CertificateError> {
     let algorithm = info.algorithm.oid.to_string();
     match algorithm.as_str() {
         RSA => {
@@ -40,27 +69,21 @@ pub(super) fn prepare(pkcs8: Vec<u8>, certs: &[X509Certificate<'_>]) -> Result<V
             if !(2048..=4096).contains(&bits) {
                 return Err(CertificateError::UnsupportedKeyType(KeyType::Rsa { bits }));
             }
-            Ok(pkcs8)
+            Ok(Usable::Rsa)
         }
         EC => {
-            let curve = match info.algorithm.parameters.map(|p| p.decode_as::<ObjectIdentifier>()) {
-                Some(Ok(curve)) => curve,
-                _ => return Err(CertificateError::UnsupportedKeyType(KeyType::Ec { curve: "without a named curve".into() })),
+            let Some(Ok(curve)) = info.algorithm.parameters.map(|p| p.decode_as::<ObjectIdentifier>()) else {
+                return Err(ec_unsupported("without a named curve"));
             };
-            let (curve_name, scalar_bytes) = match curve.to_string().as_str() {
-                P256 => ("P-256", 32),
-                P384 => ("P-384", 48),
-                "1.3.132.0.35" => return Err(ec_unsupported("P-521")),
-                "1.3.132.0.10" => return Err(ec_unsupported("secp256k1")),
-                other => return Err(ec_unsupported(super::error::oid_name(other).unwrap_or(other))),
-            };
-            let key = EcPrivateKey::from_der(info.private_key.as_bytes()).map_err(CertificateError::MalformedPrivateKey)?;
-            if key.public_key.is_some() {
-                return Ok(pkcs8);
+            match curve.to_string().as_str() {
+                P256 => Ok(Usable::Ec { curve: "P-256", scalar_bytes: 32 }),
+                P384 => Ok(Usable::Ec { curve: "P-384", scalar_bytes: 48 }),
+                "1.3.132.0.35" => Err(ec_unsupported("P-521")),
+                "1.3.132.0.10" => Err(ec_unsupported("secp256k1")),
+                other => Err(ec_unsupported(super::error::oid_name(other).unwrap_or(other))),
             }
-            with_public_key_from(&info, &key, curve_name, scalar_bytes, certs)
         }
-        ED25519 => Ok(pkcs8),
+        ED25519 => Ok(Usable::Ed25519),
         other => {
             let name = match other {
                 RSA_PSS => "RSA-PSS".to_string(),

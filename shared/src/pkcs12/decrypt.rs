@@ -7,10 +7,10 @@ use cbc::cipher::block_padding::Pkcs7;
 use cbc::cipher::{BlockCipherDecrypt, BlockModeDecrypt, KeyInit, KeyIvInit};
 use der::Sequence;
 use der::asn1::{AnyRef, ObjectIdentifier};
-use pkcs12::kdf::{Pkcs12KeyType, derive_key};
-use pkcs12::pbe_params::Pkcs12PbeParams;
 use pkcs5::pbes2;
 use pkcs8::spki::{AlgorithmIdentifierOwned, AlgorithmIdentifierRef};
+use pkcs12::kdf::{Pkcs12KeyType, derive_key};
+use pkcs12::pbe_params::Pkcs12PbeParams;
 use sha1::Sha1;
 
 use super::Password;
@@ -97,8 +97,12 @@ impl Scheme {
         if shape.kdf.oid.to_string() != PBKDF2 {
             return Err(unsupported(AlgorithmRole::KeyDerivation, shape.kdf.oid));
         }
-        let kdf: Pbkdf2Params<'_> =
-            shape.kdf.parameters.ok_or_else(|| malformed(der::Tag::Sequence.value_error().into()))?.decode_as().map_err(malformed)?;
+        let kdf: Pbkdf2Params<'_> = shape
+            .kdf
+            .parameters
+            .ok_or_else(|| malformed(der::Tag::Sequence.value_error().into()))?
+            .decode_as()
+            .map_err(malformed)?;
         if let Some(prf) = kdf.prf.filter(|prf| !PRFS.contains(&prf.oid.to_string().as_str())) {
             return Err(unsupported(AlgorithmRole::Prf, prf.oid));
         }
@@ -147,7 +151,11 @@ impl Scheme {
     }
 }
 
-fn cbc_decrypt<C: BlockCipherDecrypt + KeyInit>(key: &[u8], iv: &[u8], ciphertext: &[u8]) -> Result<Vec<u8>, DecryptError> {
+fn cbc_decrypt<C: BlockCipherDecrypt + KeyInit>(
+    key: &[u8],
+    iv: &[u8],
+    ciphertext: &[u8],
+) -> Result<Vec<u8>, DecryptError> {
     cbc::Decryptor::<C>::new_from_slices(key, iv)
         .expect("key and IV are derived at the cipher's sizes")
         .decrypt_padded_vec::<Pkcs7>(ciphertext)

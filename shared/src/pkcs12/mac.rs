@@ -11,7 +11,11 @@ use super::{Password, Reading};
 use crate::certificate::{Algorithm, AlgorithmRole, CertificateError, MAX_KDF_ITERATIONS, Pkcs12Part, Protection};
 
 /// Verifies the MAC under each reading of the password; returns the reading that matched.
-pub(super) fn verify(mac_data: &MacData, authenticated: &[u8], password: &Password<'_>) -> Result<Reading, CertificateError> {
+pub(super) fn verify(
+    mac_data: &MacData,
+    authenticated: &[u8],
+    password: &Password<'_>,
+) -> Result<Reading, CertificateError> {
     let iterations = mac_data.iterations;
     if iterations < 1 {
         let source = der::Error::from(der::Tag::Integer.value_error()).into();
