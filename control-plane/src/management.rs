@@ -64,6 +64,79 @@ impl ManagementService {
     }
 }
 
+/// The fields of an API an `UpdateApi` changes (AIP-134 update mask).
+#[derive(Debug, Default, PartialEq, Eq)]
+struct ApiFields {
+    display_name: bool,
+    path: bool,
+    service_url: bool,
+    credentials: bool,
+    validate_chain: bool,
+    validate_name: bool,
+    ca_ids: bool,
+    system_roots: bool,
+}
+
+impl ApiFields {
+    /// From the mask's paths; without a mask, the fields set in `api`.
+    fn from_mask(mask: Option<&prost_types::FieldMask>, api: &pb::Api) -> Result<Self, Status> {
+        let mut fields = Self::default();
+        let paths: Vec<&str> = match mask {
+            Some(mask) if !mask.paths.is_empty() => mask.paths.iter().map(String::as_str).collect(),
+            _ => {
+                let tls = api.backend_tls.as_ref();
+                fields.display_name = !api.display_name.is_empty();
+                fields.path = !api.path.is_empty();
+                fields.service_url = !api.service_url.is_empty();
+                fields.credentials = api.credentials.is_some();
+                fields.validate_chain = tls.is_some_and(|t| t.validate_certificate_chain.is_some());
+                fields.validate_name = tls.is_some_and(|t| t.validate_certificate_name.is_some());
+                fields.ca_ids = tls.is_some_and(|t| !t.ca_certificate_ids.is_empty());
+                fields.system_roots = tls.is_some_and(|t| t.trust_system_roots.is_some());
+                if fields == Self::default() {
+                    return Err(Status::invalid_argument("nothing to update: set update_mask or some fields of api"));
+                }
+                return Ok(fields);
+            }
+        };
+        for path in paths {
+            match path {
+                "display_name" => fields.display_name = true,
+                "path" => fields.path = true,
+                "service_url" => fields.service_url = true,
+                "credentials" => fields.credentials = true,
+                "backend_tls.validate_certificate_chain" => fields.validate_chain = true,
+                "backend_tls.validate_certificate_name" => fields.validate_name = true,
+                "backend_tls.ca_certificate_ids" => fields.ca_ids = true,
+                "backend_tls.trust_system_roots" => fields.system_roots = true,
+                "backend_tls" => {
+                    (fields.validate_chain, fields.validate_name, fields.ca_ids, fields.system_roots) =
+                        (true, true, true, true)
+                }
+                "*" => {
+                    fields = Self {
+                        display_name: true,
+                        path: true,
+                        service_url: true,
+                        credentials: true,
+                        validate_chain: true,
+                        validate_name: true,
+                        ca_ids: true,
+                        system_roots: true,
+                    }
+                }
+                other => {
+                    return Err(Status::invalid_argument(format!(
+                        "update_mask path '{}' is not an updatable field of an API",
+                        gatehouse_shared::api::quote(other)
+                    )));
+                }
+            }
+        }
+        Ok(fields)
+    }
+}
+
 const DEFAULT_ROLLOUT_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_ROLLOUT_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -259,6 +332,55 @@ impl ManagementService {
         Ok(Response::new(api_view(&self.store.state(), &api)))
     }
 
+    async fn update_api_inner(&self, request: Request<pb::UpdateApiRequest>) -> Result<Response<pb::Api>, Status> {
+        let request = request.into_inner();
+        let patch = request.api.ok_or_else(|| Status::invalid_argument("api is required (api.id names the API)"))?;
+        let fields = ApiFields::from_mask(request.update_mask.as_ref(), &patch)?;
+        let binding = match fields.credentials {
+            true => Some(patch.credentials.clone().map(binding_from).transpose()?.unwrap_or(Binding::None)),
+            false => None,
+        };
+        let tls = patch.backend_tls.clone().unwrap_or_default();
+        let options = WriteOptions { if_match: request.if_match, allow_expired: request.allow_expired };
+        let api = self
+            .store
+            .update_api(
+                &patch.id,
+                |current| {
+                    let mut next = current.tls.clone();
+                    let defaults = tls_from(Some(tls.clone()));
+                    if fields.validate_chain {
+                        next.validate_chain = defaults.validate_chain;
+                    }
+                    if fields.validate_name {
+                        next.validate_name = defaults.validate_name;
+                    }
+                    if fields.ca_ids {
+                        next.ca_ids = defaults.ca_ids.clone();
+                    }
+                    if fields.system_roots {
+                        next.system_roots = defaults.system_roots;
+                    }
+                    ApiDefinition {
+                        id: current.id.clone(),
+                        display_name: if fields.display_name { patch.display_name.clone() } else { current.display_name.clone() },
+                        path: if fields.path { patch.path.clone() } else { current.path.clone() },
+                        service_url: if fields.service_url {
+                            patch.service_url.clone()
+                        } else {
+                            current.service_url.clone()
+                        },
+                        binding,
+                        tls: next,
+                    }
+                },
+                &options,
+            )
+            .await?;
+        tracing::info!(id = ?api.id, revision = api.revision, "API updated");
+        Ok(Response::new(api_view(&self.store.state(), &api)))
+    }
+
     async fn delete_api_inner(
         &self,
         request: Request<pb::DeleteApiRequest>,
@@ -421,6 +543,14 @@ impl Management for ManagementService {
     async fn put_api(&self, request: Request<pb::PutApiRequest>) -> Result<Response<pb::Api>, Status> {
         let audit = Audit::start(&request, "PutApi", &request.get_ref().id);
         let result = self.put_api_inner(request).await;
+        audit.finish(&result, |r| Some(r.revision));
+        result
+    }
+
+    async fn update_api(&self, request: Request<pb::UpdateApiRequest>) -> Result<Response<pb::Api>, Status> {
+        let id = request.get_ref().api.as_ref().map(|a| a.id.clone()).unwrap_or_default();
+        let audit = Audit::start(&request, "UpdateApi", &id);
+        let result = self.update_api_inner(request).await;
         audit.finish(&result, |r| Some(r.revision));
         result
     }

@@ -438,24 +438,47 @@ impl Store {
         self.commit(&state, Change { remove_cas: vec![id.to_string()], ..Change::default() }).await
     }
 
-    /// Creates or replaces an API. Its policy's headers and Basic credentials are kept.
+    /// Creates or replaces an API: every field of the definition is written, so what the
+    /// request leaves out returns to its default (its binding and the rest of its policy are
+    /// kept unless a binding is given). [`Self::update_api`] changes named fields only.
     pub async fn put_api(&self, definition: ApiDefinition, options: &WriteOptions) -> Result<Api, StoreError> {
         validate_id("API", &definition.id)?;
+        let _guard = self.writer.lock().await;
+        let state = self.state();
+        self.write_api(&state, definition, options).await
+    }
+
+    /// Changes some fields of an existing API (AIP-134): `update` gets the stored API and
+    /// returns the whole new definition, which is then checked exactly as a put is.
+    pub async fn update_api(
+        &self,
+        id: &str,
+        update: impl FnOnce(&Api) -> ApiDefinition,
+        options: &WriteOptions,
+    ) -> Result<Api, StoreError> {
+        let _guard = self.writer.lock().await;
+        let state = self.state();
+        let definition = update(existing("API", id, &state.apis, |a| a.revision, &options.if_match)?);
+        self.write_api(&state, definition, options).await
+    }
+
+    /// Checks and commits an API definition. The caller holds the writer lock.
+    async fn write_api(&self, state: &State, definition: ApiDefinition, options: &WriteOptions) -> Result<Api, StoreError> {
         let path =
             gatehouse_shared::api::normalize_path(&definition.path).map_err(|e| StoreError::Invalid(e.to_string()))?;
         gatehouse_shared::api::parse_service_url(&definition.service_url)
             .map_err(|e| StoreError::Invalid(e.to_string()))?;
-        let _guard = self.writer.lock().await;
-        let state = self.state();
         let existing = state.apis.get(&definition.id);
         check_etag("API", &definition.id, existing.map(|a| a.revision), &options.if_match)?;
         if let Some(other) = state.api_with_path(&path, &definition.id) {
             return Err(StoreError::PathTaken { path, api: other.id.clone() });
         }
-        check_tls(&state, &definition.tls)?;
+        check_tls(state, &definition.tls)?;
         let mut policy = existing.map(|a| a.policy.clone()).unwrap_or_default();
         if let Some(binding) = definition.binding {
-            check_binding(&state, &binding, options.allow_expired)?;
+            if binding != policy.certificate {
+                check_binding(state, &binding, options.allow_expired)?;
+            }
             policy.certificate = binding;
         }
         check_scheme(&definition.service_url, &policy.certificate)?;
@@ -468,7 +491,7 @@ impl Store {
             tls: definition.tls,
             revision: state.revision + 1,
         };
-        self.commit(&state, Change { put_apis: vec![api.clone()], ..Change::default() }).await?;
+        self.commit(state, Change { put_apis: vec![api.clone()], ..Change::default() }).await?;
         Ok(api)
     }
 

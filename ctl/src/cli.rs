@@ -213,9 +213,10 @@ pub struct PasswordSource {
 
 #[derive(Subcommand, Debug)]
 pub enum ApiCommand {
-    /// Create or replace an API.
+    /// Create or replace a whole API: trust settings left out return to their defaults (the
+    /// binding is kept unless given). To change some fields only, use `api update`.
     #[command(
-        after_help = "Example:\n  gatehousectl api put orders --path /orders --service-url https://orders.internal:8443 --client-cert orders-client"
+        after_help = "Example:\n  gatehousectl api put orders --path /orders --service-url https://orders.internal:8443 --client-cert orders-client\n\nOn an existing API, what the replace removed or reset is printed on stderr."
     )]
     Put {
         id: String,
@@ -242,6 +243,46 @@ pub enum ApiCommand {
         /// Do not check that the backend's certificate names its host.
         #[arg(long)]
         no_verify_name: bool,
+        #[command(flatten)]
+        write: WriteFlags,
+        /// Allow binding a certificate that has expired.
+        #[arg(long)]
+        allow_expired: bool,
+    },
+    /// Change only the fields given (the others stay as they are).
+    #[command(
+        after_help = "Examples:\n  gatehousectl api update orders --display-name \"Orders v2\"\n  gatehousectl --wait api update orders --ca orders-ca --ca new-ca --verify-name true\n  gatehousectl api update orders --no-client-cert"
+    )]
+    Update {
+        id: String,
+        #[arg(long)]
+        display_name: Option<String>,
+        /// Path prefix on the data planes, e.g. /orders.
+        #[arg(long)]
+        path: Option<String>,
+        /// Backend base URL, https://host:port[/base].
+        #[arg(long)]
+        service_url: Option<String>,
+        #[command(flatten)]
+        credentials: OptionalCredential,
+        /// Present no client certificate.
+        #[arg(long, conflicts_with_all = ["client_cert", "thumbprint"])]
+        no_client_cert: bool,
+        /// The CA certificates trusted for the backend (replaces the list; repeatable).
+        #[arg(long = "ca")]
+        ca_ids: Vec<String>,
+        /// Trust no API-specific CA certificates.
+        #[arg(long, conflicts_with = "ca_ids")]
+        no_ca: bool,
+        /// Trust the system roots too.
+        #[arg(long)]
+        system_roots: Option<bool>,
+        /// Validate the backend's certificate chain.
+        #[arg(long)]
+        verify_chain: Option<bool>,
+        /// Check that the backend's certificate names its host.
+        #[arg(long)]
+        verify_name: Option<bool>,
         #[command(flatten)]
         write: WriteFlags,
         /// Allow binding a certificate that has expired.
@@ -620,8 +661,13 @@ async fn api(server: &Server, format: Format, command: ApiCommand) -> anyhow::Re
                 (_, Some(t)) => Some(pb::CredentialBinding { kind: Some(Kind::Thumbprint(t)) }),
                 _ => None,
             };
-            let api = connect(server)
-                .await?
+            let mut client = connect(server).await?;
+            let before = match client.get_api(pb::GetApiRequest { id: id.clone() }).await {
+                Ok(api) => Some(api.into_inner()),
+                Err(error) if error.code() == tonic::Code::NotFound => None,
+                Err(error) => return Err(status(error)),
+            };
+            let api = client
                 .put_api(pb::PutApiRequest {
                     id,
                     display_name,
@@ -634,6 +680,83 @@ async fn api(server: &Server, format: Format, command: ApiCommand) -> anyhow::Re
                         ca_certificate_ids: ca_ids,
                         trust_system_roots: Some(!no_system_roots),
                     }),
+                    if_match: write.if_match,
+                    allow_expired,
+                })
+                .await
+                .map_err(status)?
+                .into_inner();
+            revision = Some(api.revision);
+            print_api(format, &api);
+            if let Some(removed) = before.as_ref().and_then(|before| output::replaced(before, &api)) {
+                eprintln!("replaced API {}; {removed} (use `api update` to change fields one by one)", api.id);
+            }
+        }
+        ApiCommand::Update {
+            id,
+            display_name,
+            path,
+            service_url,
+            credentials,
+            no_client_cert,
+            ca_ids,
+            no_ca,
+            system_roots,
+            verify_chain,
+            verify_name,
+            write,
+            allow_expired,
+        } => {
+            let mut mask = Vec::new();
+            let mut patch = pb::Api { id, ..Default::default() };
+            let mut tls = pb::BackendTls::default();
+            let mut set = |field: &str| mask.push(field.to_string());
+            if let Some(value) = display_name {
+                patch.display_name = value;
+                set("display_name");
+            }
+            if let Some(value) = path {
+                patch.path = value;
+                set("path");
+            }
+            if let Some(value) = service_url {
+                patch.service_url = value;
+                set("service_url");
+            }
+            match (credentials.client_cert, credentials.thumbprint, no_client_cert) {
+                (Some(id), _, _) => patch.credentials = Some(pb::CredentialBinding { kind: Some(Kind::CertificateId(id)) }),
+                (_, Some(t), _) => patch.credentials = Some(pb::CredentialBinding { kind: Some(Kind::Thumbprint(t)) }),
+                // --no-client-cert: the mask names credentials and the patch has none.
+                _ => {}
+            }
+            if patch.credentials.is_some() || no_client_cert {
+                set("credentials");
+            }
+            if !ca_ids.is_empty() || no_ca {
+                tls.ca_certificate_ids = ca_ids;
+                set("backend_tls.ca_certificate_ids");
+            }
+            if let Some(value) = system_roots {
+                tls.trust_system_roots = Some(value);
+                set("backend_tls.trust_system_roots");
+            }
+            if let Some(value) = verify_chain {
+                tls.validate_certificate_chain = Some(value);
+                set("backend_tls.validate_certificate_chain");
+            }
+            if let Some(value) = verify_name {
+                tls.validate_certificate_name = Some(value);
+                set("backend_tls.validate_certificate_name");
+            }
+            if mask.is_empty() {
+                bail!("nothing to update: give at least one field, e.g. --display-name (see --help)");
+            }
+            patch.backend_tls = Some(tls);
+            let api = connect(server)
+                .await?
+                .update_api(pb::UpdateApiRequest {
+                    api: Some(patch),
+                    update_mask: Some(prost_types::FieldMask { paths: mask }),
                     if_match: write.if_match,
                     allow_expired,
                 })
@@ -683,7 +806,7 @@ async fn api(server: &Server, format: Format, command: ApiCommand) -> anyhow::Re
                     } else {
                         std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?
                     };
-                    client
+                    let written = client
                         .set_api_policy(pb::SetApiPolicyRequest {
                             api_id: id,
                             xml,
@@ -692,7 +815,9 @@ async fn api(server: &Server, format: Format, command: ApiCommand) -> anyhow::Re
                         })
                         .await
                         .map_err(status)?
-                        .into_inner()
+                        .into_inner();
+                    revision = Some(written.revision);
+                    written
                 }
             };
             match format {

@@ -271,6 +271,45 @@ pub fn gateway_state(g: &pb::Gateway) -> String {
     }
 }
 
+/// What replacing `before` with `after` removed or reset, in words ("removed: CA certificates
+/// a, b; chain validation back on"), or None when nothing was lost.
+pub fn replaced(before: &pb::Api, after: &pb::Api) -> Option<String> {
+    let tls = |api: &pb::Api| api.backend_tls.clone().unwrap_or_default();
+    let (old, new) = (tls(before), tls(after));
+    let mut lost = Vec::new();
+    if !before.display_name.is_empty() && after.display_name.is_empty() {
+        lost.push(format!("display name '{}'", before.display_name));
+    }
+    let removed: Vec<&str> = old
+        .ca_certificate_ids
+        .iter()
+        .filter(|id| !new.ca_certificate_ids.contains(id))
+        .map(String::as_str)
+        .collect();
+    if !removed.is_empty() {
+        lost.push(format!("CA certificates {}", removed.join(", ")));
+    }
+    let mut changed = Vec::new();
+    let flag = |value: Option<bool>| value.unwrap_or(true);
+    for (name, was, now) in [
+        ("chain validation", old.validate_certificate_chain, new.validate_certificate_chain),
+        ("name validation", old.validate_certificate_name, new.validate_certificate_name),
+        ("system roots", old.trust_system_roots, new.trust_system_roots),
+    ] {
+        if flag(was) != flag(now) {
+            changed.push(format!("{name} {}", if flag(now) { "on" } else { "off" }));
+        }
+    }
+    let mut parts = Vec::new();
+    if !lost.is_empty() {
+        parts.push(format!("removed: {}", lost.join("; ")));
+    }
+    if !changed.is_empty() {
+        parts.push(format!("now: {}", changed.join(", ")));
+    }
+    (!parts.is_empty()).then(|| escape_controls(&parts.join("; ")))
+}
+
 /// A warning when connected data planes trust different extra CA bundles (--backend-ca-file),
 /// so the same API may validate its backend differently depending on which one serves it.
 pub fn trust_bundle_warning(gateways: &[pb::Gateway]) -> Option<String> {
@@ -333,6 +372,22 @@ mod tests {
     fn table_aligns_columns() {
         let text = table(&["ID", "PATH"], &[vec!["orders".into(), "/orders".into()], vec!["a".into(), "/a".into()]]);
         assert_eq!(text, "ID      PATH\norders  /orders\na       /a\n");
+    }
+
+    #[test]
+    fn a_replace_says_what_it_removed() {
+        let api = |name: &str, cas: &[&str], chain: Option<bool>| pb::Api {
+            display_name: name.into(),
+            backend_tls: Some(pb::BackendTls {
+                ca_certificate_ids: cas.iter().map(|s| s.to_string()).collect(),
+                validate_certificate_chain: chain,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(replaced(&api("A", &["x"], None), &api("A", &["x"], Some(true))), None);
+        let said = replaced(&api("A", &["test-ca", "y"], Some(false)), &api("", &["y"], None)).unwrap();
+        assert_eq!(said, "removed: display name 'A'; CA certificates test-ca; now: chain validation on");
     }
 
     #[test]
