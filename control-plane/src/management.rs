@@ -781,7 +781,7 @@ impl Management for ManagementService {
         let audit = Audit::start(&request, "RevokeToken", &request.get_ref().name);
         let result = self
             .tokens
-            .revoke(&request.get_ref().name)
+            .revoke(&request.get_ref().name, request.get_ref().force)
             .await
             .map(|()| Response::new(pb::RevokeTokenResponse {}))
             .map_err(Status::from);

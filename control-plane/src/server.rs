@@ -153,12 +153,18 @@ impl ControlPlane {
             .map_err(|source| StartError::Database { dir: dir.clone(), source })?;
         let tokens = Tokens::open(&db).map_err(StartError::Tokens)?;
         let mut access = Access { ca_file: None, initial_token_file: None };
-        if tokens.is_empty() {
+        // No operator token (a first start, or every one revoked): make one, so whoever holds
+        // the host can always manage the control plane again by restarting it.
+        if !tokens.has_operator() {
             let path = dir.join("operator.token");
-            let (_, secret) = tokens.create("admin", Role::Operator, None).await.map_err(StartError::Tokens)?;
+            let name = (0..)
+                .map(|n| if n == 0 { "admin".to_string() } else { format!("admin-{n}") })
+                .find(|name| !tokens.list().iter().any(|t| t.name == *name))
+                .expect("a free name");
+            let (_, secret) = tokens.create(&name, Role::Operator, None).await.map_err(StartError::Tokens)?;
             gatehouse_shared::sealed::write_private_file(&path, format!("{secret}\n").as_bytes())
                 .map_err(|source| StartError::TokenFile { path: path.clone(), source })?;
-            tracing::info!(path = %path.display(), "initial operator token 'admin' written; keep it safe");
+            tracing::info!(path = %path.display(), token = %name, "operator token written; keep it safe");
             access.initial_token_file = Some(path);
         } else if dir.join("operator.token").exists() {
             access.initial_token_file = Some(dir.join("operator.token"));

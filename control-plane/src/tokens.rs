@@ -100,6 +100,10 @@ pub enum TokenError {
     InvalidDataPlaneNames(String),
     #[error("data-plane names apply to gateway tokens only")]
     NamesForOperator,
+    #[error(
+        "'{0}' is the last operator token: without it nobody can manage this control plane until it is restarted (which writes a new DATA_DIR/operator.token); revoke it with force if that is what you want"
+    )]
+    LastOperator(String),
     #[error("the token store failed")]
     Storage(#[from] sled::Error),
 }
@@ -109,6 +113,7 @@ impl From<TokenError> for Status {
         match &error {
             TokenError::Exists(_) => Status::already_exists(error.to_string()),
             TokenError::NotFound(_) => Status::not_found(error.to_string()),
+            TokenError::LastOperator(_) => Status::failed_precondition(error.to_string()),
             TokenError::InvalidName(_) | TokenError::InvalidDataPlaneNames(_) | TokenError::NamesForOperator => {
                 Status::invalid_argument(error.to_string())
             }
@@ -187,8 +192,9 @@ impl Tokens {
         Ok(())
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.by_hash.load().is_empty()
+    /// Whether any operator token is live.
+    pub fn has_operator(&self) -> bool {
+        self.by_hash.load().values().any(|r| r.role == Role::Operator)
     }
 
     /// The token's record, if the secret is a live token. The lookup is by SHA-256 of the
@@ -261,7 +267,13 @@ impl Tokens {
         Ok((TokenRecord { name: name.to_string(), role, created, data_plane_names, hash: hash(&secret) }, secret))
     }
 
-    pub async fn revoke(&self, name: &str) -> Result<(), TokenError> {
+    /// Revokes a token; the last operator token only with `force`.
+    pub async fn revoke(&self, name: &str, force: bool) -> Result<(), TokenError> {
+        let operators: Vec<Arc<TokenRecord>> =
+            self.by_hash.load().values().filter(|r| r.role == Role::Operator).cloned().collect();
+        if !force && operators.len() == 1 && operators[0].name == name {
+            return Err(TokenError::LastOperator(name.to_string()));
+        }
         if self.tree.remove(name.as_bytes())?.is_none() {
             return Err(TokenError::NotFound(name.to_string()));
         }

@@ -99,7 +99,13 @@ pub enum TokenCommand {
     List,
     /// Revoke a token; data planes using it are disconnected.
     #[command(after_help = "Example:\n  gatehousectl token revoke edge-1")]
-    Revoke { name: String },
+    Revoke {
+        name: String,
+        /// Revoke even the last operator token (locks every operator out until the control
+        /// plane is restarted, which writes a new DATA_DIR/operator.token).
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -161,12 +167,15 @@ pub enum CertCommand {
     },
     /// List certificates with thumbprint, expiry and the APIs using each.
     #[command(
-        after_help = "Examples:\n  gatehousectl cert list\n  gatehousectl cert list --expiring-within 30d -o json"
+        after_help = "Examples:\n  gatehousectl cert list\n  gatehousectl cert list --expiring-within 30d -o json\n  gatehousectl cert list --expiring-within 30d --fail   # exit 1 if any (for cron alerts)"
     )]
     List {
         /// Only certificates that expire within this long (e.g. 30d, 12h, 2w), or have expired.
         #[arg(long, value_parser = parse_duration)]
         expiring_within: Option<std::time::Duration>,
+        /// Exit with status 1 when the list is not empty.
+        #[arg(long, requires = "expiring_within")]
+        fail: bool,
     },
     /// Show one certificate.
     #[command(after_help = "Example:\n  gatehousectl cert show orders-client -o json")]
@@ -181,17 +190,37 @@ pub enum CertCommand {
 }
 
 /// "30d", "12h", "2w", "90m", "45s".
+/// The most gatehousectl reads from one input file: the control plane's default gRPC message
+/// limit, so nothing larger is sent only to be refused.
+const MAX_INPUT_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Reads an input file (PFX, CA certificate, policy, password), refusing one over the limit
+/// before reading it; the OS reason is kept when it cannot be read.
+fn read_input(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_INPUT_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    if bytes.len() as u64 > MAX_INPUT_BYTES {
+        bail!("{} is larger than {} MiB; gatehousectl reads no larger input file", path.display(), MAX_INPUT_BYTES >> 20);
+    }
+    Ok(bytes)
+}
+
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
-    let n: u64 = number.parse().map_err(|_| format!("'{text}' is not a duration like 30d, 12h or 2w"))?;
+    let n: u64 = number.parse().map_err(|_| format!("'{text}' is not a duration like 30d, 12h or 500ms"))?;
     let seconds = match unit {
+        "ms" => return Ok(std::time::Duration::from_millis(n)),
         "s" => 1,
         "m" => 60,
         "h" => 3_600,
         "d" => 86_400,
-        "" => return Err(format!("'{text}' needs a unit: s, m, h, d or w")),
+        "" => return Err(format!("'{text}' needs a unit: ms, s, m, h, d or w")),
         "w" => 7 * 86_400,
-        _ => return Err(format!("'{text}': unknown unit '{unit}'; use s, m, h, d or w")),
+        _ => return Err(format!("'{text}': unknown unit '{unit}'; use ms, s, m, h, d or w")),
     };
     Ok(std::time::Duration::from_secs(n * seconds))
 }
@@ -468,12 +497,17 @@ pub struct Server {
     token: Option<String>,
 }
 
-/// Where `gatehouse-cp` keeps its files when run with its default --data-dir in this folder.
-const LOCAL_DATA_DIR: &str = "gatehouse-data";
+/// Where `gatehouse-cp` keeps its files when run with its default --data-dir in this folder,
+/// then where `gatehouse-demo` keeps its control plane's.
+const LOCAL_DATA_DIRS: [&str; 2] = ["gatehouse-data", "demo-data/control-plane"];
 
 impl Server {
     fn from_cli(cli: &Cli) -> anyhow::Result<Self> {
-        let local = std::path::Path::new(LOCAL_DATA_DIR);
+        let local = LOCAL_DATA_DIRS
+            .iter()
+            .map(std::path::Path::new)
+            .find(|dir| dir.join("tls/ca.pem").is_file())
+            .unwrap_or(std::path::Path::new(LOCAL_DATA_DIRS[0]));
         let ca_file = cli.ca_file.clone().or_else(|| Some(local.join("tls/ca.pem")).filter(|p| p.is_file()));
         let default_token = local.join("operator.token");
         let token = gatehouse_shared::client::resolve_token(
@@ -528,7 +562,7 @@ fn print_json(value: &serde_json::Value) {
 
 fn read_password(source: PasswordSource) -> anyhow::Result<String> {
     let mut raw = if let Some(path) = source.password_file {
-        std::fs::read_to_string(&path).with_context(|| format!("cannot read password file {}", path.display()))?
+        String::from_utf8(read_input(&path)?).with_context(|| format!("password file {} is not UTF-8", path.display()))?
     } else if source.password_stdin {
         let mut text = String::new();
         std::io::stdin().read_to_string(&mut text).context("cannot read the password from stdin")?;
@@ -550,7 +584,7 @@ async fn cert(server: &Server, format: Format, command: CertCommand) -> anyhow::
     let mut revision = None;
     match command {
         CertCommand::Upload { id, pfx, password, write, allow_expired } => {
-            let bytes = std::fs::read(&pfx).with_context(|| format!("cannot read {}", pfx.display()))?;
+            let bytes = read_input(&pfx)?;
             let password = read_password(password)?;
             let mut client = connect(server).await?;
             let cert = client
@@ -567,7 +601,7 @@ async fn cert(server: &Server, format: Format, command: CertCommand) -> anyhow::
             revision = Some(cert.revision);
             print_certificate(format, &cert);
         }
-        CertCommand::List { expiring_within } => {
+        CertCommand::List { expiring_within, fail } => {
             let mut list = connect(server)
                 .await?
                 .list_certificates(pb::ListCertificatesRequest {})
@@ -583,6 +617,9 @@ async fn cert(server: &Server, format: Format, command: CertCommand) -> anyhow::
                     list.certificates.iter().map(output::certificate_json).collect(),
                 )),
                 Format::Table => print!("{}", output::certificates_table(&list.certificates)),
+            }
+            if fail && !list.certificates.is_empty() {
+                bail!("{} certificate(s) expire within the given time or have expired", list.certificates.len());
             }
         }
         CertCommand::Show { id } => {
@@ -804,7 +841,8 @@ async fn api(server: &Server, format: Format, command: ApiCommand) -> anyhow::Re
                         std::io::stdin().read_to_string(&mut text).context("cannot read the policy from stdin")?;
                         text
                     } else {
-                        std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?
+                        String::from_utf8(read_input(&path)?)
+                            .with_context(|| format!("{} is not UTF-8 text", path.display()))?
                     };
                     let written = client
                         .set_api_policy(pb::SetApiPolicyRequest {
@@ -860,7 +898,7 @@ async fn ca(server: &Server, format: Format, command: CaCommand) -> anyhow::Resu
     let mut revision = None;
     match command {
         CaCommand::Upload { id, file, write } => {
-            let certificate = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let certificate = read_input(&file)?;
             let ca = connect(server)
                 .await?
                 .upload_ca_certificate(pb::UploadCaCertificateRequest { id, certificate, if_match: write.if_match })
@@ -941,7 +979,7 @@ async fn token(server: &Server, format: Format, command: TokenCommand) -> anyhow
             match format {
                 Format::Json => print_json(&serde_json::json!({
                     "name": created.token.as_ref().map(|t| t.name.clone()),
-                    "role": role.as_str_name(),
+                    "role": role.as_str_name().to_lowercase(),
                     "secret": created.secret,
                 })),
                 // Only the secret on stdout, so `> file` makes a token file.
@@ -957,7 +995,7 @@ async fn token(server: &Server, format: Format, command: TokenCommand) -> anyhow
                         .map(|t| {
                             serde_json::json!({
                                 "name": t.name,
-                                "role": pb::Role::try_from(t.role).map(|r| r.as_str_name()).unwrap_or("UNKNOWN"),
+                                "role": pb::Role::try_from(t.role).map(|r| r.as_str_name().to_lowercase()).unwrap_or_default(),
                                 "created": output::rfc3339(t.created.as_ref()),
                             })
                         })
@@ -979,8 +1017,8 @@ async fn token(server: &Server, format: Format, command: TokenCommand) -> anyhow
                 }
             }
         }
-        TokenCommand::Revoke { name } => {
-            connect(server).await?.revoke_token(pb::RevokeTokenRequest { name: name.clone() }).await.map_err(status)?;
+        TokenCommand::Revoke { name, force } => {
+            connect(server).await?.revoke_token(pb::RevokeTokenRequest { name: name.clone(), force }).await.map_err(status)?;
             match format {
                 Format::Json => print_json(&serde_json::json!({ "revoked": name })),
                 Format::Table => println!("token {name} revoked"),

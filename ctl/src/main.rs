@@ -6,7 +6,7 @@ use clap::Parser;
 async fn main() {
     let cli = gatehouse_ctl::Cli::parse();
     if let Err(error) = gatehouse_ctl::run(cli).await {
-        eprintln!("gatehousectl: {error}");
+        eprintln!("gatehousectl: {error:#}");
         std::process::exit(1);
     }
 }

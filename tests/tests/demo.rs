@@ -20,6 +20,43 @@ fn the_demo_binds_a_then_b_and_the_backend_sees_each() {
 }
 
 #[test]
+fn the_demos_try_it_lines_run_as_printed() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let mut demo = Command::new(env!("CARGO_BIN_EXE_gatehouse-demo"))
+        .args(["--data-dir", dir.path().to_str().unwrap()])
+        .args(["--control-plane-listen", "127.0.0.1:0", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut export = None;
+    for line in BufReader::new(demo.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if let Some(rest) = line.trim().strip_prefix("export ") {
+            export = Some(rest.to_string());
+        }
+        if line.contains("Press Ctrl-C") {
+            break;
+        }
+    }
+    let export = export.expect("the demo prints an export line");
+    let ctl = gatehouse_tests::process::binary("gatehousectl").unwrap();
+    let mut command = Command::new(ctl);
+    command.current_dir(std::env::temp_dir()).args(["cert", "list"]);
+    for assignment in export.split_whitespace() {
+        let (name, value) = assignment.split_once('=').unwrap();
+        assert!(name.starts_with("GATEHOUSE_CTL_"), "{name}");
+        command.env(name, value);
+    }
+    let output = command.output().unwrap();
+    demo.kill().unwrap();
+    demo.wait().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("demo-client-a") && stdout.contains("demo-client-b"), "{stdout}");
+}
+
+#[test]
 fn the_switch_latency_harness_runs() {
     let output = Command::new(env!("CARGO_BIN_EXE_gatehouse-switch-latency"))
         .args(["--switches", "4", "--data-planes", "2"])

@@ -85,3 +85,60 @@ async fn operator_story_through_the_cli() -> anyhow::Result<()> {
     assert!(out.success, "{}", out.stderr);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cli_habits_found_in_the_trial() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let cp_dir = dir.path().join("cp");
+    let mut cp = ControlPlane::start(&cp_dir).await?;
+    let server = cp.access();
+
+    // --timeout in milliseconds.
+    let out = ctl(&server, &["--wait", "--timeout", "500ms", "api", "put", "a", "--path", "/a", "--service-url", "https://b"], None).await?;
+    assert!(out.success, "{}", out.stderr);
+
+    // --fail turns a non-empty expiry list into exit 1, for cron.
+    let out = ctl(&server, &["cert", "list", "--expiring-within", "30d", "--fail"], None).await?;
+    assert!(out.success, "nothing expires: {}", out.stderr);
+    let pfx = dir.path().join("client.pfx");
+    std::fs::write(&pfx, fixture("rsa-modern.pfx"))?;
+    let pw = dir.path().join("pw.txt");
+    std::fs::write(&pw, "modern-pass")?;
+    let out = ctl(&server, &["cert", "upload", "c", "--pfx", pfx.to_str().unwrap(), "--password-file", pw.to_str().unwrap()], None).await?;
+    assert!(out.success, "{}", out.stderr);
+    let out = ctl(&server, &["cert", "list", "--expiring-within", "1000000d", "--fail"], None).await?;
+    assert!(!out.success && out.stdout.contains("rsa-client"), "{}\n{}", out.stdout, out.stderr);
+
+    // Input files over the limit are refused before anything is sent.
+    let huge = dir.path().join("huge.pfx");
+    std::fs::write(&huge, vec![0u8; 5 * 1024 * 1024])?;
+    let out = ctl(&server, &["cert", "upload", "h", "--pfx", huge.to_str().unwrap(), "--password-file", pw.to_str().unwrap()], None).await?;
+    assert!(!out.success && out.stderr.contains("larger than 4 MiB"), "{}", out.stderr);
+    // An unreadable file keeps the OS's reason.
+    let out = ctl(&server, &["cert", "upload", "h", "--pfx", "/nonexistent/x.pfx", "--password-file", pw.to_str().unwrap()], None).await?;
+    assert!(!out.success && out.stderr.contains("No such file"), "{}", out.stderr);
+
+    // Control characters in values are shown, not acted on.
+    let out = ctl(&server, &["api", "update", "a", "--display-name", "evil\u{1b}[2J\nline"], None).await?;
+    assert!(out.success, "{}", out.stderr);
+    let out = ctl(&server, &["api", "show", "a"], None).await?;
+    assert!(!out.stdout.contains('\u{1b}') && out.stdout.contains("\\u{1b}"), "{}", out.stdout);
+
+    // Roles in one case.
+    let out = ctl(&server, &["token", "list", "-o", "json"], None).await?;
+    assert!(out.stdout.contains(r#""role":"operator""#) || out.stdout.contains(r#""role": "operator""#), "{}", out.stdout);
+
+    // The last operator token needs --force; a restart writes a new one.
+    let out = ctl(&server, &["token", "revoke", "admin"], None).await?;
+    assert!(!out.success && out.stderr.contains("last operator token"), "{}", out.stderr);
+    let out = ctl(&server, &["token", "revoke", "admin", "--force"], None).await?;
+    assert!(out.success, "{}", out.stderr);
+    let out = ctl(&server, &["cert", "list"], None).await?;
+    assert!(!out.success, "the revoked token still works");
+    let addr = cp.addr;
+    cp.process.kill().await;
+    let cp = ControlPlane::start_on(&cp_dir, addr).await?;
+    let out = ctl(&cp.access(), &["cert", "list"], None).await?;
+    assert!(out.success, "the new operator.token works: {}", out.stderr);
+    Ok(())
+}

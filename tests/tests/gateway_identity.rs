@@ -80,7 +80,7 @@ async fn a_revoked_tokens_stream_receives_nothing_more_even_when_its_name_is_reu
         // right after the other (the name surely reused).
         let mut m2 = m.clone();
         if round % 2 == 0 {
-            let revoke = m.revoke_token(pb::RevokeTokenRequest { name: "edge-race".into() });
+            let revoke = m.revoke_token(pb::RevokeTokenRequest { name: "edge-race".into(), force: false });
             let create = gateway_token(&mut m2, "edge-race", "*");
             let (revoked, created) = tokio::join!(revoke, create);
             revoked?;
@@ -89,7 +89,7 @@ async fn a_revoked_tokens_stream_receives_nothing_more_even_when_its_name_is_reu
                 assert_eq!(status, Some(Code::AlreadyExists), "{error:?}");
             }
         } else {
-            m.revoke_token(pb::RevokeTokenRequest { name: "edge-race".into() }).await?;
+            m.revoke_token(pb::RevokeTokenRequest { name: "edge-race".into(), force: false }).await?;
             gateway_token(&mut m2, "edge-race", "*").await?;
         }
         // Anything committed from now on must never reach the old stream.
@@ -112,7 +112,7 @@ async fn a_revoked_tokens_stream_receives_nothing_more_even_when_its_name_is_reu
             }
         }
         // The round's new token, if the create won.
-        let _ = m.revoke_token(pb::RevokeTokenRequest { name: "edge-race".into() }).await;
+        let _ = m.revoke_token(pb::RevokeTokenRequest { name: "edge-race".into(), force: false }).await;
     }
     Ok(())
 }

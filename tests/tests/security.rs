@@ -84,7 +84,7 @@ async fn tokens_and_roles_guard_every_rpc() -> anyhow::Result<()> {
         .into_inner();
     let mut ci = management_with(&cp, Some(&created.secret)).await?;
     ci.list_apis(pb::ListApisRequest {}).await?;
-    operator.revoke_token(pb::RevokeTokenRequest { name: "ci".into() }).await?;
+    operator.revoke_token(pb::RevokeTokenRequest { name: "ci".into(), force: false }).await?;
     assert_eq!(ci.list_apis(pb::ListApisRequest {}).await.unwrap_err().code(), Code::Unauthenticated);
 
     // Nothing was written by any refused call.

@@ -83,7 +83,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let operator_token_file = access.initial_token_file.clone().context("no operator token file")?;
     // The demo's data plane gets a gateway token of its own (made anew on every run).
     let tokens = control_plane.tokens().clone();
-    let _ = tokens.revoke("demo-data-plane").await;
+    let _ = tokens.revoke("demo-data-plane", false).await;
     let (_, gateway_token) = tokens.create("demo-data-plane", Role::Gateway, None).await?;
     tokio::spawn(control_plane.serve(std::future::pending()));
 
@@ -172,24 +172,27 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
 
     println!();
-    let ctl = format!(
-        "cargo run -q --bin gatehousectl -- --server {cp_url} --ca-file {} --token-file {}",
-        ca_file_cp.display(),
-        operator_token_file.display()
-    );
+    // Absolute paths, so the lines below work as printed from any folder of the workspace.
+    let absolute = |path: &std::path::Path| std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     println!();
-    println!("Try it:");
+    println!("Try it (one export line, then short commands):");
+    println!(
+        "  export GATEHOUSE_CTL_SERVER={cp_url} GATEHOUSE_CTL_CA_FILE={} GATEHOUSE_CTL_TOKEN_FILE={}",
+        absolute(&ca_file_cp).display(),
+        absolute(&operator_token_file).display()
+    );
+    println!("  alias gatehousectl='cargo run -q --bin gatehousectl --'");
     println!("  curl -i '{url}'");
-    println!("  {ctl} cert list");
-    println!("  {ctl} api show demo");
-    println!("  {ctl} gateway list");
+    println!("  gatehousectl cert list");
+    println!("  gatehousectl api show demo");
+    println!("  gatehousectl gateway list");
     println!("  # switch back to certificate A:");
-    println!("  {ctl} api credentials demo --client-cert demo-client-a");
+    println!("  gatehousectl api credentials demo --client-cert demo-client-a");
     println!("  # rotate: upload B's file under the id demo-client-a; the API follows the id:");
     println!(
-        "  {ctl} cert upload demo-client-a --pfx {} --password-file {}",
-        pki_dir.join("demo-client-b.pfx").display(),
-        pki_dir.join("password.txt").display()
+        "  gatehousectl cert upload demo-client-a --pfx {} --password-file {}",
+        absolute(&pki_dir.join("demo-client-b.pfx")).display(),
+        absolute(&pki_dir.join("password.txt")).display()
     );
     if args.once {
         return Ok(());
