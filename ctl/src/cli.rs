@@ -401,15 +401,29 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         return Ok(());
     }
     let server = Server::from_cli(&cli)?;
-    let revision = match cli.command {
-        Noun::Cert(command) => cert(&server, cli.output, command).await?,
-        Noun::Api(command) => api(&server, cli.output, command).await?,
-        Noun::Ca(command) => ca(&server, cli.output, command).await?,
-        Noun::Token(command) => token(&server, cli.output, command).await?,
+    let result = run_command(&server, cli.command, cli.output, cli.wait, cli.timeout).await;
+    result.map_err(|error| match connection_hint(&server.url, &format!("{error:#}")) {
+        Some(hint) => anyhow!("{error:#} ({hint})"),
+        None => error,
+    })
+}
+
+async fn run_command(
+    server: &Server,
+    command: Noun,
+    output: Format,
+    wait: bool,
+    timeout: std::time::Duration,
+) -> anyhow::Result<()> {
+    let revision = match command {
+        Noun::Cert(command) => cert(server, output, command).await?,
+        Noun::Api(command) => api(server, output, command).await?,
+        Noun::Ca(command) => ca(server, output, command).await?,
+        Noun::Token(command) => token(server, output, command).await?,
         Noun::Completions { .. } => unreachable!("handled above"),
         Noun::Gateway(GatewayCommand::List) => {
-            let list = list_all_gateways(&server).await?;
-            match cli.output {
+            let list = list_all_gateways(server).await?;
+            match output {
                 Format::Json => print_json(&serde_json::json!({
                     "revision": list.revision,
                     "gateways": list.gateways.iter().map(output::gateway_json).collect::<Vec<_>>(),
@@ -419,8 +433,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             None
         }
     };
-    match (cli.wait, revision) {
-        (true, Some(revision)) => wait_for_rollout(&server, cli.output, revision, cli.timeout).await,
+    match (wait, revision) {
+        (true, Some(revision)) => wait_for_rollout(server, output, revision, timeout).await,
         _ => Ok(()),
     }
 }
@@ -519,18 +533,37 @@ impl Server {
     }
 }
 
+/// What to do about a failure to talk to the control plane, judged from the error's words
+/// (rustls and hyper say what happened; the operator needs to know which flag fixes it).
+fn connection_hint(url: &str, error: &str) -> Option<String> {
+    let host = url.split("://").nth(1).and_then(|rest| rest.rsplit_once(':')).map_or("HOST", |(host, _)| host);
+    if error.contains("not valid for name") || error.contains("NotValidForName") {
+        Some(format!(
+            "hint: the control plane's certificate does not name {host}: restart it with --tls-san {host}, or connect by a name it has (e.g. localhost)"
+        ))
+    } else if error.contains("UnknownIssuer") || error.contains("invalid peer certificate") {
+        Some("hint: give the control plane's CA with --ca-file, e.g. DATA_DIR/tls/ca.pem".to_string())
+    } else if error.contains("InvalidContentType") || error.contains("corrupt message") {
+        Some(format!(
+            "hint: {url} does not speak TLS: is it the control plane's gRPC port (its --listen, default 7400), and not started with --plaintext (then use http://)?"
+        ))
+    } else if url.starts_with("http://") && (error.contains("transport error") || error.contains("h2 protocol error")) {
+        Some(format!(
+            "hint: the control plane serves TLS unless started with --plaintext: use https://{}; or check that this is its gRPC port (--listen, default 7400)",
+            url.trim_start_matches("http://")
+        ))
+    } else if error.contains("HTTP status code") || error.contains("transport error") {
+        Some(format!("hint: {url} does not answer gRPC: is it the control plane's --listen port (default 7400)?"))
+    } else {
+        None
+    }
+}
+
 async fn connect(server: &Server) -> anyhow::Result<ManagementClient<InterceptedService<Channel, BearerToken>>> {
     let url = &server.url;
     let endpoint = gatehouse_shared::client::endpoint(url, server.ca_file.as_deref())?;
-    let channel = endpoint.connect().await.map_err(|e| {
-        let cause = root_cause(&e);
-        let hint = if cause.contains("UnknownIssuer") || cause.contains("certificate") {
-            " (give the control plane's CA with --ca-file, e.g. DATA_DIR/tls/ca.pem)"
-        } else {
-            ""
-        };
-        anyhow!("cannot reach the control plane at {url}: {cause}{hint}")
-    })?;
+    let channel =
+        endpoint.connect().await.map_err(|e| anyhow!("cannot reach the control plane at {url}: {}", root_cause(&e)))?;
     let token = BearerToken::new(server.token.as_deref())?;
     Ok(ManagementClient::with_interceptor(channel, token))
 }

@@ -142,3 +142,34 @@ async fn cli_habits_found_in_the_trial() -> anyhow::Result<()> {
     assert!(out.success, "the new operator.token works: {}", out.stderr);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connection_failures_come_with_the_flag_that_fixes_them() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    // Loopback, but an address the generated certificate does not name (the kit's own gateway
+    // token, which it would fetch over that name, is not needed here).
+    std::fs::create_dir_all(dir.path().join("cp"))?;
+    std::fs::write(dir.path().join("cp/gateway.token"), "unused")?;
+    let cp = ControlPlane::start_on(&dir.path().join("cp"), "127.0.0.2:0".parse()?).await?;
+    let access = cp.access();
+    let out = ctl(&access, &["cert", "list"], None).await?;
+    assert!(!out.success && out.stderr.contains("--tls-san 127.0.0.2"), "{}", out.stderr);
+    assert_eq!(out.stderr.trim().lines().count(), 1, "{}", out.stderr);
+
+    let mut plain = access.clone();
+    plain.url = access.url.replace("https://", "http://");
+    let out = ctl(&plain, &["cert", "list"], None).await?;
+    assert!(!out.success && out.stderr.contains("use https://"), "{}", out.stderr);
+
+    // The admin port speaks plain HTTP, not TLS.
+    let mut admin = access.clone();
+    admin.url = format!("https://{}", cp.admin);
+    let out = ctl(&admin, &["cert", "list"], None).await?;
+    assert!(!out.success && out.stderr.contains("does not speak TLS"), "{}", out.stderr);
+
+    let mut no_ca = access.clone();
+    no_ca.ca_file = None;
+    let out = ctl(&no_ca, &["cert", "list"], None).await?;
+    assert!(!out.success && out.stderr.contains("--ca-file"), "{}", out.stderr);
+    Ok(())
+}
