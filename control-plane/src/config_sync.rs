@@ -138,7 +138,7 @@ impl pb::config_sync_server::ConfigSync for ConfigSyncService {
             _ => return Err(Status::invalid_argument("the first message on a Sync stream must be Hello")),
         };
         if hello.protocol_version != gatehouse_proto::PROTOCOL_VERSION {
-            tracing::warn!(gateway = ?hello.name, theirs = hello.protocol_version, ours = gatehouse_proto::PROTOCOL_VERSION, "refused data plane with incompatible protocol");
+            tracing::warn!(gateway = %hello.name.escape_debug(), theirs = hello.protocol_version, ours = gatehouse_proto::PROTOCOL_VERSION, "refused data plane with incompatible protocol");
             return Err(Status::failed_precondition(format!(
                 "data plane speaks ConfigSync protocol {}, this control plane speaks {}: upgrade the older side",
                 hello.protocol_version,
@@ -147,7 +147,7 @@ impl pb::config_sync_server::ConfigSync for ConfigSyncService {
         }
         check_hello(&hello)?;
         if !caller.data_plane_names.allows(&hello.name) {
-            tracing::warn!(gateway = ?hello.name, token = ?caller.token, %address, "data plane name not allowed for its token");
+            tracing::warn!(gateway = %hello.name.escape_debug(), token = %caller.token.escape_debug(), %address, "data plane name not allowed for its token");
             return Err(Status::permission_denied(format!(
                 "token '{}' may connect data planes named '{}' only, not '{}'",
                 caller.token,
@@ -164,10 +164,10 @@ impl pb::config_sync_server::ConfigSync for ConfigSyncService {
             backend_ca_fingerprint: hello.backend_ca_fingerprint.clone(),
         };
         let session = self.gateways.connected(&hello.name, &address, &caller.token, reported, held).map_err(|e| {
-            tracing::warn!(gateway = ?hello.name, %address, error = %e, "refused a second data plane under one name");
+            tracing::warn!(gateway = %hello.name.escape_debug(), %address, error = %e, "refused a second data plane under one name");
             Status::already_exists(e.to_string())
         })?;
-        tracing::info!(gateway = ?hello.name, %address, version = ?hello.version, held, "data plane connected");
+        tracing::info!(gateway = %hello.name.escape_debug(), %address, version = %hello.version.escape_debug(), held, "data plane connected");
 
         let (tx, rx) = mpsc::channel(2);
         let acked = if held > 0 { self.store.published_at(held) } else { None };
@@ -219,7 +219,7 @@ impl Session {
             if self.in_flight.is_none() {
                 let latest = revisions.borrow_and_update().clone();
                 if let Some(update) = self.next_update(&latest) {
-                    tracing::debug!(gateway = ?self.name, revision = update.revision, full = update.full, "sending revision");
+                    tracing::debug!(gateway = %self.name.escape_debug(), revision = update.revision, full = update.full, "sending revision");
                     self.in_flight = Some((update.nonce.clone(), latest));
                     let Ok(permit) = tx.reserve().await else { break };
                     if !self.tokens.send_if_live(&self.token, permit, Ok(update)) {
@@ -232,7 +232,7 @@ impl Session {
                 message = inbound.next() => match message {
                     Some(Ok(message)) => self.answer(message),
                     Some(Err(status)) => {
-                        tracing::info!(gateway = ?self.name, error = %status.message(), "sync stream broke");
+                        tracing::info!(gateway = %self.name.escape_debug(), error = %status.message(), "sync stream broke");
                         break;
                     }
                     None => break,
@@ -256,11 +256,11 @@ impl Session {
             }
         }
         self.gateways.disconnected(&self.name, self.session);
-        tracing::info!(gateway = ?self.name, "data plane disconnected");
+        tracing::info!(gateway = %self.name.escape_debug(), "data plane disconnected");
     }
 
     async fn end_revoked(&self, tx: &mpsc::Sender<Result<pb::SyncResponse, Status>>) {
-        tracing::warn!(gateway = ?self.name, "token revoked: ending the sync stream");
+        tracing::warn!(gateway = %self.name.escape_debug(), "token revoked: ending the sync stream");
         let _ = tx.send(Err(Status::unauthenticated("the gateway token was revoked"))).await;
     }
 
@@ -298,10 +298,10 @@ impl Session {
         match message.message {
             Some(Message::Ack(ack)) => {
                 let Some((_, published)) = self.in_flight.take_if(|(nonce, _)| *nonce == ack.nonce) else {
-                    tracing::warn!(gateway = ?self.name, nonce = %ack.nonce, "ACK for no revision in flight");
+                    tracing::warn!(gateway = %self.name.escape_debug(), nonce = %ack.nonce.escape_debug(), "ACK for no revision in flight");
                     return;
                 };
-                tracing::debug!(gateway = ?self.name, revision = published.revision, "ack");
+                tracing::debug!(gateway = %self.name.escape_debug(), revision = published.revision, "ack");
                 self.gateways.acked(&self.name, self.session, published.revision);
                 let waited = published.committed_at.elapsed().unwrap_or_default();
                 crate::metrics::global().ack_latency.observe(waited.as_secs_f64());
@@ -309,13 +309,13 @@ impl Session {
             }
             Some(Message::Nack(nack)) => {
                 let Some((_, published)) = self.in_flight.take_if(|(nonce, _)| *nonce == nack.nonce) else {
-                    tracing::warn!(gateway = ?self.name, nonce = %nack.nonce, "NACK for no revision in flight");
+                    tracing::warn!(gateway = %self.name.escape_debug(), nonce = %nack.nonce.escape_debug(), "NACK for no revision in flight");
                     return;
                 };
                 let reason = truncate(&nack.reason, MAX_REASON_CHARS);
                 let resources: Vec<String> =
                     nack.resource_ids.iter().take(MAX_RESOURCE_IDS).map(|id| truncate(id, MAX_NAME_CHARS)).collect();
-                tracing::warn!(gateway = ?self.name, revision = published.revision, reason = ?reason, resources = ?resources, "data plane rejected revision; it keeps its last good configuration");
+                tracing::warn!(gateway = %self.name.escape_debug(), revision = published.revision, reason = %reason.escape_debug(), resources = ?resources, "data plane rejected revision; it keeps its last good configuration");
                 self.gateways.nacked(&self.name, self.session, published.revision, &reason);
                 self.rejected = Some(published.revision);
             }

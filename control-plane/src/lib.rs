@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
+pub mod audit;
 pub mod config_sync;
 pub mod gateways;
 pub mod management;
@@ -13,5 +14,6 @@ pub mod server;
 pub mod store;
 pub mod tls;
 pub mod tokens;
+pub mod watermark;
 
 pub use server::{Access, ControlPlane, ControlPlaneConfig, Transport};

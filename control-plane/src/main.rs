@@ -51,6 +51,9 @@ struct Args {
     /// Largest gRPC message accepted, in bytes.
     #[arg(long, env = "GATEHOUSE_CP_MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024)]
     max_message_bytes: usize,
+    /// Seconds a client has to finish its TLS handshake before the connection is dropped.
+    #[arg(long, env = "GATEHOUSE_CP_TLS_HANDSHAKE_TIMEOUT", default_value_t = 5)]
+    tls_handshake_timeout: u64,
     /// Most ConfigSync streams one gateway token may hold open at once.
     #[arg(long, env = "GATEHOUSE_CP_MAX_STREAMS_PER_TOKEN", default_value_t = 256)]
     max_streams_per_token: usize,
@@ -89,6 +92,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         master_key_file: args.master_key_file,
         keepalive: Duration::from_secs(args.keepalive.max(1)),
         stale_after: Duration::from_secs(args.stale_after),
+        tls_handshake_timeout: Duration::from_secs(args.tls_handshake_timeout.max(1)),
         limits: Limits {
             max_message_bytes: args.max_message_bytes,
             max_pfx_bytes: args.max_pfx_bytes,

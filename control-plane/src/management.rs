@@ -8,10 +8,11 @@ use gatehouse_shared::policy;
 use gatehouse_shared::{CertificateError, ClientCertificate, Thumbprint};
 use tonic::{Request, Response, Status};
 
+use crate::audit::audited;
 use crate::gateways::{Gateway, GatewayState, Gateways};
 use crate::model::{Api, BackendTls, Binding, State, StoredCaCertificate, StoredCertificate, etag};
 use crate::store::{ApiDefinition, Store, StoreError, WriteOptions};
-use crate::tokens::{Caller, Role, Tokens};
+use crate::tokens::{Role, Tokens};
 
 pub struct ManagementService {
     store: Arc<Store>,
@@ -156,7 +157,7 @@ impl From<StoreError> for Status {
             | StoreError::EtagMismatch { .. }
             | StoreError::EtagOnMissing { .. } => Status::failed_precondition(error.to_string()),
             StoreError::Invalid(_) | StoreError::Unmask(_) => Status::invalid_argument(error.to_string()),
-            StoreError::Storage(_) | StoreError::Corrupt { .. } => {
+            StoreError::Storage(_) | StoreError::Corrupt { .. } | StoreError::Watermark(_) => {
                 tracing::error!(error = %error, cause = ?std::error::Error::source(&error), "store failure");
                 Status::internal(error.to_string())
             }
@@ -461,53 +462,13 @@ impl ManagementService {
     }
 }
 
-/// One structured line per management write: who, what, result, revision.
-struct Audit {
-    who: String,
-    rpc: &'static str,
-    resource: String,
-}
-
-impl Audit {
-    fn start<T>(request: &Request<T>, rpc: &'static str, resource: &str) -> Self {
-        let who = request.extensions().get::<Caller>().map(|c| c.token.clone()).unwrap_or_else(|| "-".into());
-        Self { who, rpc, resource: resource.to_string() }
-    }
-
-    fn finish<T>(self, result: &Result<Response<T>, Status>, revision: impl Fn(&T) -> Option<u64>) {
-        match result {
-            Ok(response) => tracing::info!(
-                target: "gatehouse::audit",
-                who = %self.who,
-                rpc = self.rpc,
-                resource = %self.resource,
-                result = "ok",
-                revision = revision(response.get_ref()).unwrap_or(0),
-                "management write"
-            ),
-            Err(status) => tracing::info!(
-                target: "gatehouse::audit",
-                who = %self.who,
-                rpc = self.rpc,
-                resource = %self.resource,
-                result = ?status.code(),
-                reason = %status.message(),
-                "management write refused"
-            ),
-        }
-    }
-}
-
 #[tonic::async_trait]
 impl Management for ManagementService {
     async fn upload_certificate(
         &self,
         request: Request<pb::UploadCertificateRequest>,
     ) -> Result<Response<pb::Certificate>, Status> {
-        let audit = Audit::start(&request, "UploadCertificate", &request.get_ref().id);
-        let result = self.upload_certificate_inner(request).await;
-        audit.finish(&result, |r| Some(r.revision));
-        result
+        audited(request, "UploadCertificate", |r| r.id.clone(), |r| self.upload_certificate_inner(r), |r| r.revision).await
     }
 
     async fn get_certificate(
@@ -534,25 +495,16 @@ impl Management for ManagementService {
         &self,
         request: Request<pb::DeleteCertificateRequest>,
     ) -> Result<Response<pb::DeleteCertificateResponse>, Status> {
-        let audit = Audit::start(&request, "DeleteCertificate", &request.get_ref().id);
-        let result = self.delete_certificate_inner(request).await;
-        audit.finish(&result, |r| Some(r.revision));
-        result
+        audited(request, "DeleteCertificate", |r| r.id.clone(), |r| self.delete_certificate_inner(r), |r| r.revision).await
     }
 
     async fn put_api(&self, request: Request<pb::PutApiRequest>) -> Result<Response<pb::Api>, Status> {
-        let audit = Audit::start(&request, "PutApi", &request.get_ref().id);
-        let result = self.put_api_inner(request).await;
-        audit.finish(&result, |r| Some(r.revision));
-        result
+        audited(request, "PutApi", |r| r.id.clone(), |r| self.put_api_inner(r), |r| r.revision).await
     }
 
     async fn update_api(&self, request: Request<pb::UpdateApiRequest>) -> Result<Response<pb::Api>, Status> {
-        let id = request.get_ref().api.as_ref().map(|a| a.id.clone()).unwrap_or_default();
-        let audit = Audit::start(&request, "UpdateApi", &id);
-        let result = self.update_api_inner(request).await;
-        audit.finish(&result, |r| Some(r.revision));
-        result
+        let id = |r: &pb::UpdateApiRequest| r.api.as_ref().map(|a| a.id.clone()).unwrap_or_default();
+        audited(request, "UpdateApi", id, |r| self.update_api_inner(r), |r| r.revision).await
     }
 
     async fn get_api(&self, request: Request<pb::GetApiRequest>) -> Result<Response<pb::Api>, Status> {
@@ -572,20 +524,14 @@ impl Management for ManagementService {
         &self,
         request: Request<pb::DeleteApiRequest>,
     ) -> Result<Response<pb::DeleteApiResponse>, Status> {
-        let audit = Audit::start(&request, "DeleteApi", &request.get_ref().id);
-        let result = self.delete_api_inner(request).await;
-        audit.finish(&result, |r| Some(r.revision));
-        result
+        audited(request, "DeleteApi", |r| r.id.clone(), |r| self.delete_api_inner(r), |r| r.revision).await
     }
 
     async fn set_api_credentials(
         &self,
         request: Request<pb::SetApiCredentialsRequest>,
     ) -> Result<Response<pb::Api>, Status> {
-        let audit = Audit::start(&request, "SetApiCredentials", &request.get_ref().api_id);
-        let result = self.set_api_credentials_inner(request).await;
-        audit.finish(&result, |r| Some(r.revision));
-        result
+        audited(request, "SetApiCredentials", |r| r.api_id.clone(), |r| self.set_api_credentials_inner(r), |r| r.revision).await
     }
 
     async fn get_api_policy(
@@ -602,20 +548,14 @@ impl Management for ManagementService {
         &self,
         request: Request<pb::SetApiPolicyRequest>,
     ) -> Result<Response<pb::ApiPolicy>, Status> {
-        let audit = Audit::start(&request, "SetApiPolicy", &request.get_ref().api_id);
-        let result = self.set_api_policy_inner(request).await;
-        audit.finish(&result, |r| Some(r.revision));
-        result
+        audited(request, "SetApiPolicy", |r| r.api_id.clone(), |r| self.set_api_policy_inner(r), |r| r.revision).await
     }
 
     async fn upload_ca_certificate(
         &self,
         request: Request<pb::UploadCaCertificateRequest>,
     ) -> Result<Response<pb::CaCertificate>, Status> {
-        let audit = Audit::start(&request, "UploadCaCertificate", &request.get_ref().id);
-        let result = self.upload_ca_certificate_inner(request).await;
-        audit.finish(&result, |r| Some(r.revision));
-        result
+        audited(request, "UploadCaCertificate", |r| r.id.clone(), |r| self.upload_ca_certificate_inner(r), |r| r.revision).await
     }
 
     async fn list_ca_certificates(
@@ -631,10 +571,7 @@ impl Management for ManagementService {
         &self,
         request: Request<pb::DeleteCaCertificateRequest>,
     ) -> Result<Response<pb::DeleteCaCertificateResponse>, Status> {
-        let audit = Audit::start(&request, "DeleteCaCertificate", &request.get_ref().id);
-        let result = self.delete_ca_certificate_inner(request).await;
-        audit.finish(&result, |r| Some(r.revision));
-        result
+        audited(request, "DeleteCaCertificate", |r| r.id.clone(), |r| self.delete_ca_certificate_inner(r), |r| r.revision).await
     }
 
     async fn list_gateways(
@@ -751,22 +688,7 @@ impl Management for ManagementService {
         &self,
         request: Request<pb::CreateTokenRequest>,
     ) -> Result<Response<pb::CreatedToken>, Status> {
-        let audit = Audit::start(&request, "CreateToken", &request.get_ref().name);
-        let request_role = request.get_ref().role;
-        let name = request.get_ref().name.clone();
-        let data_plane_names = Some(request.get_ref().data_plane_names.clone()).filter(|n| !n.is_empty());
-        let result = async {
-            let role = match pb::Role::try_from(request_role) {
-                Ok(pb::Role::Operator) => Role::Operator,
-                Ok(pb::Role::Gateway) => Role::Gateway,
-                _ => return Err(Status::invalid_argument("role must be OPERATOR or GATEWAY")),
-            };
-            let (record, secret) = self.tokens.create(&name, role, data_plane_names.as_deref()).await?;
-            Ok(Response::new(pb::CreatedToken { token: Some(token_view(&record)), secret }))
-        }
-        .await;
-        audit.finish(&result, |_| None);
-        result
+        audited(request, "CreateToken", |r| r.name.clone(), |r| self.create_token_inner(r), |_| 0).await
     }
 
     async fn list_tokens(&self, _: Request<pb::ListTokensRequest>) -> Result<Response<pb::ListTokensResponse>, Status> {
@@ -778,15 +700,29 @@ impl Management for ManagementService {
         &self,
         request: Request<pb::RevokeTokenRequest>,
     ) -> Result<Response<pb::RevokeTokenResponse>, Status> {
-        let audit = Audit::start(&request, "RevokeToken", &request.get_ref().name);
-        let result = self
-            .tokens
-            .revoke(&request.get_ref().name, request.get_ref().force)
-            .await
-            .map(|()| Response::new(pb::RevokeTokenResponse {}))
-            .map_err(Status::from);
-        audit.finish(&result, |_| None);
-        result
+        let revoke = |request: Request<pb::RevokeTokenRequest>| async move {
+            let request = request.into_inner();
+            self.tokens.revoke(&request.name, request.force).await?;
+            Ok(Response::new(pb::RevokeTokenResponse {}))
+        };
+        audited(request, "RevokeToken", |r| r.name.clone(), revoke, |_| 0).await
+    }
+}
+
+impl ManagementService {
+    async fn create_token_inner(
+        &self,
+        request: Request<pb::CreateTokenRequest>,
+    ) -> Result<Response<pb::CreatedToken>, Status> {
+        let request = request.into_inner();
+        let role = match pb::Role::try_from(request.role) {
+            Ok(pb::Role::Operator) => Role::Operator,
+            Ok(pb::Role::Gateway) => Role::Gateway,
+            _ => return Err(Status::invalid_argument("role must be OPERATOR or GATEWAY")),
+        };
+        let data_plane_names = Some(request.data_plane_names).filter(|n| !n.is_empty());
+        let (record, secret) = self.tokens.create(&request.name, role, data_plane_names.as_deref()).await?;
+        Ok(Response::new(pb::CreatedToken { token: Some(token_view(&record)), secret }))
     }
 }
 

@@ -47,6 +47,8 @@ pub struct ControlPlaneConfig {
     pub keepalive: Duration,
     /// A data plane behind the latest revision for longer than this is listed STALE.
     pub stale_after: Duration,
+    /// Connections that have not finished their TLS handshake by then are dropped.
+    pub tls_handshake_timeout: Duration,
     pub limits: Limits,
     /// Where /healthz and /metrics are served, if anywhere.
     pub admin_listen: Option<SocketAddr>,
@@ -61,6 +63,7 @@ impl ControlPlaneConfig {
             master_key_file: None,
             keepalive: Duration::from_secs(10),
             stale_after: Duration::from_secs(10),
+            tls_handshake_timeout: Duration::from_secs(5),
             limits: Limits::default(),
             admin_listen: None,
         }
@@ -151,6 +154,10 @@ impl ControlPlane {
             .path(dir.join("sled"))
             .open()
             .map_err(|source| StartError::Database { dir: dir.clone(), source })?;
+        // The store first: a database that lost writes stops the start before anything is written.
+        let watermark = crate::watermark::Watermark::new(dir.join("committed-revision"));
+        let store = Store::open(db.clone(), key, Some(watermark))
+            .map_err(|source| StartError::Store { dir: dir.clone(), source })?;
         let tokens = Tokens::open(&db).map_err(StartError::Tokens)?;
         let mut access = Access { ca_file: None, initial_token_file: None };
         // No operator token (a first start, or every one revoked): make one, so whoever holds
@@ -169,7 +176,6 @@ impl ControlPlane {
         } else if dir.join("operator.token").exists() {
             access.initial_token_file = Some(dir.join("operator.token"));
         }
-        let store = Store::open(db, key).map_err(|source| StartError::Store { dir: dir.clone(), source })?;
         let tls = match &config.transport {
             Transport::Plaintext => None,
             Transport::TlsFiles { cert, key } => {
@@ -262,7 +268,12 @@ impl ControlPlane {
             .http2_keepalive_timeout(Some(self.config.keepalive));
         if let Some(tls) = &self.tls {
             builder = builder
-                .tls_config(ServerTlsConfig::new().identity(Identity::from_pem(&tls.cert_pem, &tls.key_pem)))
+                .tls_config(
+                    ServerTlsConfig::new()
+                        .identity(Identity::from_pem(&tls.cert_pem, &tls.key_pem))
+                        // A peer that connects and never finishes the handshake is dropped.
+                        .timeout(self.config.tls_handshake_timeout),
+                )
                 .map_err(StartError::TlsConfig)?;
         }
         if let Some(admin) = self.admin_listener {

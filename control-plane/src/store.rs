@@ -10,6 +10,7 @@ use gatehouse_shared::sealed::SealingKey;
 use gatehouse_shared::{CertificateInfo, ClientCertificate, Thumbprint};
 use tokio::sync::{Mutex, watch};
 
+use crate::watermark::Watermark;
 use crate::model::{
     Api, BackendTls, BasicAuth, Binding, ExistsAction, Policy, PublishedRef, Revision, SetHeader, State,
     StoredCaCertificate, StoredCertificate, etag,
@@ -46,7 +47,11 @@ pub enum StoreError {
     Unmask(#[from] UnmaskError),
     #[error("the configuration store failed")]
     Storage(#[from] sled::Error),
-    #[error("stored record '{key}' is corrupt")]
+    #[error(transparent)]
+    Watermark(#[from] crate::watermark::WatermarkError),
+    #[error(
+        "stored record '{key}' is corrupt: restore DATA_DIR/sled from a backup of the data directory (with the same master key)"
+    )]
     Corrupt {
         key: String,
         #[source]
@@ -305,6 +310,8 @@ pub struct Store {
     /// One writer at a time: validation and commit see the same state.
     writer: Mutex<()>,
     published: watch::Sender<PublishedRef>,
+    /// Records each acknowledged revision beside the database.
+    watermark: Option<Watermark>,
     /// Recent revisions, oldest first, so a reconnecting data plane can get only what changed.
     history: std::sync::Mutex<std::collections::VecDeque<PublishedRef>>,
 }
@@ -314,21 +321,39 @@ const HISTORY: usize = 32;
 
 impl Store {
     /// Opens the configuration in `db`; `key` seals private keys and secrets.
-    pub fn open(db: sled::Db, key: SealingKey) -> Result<Self, StoreError> {
-        let config_id = match db.get(CONFIG_ID_KEY)? {
-            Some(id) => String::from_utf8_lossy(&id).into_owned(),
+    /// Opens the store; `watermark` (if given) must not be ahead of what the database holds.
+    pub fn open(db: sled::Db, key: SealingKey, watermark: Option<Watermark>) -> Result<Self, StoreError> {
+        let stored_id = db.get(CONFIG_ID_KEY)?.map(|id| String::from_utf8_lossy(&id).into_owned());
+        let state = load(&db, &key)?;
+        // Before anything is written: a database that lost writes is not written over.
+        if let Some(watermark) = &watermark {
+            watermark.check(stored_id.as_deref(), state.revision)?;
+        }
+        let config_id = match stored_id {
+            Some(id) => id,
             None => {
                 let id = random_id();
                 db.insert(CONFIG_ID_KEY, id.as_bytes())?;
                 db.flush()?;
+                if let Some(watermark) = &watermark {
+                    watermark.record(&id, state.revision)?;
+                }
                 id
             }
         };
-        let state = load(&db, &key)?;
         let first = Arc::new(state.publish(None));
         let history = std::sync::Mutex::new(std::collections::VecDeque::from([first.clone()]));
         let published = watch::Sender::new(first);
-        Ok(Self { db, key, config_id, state: ArcSwap::from_pointee(state), writer: Mutex::new(()), published, history })
+        Ok(Self {
+            db,
+            key,
+            config_id,
+            state: ArcSwap::from_pointee(state),
+            writer: Mutex::new(()),
+            published,
+            history,
+            watermark,
+        })
     }
 
     pub fn config_id(&self) -> &str {
@@ -590,6 +615,13 @@ impl Store {
         batch.insert(REVISION_KEY.as_bytes(), revision.to_be_bytes().to_vec());
         self.db.apply_batch(batch)?;
         self.db.flush_async().await?;
+        // The write is durable now; a watermark that cannot be written only weakens the check
+        // at the next start, so it is logged, not turned into a failed (yet committed) write.
+        if let Some(watermark) = &self.watermark
+            && let Err(error) = watermark.record(&self.config_id, revision)
+        {
+            tracing::error!(error = %gatehouse_shared::error_chain(&error), "cannot record the committed revision");
+        }
 
         next.revision = revision;
         let published = Arc::new(next.publish(Some(&self.latest())));

@@ -35,6 +35,8 @@ fn every_flag_has_an_environment_variable() {
         "GATEHOUSE_CP_MAX_PFX_BYTES",
         "GATEHOUSE_CP_MAX_CHAIN_LENGTH",
         "GATEHOUSE_CP_MAX_POLICY_BYTES",
+        "GATEHOUSE_CP_MAX_STREAMS_PER_TOKEN",
+        "GATEHOUSE_CP_TLS_HANDSHAKE_TIMEOUT",
         "GATEHOUSE_CP_LOG_FORMAT",
         "GATEHOUSE_CP_LOG",
     ] {

@@ -46,6 +46,14 @@ pub struct ConfigClientSettings {
 }
 
 impl ConfigClientSettings {
+    /// Checks what cannot get better by retrying (the URL, the CA file, the token's format),
+    /// so a misconfigured data plane stops at start with one clear line.
+    pub fn check(&self) -> Result<(), client::ClientError> {
+        client::endpoint(&self.control_plane, self.control_plane_ca.as_deref())?;
+        client::BearerToken::new(self.token.as_deref())?;
+        Ok(())
+    }
+
     pub fn new(control_plane: String, name: String, trust: TrustAnchors) -> Self {
         Self {
             control_plane,
@@ -147,15 +155,20 @@ impl ConfigClient {
             let applied_before = self.routing.revision();
             let result = self.session().await;
             self.routing.status.connected.store(false, Ordering::Relaxed);
-            if let Err(error) = result {
-                tracing::warn!(error = %error_chain(&error), "config sync");
-            }
             if self.routing.revision() != applied_before {
                 // The session made progress: the next reconnect starts fast again.
                 backoff = self.settings.initial_backoff;
             }
             let wait = jittered(backoff);
-            tracing::info!(retry_in = ?wait, "reconnecting to the control plane");
+            match result {
+                Err(error) => tracing::warn!(
+                    control_plane = %self.settings.control_plane,
+                    error = %error_chain(&error),
+                    retry_in = ?wait,
+                    "cannot sync with the control plane; retrying"
+                ),
+                Ok(()) => tracing::info!(retry_in = ?wait, "reconnecting to the control plane"),
+            }
             tokio::time::sleep(wait).await;
             backoff = (backoff * 2).min(self.settings.max_backoff);
         }

@@ -138,6 +138,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         listen_addresses: vec![format!("http://{listen}")],
         ..ConfigClientSettings::new(args.control_plane, name, trust)
     };
+    settings.check()?;
     let mut client = ConfigClient::new(settings, routing.clone());
     if let Some(dir) = &args.cache_dir {
         client = client.with_cache(ConfigCache::open(dir, args.cache_key_file.as_deref())?);

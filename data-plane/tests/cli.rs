@@ -90,3 +90,40 @@ fn only_its_own_environment_prefix_is_read() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("/nonexistent/edge.token") && stderr.contains("No such file"), "{stderr}");
 }
+
+#[test]
+fn a_static_misconfiguration_stops_at_start_with_one_line() {
+    let run = |extra: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_gatehouse-dp"))
+            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{extra:?} started");
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let stderr = run(&["--control-plane", "127.0.0.1:7400"]);
+    assert!(stderr.contains("not a valid control plane URL") && stderr.contains("https://"), "{stderr}");
+    let stderr = run(&["--control-plane", "https://127.0.0.1:1", "--control-plane-ca", "/nonexistent/ca.pem"]);
+    assert!(stderr.contains("/nonexistent/ca.pem") && stderr.contains("No such file"), "{stderr}");
+}
+
+#[test]
+fn every_failed_attempt_is_logged_with_its_reason() {
+    // A port nothing listens on: bind, note it, release.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gatehouse-dp"))
+        .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+        .args(["--control-plane", &format!("https://127.0.0.1:{port}")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2000));
+    child.kill().unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let attempts = stderr.lines().filter(|l| l.contains("cannot sync with the control plane; retrying")).count();
+    assert!(attempts >= 2, "{stderr}");
+    assert!(stderr.contains("Connection refused") || stderr.contains("connection refused"), "{stderr}");
+}

@@ -10,7 +10,7 @@ use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("'{0}' is not a valid control plane URL")]
+    #[error("'{0}' is not a valid control plane URL: give https://HOST:PORT (or http:// for a --plaintext one)")]
     Url(String),
     #[error("cannot read the CA file {path}")]
     CaFile {
@@ -67,6 +67,9 @@ pub fn resolve_token(
 /// An endpoint for `url`: TLS for https (verified against `ca_file`, or the system roots),
 /// plain HTTP/2 for http.
 pub fn endpoint(url: &str, ca_file: Option<&Path>) -> Result<Endpoint, ClientError> {
+    if !url.starts_with("https://") && !url.starts_with("http://") {
+        return Err(ClientError::Url(crate::api::quote(url)));
+    }
     let mut endpoint = Endpoint::from_shared(url.to_string())
         .map_err(|_| ClientError::Url(url.to_string()))?
         .connect_timeout(Duration::from_secs(5))

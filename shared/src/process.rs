@@ -16,7 +16,8 @@ pub fn init_logging(filter: &str, format: LogFormat) {
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder
-            .with_target(false)
+            // Targets tell audit and access lines (gatehouse::audit, gatehouse::access) apart.
+            .with_target(true)
             // Colour codes only for people; files and log collectors get plain text.
             .with_ansi(std::io::stderr().is_terminal())
             .init(),

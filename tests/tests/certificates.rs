@@ -185,3 +185,28 @@ async fn acknowledged_writes_survive_sigkill() -> anyhow::Result<()> {
     assert_eq!(certs.certificates[0].used_by, ["orders"]);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_damaged_database_stops_the_start_and_says_how_to_recover() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("cp");
+    let mut cp = ControlPlane::start(&data).await?;
+    let token_before = std::fs::read(data.join("operator.token"))?;
+    cp.management().await?.put_api(gatehouse_tests::requests::api("a", "/a", "https://b", None)).await?;
+    cp.process.kill().await;
+    // Damage the log after its header: sled would recover by dropping what follows.
+    let db = data.join("sled/db");
+    let mut bytes = std::fs::read(&db)?;
+    for byte in bytes.iter_mut().skip(100) {
+        *byte = 0x5a;
+    }
+    std::fs::write(&db, bytes)?;
+
+    let log = dir.path().join("restart.log");
+    let restarted = ControlPlane::start_logging(&data, "127.0.0.1:0".parse()?, &[], Some(&log)).await;
+    assert!(restarted.is_err(), "a control plane that lost its APIs started");
+    let stderr = std::fs::read_to_string(&log)?;
+    assert!(stderr.contains("lost writes") && stderr.contains("restore DATA_DIR/sled from a backup"), "{stderr}");
+    assert_eq!(std::fs::read(data.join("operator.token"))?, token_before, "the operator token was replaced");
+    Ok(())
+}

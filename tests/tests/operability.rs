@@ -244,3 +244,32 @@ async fn json_logs_and_the_access_log() -> anyhow::Result<()> {
     assert_eq!(audit["fields"]["revision"], rev);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn text_logs_cannot_be_forged_and_audit_lines_say_who_and_from_where() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let log = dir.path().join("cp.log");
+    let cp = ControlPlane::start_logging(&dir.path().join("cp"), "127.0.0.1:0".parse()?, &[], Some(&log)).await?;
+    let mut m = cp.management().await?;
+    let forged = "x\n2026-01-01T00:00:00Z  INFO gatehouse::audit: management write who=\"admin\" \u{1b}[2J";
+    assert!(m.put_api(api(forged, "/a", "https://b", None)).await.is_err());
+    m.put_api(api("fine", "/fine", "https://b", None)).await?;
+
+    let deadline = Instant::now() + ACK;
+    let text = loop {
+        let text = std::fs::read_to_string(&log)?;
+        if text.matches("gatehouse::audit").count() >= 2 {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "no audit lines in:\n{text}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // The caller's value stays on its own line, escaped; nothing starts a line it wrote.
+    assert!(!text.contains('\u{1b}'), "{text}");
+    assert!(!text.lines().any(|l| l.starts_with("2026-01-01")), "{text}");
+    let refused = text.lines().find(|l| l.contains("management write refused")).expect("a refusal line");
+    assert!(refused.contains("gatehouse::audit") && refused.contains(r"x\n2026"), "{refused}");
+    let written = text.lines().find(|l| l.contains("management write") && l.contains("resource=fine")).expect("a write line");
+    assert!(written.contains("peer=127.0.0.1:") && written.contains("who=admin"), "{written}");
+    Ok(())
+}

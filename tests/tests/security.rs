@@ -325,3 +325,19 @@ async fn limits_have_clear_errors() -> anyhow::Result<()> {
     assert_eq!(reply.status, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_connection_that_never_finishes_its_tls_handshake_is_dropped() -> anyhow::Result<()> {
+    use tokio::io::AsyncReadExt;
+    let dir = tempfile::tempdir()?;
+    let cp = ControlPlane::start_with(dir.path(), "127.0.0.1:0".parse()?, &["--tls-handshake-timeout", "1"]).await?;
+    let mut silent = tokio::net::TcpStream::connect(cp.addr).await?;
+    let started = std::time::Instant::now();
+    let mut buffer = [0u8; 16];
+    let read = tokio::time::timeout(Duration::from_secs(10), silent.read(&mut buffer)).await?;
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    assert!(started.elapsed() < Duration::from_secs(5), "dropped after {:?}", started.elapsed());
+    // The control plane still serves everyone else.
+    assert!(cp.management().await?.list_apis(pb::ListApisRequest {}).await.is_ok());
+    Ok(())
+}
