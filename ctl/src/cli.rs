@@ -940,7 +940,7 @@ async fn ca(server: &Server, format: Format, command: CaCommand) -> anyhow::Resu
                 .into_inner();
             match format {
                 Format::Json => print_json(&output::ca_json(&ca)),
-                Format::Table => print!("{}", output::cas_table(std::slice::from_ref(&ca))),
+                Format::Table => print!("{}", output::ca_details(&ca)),
             }
             revision = Some(ca.revision);
         }

@@ -154,6 +154,21 @@ pub fn certificate_details(c: &pb::Certificate) -> String {
     details(&rows)
 }
 
+/// A CA certificate the way `certificate_details` shows a client certificate.
+pub fn ca_details(c: &pb::CaCertificate) -> String {
+    let rows = vec![
+        vec!["id:".into(), c.id.clone()],
+        vec!["subject:".into(), c.subject.clone()],
+        vec!["thumbprint:".into(), c.thumbprint.clone()],
+        vec!["not before:".into(), rfc3339(c.not_before.as_ref())],
+        vec!["not after:".into(), expiry(c.not_after.as_ref())],
+        vec!["used by:".into(), if c.used_by.is_empty() { "-".into() } else { c.used_by.join(", ") }],
+        vec!["revision:".into(), c.revision.to_string()],
+        vec!["etag:".into(), c.etag.clone()],
+    ];
+    details(&rows)
+}
+
 fn details(rows: &[Vec<String>]) -> String {
     let text = table(&["", ""], rows);
     // The empty header line of `table` is not wanted here.

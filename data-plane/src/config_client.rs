@@ -43,6 +43,9 @@ pub struct ConfigClientSettings {
     pub instance_id: String,
     /// Where API clients reach this data plane, for `gateway list`.
     pub listen_addresses: Vec<String>,
+    /// Time to get a sync stream going (TCP, TLS and HTTP/2 handshakes, and the control plane's
+    /// answer to the hello): a peer that accepts and then says nothing does not hang us.
+    pub connect_timeout: Duration,
 }
 
 impl ConfigClientSettings {
@@ -67,6 +70,7 @@ impl ConfigClientSettings {
             max_routes: 100_000,
             instance_id: new_instance_id(),
             listen_addresses: Vec::new(),
+            connect_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -93,6 +97,8 @@ enum SessionError {
     Endpoint(#[source] gatehouse_shared::client::ClientError),
     #[error("cannot connect to the control plane")]
     Connect(#[source] tonic::transport::Error),
+    #[error("the control plane did not complete the connection within {0:?} (TCP, TLS and HTTP/2 handshakes and the sync answer)")]
+    ConnectTimeout(Duration),
     #[error("the control plane refused the stream: {}", .0.message())]
     Refused(tonic::Status),
     #[error("the sync stream broke: {}", .0.message())]
@@ -182,7 +188,11 @@ impl ConfigClient {
             .keep_alive_timeout(keepalive)
             .keep_alive_while_idle(true);
         let token = client::BearerToken::new(self.settings.token.as_deref()).map_err(SessionError::Endpoint)?;
-        let channel = endpoint.connect().await.map_err(SessionError::Connect)?;
+        let deadline = self.settings.connect_timeout;
+        let channel = tokio::time::timeout(deadline, endpoint.connect())
+            .await
+            .map_err(|_| SessionError::ConnectTimeout(deadline))?
+            .map_err(SessionError::Connect)?;
         let mut client =
             ConfigSyncClient::with_interceptor(channel, token).max_decoding_message_size(256 * 1024 * 1024);
 
@@ -198,14 +208,30 @@ impl ConfigClient {
             backend_ca_fingerprint: self.settings.trust.bundle_fingerprint().unwrap_or_default().to_string(),
         };
         let _ = tx.send(pb::SyncRequest { message: Some(Message::Hello(hello)) }).await;
-        let mut inbound = client.sync(ReceiverStream::new(rx)).await.map_err(SessionError::Refused)?.into_inner();
+        let mut inbound = tokio::time::timeout(deadline, client.sync(ReceiverStream::new(rx)))
+            .await
+            .map_err(|_| SessionError::ConnectTimeout(deadline))?
+            .map_err(SessionError::Refused)?
+            .into_inner();
         self.routing.status.connected.store(true, Ordering::Relaxed);
         // Connected and told nothing new means our configuration is current.
         crate::metrics::global().synced();
         tracing::info!(control_plane = %self.settings.control_plane, held = self.current.revision, "config sync connected");
 
+        let mut heartbeat = tokio::time::interval(keepalive);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            let update = match inbound.message().await {
+            let message = tokio::select! {
+                message = inbound.message() => message,
+                _ = heartbeat.tick() => {
+                    let beat = pb::SyncRequest { message: Some(Message::Heartbeat(pb::Heartbeat {})) };
+                    if tx.send(beat).await.is_err() {
+                        return Err(SessionError::Closed);
+                    }
+                    continue;
+                }
+            };
+            let update = match message {
                 Ok(Some(update)) => update,
                 Ok(None) => return Err(SessionError::Closed),
                 Err(status) => return Err(SessionError::Broken(status)),

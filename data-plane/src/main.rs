@@ -28,6 +28,10 @@ struct Args {
     /// gateway`). The token may instead be given in GATEHOUSE_DP_TOKEN; never on the command line.
     #[arg(long, env = "GATEHOUSE_DP_TOKEN_FILE")]
     token_file: Option<std::path::PathBuf>,
+    /// Seconds to get a sync stream going (TCP, TLS and HTTP/2 handshakes and the control
+    /// plane's answer); then the attempt counts as failed and is retried with backoff.
+    #[arg(long, env = "GATEHOUSE_DP_CONTROL_PLANE_CONNECT_TIMEOUT", default_value_t = 10)]
+    control_plane_connect_timeout: u64,
     /// Largest request head (request line and headers) accepted from API clients, in bytes;
     /// larger ones get 431.
     #[arg(long, env = "GATEHOUSE_DP_MAX_HEADER_BYTES", default_value_t = 64 * 1024)]
@@ -136,6 +140,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         keepalive: Duration::from_secs(args.keepalive.max(1)),
         max_routes: args.max_routes,
         listen_addresses: vec![format!("http://{listen}")],
+        connect_timeout: Duration::from_secs(args.control_plane_connect_timeout.max(1)),
         ..ConfigClientSettings::new(args.control_plane, name, trust)
     };
     settings.check()?;

@@ -30,6 +30,7 @@ fn every_flag_has_an_environment_variable() {
         "GATEHOUSE_DP_SHUTDOWN_GRACE",
         "GATEHOUSE_DP_CONTROL_PLANE_CA",
         "GATEHOUSE_DP_TOKEN_FILE",
+        "GATEHOUSE_DP_CONTROL_PLANE_CONNECT_TIMEOUT",
         "GATEHOUSE_DP_CACHE_DIR",
         "GATEHOUSE_DP_CACHE_KEY_FILE",
         "GATEHOUSE_DP_MAX_ROUTES",
@@ -126,4 +127,31 @@ fn every_failed_attempt_is_logged_with_its_reason() {
     let attempts = stderr.lines().filter(|l| l.contains("cannot sync with the control plane; retrying")).count();
     assert!(attempts >= 2, "{stderr}");
     assert!(stderr.contains("Connection refused") || stderr.contains("connection refused"), "{stderr}");
+}
+
+#[test]
+fn a_control_plane_that_accepts_and_never_answers_does_not_hang_the_data_plane() {
+    // Accepts connections and never says a word (no TLS handshake).
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let held = std::thread::spawn(move || {
+        let mut streams = Vec::new();
+        for stream in silent.incoming().take(8) {
+            streams.push(stream);
+        }
+    });
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gatehouse-dp"))
+        .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--control-plane-connect-timeout", "1"])
+        .args(["--control-plane", &format!("https://127.0.0.1:{port}")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(3500));
+    child.kill().unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let timeouts = stderr.lines().filter(|l| l.contains("did not complete the connection within 1s")).count();
+    assert!(timeouts >= 2, "{stderr}");
+    drop(held);
 }

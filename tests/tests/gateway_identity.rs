@@ -276,3 +276,22 @@ async fn api_show_warns_when_data_planes_trust_different_ca_bundles() -> anyhow:
     assert!(out.stderr.contains("no --backend-ca-file: without-bundle"), "{}", out.stderr);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn last_seen_follows_heartbeats() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let cp = ControlPlane::start(&dir.path().join("cp")).await?;
+    let mut m = cp.management().await?;
+    let revision = m.put_api(api("a", "/a", "https://127.0.0.1:9", None)).await?.into_inner().revision;
+    let dp = gatehouse_tests::process::DataPlane::start_with(&cp.access(), "beating", None, &["--keepalive", "1"]).await?;
+    gatehouse_tests::fleet::wait_acked(&mut m, &[&dp.name], revision, Duration::from_secs(15)).await?;
+    // Nothing changes, so only heartbeats can move last_seen.
+    tokio::time::sleep(Duration::from_millis(3200)).await;
+    let gateway = m.list_gateways(pb::ListGatewaysRequest::default()).await?.into_inner().gateways.remove(0);
+    let since = gateway.connected_since.unwrap().seconds;
+    let seen = gateway.last_seen.unwrap().seconds;
+    assert!(seen - since >= 2, "last seen {seen}, connected {since}");
+    let out = gatehouse_tests::process::ctl(&cp.access(), &["gateway", "list"], None).await?;
+    assert!(out.stdout.contains("s ago"), "{}", out.stdout);
+    Ok(())
+}

@@ -361,6 +361,8 @@ async fn cli_sets_backend_trust() -> anyhow::Result<()> {
     let server = cp.access();
     let out = ctl(&server, &["ca", "upload", "internal", "--file", der.to_str().unwrap()], None).await?;
     assert!(out.success, "{}", out.stderr);
+    // The same shape as `cert upload` prints.
+    assert!(out.stdout.starts_with("id:") && out.stdout.contains("thumbprint:"), "{}", out.stdout);
     let out = ctl(
         &server,
         &[
