@@ -11,7 +11,7 @@ use tonic::{Request, Response, Status};
 use crate::audit::audited;
 use crate::gateways::{Gateway, GatewayState, Gateways};
 use crate::model::{Api, BackendTls, Binding, State, StoredCaCertificate, StoredCertificate, etag};
-use crate::store::{ApiDefinition, Store, StoreError, WriteOptions};
+use crate::store::{ApiDefinition, ResourceKind, Store, StoreError, WriteOptions};
 use crate::tokens::{Role, Tokens};
 
 pub struct ManagementService {
@@ -156,7 +156,10 @@ impl From<StoreError> for Status {
             | StoreError::Expired { .. }
             | StoreError::EtagMismatch { .. }
             | StoreError::EtagOnMissing { .. } => Status::failed_precondition(error.to_string()),
-            StoreError::Invalid(_) | StoreError::Unmask(_) => Status::invalid_argument(error.to_string()),
+            StoreError::InvalidId { .. }
+            | StoreError::Definition(_)
+            | StoreError::NoTrustedRoots
+            | StoreError::Unmask(_) => Status::invalid_argument(error.to_string()),
             StoreError::Storage(_) | StoreError::Corrupt { .. } | StoreError::Watermark(_) => {
                 tracing::error!(error = %error, cause = ?std::error::Error::source(&error), "store failure");
                 Status::internal(error.to_string())
@@ -424,7 +427,7 @@ impl ManagementService {
         let options = WriteOptions { if_match: request.if_match, allow_expired: request.allow_expired };
         let api = self.store.set_api_policy(&request.api_id, policy, &options).await.map_err(|error| match error {
             // A certificate named in the policy that does not exist is an error in the document.
-            StoreError::NotFound { kind: "certificate", .. } | StoreError::ThumbprintNotFound(_) => {
+            StoreError::NotFound { kind: ResourceKind::Certificate, .. } | StoreError::ThumbprintNotFound(_) => {
                 let element = policy::InboundElement::AuthenticationCertificate;
                 Status::invalid_argument(policy::refusal_at(&request.xml, element, error.to_string()).to_string())
             }

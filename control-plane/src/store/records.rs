@@ -1,0 +1,295 @@
+//! The configuration as sled stores it: protobuf-encoded records under `cert/`, `ca/` and
+//! `api/` keys, private keys and secrets sealed under the master key, and the revision and
+//! configuration id under `meta/`. Encoding for a commit and loading at start live here; the
+//! rules a write must pass live in `rules.rs`.
+
+use gatehouse_shared::ClientCertificate;
+use gatehouse_shared::sealed::SealingKey;
+
+use super::StoreError;
+use crate::model::{
+    Api, BackendTls, BasicAuth, Binding, ExistsAction, Policy, Revision, SetHeader, State, StoredCaCertificate,
+    StoredCertificate,
+};
+use gatehouse_shared::Thumbprint;
+
+/// On-disk forms, protobuf-encoded so fields can be added compatibly. Defaults (false, empty)
+/// always mean the safe choice.
+#[derive(Clone, PartialEq, prost::Message)]
+struct CertificateRecord {
+    #[prost(string, tag = "1")]
+    id: String,
+    #[prost(bytes = "vec", repeated, tag = "2")]
+    chain: Vec<Vec<u8>>,
+    // Tag 3 would be a plaintext key: never written.
+    #[prost(uint64, tag = "4")]
+    revision: u64,
+    /// PKCS#8 key sealed under the master key.
+    #[prost(bytes = "vec", tag = "5")]
+    sealed_private_key: Vec<u8>,
+}
+
+const KEY_CONTEXT: &[u8] = b"gatehouse-cp-private-key-v1";
+const SECRET_CONTEXT: &[u8] = b"gatehouse-cp-secret-v1";
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct CaRecord {
+    #[prost(string, tag = "1")]
+    id: String,
+    #[prost(bytes = "vec", tag = "2")]
+    der: Vec<u8>,
+    #[prost(uint64, tag = "3")]
+    revision: u64,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct HeaderRecord {
+    #[prost(string, tag = "1")]
+    name: String,
+    /// 0 override, 1 skip, 2 append, 3 delete.
+    #[prost(uint32, tag = "2")]
+    action: u32,
+    #[prost(string, repeated, tag = "3")]
+    values: Vec<String>,
+    #[prost(bool, tag = "4")]
+    secret: bool,
+    /// For secret headers, the values sealed under the master key (and `values` empty).
+    #[prost(bytes = "vec", repeated, tag = "5")]
+    sealed_values: Vec<Vec<u8>>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct ApiRecord {
+    #[prost(string, tag = "1")]
+    id: String,
+    #[prost(string, tag = "2")]
+    display_name: String,
+    #[prost(string, tag = "3")]
+    path: String,
+    #[prost(string, tag = "4")]
+    service_url: String,
+    /// 0 none, 1 certificate id, 2 thumbprint.
+    #[prost(uint32, tag = "5")]
+    binding_kind: u32,
+    #[prost(string, tag = "6")]
+    binding_value: String,
+    #[prost(uint64, tag = "7")]
+    revision: u64,
+    #[prost(bool, tag = "8")]
+    skip_chain_validation: bool,
+    #[prost(bool, tag = "9")]
+    skip_name_validation: bool,
+    #[prost(string, repeated, tag = "10")]
+    ca_ids: Vec<String>,
+    #[prost(bool, tag = "11")]
+    exclude_system_roots: bool,
+    #[prost(bool, tag = "12")]
+    has_basic: bool,
+    #[prost(string, tag = "13")]
+    basic_username: String,
+    // Tag 14 would be a plaintext password: never written.
+    #[prost(message, repeated, tag = "15")]
+    headers: Vec<HeaderRecord>,
+    #[prost(bytes = "vec", tag = "16")]
+    sealed_basic_password: Vec<u8>,
+    /// `<forward-request timeout>` in seconds; 0: the data plane's default.
+    #[prost(uint32, tag = "17")]
+    backend_timeout_seconds: u32,
+}
+
+const CERT_PREFIX: &str = "cert/";
+const CA_PREFIX: &str = "ca/";
+const API_PREFIX: &str = "api/";
+pub(super) const REVISION_KEY: &str = "meta/revision";
+pub(super) const CONFIG_ID_KEY: &str = "meta/config-id";
+
+pub(super) fn random_id() -> String {
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; 16];
+    ring::rand::SystemRandom::new().fill(&mut bytes).expect("the system random generator works");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The on-disk code of each `exists-action`, both ways.
+const ACTION_CODES: [(ExistsAction, u32); 4] =
+    [(ExistsAction::Override, 0), (ExistsAction::Skip, 1), (ExistsAction::Append, 2), (ExistsAction::Delete, 3)];
+
+fn action_code(action: ExistsAction) -> u32 {
+    ACTION_CODES.iter().find(|(a, _)| *a == action).map(|(_, code)| *code).expect("every action has a code")
+}
+
+fn action_from_code(code: u32) -> Option<ExistsAction> {
+    ACTION_CODES.iter().find(|(_, c)| *c == code).map(|(action, _)| *action)
+}
+
+impl ApiRecord {
+    fn from_api(api: &Api, key: &SealingKey) -> Self {
+        let (binding_kind, binding_value) = match &api.policy.certificate {
+            Binding::None => (0, String::new()),
+            Binding::CertificateId(id) => (1, id.clone()),
+            Binding::Thumbprint(t) => (2, t.to_string()),
+        };
+        let basic = api.policy.basic.clone();
+        Self {
+            id: api.id.clone(),
+            display_name: api.display_name.clone(),
+            path: api.path.clone(),
+            service_url: api.service_url.clone(),
+            binding_kind,
+            binding_value,
+            revision: api.revision,
+            skip_chain_validation: !api.tls.validate_chain,
+            skip_name_validation: !api.tls.validate_name,
+            ca_ids: api.tls.ca_ids.clone(),
+            exclude_system_roots: !api.tls.system_roots,
+            backend_timeout_seconds: api.policy.backend_timeout.unwrap_or(0),
+            has_basic: basic.is_some(),
+            basic_username: basic.as_ref().map(|b| b.username.clone()).unwrap_or_default(),
+            sealed_basic_password: basic.map(|b| key.seal(SECRET_CONTEXT, b.password.as_bytes())).unwrap_or_default(),
+            headers: api
+                .policy
+                .headers
+                .iter()
+                .map(|h| HeaderRecord {
+                    name: h.name.clone(),
+                    action: action_code(h.action),
+                    values: if h.secret { Vec::new() } else { h.values.clone() },
+                    secret: h.secret,
+                    sealed_values: if h.secret {
+                        h.values.iter().map(|v| key.seal(SECRET_CONTEXT, v.as_bytes())).collect()
+                    } else {
+                        Vec::new()
+                    },
+                })
+                .collect(),
+        }
+    }
+
+    fn into_api(self, key: &SealingKey) -> Result<Api, String> {
+        let open = |sealed: &[u8]| -> Result<String, String> {
+            let plain = key.open(SECRET_CONTEXT, sealed).map_err(|e| e.to_string())?;
+            String::from_utf8(plain).map_err(|_| "a sealed secret is not text".to_string())
+        };
+        let certificate = match self.binding_kind {
+            0 => Binding::None,
+            1 => Binding::CertificateId(self.binding_value),
+            2 => Binding::Thumbprint(Thumbprint::parse(&self.binding_value).map_err(|e| e.to_string())?),
+            other => return Err(format!("unknown binding kind {other}")),
+        };
+        let headers = self
+            .headers
+            .into_iter()
+            .map(|h| {
+                let action = action_from_code(h.action).ok_or_else(|| format!("unknown header action {}", h.action))?;
+                let values = if h.secret {
+                    h.sealed_values.iter().map(|v| open(v)).collect::<Result<_, _>>()?
+                } else {
+                    h.values
+                };
+                Ok(SetHeader { name: h.name, action, values, secret: h.secret })
+            })
+            .collect::<Result<_, String>>()?;
+        let basic = match self.has_basic {
+            true => Some(BasicAuth { username: self.basic_username, password: open(&self.sealed_basic_password)? }),
+            false => None,
+        };
+        Ok(Api {
+            id: self.id,
+            display_name: self.display_name,
+            path: self.path,
+            service_url: self.service_url,
+            policy: Policy {
+                certificate,
+                basic,
+                headers,
+                backend_timeout: Some(self.backend_timeout_seconds).filter(|s| *s > 0),
+            },
+            tls: BackendTls {
+                validate_chain: !self.skip_chain_validation,
+                validate_name: !self.skip_name_validation,
+                ca_ids: self.ca_ids,
+                system_roots: !self.exclude_system_roots,
+            },
+            revision: self.revision,
+        })
+    }
+}
+
+
+/// The batch entry (key, value) for a certificate at `revision`, its key sealed.
+pub(super) fn certificate_entry(cert: &StoredCertificate, revision: Revision, seal: &SealingKey) -> (Vec<u8>, Vec<u8>) {
+    let record = CertificateRecord {
+        id: cert.id.clone(),
+        chain: cert.certificate.chain.clone(),
+        sealed_private_key: seal.seal(KEY_CONTEXT, &cert.certificate.private_key),
+        revision,
+    };
+    (certificate_key(&cert.id), prost::Message::encode_to_vec(&record))
+}
+
+/// The batch entry for a CA certificate at `revision`.
+pub(super) fn ca_entry(ca: &StoredCaCertificate, revision: Revision) -> (Vec<u8>, Vec<u8>) {
+    let record = CaRecord { id: ca.id.clone(), der: ca.der.clone(), revision };
+    (ca_key(&ca.id), prost::Message::encode_to_vec(&record))
+}
+
+/// The batch entry for an API (at its own revision), secrets sealed.
+pub(super) fn api_entry(api: &Api, seal: &SealingKey) -> (Vec<u8>, Vec<u8>) {
+    (api_key(&api.id), prost::Message::encode_to_vec(&ApiRecord::from_api(api, seal)))
+}
+
+pub(super) fn certificate_key(id: &str) -> Vec<u8> {
+    format!("{CERT_PREFIX}{id}").into_bytes()
+}
+
+pub(super) fn ca_key(id: &str) -> Vec<u8> {
+    format!("{CA_PREFIX}{id}").into_bytes()
+}
+
+pub(super) fn api_key(id: &str) -> Vec<u8> {
+    format!("{API_PREFIX}{id}").into_bytes()
+}
+
+/// Reads the whole configuration.
+pub(super) fn load(db: &sled::Db, seal: &SealingKey) -> Result<State, StoreError> {
+    let corrupt = |key: &[u8], source: Box<dyn std::error::Error + Send + Sync>| StoreError::Corrupt {
+        key: String::from_utf8_lossy(key).into_owned(),
+        source,
+    };
+    let mut state = State::default();
+    if let Some(bytes) = db.get(REVISION_KEY)? {
+        let raw: [u8; 8] = bytes
+            .as_ref()
+            .try_into()
+            .map_err(|_| corrupt(REVISION_KEY.as_bytes(), "revision is not 8 bytes".into()))?;
+        state.revision = u64::from_be_bytes(raw);
+    }
+    for item in db.scan_prefix(CERT_PREFIX) {
+        let (key, value) = item?;
+        let record: CertificateRecord = prost::Message::decode(value.as_ref()).map_err(|e| corrupt(&key, e.into()))?;
+        // A key that does not open means the wrong master key (or tampering): say so, load nothing.
+        let private_key = seal.open(KEY_CONTEXT, &record.sealed_private_key).map_err(|e| corrupt(&key, e.into()))?;
+        let certificate =
+            ClientCertificate::from_parts(record.chain, private_key).map_err(|e| corrupt(&key, e.into()))?;
+        state
+            .certificates
+            .insert(record.id.clone(), StoredCertificate { id: record.id, certificate, revision: record.revision });
+    }
+    for item in db.scan_prefix(CA_PREFIX) {
+        let (key, value) = item?;
+        let record: CaRecord = prost::Message::decode(value.as_ref()).map_err(|e| corrupt(&key, e.into()))?;
+        let info = gatehouse_shared::certificate::describe_der(&record.der).map_err(|e| corrupt(&key, e.into()))?;
+        state.ca_certificates.insert(
+            record.id.clone(),
+            StoredCaCertificate { id: record.id, der: record.der, info, revision: record.revision },
+        );
+    }
+    for item in db.scan_prefix(API_PREFIX) {
+        let (key, value) = item?;
+        let record: ApiRecord = prost::Message::decode(value.as_ref()).map_err(|e| corrupt(&key, e.into()))?;
+        let api = record.into_api(seal).map_err(|e| corrupt(&key, e.into()))?;
+        state.apis.insert(api.id.clone(), api);
+    }
+    Ok(state)
+}
+
