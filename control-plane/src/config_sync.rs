@@ -17,7 +17,8 @@ use tonic::{Request, Response, Status, Streaming};
 use std::collections::HashMap;
 
 use crate::gateways::{Gateways, Reported};
-use crate::model::{PublishedRef, Revision};
+use crate::model::Revision;
+use crate::snapshot::PublishedRef;
 use crate::store::Store;
 use crate::tokens::{Caller, TokenId, Tokens};
 

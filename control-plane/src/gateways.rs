@@ -66,7 +66,26 @@ pub struct NameInUse {
     pub address: String,
 }
 
+impl GatewayState {
+    /// The state's name in metrics labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Synced => "synced",
+            Self::Syncing => "syncing",
+            Self::Stale => "stale",
+            Self::Nacked => "nacked",
+            Self::Disconnected => "disconnected",
+        }
+    }
+}
+
 impl Gateway {
+    /// Its state now: the one place that looks up how long it has been behind.
+    pub fn current_state(&self, store: &crate::store::Store, stale_after: Duration) -> GatewayState {
+        let behind_since = store.committed_at(self.applied_revision + 1);
+        self.state(store.state().revision, behind_since, stale_after)
+    }
+
     /// `behind_since`: when the oldest revision it has not applied was committed, if any.
     pub fn state(&self, latest: Revision, behind_since: Option<SystemTime>, stale_after: Duration) -> GatewayState {
         if !self.connected {

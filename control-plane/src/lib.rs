@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod model;
 pub mod oversize;
 pub mod server;
+pub mod snapshot;
 pub mod store;
 pub mod tls;
 pub mod tokens;

@@ -13,7 +13,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::gateways::{GatewayState, Gateways};
+use crate::gateways::Gateways;
 use crate::store::Store;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -82,14 +82,7 @@ impl Metrics {
             self.gateways.get_or_create(&StateLabels { state: name.into() }).set(0);
         }
         for gateway in gateways.list() {
-            let behind_since = store.committed_at(gateway.applied_revision + 1);
-            let name = match gateway.state(state.revision, behind_since, stale_after) {
-                GatewayState::Synced => "synced",
-                GatewayState::Syncing => "syncing",
-                GatewayState::Stale => "stale",
-                GatewayState::Nacked => "nacked",
-                GatewayState::Disconnected => "disconnected",
-            };
+            let name = gateway.current_state(store, stale_after).as_str();
             self.gateways.get_or_create(&StateLabels { state: name.into() }).inc();
         }
         self.certificate_expiry_days.clear();

@@ -1,11 +1,9 @@
 //! The control plane's view of the configuration: certificates, CA certificates, APIs and
-//! their policies, as one immutable `State` per revision.
+//! their policies, as one immutable `State` per revision. What data planes receive is built
+//! from it in `snapshot.rs`.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::collections::BTreeMap;
 
-use base64::Engine as _;
-use gatehouse_proto::v1 as pb;
 pub use gatehouse_shared::policy::{BasicAuth, Binding, ExistsAction, Policy, SetHeader};
 use gatehouse_shared::{CertificateInfo, ClientCertificate, Thumbprint};
 
@@ -126,144 +124,5 @@ impl State {
     /// The API that already claims `path`, other than `except_id`.
     pub fn api_with_path(&self, path: &str, except_id: &str) -> Option<&Api> {
         self.apis.values().find(|api| api.path == path && api.id != except_id)
-    }
-
-    /// What data planes receive: every route, and the identities (with private keys) and CA
-    /// certificates that routes use, and nothing else. Entries equal to `previous`'s are shared
-    /// with it, so a revision costs memory only for what changed.
-    pub fn publish(&self, previous: Option<&Published>) -> Published {
-        let mut identities: BTreeMap<String, Arc<pb::ClientIdentity>> = BTreeMap::new();
-        let mut cas: BTreeMap<String, Arc<pb::TrustedCa>> = BTreeMap::new();
-        let mut routes: BTreeMap<String, Arc<pb::RouteConfig>> = BTreeMap::new();
-        for api in self.apis.values() {
-            let thumbprint = match self.resolve(&api.policy.certificate) {
-                Some(stored) => {
-                    let t = stored.certificate.info.thumbprint.to_string();
-                    if !identities.contains_key(&t) {
-                        let identity = pb::ClientIdentity {
-                            thumbprint: t.clone(),
-                            certificate_chain: stored.certificate.chain.clone(),
-                            private_key: stored.certificate.private_key.clone(),
-                            certificate_id: stored.id.clone(),
-                        };
-                        identities.insert(t.clone(), reuse(previous.and_then(|p| p.identities.get(&t)), identity));
-                    }
-                    t
-                }
-                None => String::new(),
-            };
-            let mut ca_thumbprints = BTreeSet::new();
-            for ca in api.tls.ca_ids.iter().filter_map(|id| self.ca_certificates.get(id)) {
-                let t = ca.info.thumbprint.to_string();
-                if !cas.contains_key(&t) {
-                    let trusted = pb::TrustedCa { thumbprint: t.clone(), certificate: ca.der.clone() };
-                    cas.insert(t.clone(), reuse(previous.and_then(|p| p.cas.get(&t)), trusted));
-                }
-                ca_thumbprints.insert(t);
-            }
-            let route = pb::RouteConfig {
-                api_id: api.id.clone(),
-                path: api.path.clone(),
-                service_url: api.service_url.clone(),
-                client_certificate_thumbprint: thumbprint,
-                tls: Some(pb::RouteTls {
-                    skip_chain_validation: !api.tls.validate_chain,
-                    skip_name_validation: !api.tls.validate_name,
-                    ca_thumbprints: ca_thumbprints.into_iter().collect(),
-                    exclude_system_roots: !api.tls.system_roots,
-                }),
-                headers: header_actions(&api.policy),
-                backend_timeout_seconds: api.policy.backend_timeout.unwrap_or(0),
-            };
-            routes.insert(api.id.clone(), reuse(previous.and_then(|p| p.routes.get(&api.id)), route));
-        }
-        Published { revision: self.revision, committed_at: std::time::SystemTime::now(), routes, identities, cas }
-    }
-}
-
-/// The previous entry when it is equal, so unchanged entries are shared between revisions.
-fn reuse<T: PartialEq>(previous: Option<&Arc<T>>, current: T) -> Arc<T> {
-    match previous {
-        Some(p) if **p == current => p.clone(),
-        _ => Arc::new(current),
-    }
-}
-
-/// The policy's header work, compiled for data planes: Basic credentials first, then each
-/// set-header in order.
-fn header_actions(policy: &Policy) -> Vec<pb::HeaderAction> {
-    use pb::header_action::Action;
-    let mut actions = Vec::new();
-    if let Some(basic) = &policy.basic {
-        let token = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", basic.username, basic.password));
-        actions.push(pb::HeaderAction {
-            name: "authorization".into(),
-            action: Action::Override as i32,
-            values: vec![format!("Basic {token}")],
-        });
-    }
-    for header in &policy.headers {
-        let action = match header.action {
-            ExistsAction::Override => Action::Override,
-            ExistsAction::Skip => Action::Skip,
-            ExistsAction::Append => Action::Append,
-            ExistsAction::Delete => Action::Delete,
-        };
-        actions.push(pb::HeaderAction {
-            name: header.name.clone(),
-            action: action as i32,
-            values: header.values.clone(),
-        });
-    }
-    actions
-}
-
-/// A committed revision as data planes receive it, keyed for diffing.
-#[derive(Debug)]
-pub struct Published {
-    pub revision: Revision,
-    pub committed_at: std::time::SystemTime,
-    /// By API id.
-    pub routes: BTreeMap<String, Arc<pb::RouteConfig>>,
-    /// By thumbprint.
-    pub identities: BTreeMap<String, Arc<pb::ClientIdentity>>,
-    /// By thumbprint.
-    pub cas: BTreeMap<String, Arc<pb::TrustedCa>>,
-}
-
-pub type PublishedRef = Arc<Published>;
-
-impl Published {
-    /// The whole configuration.
-    pub fn full(&self) -> pb::Snapshot {
-        pb::Snapshot {
-            routes: self.routes.values().map(|r| (**r).clone()).collect(),
-            identities: self.identities.values().map(|i| (**i).clone()).collect(),
-            trusted_cas: self.cas.values().map(|c| (**c).clone()).collect(),
-        }
-    }
-
-    /// What changed since `base`: new or different entries, and removed keys.
-    pub fn diff(&self, base: &Published) -> (pb::Snapshot, pb::Removed) {
-        fn changed<T: PartialEq + Clone>(now: &BTreeMap<String, Arc<T>>, before: &BTreeMap<String, Arc<T>>) -> Vec<T> {
-            now.iter()
-                .filter(|(k, v)| before.get(*k).is_none_or(|b| !Arc::ptr_eq(b, v) && **b != ***v))
-                .map(|(_, v)| (**v).clone())
-                .collect()
-        }
-        fn removed<T>(now: &BTreeMap<String, Arc<T>>, before: &BTreeMap<String, Arc<T>>) -> Vec<String> {
-            before.keys().filter(|k| !now.contains_key(*k)).cloned().collect()
-        }
-        let snapshot = pb::Snapshot {
-            routes: changed(&self.routes, &base.routes),
-            identities: changed(&self.identities, &base.identities),
-            trusted_cas: changed(&self.cas, &base.cas),
-        };
-        let gone = pb::Removed {
-            api_ids: removed(&self.routes, &base.routes),
-            identity_thumbprints: removed(&self.identities, &base.identities),
-            ca_thumbprints: removed(&self.cas, &base.cas),
-        };
-        (snapshot, gone)
     }
 }

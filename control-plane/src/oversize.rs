@@ -69,7 +69,9 @@ mod tests {
 
     #[test]
     fn tonics_size_error_becomes_resource_exhausted() {
-        let status = tonic::Status::out_of_range("Error, decoded message length too large: found 9 bytes, the limit is: 4 bytes");
+        let status = tonic::Status::out_of_range(
+            "Error, decoded message length too large: found 9 bytes, the limit is: 4 bytes",
+        );
         let mut headers = status.into_http::<()>().into_parts().0.headers;
         relabel(&mut headers, 4);
         let status = tonic::Status::from_header_map(&headers).unwrap();

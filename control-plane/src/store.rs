@@ -5,22 +5,21 @@
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use gatehouse_shared::policy::{self, UnmaskError};
+use gatehouse_shared::Thumbprint;
+use gatehouse_shared::policy::UnmaskError;
 use gatehouse_shared::sealed::SealingKey;
-use gatehouse_shared::{CertificateInfo, ClientCertificate, Thumbprint};
 use tokio::sync::{Mutex, watch};
 
-use crate::model::{
-    Api, BackendTls, Binding, Policy, PublishedRef, Revision, State, StoredCaCertificate, StoredCertificate,
-};
+use crate::model::{Api, BackendTls, Binding, Revision, State, StoredCaCertificate, StoredCertificate};
+use crate::snapshot::{Published, PublishedRef};
 use crate::watermark::Watermark;
 
+mod apis;
+mod certificates;
 mod records;
 mod rules;
 #[cfg(test)]
 mod tests;
-
-use rules::{check_binding, check_etag, check_not_expired, check_scheme, check_tls, existing, validate_id};
 
 /// The kinds of resource the store keeps, as messages name them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -117,7 +116,7 @@ pub struct WriteOptions {
 
 /// One write: records to put and keys to remove, committed with the next revision.
 #[derive(Default)]
-struct Change {
+pub(super) struct Change {
     put_certificates: Vec<StoredCertificate>,
     put_cas: Vec<StoredCaCertificate>,
     put_apis: Vec<Api>,
@@ -148,8 +147,7 @@ pub struct Store {
 const HISTORY: usize = 32;
 
 impl Store {
-    /// Opens the configuration in `db`; `key` seals private keys and secrets.
-    /// Opens the store; `watermark` (if given) must not be ahead of what the database holds.
+    /// Opens the configuration in `db` (`key` seals private keys and secrets); `watermark` (if given) must not be ahead of what the database holds.
     pub fn open(db: sled::Db, key: SealingKey, watermark: Option<Watermark>) -> Result<Self, StoreError> {
         let stored_id = db.get(records::CONFIG_ID_KEY)?.map(|id| String::from_utf8_lossy(&id).into_owned());
         let state = records::load(&db, &key)?;
@@ -169,7 +167,7 @@ impl Store {
                 id
             }
         };
-        let first = Arc::new(state.publish(None));
+        let first = Arc::new(Published::of(&state, None));
         let history = std::sync::Mutex::new(std::collections::VecDeque::from([first.clone()]));
         let published = watch::Sender::new(first);
         Ok(Self {
@@ -216,190 +214,9 @@ impl Store {
         Ok(())
     }
 
-    /// Stores a certificate under `id`, rotating it if the id exists.
-    pub async fn upload_certificate(
-        &self,
-        id: &str,
-        certificate: ClientCertificate,
-        options: &WriteOptions,
-    ) -> Result<StoredCertificate, StoreError> {
-        validate_id(ResourceKind::Certificate, id)?;
-        let _guard = self.writer.lock().await;
-        let state = self.state();
-        let existing = state.certificates.get(id);
-        check_etag(ResourceKind::Certificate, id, existing.map(|c| c.revision), &options.if_match)?;
-        if let Some(existing) = existing {
-            if existing.certificate.info.thumbprint != certificate.info.thumbprint {
-                let pinned: Vec<String> = state
-                    .orphaned_without(id)
-                    .into_iter()
-                    .filter(|api| matches!(state.apis[api].policy.certificate, Binding::Thumbprint(_)))
-                    .collect();
-                if !pinned.is_empty() {
-                    return Err(StoreError::PinnedByThumbprint {
-                        id: id.to_string(),
-                        thumbprint: existing.certificate.info.thumbprint.clone(),
-                        apis: pinned,
-                    });
-                }
-            }
-            if !state.used_by(id).is_empty() && !options.allow_expired {
-                check_not_expired(id, &certificate.info)?;
-            }
-        }
-        let stored = StoredCertificate { id: id.to_string(), certificate, revision: state.revision + 1 };
-        self.commit(&state, Change { put_certificates: vec![stored.clone()], ..Change::default() }).await?;
-        Ok(stored)
-    }
-
-    pub async fn delete_certificate(&self, id: &str, options: &WriteOptions) -> Result<Revision, StoreError> {
-        let _guard = self.writer.lock().await;
-        let state = self.state();
-        existing(ResourceKind::Certificate, id, &state.certificates, |c| c.revision, &options.if_match)?;
-        let apis = state.orphaned_without(id);
-        if !apis.is_empty() {
-            return Err(StoreError::CertificateInUse { id: id.to_string(), apis });
-        }
-        self.commit(&state, Change { remove_certificates: vec![id.to_string()], ..Change::default() }).await
-    }
-
-    /// Stores a CA certificate (already checked to be a CA) under `id`.
-    pub async fn upload_ca_certificate(
-        &self,
-        id: &str,
-        der: Vec<u8>,
-        info: CertificateInfo,
-        options: &WriteOptions,
-    ) -> Result<StoredCaCertificate, StoreError> {
-        validate_id(ResourceKind::CaCertificate, id)?;
-        let _guard = self.writer.lock().await;
-        let state = self.state();
-        check_etag(ResourceKind::CaCertificate, id, state.ca_certificates.get(id).map(|c| c.revision), &options.if_match)?;
-        let stored = StoredCaCertificate { id: id.to_string(), der, info, revision: state.revision + 1 };
-        self.commit(&state, Change { put_cas: vec![stored.clone()], ..Change::default() }).await?;
-        Ok(stored)
-    }
-
-    pub async fn delete_ca_certificate(&self, id: &str, options: &WriteOptions) -> Result<Revision, StoreError> {
-        let _guard = self.writer.lock().await;
-        let state = self.state();
-        existing(ResourceKind::CaCertificate, id, &state.ca_certificates, |c| c.revision, &options.if_match)?;
-        let apis = state.ca_used_by(id);
-        if !apis.is_empty() {
-            return Err(StoreError::CaInUse { id: id.to_string(), apis });
-        }
-        self.commit(&state, Change { remove_cas: vec![id.to_string()], ..Change::default() }).await
-    }
-
-    /// Creates or replaces an API: every field of the definition is written, so what the
-    /// request leaves out returns to its default (its binding and the rest of its policy are
-    /// kept unless a binding is given). [`Self::update_api`] changes named fields only.
-    pub async fn put_api(&self, definition: ApiDefinition, options: &WriteOptions) -> Result<Api, StoreError> {
-        validate_id(ResourceKind::Api, &definition.id)?;
-        let _guard = self.writer.lock().await;
-        let state = self.state();
-        self.write_api(&state, definition, options).await
-    }
-
-    /// Changes some fields of an existing API (AIP-134): `update` gets the stored API and
-    /// returns the whole new definition, which is then checked exactly as a put is.
-    pub async fn update_api(
-        &self,
-        id: &str,
-        update: impl FnOnce(&Api) -> ApiDefinition,
-        options: &WriteOptions,
-    ) -> Result<Api, StoreError> {
-        let _guard = self.writer.lock().await;
-        let state = self.state();
-        let definition = update(existing(ResourceKind::Api, id, &state.apis, |a| a.revision, &options.if_match)?);
-        self.write_api(&state, definition, options).await
-    }
-
-    /// Checks and commits an API definition. The caller holds the writer lock.
-    async fn write_api(&self, state: &State, definition: ApiDefinition, options: &WriteOptions) -> Result<Api, StoreError> {
-        let path = gatehouse_shared::api::normalize_path(&definition.path)?;
-        gatehouse_shared::api::parse_service_url(&definition.service_url)?;
-        let existing = state.apis.get(&definition.id);
-        check_etag(ResourceKind::Api, &definition.id, existing.map(|a| a.revision), &options.if_match)?;
-        if let Some(other) = state.api_with_path(&path, &definition.id) {
-            return Err(StoreError::PathTaken { path, api: other.id.clone() });
-        }
-        check_tls(state, &definition.tls)?;
-        let mut policy = existing.map(|a| a.policy.clone()).unwrap_or_default();
-        if let Some(binding) = definition.binding {
-            if binding != policy.certificate {
-                check_binding(state, &binding, options.allow_expired)?;
-            }
-            policy.certificate = binding;
-        }
-        check_scheme(&definition.service_url, &policy.certificate)?;
-        let api = Api {
-            id: definition.id,
-            display_name: definition.display_name,
-            path,
-            service_url: definition.service_url,
-            policy,
-            tls: definition.tls,
-            revision: state.revision + 1,
-        };
-        self.commit(state, Change { put_apis: vec![api.clone()], ..Change::default() }).await?;
-        Ok(api)
-    }
-
-    pub async fn delete_api(&self, id: &str, options: &WriteOptions) -> Result<Revision, StoreError> {
-        let _guard = self.writer.lock().await;
-        let state = self.state();
-        existing(ResourceKind::Api, id, &state.apis, |a| a.revision, &options.if_match)?;
-        self.commit(&state, Change { remove_apis: vec![id.to_string()], ..Change::default() }).await
-    }
-
-    pub async fn set_api_binding(
-        &self,
-        api_id: &str,
-        binding: Binding,
-        options: &WriteOptions,
-    ) -> Result<Api, StoreError> {
-        let _guard = self.writer.lock().await;
-        let state = self.state();
-        let api = existing(ResourceKind::Api, api_id, &state.apis, |a| a.revision, &options.if_match)?;
-        check_binding(&state, &binding, options.allow_expired)?;
-        check_scheme(&api.service_url, &binding)?;
-        let mut api = api.clone();
-        api.policy.certificate = binding;
-        api.revision = state.revision + 1;
-        self.commit(&state, Change { put_apis: vec![api.clone()], ..Change::default() }).await?;
-        Ok(api)
-    }
-
-    /// Replaces an API's policy. Masked secrets keep their stored values; a policy equal to the
-    /// current one writes nothing.
-    pub async fn set_api_policy(
-        &self,
-        api_id: &str,
-        policy: Policy,
-        options: &WriteOptions,
-    ) -> Result<Api, StoreError> {
-        let _guard = self.writer.lock().await;
-        let state = self.state();
-        let api = existing(ResourceKind::Api, api_id, &state.apis, |a| a.revision, &options.if_match)?;
-        let policy = policy::unmask(policy, &api.policy)?;
-        if policy == api.policy {
-            return Ok(api.clone());
-        }
-        if policy.certificate != api.policy.certificate {
-            check_binding(&state, &policy.certificate, options.allow_expired)?;
-            check_scheme(&api.service_url, &policy.certificate)?;
-        }
-        let mut api = api.clone();
-        api.policy = policy;
-        api.revision = state.revision + 1;
-        self.commit(&state, Change { put_apis: vec![api.clone()], ..Change::default() }).await?;
-        Ok(api)
-    }
-
     /// Writes the change and the next revision atomically, waits until sled has it on disk,
     /// then makes it visible and publishes it. The caller holds the writer lock.
-    async fn commit(&self, state: &State, change: Change) -> Result<Revision, StoreError> {
+    pub(super) async fn commit(&self, state: &State, change: Change) -> Result<Revision, StoreError> {
         let revision = state.revision + 1;
         let mut batch = sled::Batch::default();
         let mut next = state.clone();
@@ -443,7 +260,7 @@ impl Store {
         }
 
         next.revision = revision;
-        let published = Arc::new(next.publish(Some(&self.latest())));
+        let published = Arc::new(Published::of(&next, Some(&self.latest())));
         self.state.store(Arc::new(next));
         {
             let mut history = self.history.lock().expect("history lock");
@@ -457,4 +274,3 @@ impl Store {
         Ok(revision)
     }
 }
-

@@ -215,7 +215,6 @@ impl ApiRecord {
     }
 }
 
-
 /// The batch entry (key, value) for a certificate at `revision`, its key sealed.
 pub(super) fn certificate_entry(cert: &StoredCertificate, revision: Revision, seal: &SealingKey) -> (Vec<u8>, Vec<u8>) {
     let record = CertificateRecord {
@@ -292,4 +291,3 @@ pub(super) fn load(db: &sled::Db, seal: &SealingKey) -> Result<State, StoreError
     }
     Ok(state)
 }
-

@@ -20,7 +20,12 @@ pub(super) fn existing<'a, T>(
     Ok(found)
 }
 
-pub(super) fn check_etag(kind: ResourceKind, id: &str, current: Option<Revision>, if_match: &str) -> Result<(), StoreError> {
+pub(super) fn check_etag(
+    kind: ResourceKind,
+    id: &str,
+    current: Option<Revision>,
+    if_match: &str,
+) -> Result<(), StoreError> {
     if if_match.is_empty() || if_match == "*" {
         return Ok(());
     }
@@ -49,16 +54,16 @@ pub(super) fn format_date(unix: i64) -> String {
 }
 
 pub(super) fn check_scheme(service_url: &str, binding: &Binding) -> Result<(), StoreError> {
-    gatehouse_shared::api::check_certificate_reachable(service_url, *binding != Binding::None)
-        .map_err(StoreError::from)
+    gatehouse_shared::api::check_certificate_reachable(service_url, *binding != Binding::None).map_err(StoreError::from)
 }
 
 pub(super) fn check_binding(state: &State, binding: &Binding, allow_expired: bool) -> Result<(), StoreError> {
     let stored = match binding {
         Binding::None => return Ok(()),
-        Binding::CertificateId(id) => {
-            state.certificates.get(id).ok_or_else(|| StoreError::NotFound { kind: ResourceKind::Certificate, id: id.clone() })?
-        }
+        Binding::CertificateId(id) => state
+            .certificates
+            .get(id)
+            .ok_or_else(|| StoreError::NotFound { kind: ResourceKind::Certificate, id: id.clone() })?,
         Binding::Thumbprint(t) => {
             state.certificate_by_thumbprint(t).ok_or_else(|| StoreError::ThumbprintNotFound(t.clone()))?
         }
@@ -88,13 +93,8 @@ pub(super) fn validate_id(kind: ResourceKind, id: &str) -> Result<(), StoreError
         && id != "."
         && id != ".."
         && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if ok {
-        Ok(())
-    } else {
-        Err(StoreError::InvalidId { kind, id: gatehouse_shared::api::quote(id) })
-    }
+    if ok { Ok(()) } else { Err(StoreError::InvalidId { kind, id: gatehouse_shared::api::quote(id) }) }
 }
-
 
 #[cfg(test)]
 mod tests {

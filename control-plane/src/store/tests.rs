@@ -117,7 +117,11 @@ async fn an_update_changes_only_what_it_names() {
     let tls = BackendTls { validate_name: false, ..BackendTls::default() };
     store.put_api(ApiDefinition { display_name: "A".into(), tls, ..api("a", "/a", None) }, &ANY).await.unwrap();
     store
-        .update_api("a", |current| ApiDefinition { path: "/moved".into(), binding: None, ..current_definition(current) }, &ANY)
+        .update_api(
+            "a",
+            |current| ApiDefinition { path: "/moved".into(), binding: None, ..current_definition(current) },
+            &ANY,
+        )
         .await
         .unwrap();
     let api = &store.state().apis["a"];

@@ -1,0 +1,120 @@
+//! The fleet as operators see it: `ListGateways` pages and `WaitForRollout`.
+
+use std::time::{Duration, SystemTime};
+
+use gatehouse_proto::v1 as pb;
+use tonic::Status;
+
+use super::ManagementService;
+use super::views::{gateway_state_view, system_timestamp};
+
+const DEFAULT_ROLLOUT_TIMEOUT: Duration = Duration::from_secs(10);
+const MAX_ROLLOUT_TIMEOUT: Duration = Duration::from_secs(300);
+
+fn millis_between(from: SystemTime, to: SystemTime) -> u32 {
+    to.duration_since(from).unwrap_or_default().as_millis().min(u32::MAX as u128) as u32
+}
+
+impl ManagementService {
+    /// One page of `ListGateways` (AIP-158), in name order.
+    pub(super) fn list_gateways_page(
+        &self,
+        request: pb::ListGatewaysRequest,
+    ) -> Result<pb::ListGatewaysResponse, Status> {
+        use base64::Engine as _;
+        const DEFAULT_PAGE: usize = 500;
+        const MAX_PAGE: usize = 1000;
+        let size = match request.page_size {
+            0 => DEFAULT_PAGE,
+            n if n < 0 => return Err(Status::invalid_argument("page_size may not be negative")),
+            n => (n as usize).min(MAX_PAGE),
+        };
+        let after = match request.page_token.as_str() {
+            "" => String::new(),
+            token => base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(token)
+                .ok()
+                .and_then(|bytes| String::from_utf8(bytes).ok())
+                .ok_or_else(|| Status::invalid_argument("page_token is not one this server gave"))?,
+        };
+        let latest = self.store.state().revision;
+        let (page, more) = self.gateways.page(&after, size);
+        let next_page_token = match (more, page.last()) {
+            (true, Some(last)) => base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&last.name),
+            _ => String::new(),
+        };
+        let gateways = page
+            .into_iter()
+            .map(|g| {
+                let state = gateway_state_view(g.current_state(&self.store, self.stale_after));
+                pb::Gateway {
+                    name: g.name,
+                    address: g.address,
+                    version: g.reported.version,
+                    connected_since: Some(system_timestamp(g.connected_since)),
+                    last_seen: Some(system_timestamp(g.last_seen)),
+                    applied_revision: g.applied_revision,
+                    connected: g.connected,
+                    last_error: g.last_error,
+                    state: state as i32,
+                    rejected_revision: g.rejected_revision,
+                    instance_id: g.reported.instance_id,
+                    listen_addresses: g.reported.listen_addresses,
+                    backend_ca_fingerprint: g.reported.backend_ca_fingerprint,
+                    token: g.token,
+                }
+            })
+            .collect();
+        Ok(pb::ListGatewaysResponse { gateways, revision: latest, next_page_token })
+    }
+
+    /// Waits until every connected data plane applied `request.revision` (or rejected it, or
+    /// the timeout passed), and says how each one did.
+    pub(super) async fn wait_for(&self, request: pb::WaitForRolloutRequest) -> Result<pb::Rollout, Status> {
+        use pb::gateway_rollout::Result as Outcome;
+        let revision = request.revision;
+        if revision > self.store.state().revision {
+            return Err(Status::invalid_argument(format!("revision {revision} does not exist yet")));
+        }
+        let timeout = match request.timeout_ms {
+            0 => DEFAULT_ROLLOUT_TIMEOUT,
+            ms => Duration::from_millis(ms as u64).min(MAX_ROLLOUT_TIMEOUT),
+        };
+        let committed = self.store.committed_at(revision);
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut changes = self.gateways.subscribe();
+        loop {
+            changes.borrow_and_update();
+            let mut complete = true;
+            let gateways = self
+                .gateways
+                .list()
+                .into_iter()
+                .filter(|g| g.connected)
+                .map(|g| {
+                    let (result, reason, at) = if g.applied_revision >= revision {
+                        (Outcome::Applied, String::new(), Some(g.applied_at))
+                    } else if g.rejected_revision >= revision {
+                        (Outcome::Rejected, g.last_error.clone(), Some(g.rejected_at))
+                    } else {
+                        complete = false;
+                        (Outcome::Pending, String::new(), None)
+                    };
+                    let elapsed_ms = match (committed, at) {
+                        (Some(c), Some(at)) => millis_between(c, at),
+                        _ => 0,
+                    };
+                    pb::GatewayRollout { name: g.name, result: result as i32, reason, elapsed_ms }
+                })
+                .collect::<Vec<_>>();
+            let all_applied = complete && gateways.iter().all(|g| g.result == Outcome::Applied as i32);
+            if complete || tokio::time::Instant::now() >= deadline {
+                return Ok(pb::Rollout { revision, complete: all_applied, gateways });
+            }
+            tokio::select! {
+                _ = changes.changed() => {}
+                _ = tokio::time::sleep_until(deadline) => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! Writes of APIs: put (create or replace), update (named fields), delete, the credential
+//! binding and the policy; each checked by the same rules before it is committed.
+
+use gatehouse_shared::policy;
+
+use super::rules::{check_binding, check_etag, check_scheme, check_tls, existing, validate_id};
+use super::{ApiDefinition, Change, ResourceKind, Store, StoreError, WriteOptions};
+use crate::model::{Api, Binding, Policy, Revision, State};
+
+impl Store {
+    /// Creates or replaces an API: every field of the definition is written, so what the
+    /// request leaves out returns to its default (its binding and the rest of its policy are
+    /// kept unless a binding is given). [`Self::update_api`] changes named fields only.
+    pub async fn put_api(&self, definition: ApiDefinition, options: &WriteOptions) -> Result<Api, StoreError> {
+        validate_id(ResourceKind::Api, &definition.id)?;
+        let _guard = self.writer.lock().await;
+        let state = self.state();
+        self.write_api(&state, definition, options).await
+    }
+
+    /// Changes some fields of an existing API (AIP-134): `update` gets the stored API and
+    /// returns the whole new definition, which is then checked exactly as a put is.
+    pub async fn update_api(
+        &self,
+        id: &str,
+        update: impl FnOnce(&Api) -> ApiDefinition,
+        options: &WriteOptions,
+    ) -> Result<Api, StoreError> {
+        let _guard = self.writer.lock().await;
+        let state = self.state();
+        let definition = update(existing(ResourceKind::Api, id, &state.apis, |a| a.revision, &options.if_match)?);
+        self.write_api(&state, definition, options).await
+    }
+
+    /// Checks and commits an API definition. The caller holds the writer lock.
+    async fn write_api(
+        &self,
+        state: &State,
+        definition: ApiDefinition,
+        options: &WriteOptions,
+    ) -> Result<Api, StoreError> {
+        let path = gatehouse_shared::api::normalize_path(&definition.path)?;
+        gatehouse_shared::api::parse_service_url(&definition.service_url)?;
+        let existing = state.apis.get(&definition.id);
+        check_etag(ResourceKind::Api, &definition.id, existing.map(|a| a.revision), &options.if_match)?;
+        if let Some(other) = state.api_with_path(&path, &definition.id) {
+            return Err(StoreError::PathTaken { path, api: other.id.clone() });
+        }
+        check_tls(state, &definition.tls)?;
+        let mut policy = existing.map(|a| a.policy.clone()).unwrap_or_default();
+        if let Some(binding) = definition.binding {
+            if binding != policy.certificate {
+                check_binding(state, &binding, options.allow_expired)?;
+            }
+            policy.certificate = binding;
+        }
+        check_scheme(&definition.service_url, &policy.certificate)?;
+        let api = Api {
+            id: definition.id,
+            display_name: definition.display_name,
+            path,
+            service_url: definition.service_url,
+            policy,
+            tls: definition.tls,
+            revision: state.revision + 1,
+        };
+        self.commit(state, Change { put_apis: vec![api.clone()], ..Change::default() }).await?;
+        Ok(api)
+    }
+
+    pub async fn delete_api(&self, id: &str, options: &WriteOptions) -> Result<Revision, StoreError> {
+        let _guard = self.writer.lock().await;
+        let state = self.state();
+        existing(ResourceKind::Api, id, &state.apis, |a| a.revision, &options.if_match)?;
+        self.commit(&state, Change { remove_apis: vec![id.to_string()], ..Change::default() }).await
+    }
+
+    pub async fn set_api_binding(
+        &self,
+        api_id: &str,
+        binding: Binding,
+        options: &WriteOptions,
+    ) -> Result<Api, StoreError> {
+        let _guard = self.writer.lock().await;
+        let state = self.state();
+        let api = existing(ResourceKind::Api, api_id, &state.apis, |a| a.revision, &options.if_match)?;
+        check_binding(&state, &binding, options.allow_expired)?;
+        check_scheme(&api.service_url, &binding)?;
+        let mut api = api.clone();
+        api.policy.certificate = binding;
+        api.revision = state.revision + 1;
+        self.commit(&state, Change { put_apis: vec![api.clone()], ..Change::default() }).await?;
+        Ok(api)
+    }
+
+    /// Replaces an API's policy. Masked secrets keep their stored values; a policy equal to the
+    /// current one writes nothing.
+    pub async fn set_api_policy(
+        &self,
+        api_id: &str,
+        policy: Policy,
+        options: &WriteOptions,
+    ) -> Result<Api, StoreError> {
+        let _guard = self.writer.lock().await;
+        let state = self.state();
+        let api = existing(ResourceKind::Api, api_id, &state.apis, |a| a.revision, &options.if_match)?;
+        let policy = policy::unmask(policy, &api.policy)?;
+        if policy == api.policy {
+            return Ok(api.clone());
+        }
+        if policy.certificate != api.policy.certificate {
+            check_binding(&state, &policy.certificate, options.allow_expired)?;
+            check_scheme(&api.service_url, &policy.certificate)?;
+        }
+        let mut api = api.clone();
+        api.policy = policy;
+        api.revision = state.revision + 1;
+        self.commit(&state, Change { put_apis: vec![api.clone()], ..Change::default() }).await?;
+        Ok(api)
+    }
+}

@@ -1,0 +1,91 @@
+//! Writes of client and CA certificates: upload (a rotation when the id exists) and delete,
+//! each refused while it would leave an API without what it uses.
+
+use gatehouse_shared::ClientCertificate;
+
+use super::rules::{check_etag, check_not_expired, existing, validate_id};
+use super::{Change, ResourceKind, Store, StoreError, WriteOptions};
+use crate::model::{Binding, Revision, StoredCaCertificate, StoredCertificate};
+use gatehouse_shared::CertificateInfo;
+
+impl Store {
+    /// Stores a certificate under `id`, rotating it if the id exists.
+    pub async fn upload_certificate(
+        &self,
+        id: &str,
+        certificate: ClientCertificate,
+        options: &WriteOptions,
+    ) -> Result<StoredCertificate, StoreError> {
+        validate_id(ResourceKind::Certificate, id)?;
+        let _guard = self.writer.lock().await;
+        let state = self.state();
+        let existing = state.certificates.get(id);
+        check_etag(ResourceKind::Certificate, id, existing.map(|c| c.revision), &options.if_match)?;
+        if let Some(existing) = existing {
+            if existing.certificate.info.thumbprint != certificate.info.thumbprint {
+                let pinned: Vec<String> = state
+                    .orphaned_without(id)
+                    .into_iter()
+                    .filter(|api| matches!(state.apis[api].policy.certificate, Binding::Thumbprint(_)))
+                    .collect();
+                if !pinned.is_empty() {
+                    return Err(StoreError::PinnedByThumbprint {
+                        id: id.to_string(),
+                        thumbprint: existing.certificate.info.thumbprint.clone(),
+                        apis: pinned,
+                    });
+                }
+            }
+            if !state.used_by(id).is_empty() && !options.allow_expired {
+                check_not_expired(id, &certificate.info)?;
+            }
+        }
+        let stored = StoredCertificate { id: id.to_string(), certificate, revision: state.revision + 1 };
+        self.commit(&state, Change { put_certificates: vec![stored.clone()], ..Change::default() }).await?;
+        Ok(stored)
+    }
+
+    pub async fn delete_certificate(&self, id: &str, options: &WriteOptions) -> Result<Revision, StoreError> {
+        let _guard = self.writer.lock().await;
+        let state = self.state();
+        existing(ResourceKind::Certificate, id, &state.certificates, |c| c.revision, &options.if_match)?;
+        let apis = state.orphaned_without(id);
+        if !apis.is_empty() {
+            return Err(StoreError::CertificateInUse { id: id.to_string(), apis });
+        }
+        self.commit(&state, Change { remove_certificates: vec![id.to_string()], ..Change::default() }).await
+    }
+
+    /// Stores a CA certificate (already checked to be a CA) under `id`.
+    pub async fn upload_ca_certificate(
+        &self,
+        id: &str,
+        der: Vec<u8>,
+        info: CertificateInfo,
+        options: &WriteOptions,
+    ) -> Result<StoredCaCertificate, StoreError> {
+        validate_id(ResourceKind::CaCertificate, id)?;
+        let _guard = self.writer.lock().await;
+        let state = self.state();
+        check_etag(
+            ResourceKind::CaCertificate,
+            id,
+            state.ca_certificates.get(id).map(|c| c.revision),
+            &options.if_match,
+        )?;
+        let stored = StoredCaCertificate { id: id.to_string(), der, info, revision: state.revision + 1 };
+        self.commit(&state, Change { put_cas: vec![stored.clone()], ..Change::default() }).await?;
+        Ok(stored)
+    }
+
+    pub async fn delete_ca_certificate(&self, id: &str, options: &WriteOptions) -> Result<Revision, StoreError> {
+        let _guard = self.writer.lock().await;
+        let state = self.state();
+        existing(ResourceKind::CaCertificate, id, &state.ca_certificates, |c| c.revision, &options.if_match)?;
+        let apis = state.ca_used_by(id);
+        if !apis.is_empty() {
+            return Err(StoreError::CaInUse { id: id.to_string(), apis });
+        }
+        self.commit(&state, Change { remove_cas: vec![id.to_string()], ..Change::default() }).await
+    }
+}
