@@ -147,7 +147,7 @@ impl ControlPlane {
             return Err(StartError::PlaintextNotLoopback(config.listen));
         }
         let dir = &config.data_dir;
-        create_private_dir(dir).map_err(|source| StartError::DataDir { dir: dir.clone(), source })?;
+        gatehouse_shared::sealed::create_private_dir(dir).map_err(|source| StartError::DataDir { dir: dir.clone(), source })?;
         let key_file = config.master_key_file.clone().unwrap_or_else(|| dir.join("master.key"));
         let key = SealingKey::load_or_create(&key_file).map_err(StartError::MasterKey)?;
         let db = sled::Config::new()
@@ -313,12 +313,4 @@ impl ControlPlane {
         tracing::info!("control plane stopped");
         result
     }
-}
-
-fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    if dir.is_dir() {
-        return Ok(());
-    }
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
 }

@@ -18,6 +18,8 @@ mod apis;
 mod certificates;
 mod records;
 mod rules;
+
+pub use rules::is_plain_id;
 #[cfg(test)]
 mod tests;
 

@@ -92,7 +92,7 @@ pub enum TokenError {
     Exists(String),
     #[error("no token named '{0}'")]
     NotFound(String),
-    #[error("token name '{0}' is invalid: use 1 to 64 letters, digits, '-', '_' or '.'")]
+    #[error("token name '{0}' is invalid: use 1 to 64 letters, digits, '-', '_' or '.' (not '.' or '..' alone)")]
     InvalidName(String),
     #[error(
         "data-plane names '{0}' are invalid: give one name, a prefix ending in '*' (edge-*), or '*'; letters, digits, '-', '_', '.', ':'"
@@ -233,10 +233,7 @@ impl Tokens {
         role: Role,
         data_plane_names: Option<&str>,
     ) -> Result<(TokenRecord, String), TokenError> {
-        let valid = !name.is_empty()
-            && name.len() <= 64
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-        if !valid {
+        if !crate::store::is_plain_id(name, 64) {
             return Err(TokenError::InvalidName(gatehouse_shared::api::quote(name)));
         }
         if role == Role::Operator && data_plane_names.is_some() {

@@ -116,6 +116,16 @@ impl SealingKey {
 }
 
 /// Writes `bytes` to `path` atomically (temp file, fsync, rename, fsync of the folder), mode 0600.
+/// Creates `dir` (and its parents) readable by its owner only (0700); an existing folder is
+/// left as it is.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+}
+
 pub fn write_private_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = dir.join(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("file")));

@@ -11,6 +11,23 @@ pub mod pki;
 pub mod process;
 pub mod requests;
 
+/// Polls `check` every 50 ms until it holds or `timeout` passes; the error names `what`.
+/// Returns how long it took.
+pub async fn eventually<F, Fut>(what: &str, timeout: std::time::Duration, mut check: F) -> anyhow::Result<std::time::Duration>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<bool>>,
+{
+    let start = std::time::Instant::now();
+    loop {
+        if check().await? {
+            return Ok(start.elapsed());
+        }
+        anyhow::ensure!(start.elapsed() < timeout, "{what}: not within {timeout:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 /// A file from tests/fixtures (made by the openssl CLI, see make-fixtures.sh).
 pub fn fixture(name: &str) -> Vec<u8> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name);

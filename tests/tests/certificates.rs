@@ -130,6 +130,12 @@ async fn apis_bindings_and_deletion_rules() -> anyhow::Result<()> {
         .unwrap_err();
     assert_eq!(status.code(), Code::FailedPrecondition);
     assert!(status.message().contains("billing") && status.message().contains("orders"), "{}", status.message());
+    // The same, as structured details a client reads without parsing English.
+    use tonic_types::StatusExt as _;
+    let failure = status.get_details_precondition_failure().expect("google.rpc.PreconditionFailure details");
+    let subjects: Vec<&str> = failure.violations.iter().map(|v| v.subject.as_str()).collect();
+    assert_eq!(subjects, ["apis/billing", "apis/orders"]);
+    assert!(failure.violations.iter().all(|v| v.r#type == "IN_USE"));
 
     // PutApi without credentials keeps the binding it has.
     let kept = m.put_api(put("orders", "/orders", None)).await?.into_inner();

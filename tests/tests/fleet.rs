@@ -1,7 +1,7 @@
 //! Fleet sync an operator can trust: ACK/NACK, gateway status, rollout wait, deltas, the
 //! last-known-good cache, and dead-stream detection, with real processes.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use gatehouse_proto::v1::{self as pb, credential_binding::Kind, set_api_credentials_request::Credential};
 use gatehouse_tests::backend::{ClientAuth, EchoBackend};
@@ -25,21 +25,7 @@ async fn gateways(cp: &Access) -> anyhow::Result<serde_json::Value> {
     Ok(serde_json::from_str(&out.stdout)?)
 }
 
-/// Polls `check` every 50 ms until it holds or `timeout` passes.
-async fn eventually<F, Fut>(what: &str, timeout: Duration, mut check: F) -> anyhow::Result<Duration>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<bool>>,
-{
-    let start = Instant::now();
-    loop {
-        if check().await? {
-            return Ok(start.elapsed());
-        }
-        anyhow::ensure!(start.elapsed() < timeout, "{what}: not within {timeout:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+use gatehouse_tests::eventually;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn three_data_planes_ack_and_the_cli_waits_for_them() -> anyhow::Result<()> {

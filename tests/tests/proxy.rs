@@ -218,14 +218,10 @@ async fn not_ready_until_the_first_configuration() -> anyhow::Result<()> {
     assert_eq!(http.get(&dp.admin_url("/healthz")).await?.status, StatusCode::OK);
 
     let _cp = ControlPlane::start_on(dir.path(), cp_addr).await?;
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        if http.get(&dp.admin_url("/ready")).await?.status == StatusCode::OK {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "data plane never became ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    gatehouse_tests::eventually("the data plane becomes ready", Duration::from_secs(15), || async {
+        Ok(http.get(&dp.admin_url("/ready")).await?.status == StatusCode::OK)
+    })
+    .await?;
     // Ready with an empty configuration: no route, and the gateway says so.
     assert_eq!(http.get(&dp.url("/anything")).await?.status, StatusCode::NOT_FOUND);
     Ok(())

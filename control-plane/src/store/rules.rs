@@ -86,14 +86,18 @@ pub(super) fn check_tls(state: &State, tls: &BackendTls) -> Result<(), StoreErro
     Ok(())
 }
 
-/// Ids appear in URLs, logs and CLI tables: keep them plain.
-pub(super) fn validate_id(kind: ResourceKind, id: &str) -> Result<(), StoreError> {
-    let ok = !id.is_empty()
-        && id.len() <= 128
+/// Ids (and token names) appear in URLs, logs and CLI tables: 1 to `max_len` letters, digits,
+/// '-', '_' or '.', and not '.' or '..' alone.
+pub fn is_plain_id(id: &str, max_len: usize) -> bool {
+    !id.is_empty()
+        && id.len() <= max_len
         && id != "."
         && id != ".."
-        && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if ok { Ok(()) } else { Err(StoreError::InvalidId { kind, id: gatehouse_shared::api::quote(id) }) }
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+pub(super) fn validate_id(kind: ResourceKind, id: &str) -> Result<(), StoreError> {
+    if is_plain_id(id, 128) { Ok(()) } else { Err(StoreError::InvalidId { kind, id: gatehouse_shared::api::quote(id) }) }
 }
 
 #[cfg(test)]
