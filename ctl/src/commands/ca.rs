@@ -1,0 +1,46 @@
+//! `ca`: upload, list and delete the CA certificates APIs may trust for their backends.
+
+use gatehouse_proto::v1 as pb;
+
+use crate::args::{CaCommand, Format};
+use crate::connection::{Server, connect, status};
+use crate::input::read_input;
+use crate::output;
+
+/// Runs a `ca` verb; returns the revision its write created, if it wrote.
+pub async fn run(server: &Server, format: Format, command: CaCommand) -> anyhow::Result<Option<u64>> {
+    let mut revision = None;
+    match command {
+        CaCommand::Upload { id, file, write } => {
+            let certificate = read_input(&file)?;
+            let ca = connect(server)
+                .await?
+                .upload_ca_certificate(pb::UploadCaCertificateRequest { id, certificate, if_match: write.if_match })
+                .await
+                .map_err(status)?
+                .into_inner();
+            output::print_ca(format, &ca);
+            revision = Some(ca.revision);
+        }
+        CaCommand::List => {
+            let list = connect(server)
+                .await?
+                .list_ca_certificates(pb::ListCaCertificatesRequest {})
+                .await
+                .map_err(status)?
+                .into_inner();
+            output::print_cas(format, &list.ca_certificates);
+        }
+        CaCommand::Delete { id, write } => {
+            let done = connect(server)
+                .await?
+                .delete_ca_certificate(pb::DeleteCaCertificateRequest { id: id.clone(), if_match: write.if_match })
+                .await
+                .map_err(status)?
+                .into_inner();
+            output::print_deleted(format, "CA certificate", &id, done.revision);
+            revision = Some(done.revision);
+        }
+    }
+    Ok(revision)
+}

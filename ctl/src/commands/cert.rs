@@ -1,0 +1,80 @@
+//! `cert`: upload (and rotate), list, show and delete client certificates.
+
+use anyhow::{anyhow, bail};
+use gatehouse_proto::v1 as pb;
+
+use crate::args::{CertCommand, Format};
+use crate::connection::{Server, connect, status};
+use crate::input::{read_input, read_password};
+use crate::output;
+
+/// Runs a `cert` verb; returns the revision its write created, if it wrote.
+pub async fn run(server: &Server, format: Format, command: CertCommand) -> anyhow::Result<Option<u64>> {
+    let mut revision = None;
+    match command {
+        CertCommand::Upload { id, pfx, password, write, allow_expired } => {
+            let bytes = read_input(&pfx)?;
+            let password = read_password(password)?;
+            let mut client = connect(server).await?;
+            let cert = client
+                .upload_certificate(pb::UploadCertificateRequest {
+                    id,
+                    pfx: bytes,
+                    password,
+                    if_match: write.if_match,
+                    allow_expired,
+                })
+                .await
+                .map_err(status)?
+                .into_inner();
+            revision = Some(cert.revision);
+            output::print_certificate(format, &cert);
+        }
+        CertCommand::List { expiring_within, fail } => {
+            let mut list = connect(server)
+                .await?
+                .list_certificates(pb::ListCertificatesRequest {})
+                .await
+                .map_err(status)?
+                .into_inner();
+            if let Some(within) = expiring_within {
+                let limit = gatehouse_shared::unix_now().saturating_add(within.as_secs() as i64);
+                list.certificates.retain(|c| c.not_after.as_ref().is_some_and(|t| t.seconds <= limit));
+            }
+            output::print_certificates(format, &list.certificates);
+            if fail && !list.certificates.is_empty() {
+                bail!("{} certificate(s) expire within the given time or have expired", list.certificates.len());
+            }
+        }
+        CertCommand::Show { id } => {
+            let cert = connect(server)
+                .await?
+                .get_certificate(pb::GetCertificateRequest { id })
+                .await
+                .map_err(status)?
+                .into_inner();
+            output::print_certificate(format, &cert);
+        }
+        CertCommand::Delete { id, write } => {
+            let done = connect(server)
+                .await?
+                .delete_certificate(pb::DeleteCertificateRequest { id: id.clone(), if_match: write.if_match })
+                .await
+                .map_err(|s| with_hint(status(s), &id))?
+                .into_inner();
+            output::print_deleted(format, "certificate", &id, done.revision);
+            revision = Some(done.revision);
+        }
+    }
+    Ok(revision)
+}
+
+/// Says how to fix the most common refusal.
+fn with_hint(error: anyhow::Error, _id: &str) -> anyhow::Error {
+    let text = error.to_string();
+    if let Some(list) = text.split("is used by APIs: ").nth(1) {
+        let first = list.split([';', ',']).next().unwrap_or("").trim();
+        return anyhow!("{text} (e.g. gatehousectl api credentials {first} --none)");
+    }
+    error
+}

@@ -1,0 +1,134 @@
+//! Client and CA certificates: JSON, tables and details.
+
+use gatehouse_proto::v1 as pb;
+use serde_json::{Value, json};
+
+use super::print_json;
+use super::text::{details, expiry, rfc3339, table};
+use crate::args::Format;
+
+/// A client certificate, as `cert upload` and `cert show` print it.
+pub fn print_certificate(format: Format, cert: &pb::Certificate) {
+    match format {
+        Format::Json => print_json(&certificate_json(cert)),
+        Format::Table => print!("{}", certificate_details(cert)),
+    }
+}
+
+/// Client certificates, as `cert list` prints them.
+pub fn print_certificates(format: Format, certs: &[pb::Certificate]) {
+    match format {
+        Format::Json => print_json(&Value::Array(certs.iter().map(certificate_json).collect())),
+        Format::Table => print!("{}", certificates_table(certs)),
+    }
+}
+
+/// A CA certificate, as `ca upload` prints it.
+pub fn print_ca(format: Format, ca: &pb::CaCertificate) {
+    match format {
+        Format::Json => print_json(&ca_json(ca)),
+        Format::Table => print!("{}", ca_details(ca)),
+    }
+}
+
+/// CA certificates, as `ca list` prints them.
+pub fn print_cas(format: Format, cas: &[pb::CaCertificate]) {
+    match format {
+        Format::Json => print_json(&Value::Array(cas.iter().map(ca_json).collect())),
+        Format::Table => print!("{}", cas_table(cas)),
+    }
+}
+
+/// A client certificate for `-o json`.
+fn certificate_json(c: &pb::Certificate) -> Value {
+    json!({
+        "id": c.id,
+        "subject": c.subject,
+        "issuer": c.issuer,
+        "thumbprint": c.thumbprint,
+        "not_before": rfc3339(c.not_before.as_ref()),
+        "not_after": rfc3339(c.not_after.as_ref()),
+        "key_algorithm": c.key_algorithm,
+        "chain_length": c.chain_length,
+        "used_by": c.used_by,
+        "revision": c.revision,
+        "etag": c.etag,
+        "expired": c.expired,
+    })
+}
+
+/// A CA certificate for `-o json`.
+fn ca_json(c: &pb::CaCertificate) -> Value {
+    json!({
+        "id": c.id,
+        "subject": c.subject,
+        "thumbprint": c.thumbprint,
+        "not_before": rfc3339(c.not_before.as_ref()),
+        "not_after": rfc3339(c.not_after.as_ref()),
+        "used_by": c.used_by,
+        "revision": c.revision,
+        "etag": c.etag,
+        "expired": c.expired,
+    })
+}
+
+/// CA certificates, one per row.
+fn cas_table(cas: &[pb::CaCertificate]) -> String {
+    certificate_rows(cas.iter().map(|c| (&c.id, &c.subject, &c.thumbprint, c.not_after.as_ref(), &c.used_by)))
+}
+
+/// Client certificates, one per row.
+fn certificates_table(certs: &[pb::Certificate]) -> String {
+    certificate_rows(certs.iter().map(|c| (&c.id, &c.subject, &c.thumbprint, c.not_after.as_ref(), &c.used_by)))
+}
+
+/// One table for client and CA certificates alike: id, subject, thumbprint, expiry, users.
+fn certificate_rows<'a>(
+    certs: impl Iterator<Item = (&'a String, &'a String, &'a String, Option<&'a prost_types::Timestamp>, &'a Vec<String>)>,
+) -> String {
+    let rows: Vec<Vec<String>> = certs
+        .map(|(id, subject, thumbprint, not_after, used_by)| {
+            vec![
+                id.clone(),
+                subject.clone(),
+                thumbprint.clone(),
+                expiry(not_after),
+                if used_by.is_empty() { "-".into() } else { used_by.join(",") },
+            ]
+        })
+        .collect();
+    table(&["ID", "SUBJECT", "THUMBPRINT", "EXPIRES", "USED BY"], &rows)
+}
+
+/// One client certificate, a field per line.
+fn certificate_details(c: &pb::Certificate) -> String {
+    let rows = vec![
+        vec!["id:".into(), c.id.clone()],
+        vec!["subject:".into(), c.subject.clone()],
+        vec!["issuer:".into(), c.issuer.clone()],
+        vec!["thumbprint:".into(), c.thumbprint.clone()],
+        vec!["key:".into(), c.key_algorithm.clone()],
+        vec!["chain length:".into(), c.chain_length.to_string()],
+        vec!["not before:".into(), rfc3339(c.not_before.as_ref())],
+        vec!["not after:".into(), expiry(c.not_after.as_ref())],
+        vec!["used by:".into(), if c.used_by.is_empty() { "-".into() } else { c.used_by.join(", ") }],
+        vec!["revision:".into(), c.revision.to_string()],
+        vec!["etag:".into(), c.etag.clone()],
+    ];
+    details(&rows)
+}
+
+/// A CA certificate the way `certificate_details` shows a client certificate.
+fn ca_details(c: &pb::CaCertificate) -> String {
+    let rows = vec![
+        vec!["id:".into(), c.id.clone()],
+        vec!["subject:".into(), c.subject.clone()],
+        vec!["thumbprint:".into(), c.thumbprint.clone()],
+        vec!["not before:".into(), rfc3339(c.not_before.as_ref())],
+        vec!["not after:".into(), expiry(c.not_after.as_ref())],
+        vec!["used by:".into(), if c.used_by.is_empty() { "-".into() } else { c.used_by.join(", ") }],
+        vec!["revision:".into(), c.revision.to_string()],
+        vec!["etag:".into(), c.etag.clone()],
+    ];
+    details(&rows)
+}
