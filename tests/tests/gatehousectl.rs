@@ -67,7 +67,7 @@ async fn operator_story_through_the_cli() -> anyhow::Result<()> {
     assert!(!out.success);
     assert_eq!(out.stderr.trim().lines().count(), 1, "{}", out.stderr);
     assert!(out.stderr.contains("billing") && out.stderr.contains("orders"), "{}", out.stderr);
-    assert!(out.stderr.contains("gatehousectl api credentials"), "hint missing: {}", out.stderr);
+    assert!(out.stderr.contains("gatehousectl api credentials billing --none"), "hint missing: {}", out.stderr);
 
     for api in ["orders", "billing"] {
         assert!(ctl(&server, &["api", "credentials", api, "--none"], None).await?.success);

@@ -60,7 +60,7 @@ pub async fn run(server: &Server, format: Format, command: CertCommand) -> anyho
                 .await?
                 .delete_certificate(pb::DeleteCertificateRequest { id: id.clone(), if_match: write.if_match })
                 .await
-                .map_err(|s| with_hint(status(s), &id))?
+                .map_err(with_hint)?
                 .into_inner();
             output::print_deleted(format, "certificate", &id, done.revision);
             revision = Some(done.revision);
@@ -69,12 +69,16 @@ pub async fn run(server: &Server, format: Format, command: CertCommand) -> anyho
     Ok(revision)
 }
 
-/// Says how to fix the most common refusal.
-fn with_hint(error: anyhow::Error, _id: &str) -> anyhow::Error {
-    let text = error.to_string();
-    if let Some(list) = text.split("is used by APIs: ").nth(1) {
-        let first = list.split([';', ',']).next().unwrap_or("").trim();
-        return anyhow!("{text} (e.g. gatehousectl api credentials {first} --none)");
+/// Says how to fix the most common refusal: the APIs that still use the certificate come as
+/// structured details (`google.rpc.PreconditionFailure`, subjects `apis/ID`), not as English.
+fn with_hint(refusal: tonic::Status) -> anyhow::Error {
+    use tonic_types::StatusExt as _;
+    let first_api = refusal
+        .get_details_precondition_failure()
+        .and_then(|failure| failure.violations.into_iter().find_map(|v| v.subject.strip_prefix("apis/").map(String::from)));
+    let error = status(refusal);
+    match first_api {
+        Some(api) => anyhow!("{error} (e.g. gatehousectl api credentials {api} --none)"),
+        None => error,
     }
-    error
 }
