@@ -4,12 +4,15 @@
 #![deny(rust_2018_idioms)]
 
 pub mod audit;
+pub mod certificate;
 pub mod config_sync;
 pub mod gateways;
 pub mod management;
 pub mod metrics;
 pub mod model;
 pub mod oversize;
+mod pkcs12;
+pub mod policy;
 pub mod server;
 pub mod snapshot;
 pub mod store;

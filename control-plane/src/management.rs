@@ -46,9 +46,9 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_message_bytes: 4 * 1024 * 1024,
-            max_pfx_bytes: gatehouse_shared::certificate::MAX_PFX_BYTES,
-            max_chain_length: gatehouse_shared::certificate::MAX_CHAIN_LENGTH,
-            max_policy_bytes: gatehouse_shared::policy::MAX_POLICY_BYTES,
+            max_pfx_bytes: crate::certificate::MAX_PFX_BYTES,
+            max_chain_length: crate::certificate::MAX_CHAIN_LENGTH,
+            max_policy_bytes: crate::policy::MAX_POLICY_BYTES,
             max_streams_per_token: crate::config_sync::MAX_STREAMS_PER_TOKEN,
         }
     }

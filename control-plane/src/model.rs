@@ -4,8 +4,9 @@
 
 use std::collections::BTreeMap;
 
-pub use gatehouse_shared::policy::{BasicAuth, Binding, ExistsAction, Policy, SetHeader};
-use gatehouse_shared::{CertificateInfo, ClientCertificate, Thumbprint};
+pub use crate::policy::{BasicAuth, Binding, ExistsAction, Policy, SetHeader};
+use crate::certificate::ClientCertificate;
+use gatehouse_shared::{CertificateInfo, Thumbprint};
 
 /// A configuration revision: increases by one with every committed write.
 pub type Revision = u64;

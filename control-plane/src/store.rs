@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use gatehouse_shared::Thumbprint;
-use gatehouse_shared::policy::UnmaskError;
+use crate::policy::UnmaskError;
 use gatehouse_shared::sealed::SealingKey;
 use tokio::sync::{Mutex, watch};
 

@@ -1,5 +1,7 @@
-//! What both Gatehouse planes share: client certificates parsed from PKCS#12, thumbprints,
-//! API path and service URL rules, and the one rustls crypto provider.
+//! What both Gatehouse planes use: certificate descriptions and thumbprints, the request-path
+//! and service-URL rules, the one rustls crypto provider, how clients reach the control plane,
+//! sealing at rest, and the process and admin-listener helpers every binary shares. Parsing
+//! uploads (PKCS#12, policy XML) is the control plane's alone and lives there.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
@@ -8,14 +10,12 @@ pub mod api;
 pub mod certificate;
 pub mod client;
 pub mod crypto;
-mod pkcs12;
-pub mod policy;
 pub mod process;
 pub mod request_path;
 pub mod sealed;
 pub mod thumbprint;
 
-pub use certificate::{CertificateError, CertificateInfo, ClientCertificate};
+pub use certificate::CertificateInfo;
 pub use thumbprint::Thumbprint;
 
 /// An error and all its causes on one line ("a: b: c"), for logs and NACK reasons.

@@ -217,7 +217,7 @@ async fn policy_xml_sets_credentials_and_keeps_secrets_write_only() -> anyhow::R
 
     // Secrets are masked on read, and writing the read policy back changes nothing.
     assert!(!read.xml.contains("s3cr3t-basic") && !read.xml.contains("k3y-s3cr3t"), "{}", read.xml);
-    assert!(read.xml.contains(gatehouse_shared::policy::MASK));
+    assert!(read.xml.contains(gatehouse_control_plane::policy::MASK));
     let again = m.set_api_policy(set_policy("key", &read.xml)).await?.into_inner();
     assert_eq!(again.revision, read.revision, "SetApiPolicy(GetApiPolicy()) created a revision");
     assert_eq!(again.xml, read.xml);

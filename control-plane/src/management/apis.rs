@@ -1,7 +1,7 @@
 //! Writes of APIs: put, update (with its mask), delete, credentials and policy XML.
 
 use gatehouse_proto::v1 as pb;
-use gatehouse_shared::policy;
+use crate::policy;
 use tonic::{Request, Response, Status};
 
 use super::ManagementService;
@@ -121,7 +121,7 @@ impl ManagementService {
         request: Request<pb::SetApiPolicyRequest>,
     ) -> Result<Response<pb::ApiPolicy>, Status> {
         let request = request.into_inner();
-        let policy = gatehouse_shared::policy::parse_limited(&request.xml, self.limits.max_policy_bytes)
+        let policy = crate::policy::parse_limited(&request.xml, self.limits.max_policy_bytes)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let options = WriteOptions { if_match: request.if_match, allow_expired: request.allow_expired };
         let api = self.store.set_api_policy(&request.api_id, policy, &options).await.map_err(|error| match error {

@@ -1,7 +1,7 @@
 //! Uploads and deletes of client and CA certificates: files checked here, rules in the store.
 
 use gatehouse_proto::v1 as pb;
-use gatehouse_shared::ClientCertificate;
+use crate::certificate::ClientCertificate;
 use tonic::{Request, Response, Status};
 
 use super::ManagementService;
@@ -51,7 +51,7 @@ impl ManagementService {
         request: Request<pb::UploadCaCertificateRequest>,
     ) -> Result<Response<pb::CaCertificate>, Status> {
         let request = request.into_inner();
-        let (der, info) = gatehouse_shared::certificate::parse_ca_certificate(&request.certificate)
+        let (der, info) = crate::certificate::parse_ca_certificate(&request.certificate)
             .map_err(|e| Status::invalid_argument(format!("CA certificate refused: {e}")))?;
         let options = WriteOptions { if_match: request.if_match, ..WriteOptions::default() };
         let stored = self.store.upload_ca_certificate(&request.id, der, info, &options).await?;

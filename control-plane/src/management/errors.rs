@@ -1,7 +1,7 @@
 //! Domain errors become gRPC statuses here, at the edge, with the code that carries their
 //! meaning.
 
-use gatehouse_shared::CertificateError;
+use crate::certificate::CertificateError;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, PreconditionViolation, StatusExt};
 

@@ -99,7 +99,7 @@ pub(super) fn tls_from(tls: Option<pb::BackendTls>) -> BackendTls {
 pub(super) fn policy_view(api: &Api) -> pb::ApiPolicy {
     pb::ApiPolicy {
         api_id: api.id.clone(),
-        xml: gatehouse_shared::policy::render(&api.policy, true),
+        xml: crate::policy::render(&api.policy, true),
         etag: etag(api.revision),
         revision: api.revision,
     }

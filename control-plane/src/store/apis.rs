@@ -1,7 +1,7 @@
 //! Writes of APIs: put (create or replace), update (named fields), delete, the credential
 //! binding and the policy; each checked by the same rules before it is committed.
 
-use gatehouse_shared::policy;
+use crate::policy;
 
 use super::rules::{check_binding, check_etag, check_scheme, check_tls, existing, validate_id};
 use super::{ApiDefinition, Change, ResourceKind, Store, StoreError, WriteOptions};

@@ -1,7 +1,7 @@
 //! Writes of client and CA certificates: upload (a rotation when the id exists) and delete,
 //! each refused while it would leave an API without what it uses.
 
-use gatehouse_shared::ClientCertificate;
+use crate::certificate::ClientCertificate;
 
 use super::rules::{check_etag, check_not_expired, existing, validate_id};
 use super::{Change, ResourceKind, Store, StoreError, WriteOptions};

@@ -3,7 +3,7 @@
 //! configuration id under `meta/`. Encoding for a commit and loading at start live here; the
 //! rules a write must pass live in `rules.rs`.
 
-use gatehouse_shared::ClientCertificate;
+use crate::certificate::ClientCertificate;
 use gatehouse_shared::sealed::SealingKey;
 
 use super::StoreError;

@@ -1,7 +1,7 @@
 //! The store's rules in process, on a temporary sled database: what each write refuses, and
 //! that a refused write changes nothing.
 
-use gatehouse_shared::ClientCertificate;
+use crate::certificate::ClientCertificate;
 use gatehouse_shared::sealed::SealingKey;
 
 use super::*;

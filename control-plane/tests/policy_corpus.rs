@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use gatehouse_shared::Thumbprint;
-use gatehouse_shared::policy::{self, BasicAuth, Binding, ExistsAction, MASK, Policy, PolicyError, SetHeader};
+use gatehouse_control_plane::policy::{self, BasicAuth, Binding, ExistsAction, MASK, Policy, PolicyError, SetHeader};
 
 enum Expect {
     Accepted(Policy),

@@ -4,7 +4,7 @@ use roxmltree::Node;
 
 use super::value::{check_header_name, check_header_value, check_host_header, check_literal};
 use super::{BasicAuth, Binding, ExistsAction, InboundElement, MAX_POLICY_BYTES, Policy, PolicyError, SetHeader};
-use crate::Thumbprint;
+use gatehouse_shared::Thumbprint;
 
 mod backend;
 

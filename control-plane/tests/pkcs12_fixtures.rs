@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
-use gatehouse_shared::certificate::Pkcs12Part;
-use gatehouse_shared::{CertificateError, ClientCertificate};
+use gatehouse_control_plane::certificate::Pkcs12Part;
+use gatehouse_control_plane::certificate::{CertificateError, ClientCertificate};
 
 fn fixture(name: &str) -> Vec<u8> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures").join(name);

@@ -154,7 +154,7 @@ fn with_public_key_from(
         let candidate = PrivateKeyInfoRef::new(algorithm, OctetStringRef::new(&ec_key).map_err(malformed)?)
             .to_der()
             .map_err(malformed)?;
-        let loaded = crate::crypto::provider()
+        let loaded = gatehouse_shared::crypto::provider()
             .key_provider
             .load_private_key(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(candidate.clone())));
         if loaded.is_ok() {

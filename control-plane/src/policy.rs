@@ -8,7 +8,7 @@
 
 use std::fmt;
 
-use crate::Thumbprint;
+use gatehouse_shared::Thumbprint;
 
 mod parse;
 mod render;
