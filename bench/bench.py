@@ -74,13 +74,37 @@ def binary(name):
     return path
 
 
-def wait_port(port, timeout=15):
+def free_ports(names):
+    """Ports nothing listens on now: bound on 127.0.0.1:0 together, noted, released."""
+    import socket
+    sockets = []
+    try:
+        for _ in names:
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            sockets.append(s)
+        return {name: s.getsockname()[1] for name, s in zip(names, sockets)}
+    finally:
+        for s in sockets:
+            s.close()
+
+
+class PortTaken(RuntimeError):
+    """Something outside the benchmark holds a port it needs: not a Gatehouse failure."""
+
+
+def wait_port(port, timeout=15, proc=None):
     import socket
     deadline = time.time() + timeout
     while time.time() < deadline:
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", port)) == 0:
                 return
+        if proc is not None and proc.poll() is not None:
+            log_text = open(proc.log_path).read()[-2000:] if getattr(proc, "log_path", None) else ""
+            if "in use" in log_text.lower():
+                raise PortTaken(f"127.0.0.1:{port} is held by another process")
+            raise RuntimeError(f"the process for 127.0.0.1:{port} exited: {log_text}")
         time.sleep(0.05)
     raise RuntimeError(f"nothing listening on 127.0.0.1:{port}")
 
@@ -231,7 +255,7 @@ def proxy_suite():
         return
     work = tempfile.mkdtemp(prefix="gatehouse-bench-")
     thumbprint = make_pki(work)
-    ports = {"backend": 18443, "gatehouse": 18080, "nginx": 18081, "haproxy": 18082, "cp": 17400}
+    ports = free_ports(["backend", "gatehouse", "nginx", "haproxy", "cp", "dp-admin"])
     with open(f"{work}/backend.conf", "w") as f:
         f.write(NGINX_BACKEND.format(work=work, port=ports["backend"]))
     with open(f"{work}/nginx-proxy.conf", "w") as f:
@@ -239,11 +263,11 @@ def proxy_suite():
     with open(f"{work}/haproxy.cfg", "w") as f:
         f.write(HAPROXY.format(work=work, port=ports["haproxy"], backend=ports["backend"]))
     try:
-        spawn(["nginx", "-c", f"{work}/backend.conf", "-g", "daemon off;"], cpu=LOAD_CPU)
-        wait_port(ports["backend"])
+        backend = spawn(["nginx", "-c", f"{work}/backend.conf", "-g", "daemon off;"], cpu=LOAD_CPU)
+        wait_port(ports["backend"], proc=backend)
         cp = spawn([binary("gatehouse-cp"), "--data-dir", f"{work}/cp", "--listen", f"127.0.0.1:{ports['cp']}",
                     "--admin-listen", "none", "--log", "warn"])
-        wait_port(ports["cp"])
+        wait_port(ports["cp"], proc=cp)
         ctl = [binary("gatehousectl"), "--server", f"https://127.0.0.1:{ports['cp']}", "--ca-file", f"{work}/cp/tls/ca.pem",
                "--token-file", f"{work}/cp/operator.token"]
         with open(f"{work}/pw", "w") as f:
@@ -258,13 +282,16 @@ def proxy_suite():
             "gatehouse": spawn([binary("gatehouse-dp"), "--control-plane", f"https://127.0.0.1:{ports['cp']}",
                                 "--control-plane-ca", f"{work}/cp/tls/ca.pem", "--token-file", f"{work}/dp.token",
                                 "--backend-ca-file", f"{work}/ca.pem", "--listen", f"127.0.0.1:{ports['gatehouse']}",
-                                "--admin-listen", "127.0.0.1:18090", "--log", "warn"], cpu=PROXY_CPU),
+                                "--name", "bench-dp", "--admin-listen", f"127.0.0.1:{ports['dp-admin']}", "--log", "warn"],
+                               cpu=PROXY_CPU),
             "nginx": spawn(["nginx", "-c", f"{work}/nginx-proxy.conf", "-g", "daemon off;"], cpu=PROXY_CPU),
             "haproxy": spawn(["haproxy", "-f", f"{work}/haproxy.cfg", "-db"], cpu=PROXY_CPU),
         }
         for name, p in proxies.items():
             try:
-                wait_port(ports[name])
+                wait_port(ports[name], proc=p)
+            except PortTaken:
+                raise
             except RuntimeError:
                 raise RuntimeError(f"{name} did not start: {open(p.log_path).read()[-2000:]}")
         deadline = time.time() + 15
@@ -357,7 +384,11 @@ if __name__ == "__main__":
     try:
         for s in chosen:
             log(f"\n== {s} ==")
-            SUITES[s]()
+            try:
+                SUITES[s]()
+            except PortTaken as e:
+                # A reason outside the code: say so plainly, and go on with the other suites.
+                log(f"{s} suite could not run: {e} (another program on this machine; not a Gatehouse failure)")
     finally:
         stop_all()
     log("\nbench smoke done" if SMOKE else "")
