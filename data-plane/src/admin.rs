@@ -10,6 +10,8 @@ use tokio::net::TcpListener;
 
 use crate::routes::Routing;
 
+/// Serves the admin endpoints on `listener` until `shutdown` completes (the accept loop is
+/// `gatehouse_shared::admin::serve`'s).
 pub async fn serve(listener: TcpListener, routing: Arc<Routing>, shutdown: impl Future<Output = ()>) {
     gatehouse_shared::admin::serve(listener, move |path| answer(path, &routing), shutdown).await
 }

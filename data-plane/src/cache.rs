@@ -13,42 +13,60 @@ const CONTEXT: &[u8] = b"gatehouse-dp-cache-v1";
 const FILE: &str = "last-known-good.bin";
 const KEY_FILE: &str = "cache.key";
 
+/// Why the cache cannot be opened, read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
+    /// The folder cannot be created.
     #[error("cannot use cache folder {path}")]
     Folder {
+        /// The folder.
         path: PathBuf,
+        /// What the OS said.
         #[source]
         source: std::io::Error,
     },
+    /// The sealing key cannot be read or created.
     #[error("cache key")]
     Key(#[source] SealError),
+    /// The cache file cannot be read.
     #[error("cannot read {path}")]
     Read {
+        /// The cache file.
         path: PathBuf,
+        /// What the OS said.
         #[source]
         source: std::io::Error,
     },
+    /// The cache file was not sealed with this key, or was changed.
     #[error("cannot open {path}")]
     Open {
+        /// The cache file.
         path: PathBuf,
+        /// Why it cannot be unsealed.
         #[source]
         source: SealError,
     },
+    /// The unsealed bytes are not a configuration.
     #[error("{path} is not a configuration")]
     Decode {
+        /// The cache file.
         path: PathBuf,
+        /// What prost said.
         #[source]
         source: prost::DecodeError,
     },
+    /// The cache file cannot be written.
     #[error("cannot write {path}")]
     Write {
+        /// The cache file.
         path: PathBuf,
+        /// What the OS said.
         #[source]
         source: std::io::Error,
     },
 }
 
+/// The last-known-good cache of one data plane: one sealed file in its folder.
 pub struct ConfigCache {
     path: PathBuf,
     key: SealingKey,
@@ -85,6 +103,7 @@ impl ConfigCache {
         Ok(Some(config))
     }
 
+    /// Replaces the cached configuration (atomically, 0600).
     pub fn store(&self, config: &Configuration) -> Result<(), CacheError> {
         let sealed = self.key.seal(CONTEXT, &config.to_update().encode_to_vec());
         write_private_file(&self.path, &sealed).map_err(|source| CacheError::Write { path: self.path.clone(), source })

@@ -1,8 +1,9 @@
 //! Keeps the routing table current: one long-lived `ConfigSync.Sync` stream to the control
 //! plane, reconnected with capped exponential backoff and jitter. Each revision is applied off
-//! the request path, swapped in, then ACKed (or NACKed with the reason, keeping the last good
-//! table). While the control plane is away, the last applied table keeps serving; each applied
-//! configuration also goes to the last-known-good cache.
+//! the request path (built on tokio's blocking pool, never on the proxy's workers), swapped in,
+//! then ACKed (or NACKed with the reason, keeping the last good table); one revision is in
+//! flight at a time. While the control plane is away, the last applied table keeps serving;
+//! each applied configuration also goes to the last-known-good cache.
 
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
@@ -15,11 +16,12 @@ use gatehouse_shared::error_chain;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 
-use crate::cache::ConfigCache;
+use crate::cache::{CacheError, ConfigCache};
 use crate::configuration::{Configuration, UpdateError};
 use crate::routes::{Routing, RoutingTable, TableError};
 use crate::upstream::TrustAnchors;
 
+/// How a [`ConfigClient`] reaches the control plane and what it accepts from it.
 #[derive(Clone)]
 pub struct ConfigClientSettings {
     /// e.g. https://127.0.0.1:7400
@@ -30,7 +32,9 @@ pub struct ConfigClientSettings {
     pub token: Option<String>,
     /// How this data plane is listed by `gateway list`.
     pub name: String,
+    /// First wait before a reconnect; doubled on each failure.
     pub initial_backoff: Duration,
+    /// Longest wait before a reconnect.
     pub max_backoff: Duration,
     /// HTTP/2 keepalive on the stream: a frozen or cut-off control plane is noticed within
     /// two periods.
@@ -48,6 +52,8 @@ pub struct ConfigClientSettings {
     pub connect_timeout: Duration,
 }
 
+// === impl ConfigClientSettings ===
+
 impl ConfigClientSettings {
     /// Checks what cannot get better by retrying (the URL, the CA file, the token's format),
     /// so a misconfigured data plane stops at start with one clear line.
@@ -57,6 +63,7 @@ impl ConfigClientSettings {
         Ok(())
     }
 
+    /// Settings with the defaults of `gatehouse-dp`'s flags.
     pub fn new(control_plane: String, name: String, trust: TrustAnchors) -> Self {
         Self {
             control_plane,
@@ -82,11 +89,12 @@ fn new_instance_id() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The data plane's side of `ConfigSync.Sync`: feeds [`Routing`] from the control plane.
 pub struct ConfigClient {
     settings: ConfigClientSettings,
     routing: Arc<Routing>,
     /// What the current table was built from: the base for the next delta.
-    current: Configuration,
+    current: Arc<Configuration>,
     /// Latest configuration to write to the cache (written off the sync path).
     cache_writes: Option<watch::Sender<Option<Arc<Configuration>>>>,
 }
@@ -97,7 +105,9 @@ enum SessionError {
     Endpoint(#[source] gatehouse_shared::client::ClientError),
     #[error("cannot connect to the control plane")]
     Connect(#[source] tonic::transport::Error),
-    #[error("the control plane did not complete the connection within {0:?} (TCP, TLS and HTTP/2 handshakes and the sync answer)")]
+    #[error(
+        "the control plane did not complete the connection within {0:?} (TCP, TLS and HTTP/2 handshakes and the sync answer)"
+    )]
     ConnectTimeout(Duration),
     #[error("the control plane refused the stream: {}", .0.message())]
     Refused(tonic::Status),
@@ -109,37 +119,48 @@ enum SessionError {
     OutOfStep(#[source] UpdateError),
 }
 
+// === impl ConfigClient ===
+
 impl ConfigClient {
+    /// A client that will keep `routing` current once [`run`](Self::run).
     pub fn new(settings: ConfigClientSettings, routing: Arc<Routing>) -> Self {
-        Self { settings, routing, current: Configuration::default(), cache_writes: None }
+        Self { settings, routing, current: Arc::default(), cache_writes: None }
     }
 
     /// Serves from the last-known-good cache (if it holds a usable configuration) and keeps
-    /// writing every applied configuration to it.
-    pub fn with_cache(mut self, cache: ConfigCache) -> Self {
-        match cache.load() {
-            Ok(Some(config)) => {
-                match RoutingTable::build(&config, None, &self.settings.trust, self.settings.max_routes) {
-                    Ok(table) => {
-                        tracing::info!(
-                            revision = config.revision,
-                            routes = table.len(),
-                            "serving the cached configuration until the control plane answers"
-                        );
-                        self.routing.status.from_cache.store(true, Ordering::Relaxed);
-                        self.routing.swap(table);
-                        self.current = config;
-                    }
-                    Err(error) => {
-                        tracing::warn!(error = %error_chain(&error), "the cached configuration cannot be used")
-                    }
-                }
+    /// writing every applied configuration to it. Reading the cache and building its table
+    /// happen on the blocking pool.
+    pub async fn with_cache(mut self, cache: ConfigCache) -> Self {
+        let cache = Arc::new(cache);
+        let loaded = {
+            let (cache, trust, max_routes) = (cache.clone(), self.settings.trust.clone(), self.settings.max_routes);
+            off_the_workers(move || {
+                let config = cache.load()?;
+                Ok::<_, CacheError>(config.map(|config| {
+                    let table = RoutingTable::build(&config, None, &trust, max_routes);
+                    (config, table)
+                }))
+            })
+            .await
+        };
+        match loaded {
+            Ok(Some((config, Ok(table)))) => {
+                tracing::info!(
+                    revision = config.revision,
+                    routes = table.len(),
+                    "serving the cached configuration until the control plane answers"
+                );
+                self.routing.status.from_cache.store(true, Ordering::Relaxed);
+                self.routing.swap(table);
+                self.current = Arc::new(config);
+            }
+            Ok(Some((_, Err(error)))) => {
+                tracing::warn!(error = %error_chain(&error), "the cached configuration cannot be used")
             }
             Ok(None) => {}
             Err(error) => tracing::warn!(error = %error_chain(&error), "the configuration cache cannot be read"),
         }
         let (tx, mut rx) = watch::channel::<Option<Arc<Configuration>>>(None);
-        let cache = Arc::new(cache);
         tokio::spawn(async move {
             while rx.changed().await.is_ok() {
                 let Some(config) = rx.borrow_and_update().clone() else { continue };
@@ -236,7 +257,7 @@ impl ConfigClient {
                 Ok(None) => return Err(SessionError::Closed),
                 Err(status) => return Err(SessionError::Broken(status)),
             };
-            let answer = self.apply(update)?;
+            let answer = self.apply(update).await?;
             if tx.send(pb::SyncRequest { message: Some(answer) }).await.is_err() {
                 return Err(SessionError::Closed);
             }
@@ -244,36 +265,53 @@ impl ConfigClient {
     }
 
     /// Builds the new table off the request path and swaps it in; on failure keeps the last
-    /// good table and says why.
-    fn apply(&mut self, update: pb::SyncResponse) -> Result<Message, SessionError> {
-        let next = self.current.apply(&update).map_err(SessionError::OutOfStep)?;
+    /// good table and says why. The session waits for the answer: one revision in flight.
+    async fn apply(&mut self, update: pb::SyncResponse) -> Result<Message, SessionError> {
+        let (revision, full, nonce) = (update.revision, update.full, update.nonce.clone());
+        let (current, previous) = (self.current.clone(), self.routing.load());
+        let (trust, max_routes) = (self.settings.trust.clone(), self.settings.max_routes);
+        let (next, built) = off_the_workers(move || {
+            let next = current.apply(&update).map_err(SessionError::OutOfStep)?;
+            let built = RoutingTable::build(&next, previous.as_deref(), &trust, max_routes);
+            Ok::<_, SessionError>((next, built))
+        })
+        .await?;
         let status = &self.routing.status;
-        let previous = self.routing.load();
-        match RoutingTable::build(&next, previous.as_deref(), &self.settings.trust, self.settings.max_routes) {
+        match built {
             Ok(table) => {
                 let routes = table.len();
                 self.routing.swap(table);
-                if update.full { &status.full_updates } else { &status.delta_updates }.fetch_add(1, Ordering::Relaxed);
+                if full { &status.full_updates } else { &status.delta_updates }.fetch_add(1, Ordering::Relaxed);
                 status.from_cache.store(false, Ordering::Relaxed);
-                tracing::info!(revision = update.revision, full = update.full, routes, "configuration applied");
-                self.current = next;
+                tracing::info!(revision, full, routes, "configuration applied");
+                self.current = Arc::new(next);
                 if let Some(cache) = &self.cache_writes {
-                    cache.send_replace(Some(Arc::new(self.current.clone())));
+                    cache.send_replace(Some(self.current.clone()));
                 }
                 crate::metrics::global().synced();
-                Ok(Message::Ack(pb::Ack { revision: update.revision, nonce: update.nonce }))
+                Ok(Message::Ack(pb::Ack { revision, nonce }))
             }
             Err(error) => {
                 status.rejected_updates.fetch_add(1, Ordering::Relaxed);
                 let reason = error_chain(&error);
-                tracing::error!(revision = update.revision, %reason, "configuration rejected; keeping the last good one");
+                tracing::error!(revision, %reason, "configuration rejected; keeping the last good one");
                 let resource_ids = match &error {
                     TableError::TooManyRoutes { .. } => Vec::new(),
                     other => vec![other.api_id().to_string()],
                 };
-                Ok(Message::Nack(pb::Nack { revision: update.revision, nonce: update.nonce, reason, resource_ids }))
+                Ok(Message::Nack(pb::Nack { revision, nonce, reason, resource_ids }))
             }
         }
+    }
+}
+
+/// Runs `work` on tokio's blocking pool: building a large table takes long enough to stall
+/// requests if it ran on a worker (with `--worker-threads 1`, on the only one). A panic in
+/// `work` goes on unwinding here, as it would have inline.
+async fn off_the_workers<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(value) => value,
+        Err(error) => std::panic::resume_unwind(error.into_panic()),
     }
 }
 
@@ -282,4 +320,69 @@ fn jittered(d: Duration) -> Duration {
     let random = std::collections::hash_map::RandomState::new().build_hasher().finish();
     let half = d / 2;
     half + Duration::from_nanos(random % (half.as_nanos().max(1) as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn full_update(revision: u64, routes: impl IntoIterator<Item = pb::RouteConfig>) -> pb::SyncResponse {
+        pb::SyncResponse {
+            revision,
+            full: true,
+            config_id: "test".into(),
+            nonce: format!("n{revision}"),
+            changed: Some(pb::Snapshot { routes: routes.into_iter().collect(), ..Default::default() }),
+            ..Default::default()
+        }
+    }
+
+    fn route(i: usize) -> pb::RouteConfig {
+        pb::RouteConfig {
+            api_id: format!("api-{i}"),
+            path: format!("/r{i}"),
+            service_url: "http://127.0.0.1:1".into(),
+            ..Default::default()
+        }
+    }
+
+    fn client() -> ConfigClient {
+        let settings = ConfigClientSettings::new("http://127.0.0.1:1".into(), "test".into(), TrustAnchors::system());
+        ConfigClient::new(settings, Arc::new(Routing::default()))
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_large_configuration_is_built_while_the_only_worker_stays_free() {
+        let mut client = client();
+        let routing = client.routing.clone();
+        let apply = client.apply(full_update(7, (0..2000).map(route)));
+        tokio::pin!(apply);
+        let mut other_work = 0;
+        let answer = loop {
+            tokio::select! {
+                // The build first: had it run on this thread, it would finish on the first poll.
+                biased;
+                answer = &mut apply => break answer,
+                _ = tokio::task::yield_now() => other_work += 1,
+            }
+        };
+        assert!(matches!(answer, Ok(Message::Ack(pb::Ack { revision: 7, .. }))));
+        assert!(other_work > 0, "the worker ran nothing else while the table was built");
+        assert_eq!(routing.revision(), 7);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_rejected_revision_is_nacked_with_the_api_and_the_last_good_table_stays() {
+        let mut client = client();
+        assert!(matches!(client.apply(full_update(1, [route(1)])).await, Ok(Message::Ack(_))));
+        let mut bad = route(2);
+        bad.client_certificate_thumbprint = "AB".repeat(20);
+        let Ok(Message::Nack(nack)) = client.apply(full_update(2, [route(1), bad])).await else {
+            panic!("the update was not NACKed")
+        };
+        assert_eq!((nack.revision, nack.nonce.as_str(), nack.resource_ids), (2, "n2", vec!["api-2".to_string()]));
+        assert!(nack.reason.starts_with("API 'api-2': client certificate "), "{}", nack.reason);
+        assert_eq!(client.routing.revision(), 1);
+        assert_eq!(client.current.revision, 1, "the next delta applies to the last good revision");
+    }
 }

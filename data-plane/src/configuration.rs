@@ -5,10 +5,12 @@ use std::collections::BTreeMap;
 
 use gatehouse_proto::v1 as pb;
 
+/// Everything a data plane was sent, as of one revision.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Configuration {
     /// The control plane's configuration store these revisions belong to.
     pub config_id: String,
+    /// The revision this is.
     pub revision: u64,
     /// By API id.
     pub routes: BTreeMap<String, pb::RouteConfig>,
@@ -18,12 +20,25 @@ pub struct Configuration {
     pub cas: BTreeMap<String, pb::TrustedCa>,
 }
 
+/// Why an update does not apply to the configuration held.
 #[derive(Debug, thiserror::Error)]
 pub enum UpdateError {
+    /// A delta on another revision (or another store's) than the one held.
     #[error(
         "delta for revision {revision} is based on revision {base} of {config_id}, but this data plane holds revision {held} of {held_id}"
     )]
-    BaseMismatch { revision: u64, base: u64, config_id: String, held: u64, held_id: String },
+    BaseMismatch {
+        /// The delta's revision.
+        revision: u64,
+        /// The revision it applies to.
+        base: u64,
+        /// The store it comes from.
+        config_id: String,
+        /// The revision held.
+        held: u64,
+        /// The store the held revision comes from.
+        held_id: String,
+    },
 }
 
 impl Configuration {

@@ -1,8 +1,10 @@
 //! The Gatehouse data plane. A request arrives at [`proxy`], is matched against the current
 //! [`routes::RoutingTable`], and leaves through the [`upstream`] pool of the TLS identity its
 //! API must present. [`config_client`] keeps the table current from the control plane.
+//! [`DataPlane`] assembles them, for `gatehouse-dp` and the demo.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
+#![warn(missing_docs)]
 
 pub mod admin;
 pub mod cache;
@@ -11,7 +13,9 @@ pub mod configuration;
 pub mod metrics;
 pub mod proxy;
 pub mod routes;
+pub mod server;
 pub mod upstream;
 
 pub use config_client::{ConfigClient, ConfigClientSettings};
 pub use routes::Routing;
+pub use server::{DataPlane, DataPlaneConfig, StartError};

@@ -1,16 +1,12 @@
-//! `gatehouse-dp`: a Gatehouse data plane.
+//! `gatehouse-dp`: a Gatehouse data plane. Parses flags (each with its GATEHOUSE_DP_*
+//! variable), starts the runtime, and hands the configuration to [`DataPlane`].
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::Parser;
-use gatehouse_data_plane::cache::ConfigCache;
 use gatehouse_data_plane::proxy::ProxySettings;
-use gatehouse_data_plane::upstream::TrustAnchors;
-use gatehouse_data_plane::{ConfigClient, ConfigClientSettings, Routing, admin, proxy};
-use tokio::net::TcpListener;
+use gatehouse_data_plane::{DataPlane, DataPlaneConfig};
 
 /// Gatehouse data plane: proxies API clients' requests to backends, presenting each API's
 /// client certificate, with configuration streamed from the control plane.
@@ -111,61 +107,31 @@ fn main() {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    let mut trust = TrustAnchors::system();
-    if let Some(path) = &args.backend_ca_file {
-        trust = trust.with_pem_file(path)?;
-    }
-    let listener = TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
-    let admin_listener = TcpListener::bind(args.admin_listen)
-        .await
-        .with_context(|| format!("cannot listen on {} (admin)", args.admin_listen))?;
-    let listen = listener.local_addr()?;
-    let admin = admin_listener.local_addr()?;
-    // Tests and scripts read these lines to learn the bound ports when listening on :0.
-    println!("gatehouse-dp listening on {listen}");
-    println!("gatehouse-dp admin on {admin}");
-
-    let name = args.name.unwrap_or_else(|| format!("{}-{listen}", host_name()));
-    let routing = Arc::new(Routing::default());
     let token = gatehouse_shared::client::resolve_token(args.token_file.as_deref(), "GATEHOUSE_DP_TOKEN", None)?;
-    if token.is_none() {
-        tracing::warn!(
-            "no gateway token (--token-file or GATEHOUSE_DP_TOKEN): the control plane will refuse this data plane"
-        );
-    }
-    let trust = trust.with_connect_timeout(Duration::from_secs(args.backend_connect_timeout));
-    let settings = ConfigClientSettings {
+    let config = DataPlaneConfig {
         control_plane_ca: args.control_plane_ca,
         token,
+        control_plane_connect_timeout: Duration::from_secs(args.control_plane_connect_timeout.max(1)),
         keepalive: Duration::from_secs(args.keepalive.max(1)),
+        name: args.name,
+        backend_ca_file: args.backend_ca_file,
+        backend_connect_timeout: Duration::from_secs(args.backend_connect_timeout),
+        cache_dir: args.cache_dir,
+        cache_key_file: args.cache_key_file,
         max_routes: args.max_routes,
-        listen_addresses: vec![format!("http://{listen}")],
-        connect_timeout: Duration::from_secs(args.control_plane_connect_timeout.max(1)),
-        ..ConfigClientSettings::new(args.control_plane, name, trust)
+        proxy: ProxySettings {
+            access_log: args.access_log,
+            max_header_bytes: args.max_header_bytes,
+            backend_timeout: Duration::from_secs(args.backend_timeout),
+            header_read_timeout: Duration::from_secs(args.header_read_timeout),
+            shutdown_grace: Duration::from_secs(args.shutdown_grace),
+        },
+        ..DataPlaneConfig::new(args.control_plane, args.listen, args.admin_listen)
     };
-    settings.check()?;
-    let mut client = ConfigClient::new(settings, routing.clone());
-    if let Some(dir) = &args.cache_dir {
-        client = client.with_cache(ConfigCache::open(dir, args.cache_key_file.as_deref())?);
-    }
-    tokio::spawn(client.run());
-    tokio::spawn(admin::serve(admin_listener, routing.clone(), std::future::pending()));
-    let settings = ProxySettings {
-        access_log: args.access_log,
-        max_header_bytes: args.max_header_bytes,
-        backend_timeout: Duration::from_secs(args.backend_timeout),
-        header_read_timeout: Duration::from_secs(args.header_read_timeout),
-        shutdown_grace: Duration::from_secs(args.shutdown_grace),
-    };
-    proxy::serve(listener, routing, settings, gatehouse_shared::process::shutdown_signal()).await;
-    tracing::info!("data plane stopped");
+    let data_plane = DataPlane::bind(config).await?;
+    // Tests and scripts read these lines to learn the bound ports when listening on :0.
+    println!("gatehouse-dp listening on {}", data_plane.local_addr());
+    println!("gatehouse-dp admin on {}", data_plane.admin_addr());
+    data_plane.serve(gatehouse_shared::process::shutdown_signal()).await;
     Ok(())
-}
-
-fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .ok()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "gatehouse-dp".to_string())
 }

@@ -15,36 +15,52 @@ use prometheus_client::registry::Registry;
 
 use crate::routes::Routing;
 
+/// Labels of the request counter.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
+    /// The API's id ("-" when no API matched).
     pub api: String,
     /// "2xx", "4xx", "5xx", ...
     pub class: String,
 }
 
+/// Labels of the latency histogram.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ApiLabels {
+    /// The API's id.
     pub api: String,
 }
 
+/// Labels of the backend TLS failure counter.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TlsFailureLabels {
+    /// The API's id.
     pub api: String,
+    /// [`crate::upstream::BackendFailure::label`].
     pub reason: String,
 }
 
+/// Labels of the client certificate expiry gauge.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CertificateLabels {
+    /// The id the certificate was uploaded under.
     pub certificate_id: String,
+    /// Its thumbprint.
     pub thumbprint: String,
 }
 
+/// Every series this data plane exports.
 pub struct Metrics {
     registry: Registry,
+    /// Requests by API and status class.
     pub requests: Family<RequestLabels, Counter>,
+    /// Time to response headers, by API.
     pub latency: Family<ApiLabels, Histogram>,
+    /// Backend TLS failures by API and reason.
     pub backend_tls_failures: Family<TlsFailureLabels, Counter>,
+    /// Connections opened to backends.
     pub upstream_connections_opened: Counter,
+    /// Connections to backends open now.
     pub upstream_connections_open: Gauge,
     applied_revision: Gauge,
     seconds_since_sync: Gauge<f64, std::sync::atomic::AtomicU64>,
@@ -53,10 +69,13 @@ pub struct Metrics {
     last_sync: std::sync::Mutex<Option<Instant>>,
 }
 
+/// The process's metrics.
 pub fn global() -> &'static Metrics {
     static METRICS: OnceLock<Metrics> = OnceLock::new();
     METRICS.get_or_init(Metrics::new)
 }
+
+// === impl Metrics ===
 
 impl Metrics {
     fn new() -> Self {
@@ -173,7 +192,10 @@ pub struct ApiMetrics {
     latency: Histogram,
 }
 
+// === impl ApiMetrics ===
+
 impl ApiMetrics {
+    /// Counts one request with its status and time to response headers.
     pub fn observe(&self, status: u16, elapsed: Duration) {
         let class = (status / 100).clamp(1, 5) as usize - 1;
         self.by_class[class].inc();

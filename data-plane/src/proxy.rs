@@ -1,5 +1,8 @@
 //! The API clients' side: an HTTP/1.1 and h2c listener that routes each request by path prefix
-//! and streams it to the API's backend, presenting the API's client certificate.
+//! and streams it to the API's backend, presenting the API's client certificate. What happens
+//! to headers on the way is in `headers`.
+
+mod headers;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -9,21 +12,24 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use gatehouse_shared::{error_chain, request_path};
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, combinators::BoxBody};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 
+use self::headers::{REQUEST_ID, request_id, set_forwarding_headers, strip_hop_by_hop};
 use crate::metrics::TlsFailureLabels;
 use crate::routes::Routing;
 use crate::upstream::BackendFailure;
 
+/// The body of every response the proxy sends: the backend's, streamed, or its own error.
 pub type ProxyBody = BoxBody<Bytes, hyper::Error>;
 
+/// How the proxy treats API clients.
 #[derive(Clone, Debug)]
 pub struct ProxySettings {
     /// One log line per request on target `gatehouse::access`.
@@ -78,15 +84,7 @@ pub async fn serve(
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(error) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+            accepted = accept(&listener) => accepted,
             _ = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
@@ -108,6 +106,22 @@ pub async fn serve(
         tracing::warn!("in-flight requests did not finish within the shutdown grace period");
     }
 }
+
+/// The next client connection. An accept error (out of file descriptors and the like) is
+/// logged and retried after a pause instead of spinning.
+async fn accept(listener: &TcpListener) -> (TcpStream, SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok(pair) => return pair,
+            Err(error) => {
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+// === impl Proxy ===
 
 impl Proxy {
     async fn handle(&self, request: Request<Incoming>, peer: SocketAddr) -> Response<ProxyBody> {
@@ -153,7 +167,8 @@ impl Proxy {
         let path = match request_path::normalize(request.uri().path()) {
             Ok(path) => path,
             Err(error) => {
-                let response = problem(StatusCode::BAD_REQUEST, "Bad request path", &error.to_string(), None, request_id);
+                let response =
+                    problem(StatusCode::BAD_REQUEST, "Bad request path", &error.to_string(), None, request_id);
                 return Outcome::error(response, None);
             }
         };
@@ -249,91 +264,6 @@ struct Outcome {
 impl Outcome {
     fn error(response: Response<ProxyBody>, api: Option<&str>) -> Self {
         Self { response, api: api.map(str::to_string), backend: None, thumbprint: None, metrics: None }
-    }
-}
-
-static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-
-/// The client's x-request-id when it is sane (printable, at most 128 bytes), else a new one.
-fn request_id(headers: &HeaderMap) -> HeaderValue {
-    if let Some(id) = headers.get(&REQUEST_ID) {
-        let bytes = id.as_bytes();
-        if !bytes.is_empty() && bytes.len() <= 128 && bytes.iter().all(|b| b.is_ascii_graphic()) {
-            return id.clone();
-        }
-    }
-    static PREFIX: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let prefix = PREFIX.get_or_init(|| {
-        use std::hash::{BuildHasher, Hasher};
-        std::collections::hash_map::RandomState::new().build_hasher().finish()
-    });
-    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    HeaderValue::from_str(&format!("{prefix:016x}{n:08x}")).expect("hex is a valid header value")
-}
-
-/// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let listed: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    for name in listed {
-        headers.remove(name);
-    }
-    for name in [
-        header::CONNECTION,
-        header::PROXY_AUTHENTICATE,
-        header::PROXY_AUTHORIZATION,
-        header::TE,
-        header::TRAILER,
-        header::TRANSFER_ENCODING,
-        header::UPGRADE,
-    ] {
-        headers.remove(name);
-    }
-    headers.remove("keep-alive");
-    headers.remove("proxy-connection");
-}
-
-/// Headers a backend may read as identity asserted by the gateway (the client's address, its
-/// TLS client certificate): a client never gets to send them. The README lists them.
-const IDENTITY_HEADERS: &[&str] =
-    &["forwarded", "x-real-ip", "x-client-ip", "x-arr-clientcert", "ssl-client-cert", "client-cert", "client-cert-chain"];
-const IDENTITY_HEADER_PREFIXES: &[&str] = &[
-    "x-forwarded-",
-    "x-ssl-",
-    "x-client-cert",
-    "x-client-verify",
-    "x-client-dn",
-    "x-client-subject",
-    "x-client-issuer",
-    "x-tls-client-",
-    "x-amzn-mtls-",
-];
-
-fn is_identity_header(name: &HeaderName) -> bool {
-    let name = name.as_str();
-    IDENTITY_HEADERS.contains(&name) || IDENTITY_HEADER_PREFIXES.iter().any(|prefix| name.starts_with(prefix))
-}
-
-/// Removes every identity header the client sent, then sets the ones the gateway vouches for:
-/// `X-Forwarded-For` (the client's address, replacing any chain the client claimed),
-/// `X-Forwarded-Proto` and `X-Forwarded-Host`.
-fn set_forwarding_headers(headers: &mut HeaderMap, peer: SocketAddr, client_host: Option<HeaderValue>) {
-    let claimed: Vec<HeaderName> = headers.keys().filter(|name| is_identity_header(name)).cloned().collect();
-    for name in claimed {
-        headers.remove(name);
-    }
-    if let Ok(address) = HeaderValue::from_str(&peer.ip().to_string()) {
-        headers.insert(HeaderName::from_static("x-forwarded-for"), address);
-    }
-    headers.insert(HeaderName::from_static("x-forwarded-proto"), HeaderValue::from_static("http"));
-    if let Some(host) = client_host {
-        headers.insert(HeaderName::from_static("x-forwarded-host"), host);
     }
 }
 

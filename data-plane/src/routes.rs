@@ -1,28 +1,33 @@
 //! The routing table: built from a snapshot off the request path, swapped in atomically, and
-//! loaded once per request.
+//! loaded once per request. A route knows its API's path prefix, backend, header rules and
+//! the upstream pool of the TLS identity it presents; the pools themselves belong to
+//! [`crate::upstream`].
 
-use std::collections::HashMap;
+mod header_rule;
+
 use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
-use gatehouse_proto::v1 as pb;
+use gatehouse_shared::request_path::NormalizedPath;
 use http::Uri;
 use tokio::sync::watch;
 
-use http::header::{HeaderMap, HeaderName, HeaderValue};
-
-use gatehouse_shared::request_path::NormalizedPath;
-
 use crate::configuration::Configuration;
-use crate::upstream::{TlsPolicy, TrustAnchors, Upstream, UpstreamError, UpstreamKey, backend_verifier};
+use crate::upstream::{TlsPolicy, TrustAnchors, Upstream, UpstreamError, UpstreamKey, Upstreams};
 
+pub use header_rule::{HeaderError, HeaderRule};
+
+/// One API as the proxy sees it.
 pub struct Route {
+    /// The API's id.
     pub api_id: String,
     /// Normalized path prefix ("/" or "/a/b", no trailing slash).
     pub prefix: String,
     /// Segments in the prefix: a request's `..` may not climb above them.
     pub depth: usize,
+    /// The service URL requests go to (scheme, authority and base path).
     pub service: Uri,
+    /// The pool of the TLS identity this API presents to its backend.
     pub upstream: Arc<Upstream>,
     /// Credentials and fixed headers for the backend, applied in order.
     pub headers: Vec<HeaderRule>,
@@ -30,100 +35,77 @@ pub struct Route {
     pub backend_timeout: Option<std::time::Duration>,
     /// `Host` for the backend, made once.
     pub host: Option<http::HeaderValue>,
+    /// The API's request series, resolved once.
     pub metrics: crate::metrics::ApiMetrics,
 }
 
-/// One compiled `set-header` (or Basic credentials) of an API's policy.
-pub struct HeaderRule {
-    name: HeaderName,
-    action: pb::header_action::Action,
-    values: Vec<HeaderValue>,
-}
-
-impl HeaderRule {
-    fn compile(action: &pb::HeaderAction) -> Result<Self, String> {
-        let name = HeaderName::from_bytes(action.name.as_bytes())
-            .map_err(|_| format!("invalid header name '{}'", action.name))?;
-        let values = action
-            .values
-            .iter()
-            .map(|v| {
-                HeaderValue::from_str(v).map(|mut v| {
-                    v.set_sensitive(true);
-                    v
-                })
-            })
-            .collect::<Result<_, _>>()
-            .map_err(|_| format!("invalid value for header '{}'", action.name))?;
-        let action = pb::header_action::Action::try_from(action.action)
-            .map_err(|_| format!("unknown header action {}", action.action))?;
-        Ok(Self { name, action, values })
-    }
-
-    pub fn apply(&self, headers: &mut HeaderMap) {
-        use pb::header_action::Action;
-        match self.action {
-            Action::Override => {
-                headers.remove(&self.name);
-                for value in &self.values {
-                    headers.append(self.name.clone(), value.clone());
-                }
-            }
-            Action::Skip => {
-                if !headers.contains_key(&self.name) {
-                    for value in &self.values {
-                        headers.append(self.name.clone(), value.clone());
-                    }
-                }
-            }
-            Action::Append => {
-                for value in &self.values {
-                    headers.append(self.name.clone(), value.clone());
-                }
-            }
-            Action::Delete => {
-                headers.remove(&self.name);
-            }
-        }
-    }
-}
-
+/// Every API of one configuration revision, ready for requests.
 pub struct RoutingTable {
+    /// The revision it was built from.
     pub revision: u64,
     /// Longest prefix first, so the first match wins.
     routes: Vec<Route>,
+    /// The pools the routes use: where the next table's pools start from.
+    upstreams: Upstreams,
     /// The client certificates routes present, for expiry metrics.
     certificates: Vec<CertificateInUse>,
 }
 
+/// A client certificate of the configuration, for the expiry metric.
 pub struct CertificateInUse {
+    /// The id it was uploaded under.
     pub certificate_id: String,
+    /// Its thumbprint.
     pub thumbprint: String,
     /// Seconds since the Unix epoch.
     pub not_after: i64,
 }
 
+/// Why a configuration cannot become a routing table (the data plane NACKs it).
+///
+/// The API's id is the message; the cause is the source, so `error_chain` reads
+/// "API 'orders': invalid header name 'x y': invalid HTTP header name".
 #[derive(Debug, thiserror::Error)]
 pub enum TableError {
-    #[error("API '{api}': {source}")]
+    /// The API's service URL cannot be used.
+    #[error("API '{api}'")]
     ServiceUrl {
+        /// The API's id.
         api: String,
+        /// What is wrong with the URL.
         #[source]
         source: gatehouse_shared::api::ApiDefinitionError,
     },
-    #[error("API '{api}': {source}")]
+    /// The API's backend pool cannot be made (client certificate, CA certificates).
+    #[error("API '{api}'")]
     Upstream {
+        /// The API's id.
         api: String,
+        /// Why the pool cannot be made.
         #[source]
         source: UpstreamError,
     },
-    #[error("API '{api}': {reason}")]
-    Header { api: String, reason: String },
+    /// One of the API's header rules cannot be compiled.
+    #[error("API '{api}'")]
+    Header {
+        /// The API's id.
+        api: String,
+        /// What is wrong with the rule.
+        #[source]
+        source: HeaderError,
+    },
+    /// More APIs than `--max-routes`.
     #[error("the configuration has {routes} APIs; this data plane accepts at most {limit} (--max-routes)")]
-    TooManyRoutes { routes: usize, limit: usize },
+    TooManyRoutes {
+        /// APIs in the configuration.
+        routes: usize,
+        /// The limit.
+        limit: usize,
+    },
 }
 
 impl TableError {
+    /// The API the error is about, empty when it is about the whole configuration.
     pub fn api_id(&self) -> &str {
         match self {
             Self::ServiceUrl { api, .. } | Self::Upstream { api, .. } | Self::Header { api, .. } => api,
@@ -131,6 +113,8 @@ impl TableError {
         }
     }
 }
+
+// === impl RoutingTable ===
 
 impl RoutingTable {
     /// Builds a table, reusing the previous table's pools (and their warm connections) where
@@ -145,65 +129,33 @@ impl RoutingTable {
             return Err(TableError::TooManyRoutes { routes: config.routes.len(), limit: max_routes });
         }
         let revision = config.revision;
-        let identities: HashMap<&str, &pb::ClientIdentity> =
-            config.identities.iter().map(|(t, i)| (t.as_str(), i)).collect();
-        let cas: HashMap<&str, &pb::TrustedCa> = config.cas.iter().map(|(t, c)| (t.as_str(), c)).collect();
-        let mut pools: HashMap<UpstreamKey, Arc<Upstream>> = previous
-            .map(|table| table.routes.iter().map(|r| (r.upstream.key.clone(), r.upstream.clone())).collect())
-            .unwrap_or_default();
-        let mut verifiers: HashMap<TlsPolicy, Arc<dyn rustls::client::danger::ServerCertVerifier>> = HashMap::new();
+        let mut upstreams = Upstreams::builder(previous.map(|table| &table.upstreams), config, trust);
         let mut routes = Vec::with_capacity(config.routes.len());
-        for config in config.routes.values() {
-            let service = gatehouse_shared::api::parse_service_url(&config.service_url)
-                .map_err(|source| TableError::ServiceUrl { api: config.api_id.clone(), source })?;
+        for route in config.routes.values() {
+            let api = || route.api_id.clone();
+            let service = gatehouse_shared::api::parse_service_url(&route.service_url)
+                .map_err(|source| TableError::ServiceUrl { api: api(), source })?;
             let key = UpstreamKey {
                 scheme: service.scheme_str().unwrap_or("https").to_string(),
                 authority: service.authority().map(|a| a.to_string()).unwrap_or_default(),
-                client_thumbprint: config.client_certificate_thumbprint.clone(),
-                tls: TlsPolicy::from_route(config.tls.as_ref()),
+                client_thumbprint: route.client_certificate_thumbprint.clone(),
+                tls: TlsPolicy::from_route(route.tls.as_ref()),
             };
-            let upstream = match pools.get(&key) {
-                Some(pool) => pool.clone(),
-                None => {
-                    let identity = if key.client_thumbprint.is_empty() {
-                        None
-                    } else {
-                        Some(*identities.get(key.client_thumbprint.as_str()).ok_or_else(|| TableError::Upstream {
-                            api: config.api_id.clone(),
-                            source: UpstreamError::MissingIdentity { thumbprint: key.client_thumbprint.clone() },
-                        })?)
-                    };
-                    let verifier = match verifiers.get(&key.tls) {
-                        Some(verifier) => verifier.clone(),
-                        None => {
-                            let verifier = backend_verifier(&key.tls, &cas, trust)
-                                .map_err(|source| TableError::Upstream { api: config.api_id.clone(), source })?;
-                            verifiers.insert(key.tls.clone(), verifier.clone());
-                            verifier
-                        }
-                    };
-                    let pool = Arc::new(
-                        Upstream::new(key.clone(), identity, verifier, trust)
-                            .map_err(|source| TableError::Upstream { api: config.api_id.clone(), source })?,
-                    );
-                    pools.insert(key, pool.clone());
-                    pool
-                }
-            };
-            let headers = config
+            let upstream = upstreams.pool(key).map_err(|source| TableError::Upstream { api: api(), source })?;
+            let headers = route
                 .headers
                 .iter()
                 .map(HeaderRule::compile)
                 .collect::<Result<_, _>>()
-                .map_err(|reason| TableError::Header { api: config.api_id.clone(), reason })?;
+                .map_err(|source| TableError::Header { api: api(), source })?;
             let host = service.authority().and_then(|a| http::HeaderValue::from_str(a.as_str()).ok());
-            let metrics = crate::metrics::global().for_api(&config.api_id);
+            let metrics = crate::metrics::global().for_api(&route.api_id);
             routes.push(Route {
-                api_id: config.api_id.clone(),
-                prefix: config.path.clone(),
-                depth: gatehouse_shared::request_path::depth(&config.path),
-                backend_timeout: (config.backend_timeout_seconds > 0)
-                    .then(|| std::time::Duration::from_secs(config.backend_timeout_seconds.into())),
+                api_id: api(),
+                prefix: route.path.clone(),
+                depth: gatehouse_shared::request_path::depth(&route.path),
+                backend_timeout: (route.backend_timeout_seconds > 0)
+                    .then(|| std::time::Duration::from_secs(route.backend_timeout_seconds.into())),
                 service,
                 upstream,
                 headers,
@@ -212,7 +164,8 @@ impl RoutingTable {
             });
         }
         routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
-        let certificates = identities
+        let certificates = config
+            .identities
             .values()
             .filter_map(|identity| {
                 let leaf = identity.certificate_chain.first()?;
@@ -224,7 +177,7 @@ impl RoutingTable {
                 })
             })
             .collect();
-        Ok(Self { revision, routes, certificates })
+        Ok(Self { revision, routes, upstreams: upstreams.finish(), certificates })
     }
 
     /// Longest-prefix match on whole path segments: "/orders" matches "/orders" and
@@ -242,14 +195,18 @@ impl RoutingTable {
         self.routes.len()
     }
 
+    /// The client certificates of the configuration, for the expiry metric.
     pub fn certificates(&self) -> &[CertificateInUse] {
         &self.certificates
     }
 
+    /// Whether the table has no API.
     pub fn is_empty(&self) -> bool {
         self.routes.is_empty()
     }
 }
+
+// === impl Route ===
 
 impl Route {
     /// The backend URI for a request: the service URL's base path, then what follows the API's
@@ -284,16 +241,22 @@ fn backend_uri(service: &Uri, prefix: &str, path: &str, query: Option<&str>) -> 
 pub struct Routing {
     current: ArcSwapOption<RoutingTable>,
     applied: watch::Sender<u64>,
+    /// How the sync that feeds the table is going.
     pub status: SyncStatus,
 }
 
 /// How this data plane's sync is going, for /ready.
 #[derive(Default)]
 pub struct SyncStatus {
+    /// The sync stream is up.
     pub connected: std::sync::atomic::AtomicBool,
+    /// Full configurations applied.
     pub full_updates: std::sync::atomic::AtomicU64,
+    /// Deltas applied.
     pub delta_updates: std::sync::atomic::AtomicU64,
+    /// Revisions refused (NACKed).
     pub rejected_updates: std::sync::atomic::AtomicU64,
+    /// The table in use came from the last-known-good cache.
     pub from_cache: std::sync::atomic::AtomicBool,
 }
 
@@ -303,11 +266,15 @@ impl Default for Routing {
     }
 }
 
+// === impl Routing ===
+
 impl Routing {
+    /// The current table, once per request; None before the first configuration.
     pub fn load(&self) -> Option<Arc<RoutingTable>> {
         self.current.load_full()
     }
 
+    /// Makes `table` current: the next request uses it.
     pub fn swap(&self, table: RoutingTable) {
         let revision = table.revision;
         self.current.store(Some(Arc::new(table)));
@@ -319,6 +286,7 @@ impl Routing {
         *self.applied.borrow()
     }
 
+    /// Whether a table is applied, so requests can be served.
     pub fn is_ready(&self) -> bool {
         self.current.load().is_some()
     }
@@ -331,6 +299,8 @@ impl Routing {
 
 #[cfg(test)]
 mod tests {
+    use gatehouse_proto::v1 as pb;
+
     use super::*;
 
     fn route(api: &str, path: &str) -> pb::RouteConfig {
@@ -372,6 +342,17 @@ mod tests {
         let config = configuration(vec![r]);
         let error = RoutingTable::build(&config, None, &TrustAnchors::system(), usize::MAX).err().unwrap();
         assert_eq!(error.api_id(), "a");
+    }
+
+    #[test]
+    fn a_bad_header_rule_is_an_error_naming_the_api_and_the_header() {
+        let mut r = route("a", "/a");
+        r.headers = vec![pb::HeaderAction { name: "bad name".into(), values: vec!["x".into()], action: 0 }];
+        let config = configuration(vec![r]);
+        let error = RoutingTable::build(&config, None, &TrustAnchors::system(), usize::MAX).err().unwrap();
+        assert!(matches!(&error, TableError::Header { source: HeaderError::Name { .. }, .. }), "{error:?}");
+        let reason = gatehouse_shared::error_chain(&error);
+        assert!(reason.starts_with("API 'a': invalid header name 'bad name': "), "{reason}");
     }
 
     #[test]

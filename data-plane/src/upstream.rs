@@ -1,39 +1,50 @@
 //! Connections to backends. One pool per TLS identity: (scheme, authority, client certificate
-//! thumbprint). A connection opened with certificate A is never reused for a request that must
-//! present B, and TLS sessions are never resumed across identities, because each pool has its
-//! own rustls configuration (and session cache).
+//! thumbprint, trust settings). A connection opened with certificate A is never reused for a
+//! request that must present B, and TLS sessions are never resumed across identities, because
+//! each pool has its own rustls configuration (and session cache).
+//!
+//! This module owns the pools, as a proxy's connector owns its pool: a routing table only asks
+//! [`UpstreamsBuilder::pool`] for the pool of a key, and each table's [`Upstreams`] is built
+//! from the previous table's, so an unchanged identity keeps its pool and warm connections.
+//! Inside: `pool` (the client of one identity), `trust` (the process-wide anchors),
+//! `verifier` (the backend certificate check) and `failure` (what a failed call means).
+
+mod failure;
+mod pool;
+mod trust;
+mod verifier;
 
 use std::collections::HashMap;
-use std::error::Error as _;
-use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::sync::Arc;
 
 use gatehouse_proto::v1 as pb;
-use http::Uri;
-use hyper::body::Incoming;
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
-use rustls::client::WebPkiServerVerifier;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::client::danger::ServerCertVerifier;
+
+use crate::configuration::Configuration;
+
+pub use failure::BackendFailure;
+pub use pool::Upstream;
+pub use trust::{TrustAnchors, TrustError};
 
 /// Identifies a pool: requests may share connections only when all of this is equal.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct UpstreamKey {
+    /// `http` or `https`.
     pub scheme: String,
+    /// The backend's host and port.
     pub authority: String,
     /// Uppercase SHA-1 of the client certificate presented; empty for none.
     pub client_thumbprint: String,
+    /// How the backend's certificate is checked.
     pub tls: TlsPolicy,
 }
 
 /// How a pool checks its backend's server certificate.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct TlsPolicy {
+    /// Accept any chain (the name is still checked unless `skip_name_validation`).
     pub skip_chain_validation: bool,
+    /// Accept any host name.
     pub skip_name_validation: bool,
     /// Thumbprints of the API's own CA certificates, sorted.
     pub ca_thumbprints: Vec<String>,
@@ -42,6 +53,7 @@ pub struct TlsPolicy {
 }
 
 impl TlsPolicy {
+    /// The policy a route's TLS settings ask for (the default: chain and name checked).
     pub fn from_route(tls: Option<&pb::RouteTls>) -> Self {
         let Some(tls) = tls else { return Self::default() };
         let mut ca_thumbprints = tls.ca_thumbprints.clone();
@@ -55,470 +67,212 @@ impl TlsPolicy {
     }
 }
 
-pub struct Upstream {
-    pub key: UpstreamKey,
-    client: Client<Counting<HttpsConnector<HttpConnector>>, Incoming>,
-}
-
+/// Why a pool cannot be made for a key.
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
+    /// The route names a client certificate the snapshot does not carry.
     #[error("client certificate {thumbprint} is not in the snapshot")]
-    MissingIdentity { thumbprint: String },
+    MissingIdentity {
+        /// The certificate's thumbprint.
+        thumbprint: String,
+    },
+    /// The client certificate or its key cannot be used by rustls.
     #[error("client certificate {thumbprint} cannot be used")]
     BadIdentity {
+        /// The certificate's thumbprint.
         thumbprint: String,
+        /// Why rustls refused it.
         #[source]
         source: rustls::Error,
     },
+    /// The TLS client configuration cannot be made.
     #[error("TLS configuration failed")]
     Tls(#[source] rustls::Error),
+    /// The route trusts a CA certificate the snapshot does not carry.
     #[error("CA certificate {thumbprint} is not in the snapshot")]
-    MissingCa { thumbprint: String },
+    MissingCa {
+        /// The CA certificate's thumbprint.
+        thumbprint: String,
+    },
+    /// A CA certificate cannot anchor a chain.
     #[error("CA certificate {thumbprint} cannot be used as a trust anchor")]
     BadCa {
+        /// The CA certificate's thumbprint.
         thumbprint: String,
+        /// Why rustls refused it.
         #[source]
         source: rustls::Error,
     },
+    /// The backend certificate verifier cannot be made from the roots.
     #[error("the backend's certificate cannot be verified")]
     Verifier(#[source] rustls::server::VerifierBuilderError),
 }
 
-/// The trust anchors backends' certificates are checked against: the system roots (which
-/// honour SSL_CERT_FILE / SSL_CERT_DIR) plus any the operator adds with `--backend-ca-file`.
-#[derive(Clone)]
-pub struct TrustAnchors {
-    roots: Arc<RootCertStore>,
-    /// SHA-256 (hex) of the --backend-ca-file certificates, reported to the control plane so
-    /// operators see which data planes trust what.
-    bundle_fingerprint: Option<String>,
-    /// TCP connect timeout for backends.
-    connect_timeout: std::time::Duration,
+// === impl Upstreams ===
+
+/// The backend pools of one routing table, by TLS identity.
+#[derive(Default)]
+pub struct Upstreams {
+    pools: HashMap<UpstreamKey, Arc<Upstream>>,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum TrustError {
-    #[error("cannot read CA file {path}")]
-    Read {
-        path: std::path::PathBuf,
-        #[source]
-        source: rustls_pki_types::pem::Error,
-    },
-    #[error("CA file {path} holds no PEM certificate")]
-    Empty { path: std::path::PathBuf },
-    #[error("CA file {path} holds a certificate that is not a valid trust anchor")]
-    Invalid {
-        path: std::path::PathBuf,
-        #[source]
-        source: rustls::Error,
-    },
+impl Upstreams {
+    /// Starts the pools for `config`: a key that `previous` holds gets the same pool back (with
+    /// its warm connections); any other key gets a new one.
+    pub fn builder<'a>(
+        previous: Option<&'a Upstreams>,
+        config: &'a Configuration,
+        trust: &'a TrustAnchors,
+    ) -> UpstreamsBuilder<'a> {
+        UpstreamsBuilder { previous, config, trust, pools: HashMap::new(), verifiers: HashMap::new() }
+    }
+
+    /// Number of pools (distinct TLS identities).
+    pub fn len(&self) -> usize {
+        self.pools.len()
+    }
+
+    /// Whether there is no pool at all.
+    pub fn is_empty(&self) -> bool {
+        self.pools.is_empty()
+    }
 }
 
-impl TrustAnchors {
-    /// System roots, loaded once per process.
-    pub fn system() -> Self {
-        static ROOTS: OnceLock<Arc<RootCertStore>> = OnceLock::new();
-        let roots = ROOTS
-            .get_or_init(|| {
-                let loaded = rustls_native_certs::load_native_certs();
-                for error in &loaded.errors {
-                    tracing::warn!(%error, "some system root certificates could not be loaded");
-                }
-                let mut roots = RootCertStore::empty();
-                let (added, ignored) = roots.add_parsable_certificates(loaded.certs);
-                tracing::debug!(added, ignored, "system roots loaded");
-                Arc::new(roots)
-            })
-            .clone();
-        Self { roots, bundle_fingerprint: None, connect_timeout: std::time::Duration::from_secs(10) }
-    }
+// === impl UpstreamsBuilder ===
 
-    /// SHA-256 (hex) of the extra CA bundle, if one was added.
-    pub fn bundle_fingerprint(&self) -> Option<&str> {
-        self.bundle_fingerprint.as_deref()
-    }
+/// The pools of a routing table being built: see [`Upstreams::builder`].
+pub struct UpstreamsBuilder<'a> {
+    previous: Option<&'a Upstreams>,
+    config: &'a Configuration,
+    trust: &'a TrustAnchors,
+    /// The pools handed out so far: what [`Self::finish`] keeps.
+    pools: HashMap<UpstreamKey, Arc<Upstream>>,
+    /// One verifier per trust settings, so a thousand identities do not mean a thousand root
+    /// stores.
+    verifiers: HashMap<TlsPolicy, Arc<dyn ServerCertVerifier>>,
+}
 
-    pub fn with_connect_timeout(self, connect_timeout: std::time::Duration) -> Self {
-        Self { connect_timeout, ..self }
-    }
-
-    /// Adds every certificate of a PEM bundle as a trust anchor.
-    pub fn with_pem_file(self, path: &std::path::Path) -> Result<Self, TrustError> {
-        use rustls_pki_types::{CertificateDer, pem::PemObject};
-        let mut roots = (*self.roots).clone();
-        let mut count = 0;
-        let certs =
-            CertificateDer::pem_file_iter(path).map_err(|source| TrustError::Read { path: path.into(), source })?;
-        let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
-        for cert in certs {
-            let cert = cert.map_err(|source| TrustError::Read { path: path.into(), source })?;
-            digest.update(cert.as_ref());
-            roots.add(cert).map_err(|source| TrustError::Invalid { path: path.into(), source })?;
-            count += 1;
+impl UpstreamsBuilder<'_> {
+    /// The pool for `key`: the one already handed out, else the previous set's, else a new one
+    /// presenting the client certificate `key` names.
+    pub fn pool(&mut self, key: UpstreamKey) -> Result<Arc<Upstream>, UpstreamError> {
+        if let Some(pool) = self.pools.get(&key) {
+            return Ok(pool.clone());
         }
-        let fingerprint = digest.finish().as_ref().iter().map(|b| format!("{b:02x}")).collect();
-        if count == 0 {
-            return Err(TrustError::Empty { path: path.into() });
-        }
-        Ok(Self { roots: Arc::new(roots), bundle_fingerprint: Some(fingerprint), ..self })
-    }
-}
-
-impl Upstream {
-    /// A pool for `key`; `verifier` checks the backend (shared by every pool with the same
-    /// trust settings, so a thousand identities do not mean a thousand root stores).
-    pub fn new(
-        key: UpstreamKey,
-        identity: Option<&pb::ClientIdentity>,
-        verifier: Arc<dyn ServerCertVerifier>,
-        trust: &TrustAnchors,
-    ) -> Result<Self, UpstreamError> {
-        let provider = gatehouse_shared::crypto::provider();
-        let builder = ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(UpstreamError::Tls)?
-            .dangerous()
-            .with_custom_certificate_verifier(verifier);
-        let tls = match identity {
-            None => builder.with_no_client_auth(),
-            Some(identity) => {
-                let chain = identity.certificate_chain.iter().map(|der| der.clone().into()).collect();
-                let key = rustls_pki_types::PrivateKeyDer::Pkcs8(identity.private_key.clone().into());
-                builder
-                    .with_client_auth_cert(chain, key)
-                    .map_err(|source| UpstreamError::BadIdentity { thumbprint: identity.thumbprint.clone(), source })?
-            }
+        let pool = match self.previous.and_then(|previous| previous.pools.get(&key)) {
+            Some(pool) => pool.clone(),
+            None => Arc::new(self.connect(&key)?),
         };
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(trust.connect_timeout));
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
-        let connector = Counting(connector);
-        let client = Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(60)).build(connector);
-        Ok(Self { key, client })
+        self.pools.insert(key, pool.clone());
+        Ok(pool)
     }
 
-    pub async fn send(
-        &self,
-        request: http::Request<Incoming>,
-    ) -> Result<http::Response<Incoming>, hyper_util::client::legacy::Error> {
-        self.client.request(request).await
+    /// The pools handed out; those of the previous set no route asked for are dropped with it.
+    pub fn finish(self) -> Upstreams {
+        Upstreams { pools: self.pools }
     }
-}
 
-/// The verifier for one set of trust settings: roots (system and --backend-ca-file unless
-/// excluded, plus the API's CA certificates) and the chain/name toggles.
-pub fn backend_verifier(
-    tls: &TlsPolicy,
-    cas: &HashMap<&str, &pb::TrustedCa>,
-    trust: &TrustAnchors,
-) -> Result<Arc<dyn ServerCertVerifier>, UpstreamError> {
-    let mut roots = if tls.exclude_system_roots { RootCertStore::empty() } else { (*trust.roots).clone() };
-    for thumbprint in &tls.ca_thumbprints {
-        let ca =
-            cas.get(thumbprint.as_str()).ok_or_else(|| UpstreamError::MissingCa { thumbprint: thumbprint.clone() })?;
-        roots
-            .add(ca.certificate.clone().into())
-            .map_err(|source| UpstreamError::BadCa { thumbprint: thumbprint.clone(), source })?;
-    }
-    Ok(Arc::new(BackendVerifier::new(roots, tls, gatehouse_shared::crypto::provider())?))
-}
-
-/// Checks a backend's certificate the way its API asks: by default the chain (against the
-/// pool's roots) and the name; with chain validation off, any chain, and with name validation
-/// off, any name. Handshake signatures are always verified, so the backend must hold the key
-/// of the certificate it shows.
-#[derive(Debug)]
-struct BackendVerifier {
-    /// None when chain validation is off.
-    webpki: Option<Arc<WebPkiServerVerifier>>,
-    validate_name: bool,
-}
-
-impl BackendVerifier {
-    fn new(
-        roots: RootCertStore,
-        tls: &TlsPolicy,
-        provider: Arc<rustls::crypto::CryptoProvider>,
-    ) -> Result<Self, UpstreamError> {
-        let webpki = if tls.skip_chain_validation {
-            None
-        } else {
-            Some(
-                WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
-                    .build()
-                    .map_err(UpstreamError::Verifier)?,
-            )
+    fn connect(&mut self, key: &UpstreamKey) -> Result<Upstream, UpstreamError> {
+        let identity = match key.client_thumbprint.as_str() {
+            "" => None,
+            thumbprint => Some(
+                self.config
+                    .identities
+                    .get(thumbprint)
+                    .ok_or_else(|| UpstreamError::MissingIdentity { thumbprint: thumbprint.to_string() })?,
+            ),
         };
-        Ok(Self { webpki, validate_name: !tls.skip_name_validation })
-    }
-}
-
-impl ServerCertVerifier for BackendVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        use rustls::CertificateError::{NotValidForName, NotValidForNameContext};
-        match &self.webpki {
-            Some(webpki) => match webpki.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-            {
-                Err(rustls::Error::InvalidCertificate(NotValidForName | NotValidForNameContext { .. }))
-                    if !self.validate_name =>
-                {
-                    Ok(ServerCertVerified::assertion())
-                }
-                other => other,
-            },
+        let verifier = match self.verifiers.get(&key.tls) {
+            Some(verifier) => verifier.clone(),
             None => {
-                if self.validate_name {
-                    let parsed = rustls::server::ParsedCertificate::try_from(end_entity)?;
-                    rustls::client::verify_server_name(&parsed, server_name)?;
-                }
-                Ok(ServerCertVerified::assertion())
+                let verifier = verifier::backend_verifier(&key.tls, &self.config.cas, self.trust)?;
+                self.verifiers.insert(key.tls.clone(), verifier.clone());
+                verifier
             }
+        };
+        Upstream::new(key.clone(), identity, verifier, self.trust)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(client_thumbprint: &str) -> UpstreamKey {
+        UpstreamKey {
+            scheme: "https".into(),
+            authority: "backend.test:443".into(),
+            client_thumbprint: client_thumbprint.into(),
+            tls: TlsPolicy::default(),
         }
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        gatehouse_shared::crypto::signatures::verify_tls12(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        gatehouse_shared::crypto::signatures::verify_tls13(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        gatehouse_shared::crypto::signatures::schemes()
-    }
-}
-
-/// Why a backend call failed, in the words an API client's operator needs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BackendFailure {
-    CertificateNotTrusted,
-    NameMismatch,
-    ClientCertificateRejected,
-    TlsHandshake,
-    Connect,
-    Protocol,
-    /// The client's request body broke (malformed chunking, the client went away mid-body):
-    /// the client's fault, not the backend's.
-    ClientBody,
-}
-
-impl BackendFailure {
-    pub fn is_tls(self) -> bool {
-        !matches!(self, Self::Connect | Self::Protocol | Self::ClientBody)
-    }
-
-    /// The status the API client gets: 400 for its own broken body, else 502.
-    pub fn status(self) -> http::StatusCode {
-        match self {
-            Self::ClientBody => http::StatusCode::BAD_REQUEST,
-            _ => http::StatusCode::BAD_GATEWAY,
+    /// A self-signed client certificate and its key, as the control plane sends them.
+    fn identity(name: &str) -> pb::ClientIdentity {
+        let certified = rcgen::generate_simple_self_signed(vec![name.to_string()]).unwrap();
+        let der = certified.cert.der().to_vec();
+        pb::ClientIdentity {
+            thumbprint: gatehouse_shared::Thumbprint::of_der(&der).to_string(),
+            certificate_chain: vec![der],
+            private_key: certified.signing_key.serialize_der(),
+            certificate_id: name.into(),
         }
     }
 
-    /// The `reason` label of the TLS failure metric.
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::CertificateNotTrusted => "certificate_not_trusted",
-            Self::NameMismatch => "name_mismatch",
-            Self::ClientCertificateRejected => "client_certificate_rejected",
-            Self::TlsHandshake => "handshake",
-            Self::Connect => "connect",
-            Self::Protocol => "protocol",
-            Self::ClientBody => "client_body",
+    fn configuration(identities: &[&pb::ClientIdentity]) -> Configuration {
+        Configuration {
+            identities: identities.iter().map(|i| (i.thumbprint.clone(), (*i).clone())).collect(),
+            ..Default::default()
         }
     }
 
-    pub fn describe(self) -> &'static str {
-        match self {
-            Self::CertificateNotTrusted => "the backend's TLS certificate is not trusted",
-            Self::NameMismatch => "the backend's TLS certificate does not match its host name",
-            Self::ClientCertificateRejected => "the backend rejected the gateway's client certificate",
-            Self::TlsHandshake => "the TLS handshake with the backend failed",
-            Self::Connect => "could not connect to the backend",
-            Self::Protocol => "the backend connection failed",
-            Self::ClientBody => "the request body was malformed or ended before it was complete",
-        }
+    #[test]
+    fn an_unchanged_key_keeps_its_pool_across_tables() {
+        let a = identity("client-a");
+        let config = configuration(&[&a]);
+        let trust = TrustAnchors::system();
+        let mut first = Upstreams::builder(None, &config, &trust);
+        let pool = first.pool(key(&a.thumbprint)).unwrap();
+        assert!(Arc::ptr_eq(&pool, &first.pool(key(&a.thumbprint)).unwrap()), "one pool per key in a table");
+        let first = first.finish();
+        let mut second = Upstreams::builder(Some(&first), &config, &trust);
+        assert!(Arc::ptr_eq(&pool, &second.pool(key(&a.thumbprint)).unwrap()));
     }
 
-    /// Walks the error's causes for the rustls error underneath.
-    pub fn classify(error: &hyper_util::client::legacy::Error) -> Self {
-        if is_client_body_error(error) {
-            return Self::ClientBody;
-        }
-        let mut cause: Option<&(dyn std::error::Error + 'static)> = error.source();
-        while let Some(e) = cause {
-            if let Some(tls) = find_tls(e) {
-                return Self::from_tls(tls);
-            }
-            cause = e.source();
-        }
-        if error.is_connect() { Self::Connect } else { Self::Protocol }
+    #[test]
+    fn a_changed_client_thumbprint_gets_a_different_pool() {
+        let (a, b) = (identity("client-a"), identity("client-b"));
+        let config = configuration(&[&a, &b]);
+        let trust = TrustAnchors::system();
+        let mut first = Upstreams::builder(None, &config, &trust);
+        let with_a = first.pool(key(&a.thumbprint)).unwrap();
+        let first = first.finish();
+        let mut second = Upstreams::builder(Some(&first), &config, &trust);
+        let with_b = second.pool(key(&b.thumbprint)).unwrap();
+        assert!(!Arc::ptr_eq(&with_a, &with_b), "a connection made with A must never carry a request for B");
+        assert_eq!(with_b.key.client_thumbprint, b.thumbprint);
+        let without = second.pool(key("")).unwrap();
+        assert!(!Arc::ptr_eq(&with_b, &without));
+        assert_eq!(second.finish().len(), 2, "the pool of A, no longer asked for, is not kept");
     }
 
-    fn from_tls(error: &rustls::Error) -> Self {
-        use rustls::{AlertDescription as Alert, CertificateError as Cert, Error};
-        match error {
-            Error::InvalidCertificate(Cert::NotValidForName | Cert::NotValidForNameContext { .. }) => {
-                Self::NameMismatch
-            }
-            Error::InvalidCertificate(_) => Self::CertificateNotTrusted,
-            Error::AlertReceived(
-                Alert::BadCertificate
-                | Alert::CertificateRequired
-                | Alert::UnknownCA
-                | Alert::CertificateUnknown
-                | Alert::UnsupportedCertificate
-                | Alert::CertificateRevoked
-                | Alert::CertificateExpired
-                | Alert::AccessDenied
-                | Alert::DecryptError,
-            ) => Self::ClientCertificateRejected,
-            _ => Self::TlsHandshake,
-        }
-    }
-}
-
-/// hyper reports a request body that failed while being sent as a user error whose cause is
-/// the body's own error: here, the server side's error reading the client's body.
-fn is_client_body_error(error: &hyper_util::client::legacy::Error) -> bool {
-    let mut cause = error.source();
-    while let Some(e) = cause {
-        if let Some(hyper) = e.downcast_ref::<hyper::Error>()
-            && hyper.is_user()
-            && hyper.source().is_some_and(|inner| inner.is::<hyper::Error>())
-        {
-            return true;
-        }
-        cause = e.source();
-    }
-    false
-}
-
-/// The rustls error inside `error`, looking through io::Error wrappers (hyper-rustls wraps
-/// tokio-rustls's io::Error in another one, and io::Error's `source()` skips the inner error).
-fn find_tls<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
-    if let Some(tls) = error.downcast_ref::<rustls::Error>() {
-        return Some(tls);
-    }
-    let inner = error.downcast_ref::<std::io::Error>()?.get_ref()?;
-    find_tls(inner)
-}
-
-// === impl Counting ===
-
-/// A connector that counts the connections it opens and those still open.
-#[derive(Clone)]
-pub struct Counting<C>(C);
-
-impl<C> tower::Service<Uri> for Counting<C>
-where
-    C: tower::Service<Uri> + Clone + Send + 'static,
-    C::Response: Send + 'static,
-    C::Future: Send + 'static,
-{
-    type Response = CountedConnection<C::Response>;
-    type Error = C::Error;
-    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
-        self.0.poll_ready(cx)
+    #[test]
+    fn a_changed_trust_setting_gets_a_different_pool() {
+        let config = configuration(&[]);
+        let trust = TrustAnchors::system();
+        let mut first = Upstreams::builder(None, &config, &trust);
+        let checked = first.pool(key("")).unwrap();
+        let first = first.finish();
+        let mut second = Upstreams::builder(Some(&first), &config, &trust);
+        let relaxed = UpstreamKey { tls: TlsPolicy { skip_name_validation: true, ..Default::default() }, ..key("") };
+        assert!(!Arc::ptr_eq(&checked, &second.pool(relaxed).unwrap()));
     }
 
-    fn call(&mut self, uri: Uri) -> Self::Future {
-        let connecting = self.0.call(uri);
-        Box::pin(async move {
-            let connection = connecting.await?;
-            let metrics = crate::metrics::global();
-            metrics.upstream_connections_opened.inc();
-            metrics.upstream_connections_open.inc();
-            Ok(CountedConnection(connection))
-        })
-    }
-}
-
-/// A backend connection, counted as open until dropped.
-pub struct CountedConnection<T>(T);
-
-impl<T> Drop for CountedConnection<T> {
-    fn drop(&mut self) {
-        crate::metrics::global().upstream_connections_open.dec();
-    }
-}
-
-impl<T: hyper_util::client::legacy::connect::Connection> hyper_util::client::legacy::connect::Connection
-    for CountedConnection<T>
-{
-    fn connected(&self) -> hyper_util::client::legacy::connect::Connected {
-        self.0.connected()
-    }
-}
-
-impl<T: hyper::rt::Read + Unpin> hyper::rt::Read for CountedConnection<T> {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: hyper::rt::ReadBufCursor<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
-    }
-}
-
-impl<T: hyper::rt::Write + Unpin> hyper::rt::Write for CountedConnection<T> {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
-    }
-
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.0).poll_flush(cx)
-    }
-
-    fn poll_shutdown(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.0.is_write_vectored()
-    }
-
-    fn poll_write_vectored(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+    #[test]
+    fn a_client_certificate_missing_from_the_snapshot_is_an_error() {
+        let config = configuration(&[]);
+        let trust = TrustAnchors::system();
+        let error = Upstreams::builder(None, &config, &trust).pool(key(&"AB".repeat(20))).err().unwrap();
+        assert!(matches!(error, UpstreamError::MissingIdentity { .. }), "{error}");
     }
 }

@@ -5,21 +5,17 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
 use clap::Parser;
 use gatehouse_control_plane::tokens::Role;
 use gatehouse_control_plane::{ControlPlane, ControlPlaneConfig};
-use gatehouse_data_plane::proxy::{self, ProxySettings};
-use gatehouse_data_plane::upstream::TrustAnchors;
-use gatehouse_data_plane::{ConfigClient, ConfigClientSettings, Routing, admin};
+use gatehouse_data_plane::{DataPlane, DataPlaneConfig};
 use gatehouse_proto::v1::{self as pb, management_client::ManagementClient};
 use gatehouse_tests::backend::{ClientAuth, EchoBackend};
 use gatehouse_tests::http_client::HttpClient;
 use gatehouse_tests::pki::TestCa;
-use tokio::net::TcpListener;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -91,24 +87,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let backend = EchoBackend::start(&backend_cert, ClientAuth::TrustedBy(ca.der())).await?;
 
     // 4. A data plane, trusting the demo CA for backends.
-    let listener = TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
-    let admin_listener = TcpListener::bind(args.admin_listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.admin_listen))?;
-    let (dp_addr, admin_addr) = (listener.local_addr()?, admin_listener.local_addr()?);
-    let routing = Arc::new(Routing::default());
-    let trust = TrustAnchors::system().with_pem_file(&ca_file)?;
-    let client = ConfigClient::new(
-        ConfigClientSettings {
-            control_plane_ca: Some(ca_file_cp.clone()),
-            token: Some(gateway_token),
-            ..ConfigClientSettings::new(cp_url.clone(), "demo-data-plane".into(), trust)
-        },
-        routing.clone(),
-    );
-    tokio::spawn(client.run());
-    tokio::spawn(admin::serve(admin_listener, routing.clone(), std::future::pending()));
-    tokio::spawn(proxy::serve(listener, routing.clone(), ProxySettings::default(), std::future::pending()));
+    let data_plane = DataPlane::bind(DataPlaneConfig {
+        control_plane_ca: Some(ca_file_cp.clone()),
+        token: Some(gateway_token),
+        name: Some("demo-data-plane".into()),
+        backend_ca_file: Some(ca_file.clone()),
+        ..DataPlaneConfig::new(cp_url.clone(), args.listen, args.admin_listen)
+    })
+    .await?;
+    let (dp_addr, admin_addr) = (data_plane.local_addr(), data_plane.admin_addr());
+    let routing = data_plane.routing().clone();
+    tokio::spawn(data_plane.serve(std::future::pending()));
 
     println!("control plane   {cp_url}   (gRPC over TLS; data in {})", args.data_dir.join("control-plane").display());
     println!("data plane      http://{dp_addr}   (admin http://{admin_addr}/ready)");

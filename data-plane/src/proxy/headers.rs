@@ -1,0 +1,101 @@
+//! What the proxy does to headers on their way through: removes hop-by-hop headers (both
+//! ways), removes identity headers a client may not assert and sets the ones the gateway
+//! vouches for, and keeps or makes the request id.
+
+use std::net::SocketAddr;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+/// The request id header: kept from the client when sane, else made; sent to the backend and
+/// returned to the client.
+pub(super) static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The client's x-request-id when it is sane (printable, at most 128 bytes), else a new one.
+pub(super) fn request_id(headers: &HeaderMap) -> HeaderValue {
+    if let Some(id) = headers.get(&REQUEST_ID) {
+        let bytes = id.as_bytes();
+        if !bytes.is_empty() && bytes.len() <= 128 && bytes.iter().all(|b| b.is_ascii_graphic()) {
+            return id.clone();
+        }
+    }
+    static PREFIX: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let prefix = PREFIX.get_or_init(|| {
+        use std::hash::{BuildHasher, Hasher};
+        std::collections::hash_map::RandomState::new().build_hasher().finish()
+    });
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    HeaderValue::from_str(&format!("{prefix:016x}{n:08x}")).expect("hex is a valid header value")
+}
+
+/// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
+pub(super) fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let listed: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in listed {
+        headers.remove(name);
+    }
+    for name in [
+        header::CONNECTION,
+        header::PROXY_AUTHENTICATE,
+        header::PROXY_AUTHORIZATION,
+        header::TE,
+        header::TRAILER,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+    ] {
+        headers.remove(name);
+    }
+    headers.remove("keep-alive");
+    headers.remove("proxy-connection");
+}
+
+/// Headers a backend may read as identity asserted by the gateway (the client's address, its
+/// TLS client certificate): a client never gets to send them. The README lists them.
+const IDENTITY_HEADERS: &[&str] = &[
+    "forwarded",
+    "x-real-ip",
+    "x-client-ip",
+    "x-arr-clientcert",
+    "ssl-client-cert",
+    "client-cert",
+    "client-cert-chain",
+];
+const IDENTITY_HEADER_PREFIXES: &[&str] = &[
+    "x-forwarded-",
+    "x-ssl-",
+    "x-client-cert",
+    "x-client-verify",
+    "x-client-dn",
+    "x-client-subject",
+    "x-client-issuer",
+    "x-tls-client-",
+    "x-amzn-mtls-",
+];
+
+fn is_identity_header(name: &HeaderName) -> bool {
+    let name = name.as_str();
+    IDENTITY_HEADERS.contains(&name) || IDENTITY_HEADER_PREFIXES.iter().any(|prefix| name.starts_with(prefix))
+}
+
+/// Removes every identity header the client sent, then sets the ones the gateway vouches for:
+/// `X-Forwarded-For` (the client's address, replacing any chain the client claimed),
+/// `X-Forwarded-Proto` and `X-Forwarded-Host`.
+pub(super) fn set_forwarding_headers(headers: &mut HeaderMap, peer: SocketAddr, client_host: Option<HeaderValue>) {
+    let claimed: Vec<HeaderName> = headers.keys().filter(|name| is_identity_header(name)).cloned().collect();
+    for name in claimed {
+        headers.remove(name);
+    }
+    if let Ok(address) = HeaderValue::from_str(&peer.ip().to_string()) {
+        headers.insert(HeaderName::from_static("x-forwarded-for"), address);
+    }
+    headers.insert(HeaderName::from_static("x-forwarded-proto"), HeaderValue::from_static("http"));
+    if let Some(host) = client_host {
+        headers.insert(HeaderName::from_static("x-forwarded-host"), host);
+    }
+}

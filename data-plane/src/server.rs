@@ -1,0 +1,200 @@
+//! Assembles a data plane: the backend trust anchors, the proxy and admin listeners, the
+//! configuration client (with its last-known-good cache). `gatehouse-dp` and the demo both run
+//! it: [`DataPlane::bind`] does everything that can fail at start, [`DataPlane::serve`] runs.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gatehouse_shared::client::ClientError;
+use tokio::net::TcpListener;
+
+use crate::cache::{CacheError, ConfigCache};
+use crate::config_client::{ConfigClient, ConfigClientSettings};
+use crate::proxy::ProxySettings;
+use crate::routes::Routing;
+use crate::upstream::{TrustAnchors, TrustError};
+
+/// What a data plane is told at start; [`DataPlaneConfig::new`] gives `gatehouse-dp`'s defaults.
+/// (No `Debug`: it holds the gateway token.)
+#[derive(Clone)]
+pub struct DataPlaneConfig {
+    /// URL of the control plane's gRPC API.
+    pub control_plane: String,
+    /// CA certificate (PEM) the control plane's certificate is checked against [default: the
+    /// system roots].
+    pub control_plane_ca: Option<PathBuf>,
+    /// This data plane's gateway token; without one the control plane refuses it.
+    pub token: Option<String>,
+    /// Time to get a sync stream going before the attempt counts as failed.
+    pub control_plane_connect_timeout: Duration,
+    /// HTTP/2 keepalive on the sync stream.
+    pub keepalive: Duration,
+    /// Name shown by `gatehousectl gateway list` [default: host name and listen address].
+    pub name: Option<String>,
+    /// Address API clients send requests to.
+    pub listen: SocketAddr,
+    /// Address of /healthz, /ready and /metrics.
+    pub admin_listen: SocketAddr,
+    /// PEM file of extra CA certificates trusted for backends, on top of the system roots.
+    pub backend_ca_file: Option<PathBuf>,
+    /// Time to connect (TCP) to a backend.
+    pub backend_connect_timeout: Duration,
+    /// Folder of the last-known-good configuration cache, if any.
+    pub cache_dir: Option<PathBuf>,
+    /// Key file sealing the cache [default: cache.key in `cache_dir`].
+    pub cache_key_file: Option<PathBuf>,
+    /// Configurations with more APIs than this are refused (NACK).
+    pub max_routes: usize,
+    /// How the proxy treats API clients.
+    pub proxy: ProxySettings,
+}
+
+impl DataPlaneConfig {
+    /// A data plane of `control_plane` on these addresses, with `gatehouse-dp`'s defaults.
+    pub fn new(control_plane: String, listen: SocketAddr, admin_listen: SocketAddr) -> Self {
+        Self {
+            control_plane,
+            control_plane_ca: None,
+            token: None,
+            control_plane_connect_timeout: Duration::from_secs(10),
+            keepalive: Duration::from_secs(10),
+            name: None,
+            listen,
+            admin_listen,
+            backend_ca_file: None,
+            backend_connect_timeout: Duration::from_secs(10),
+            cache_dir: None,
+            cache_key_file: None,
+            max_routes: 100_000,
+            proxy: ProxySettings::default(),
+        }
+    }
+}
+
+/// Why a data plane cannot start. The wrapped errors already say what and where, so they are
+/// shown as they are.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The `--backend-ca-file` bundle cannot be used.
+    #[error(transparent)]
+    BackendCa(#[from] TrustError),
+    /// The proxy listener cannot be bound.
+    #[error("cannot listen on {addr}")]
+    Listen {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The admin listener cannot be bound.
+    #[error("cannot listen on {addr} (admin)")]
+    AdminListen {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A control plane setting that no retry can fix (URL, CA file, token format).
+    #[error(transparent)]
+    ControlPlane(#[from] ClientError),
+    /// The last-known-good cache folder or key cannot be used.
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+}
+
+/// A bound, not yet serving, data plane.
+pub struct DataPlane {
+    listener: TcpListener,
+    admin_listener: TcpListener,
+    local_addr: SocketAddr,
+    admin_addr: SocketAddr,
+    routing: Arc<Routing>,
+    client: ConfigClient,
+    proxy: ProxySettings,
+}
+
+// === impl DataPlane ===
+
+impl DataPlane {
+    /// Reads the backend CA bundle, binds both listeners, checks the control plane settings
+    /// and opens the cache (serving its configuration, if usable, from the first request).
+    pub async fn bind(config: DataPlaneConfig) -> Result<Self, StartError> {
+        let mut trust = TrustAnchors::system();
+        if let Some(path) = &config.backend_ca_file {
+            trust = trust.with_pem_file(path)?;
+        }
+        let trust = trust.with_connect_timeout(config.backend_connect_timeout);
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| StartError::Listen { addr: config.listen, source })?;
+        let admin_listener = TcpListener::bind(config.admin_listen)
+            .await
+            .map_err(|source| StartError::AdminListen { addr: config.admin_listen, source })?;
+        let local_addr = listener.local_addr().map_err(|source| StartError::Listen { addr: config.listen, source })?;
+        let admin_addr = admin_listener
+            .local_addr()
+            .map_err(|source| StartError::AdminListen { addr: config.admin_listen, source })?;
+
+        let name = config.name.unwrap_or_else(|| format!("{}-{local_addr}", host_name()));
+        if config.token.is_none() {
+            tracing::warn!(
+                "no gateway token (--token-file or GATEHOUSE_DP_TOKEN): the control plane will refuse this data plane"
+            );
+        }
+        let settings = ConfigClientSettings {
+            control_plane_ca: config.control_plane_ca,
+            token: config.token,
+            keepalive: config.keepalive,
+            max_routes: config.max_routes,
+            listen_addresses: vec![format!("http://{local_addr}")],
+            connect_timeout: config.control_plane_connect_timeout,
+            ..ConfigClientSettings::new(config.control_plane, name, trust)
+        };
+        settings.check()?;
+        let routing = Arc::new(Routing::default());
+        let mut client = ConfigClient::new(settings, routing.clone());
+        if let Some(dir) = &config.cache_dir {
+            client = client.with_cache(ConfigCache::open(dir, config.cache_key_file.as_deref())?).await;
+        }
+        Ok(Self { listener, admin_listener, local_addr, admin_addr, routing, client, proxy: config.proxy })
+    }
+
+    /// Where API clients reach this data plane.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Where /healthz, /ready and /metrics are served.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
+    }
+
+    /// The routing table the proxy serves from: [`Routing::watch`] tells when a revision is
+    /// applied.
+    pub fn routing(&self) -> &Arc<Routing> {
+        &self.routing
+    }
+
+    /// Syncs with the control plane and serves admin and API clients until `shutdown`
+    /// completes, then lets in-flight requests finish (up to the grace period).
+    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) {
+        tokio::spawn(self.client.run());
+        tokio::spawn(crate::admin::serve(self.admin_listener, self.routing.clone(), std::future::pending()));
+        crate::proxy::serve(self.listener, self.routing, self.proxy, shutdown).await;
+        tracing::info!("data plane stopped");
+    }
+}
+
+/// This host's name, for the default data plane name.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "gatehouse-dp".to_string())
+}

@@ -1,0 +1,172 @@
+//! One backend pool: a hyper-util client with its own rustls configuration (and so its own
+//! session cache) for one TLS identity, counting the connections it opens.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use gatehouse_proto::v1 as pb;
+use http::Uri;
+use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use rustls::ClientConfig;
+use rustls::client::danger::ServerCertVerifier;
+
+use super::{TrustAnchors, UpstreamError, UpstreamKey};
+
+/// The pool of one TLS identity: every connection in it presented the same client
+/// certificate and checked the backend the same way. Made only by [`super::UpstreamsBuilder`].
+pub struct Upstream {
+    /// What every connection of this pool shares.
+    pub key: UpstreamKey,
+    client: Client<Counting<HttpsConnector<HttpConnector>>, Incoming>,
+}
+
+// === impl Upstream ===
+
+impl Upstream {
+    /// A pool for `key`; `verifier` checks the backend (shared by every pool with the same
+    /// trust settings, so a thousand identities do not mean a thousand root stores).
+    pub(super) fn new(
+        key: UpstreamKey,
+        identity: Option<&pb::ClientIdentity>,
+        verifier: Arc<dyn ServerCertVerifier>,
+        trust: &TrustAnchors,
+    ) -> Result<Self, UpstreamError> {
+        let provider = gatehouse_shared::crypto::provider();
+        let builder = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(UpstreamError::Tls)?
+            .dangerous()
+            .with_custom_certificate_verifier(verifier);
+        let tls = match identity {
+            None => builder.with_no_client_auth(),
+            Some(identity) => {
+                let chain = identity.certificate_chain.iter().map(|der| der.clone().into()).collect();
+                let key = rustls_pki_types::PrivateKeyDer::Pkcs8(identity.private_key.clone().into());
+                builder
+                    .with_client_auth_cert(chain, key)
+                    .map_err(|source| UpstreamError::BadIdentity { thumbprint: identity.thumbprint.clone(), source })?
+            }
+        };
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(trust.connect_timeout()));
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let connector = Counting(connector);
+        let client = Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(60)).build(connector);
+        Ok(Self { key, client })
+    }
+
+    /// Sends `request` on one of this pool's connections (opening one if none is idle).
+    pub async fn send(
+        &self,
+        request: http::Request<Incoming>,
+    ) -> Result<http::Response<Incoming>, hyper_util::client::legacy::Error> {
+        self.client.request(request).await
+    }
+}
+
+// === impl Counting ===
+
+/// A connector that counts the connections it opens and those still open.
+#[derive(Clone)]
+struct Counting<C>(C);
+
+impl<C> tower::Service<Uri> for Counting<C>
+where
+    C: tower::Service<Uri> + Clone + Send + 'static,
+    C::Response: Send + 'static,
+    C::Future: Send + 'static,
+{
+    type Response = CountedConnection<C::Response>;
+    type Error = C::Error;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let connecting = self.0.call(uri);
+        Box::pin(async move {
+            let connection = connecting.await?;
+            let metrics = crate::metrics::global();
+            metrics.upstream_connections_opened.inc();
+            metrics.upstream_connections_open.inc();
+            Ok(CountedConnection(connection))
+        })
+    }
+}
+
+// === impl CountedConnection ===
+
+/// A backend connection, counted as open until dropped.
+struct CountedConnection<T>(T);
+
+impl<T> Drop for CountedConnection<T> {
+    fn drop(&mut self) {
+        crate::metrics::global().upstream_connections_open.dec();
+    }
+}
+
+impl<T: hyper_util::client::legacy::connect::Connection> hyper_util::client::legacy::connect::Connection
+    for CountedConnection<T>
+{
+    fn connected(&self) -> hyper_util::client::legacy::connect::Connected {
+        self.0.connected()
+    }
+}
+
+impl<T: hyper::rt::Read + Unpin> hyper::rt::Read for CountedConnection<T> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl<T: hyper::rt::Write + Unpin> hyper::rt::Write for CountedConnection<T> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+    }
+}
