@@ -24,6 +24,7 @@ pub struct ClientCertificate {
     pub chain: Vec<Vec<u8>>,
     /// PKCS#8 DER private key.
     pub private_key: Vec<u8>,
+    /// Subject, issuer, thumbprint and validity of the leaf.
     pub info: CertificateInfo,
 }
 
@@ -37,8 +38,9 @@ impl fmt::Debug for ClientCertificate {
     }
 }
 
-/// Default limits on what an upload may carry.
+/// Default limit on the size of a PKCS#12 upload, in bytes.
 pub const MAX_PFX_BYTES: usize = 1024 * 1024;
+/// Default limit on the certificates in one PKCS#12 file, leaf included.
 pub const MAX_CHAIN_LENGTH: usize = 10;
 /// The most password-based iterations (MAC, PBKDF2, PKCS#12 KDF) a file may ask for: above what
 /// any tool writes by default (OpenSSL 2048, the JDK 10000, NSS 600000), low enough that a

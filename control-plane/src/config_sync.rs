@@ -22,6 +22,7 @@ use crate::snapshot::PublishedRef;
 use crate::store::Store;
 use crate::tokens::{Caller, TokenId, Tokens};
 
+/// The `ConfigSync` gRPC service: one sync stream per connected data plane.
 pub struct ConfigSyncService {
     store: Arc<Store>,
     gateways: Arc<Gateways>,
@@ -42,6 +43,7 @@ const MAX_REASON_CHARS: usize = 1024;
 const MAX_RESOURCE_IDS: usize = 32;
 
 impl ConfigSyncService {
+    /// At most `max_streams_per_token` open streams per gateway token.
     pub fn new(store: Arc<Store>, gateways: Arc<Gateways>, tokens: Arc<Tokens>, max_streams_per_token: usize) -> Self {
         Self { store, gateways, tokens, streams: Arc::default(), max_streams_per_token }
     }

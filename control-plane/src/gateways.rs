@@ -13,28 +13,43 @@ use crate::model::Revision;
 /// Disconnected gateways are listed for this long, then forgotten.
 const FORGET_AFTER: Duration = Duration::from_secs(15 * 60);
 
+/// Where a data plane stands against the latest revision.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GatewayState {
+    /// Has applied the latest revision.
     Synced,
     /// Behind, but for less than the stale threshold.
     Syncing,
+    /// Behind for longer than the stale threshold.
     Stale,
+    /// Refused a revision newer than the one it applied.
     Nacked,
+    /// No stream open.
     Disconnected,
 }
 
+/// A data plane as the control plane last saw it.
 #[derive(Clone, Debug)]
 pub struct Gateway {
+    /// The name it gave in its hello, unique among connected ones.
     pub name: String,
+    /// The peer address of its stream.
     pub address: String,
+    /// When its stream opened.
     pub connected_since: SystemTime,
+    /// Its last message.
     pub last_seen: SystemTime,
+    /// The latest revision it acknowledged.
     pub applied_revision: Revision,
     /// When the last ACK arrived.
     pub applied_at: SystemTime,
+    /// Whether its stream is open.
     pub connected: bool,
+    /// The reason of its last NACK.
     pub last_error: String,
+    /// The revision of its last NACK.
     pub rejected_revision: Revision,
+    /// When its last NACK arrived.
     pub rejected_at: SystemTime,
     /// What the data plane says of itself in its hello.
     pub reported: Reported,
@@ -47,9 +62,11 @@ pub struct Gateway {
 /// What a data plane reports of itself when it connects (bounded by the sync service).
 #[derive(Clone, Debug, Default)]
 pub struct Reported {
+    /// Its build version.
     pub version: String,
     /// Random per data-plane process.
     pub instance_id: String,
+    /// The addresses it proxies on.
     pub listen_addresses: Vec<String>,
     /// SHA-256 (hex) of its --backend-ca-file bundle, empty without one.
     pub backend_ca_fingerprint: String,
@@ -61,8 +78,11 @@ pub struct Reported {
     "data plane name '{name}' is in use by another instance ({instance}) connected from {address}: give each data plane its own --name"
 )]
 pub struct NameInUse {
+    /// The name asked for.
     pub name: String,
+    /// The instance id of the connected one.
     pub instance: String,
+    /// Where the connected one connects from.
     pub address: String,
 }
 
@@ -102,6 +122,7 @@ impl Gateway {
     }
 }
 
+/// The connected data planes, by name, and those recently gone.
 #[derive(Default)]
 pub struct Gateways {
     by_name: Mutex<HashMap<String, Gateway>>,
@@ -161,6 +182,7 @@ impl Gateways {
         Ok(session)
     }
 
+    /// The data plane applied `revision` (an ACK on stream `session`).
     pub fn acked(&self, name: &str, session: u64, revision: Revision) {
         self.update(name, session, |g| {
             g.applied_revision = revision;
@@ -168,6 +190,7 @@ impl Gateways {
         });
     }
 
+    /// The data plane refused `revision` (a NACK on stream `session`).
     pub fn nacked(&self, name: &str, session: u64, revision: Revision, reason: &str) {
         self.update(name, session, |g| {
             g.last_error = reason.to_string();
@@ -176,6 +199,7 @@ impl Gateways {
         });
     }
 
+    /// Stream `session` ended; a newer stream under the name is left alone.
     pub fn disconnected(&self, name: &str, session: u64) {
         self.update(name, session, |g| g.connected = false);
     }
@@ -203,6 +227,7 @@ impl Gateways {
         self.changes.send_modify(|n| *n += 1);
     }
 
+    /// Changes whenever a gateway connects, acknowledges, refuses or leaves.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.changes.subscribe()
     }
@@ -212,6 +237,7 @@ impl Gateways {
         self.closing.send_replace(true);
     }
 
+    /// Turns true when [`close_all`](Self::close_all) is called.
     pub fn closing(&self) -> watch::Receiver<bool> {
         self.closing.subscribe()
     }
@@ -224,6 +250,7 @@ impl Gateways {
         (list.into_iter().skip(start).take(size).collect(), more)
     }
 
+    /// Every gateway in name order, after forgetting those gone for long enough.
     pub fn list(&self) -> Vec<Gateway> {
         let mut map = self.by_name.lock().expect("gateways lock");
         let now = SystemTime::now();

@@ -2,6 +2,7 @@
 //! `Management` API, and streams every committed revision to the data planes (`ConfigSync`).
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
+#![warn(missing_docs)]
 
 pub mod audit;
 pub mod certificate;

@@ -20,6 +20,7 @@ use crate::gateways::Gateways;
 use crate::store::Store;
 use crate::tokens::{Role, Tokens};
 
+/// The operators' `Management` gRPC service.
 pub struct ManagementService {
     store: Arc<Store>,
     gateways: Arc<Gateways>,
@@ -34,9 +35,11 @@ pub struct ManagementService {
 pub struct Limits {
     /// Largest gRPC message accepted.
     pub max_message_bytes: usize,
+    /// Largest PKCS#12 upload, in bytes.
     pub max_pfx_bytes: usize,
     /// Most certificates in an uploaded PFX.
     pub max_chain_length: usize,
+    /// Largest policy XML, in bytes.
     pub max_policy_bytes: usize,
     /// Most sync streams one gateway token may hold open.
     pub max_streams_per_token: usize,
@@ -55,6 +58,8 @@ impl Default for Limits {
 }
 
 impl ManagementService {
+    /// A service over the store, the gateway registry and the tokens; gateways behind for longer
+    /// than `stale_after` are STALE.
     pub fn new(
         store: Arc<Store>,
         gateways: Arc<Gateways>,

@@ -16,25 +16,35 @@ use prometheus_client::registry::Registry;
 use crate::gateways::Gateways;
 use crate::store::Store;
 
+/// Labels of the gRPC request counter.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct GrpcLabels {
+    /// Service and method, e.g. `gatehouse.v1.Management/ListApis`.
     pub method: String,
+    /// The status code's name, e.g. `Ok`, `NotFound`.
     pub code: String,
 }
 
+/// Labels of the gateways-by-state gauge.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StateLabels {
+    /// A [`GatewayState`](crate::gateways::GatewayState) name.
     pub state: String,
 }
 
+/// Labels of the certificate expiry gauge.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CertificateLabels {
+    /// The certificate's id.
     pub id: String,
+    /// Its thumbprint.
     pub thumbprint: String,
 }
 
+/// The control plane's metrics and their registry.
 pub struct Metrics {
     registry: Registry,
+    /// gRPC requests by method and status code.
     pub grpc_requests: Family<GrpcLabels, Counter>,
     /// Commit of a revision to a data plane's ACK of it.
     pub ack_latency: Histogram,
@@ -113,6 +123,7 @@ impl<S> tower::Layer<S> for GrpcMetricsLayer {
     }
 }
 
+/// A service counted by [`GrpcMetricsLayer`].
 #[derive(Clone)]
 pub struct GrpcMetrics<S> {
     inner: S,

@@ -19,25 +19,35 @@ pub fn etag(revision: Revision) -> String {
 /// A client certificate stored under an operator-chosen id.
 #[derive(Clone, Debug)]
 pub struct StoredCertificate {
+    /// The operator-chosen id.
     pub id: String,
+    /// The certificate chain and private key.
     pub certificate: ClientCertificate,
+    /// The revision it was last written at.
     pub revision: Revision,
 }
 
 /// A CA certificate an API may trust for its backend.
 #[derive(Clone, Debug)]
 pub struct StoredCaCertificate {
+    /// The operator-chosen id.
     pub id: String,
+    /// The certificate, DER.
     pub der: Vec<u8>,
+    /// Subject, thumbprint and validity.
     pub info: CertificateInfo,
+    /// The revision it was last written at.
     pub revision: Revision,
 }
 
 /// How the gateway checks a backend's server certificate.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BackendTls {
+    /// Verify the chain up to a trusted root.
     pub validate_chain: bool,
+    /// Verify that the certificate names the backend's host.
     pub validate_name: bool,
+    /// Ids of stored CA certificates trusted for this backend.
     pub ca_ids: Vec<String>,
     /// Trust the system roots in addition to `ca_ids`.
     pub system_roots: bool,
@@ -49,25 +59,35 @@ impl Default for BackendTls {
     }
 }
 
+/// An API: requests under a path prefix go to one backend service, with its policy.
 #[derive(Clone, Debug)]
 pub struct Api {
+    /// The operator-chosen id.
     pub id: String,
+    /// The name shown to operators.
     pub display_name: String,
     /// Normalized path prefix.
     pub path: String,
+    /// Backend base URL, checked by `gatehouse_shared::api::parse_service_url`.
     pub service_url: String,
     /// Backend credentials; `policy.certificate` is the client certificate binding.
     pub policy: Policy,
+    /// How the backend's server certificate is checked.
     pub tls: BackendTls,
+    /// The revision it was last written at.
     pub revision: Revision,
 }
 
 /// Everything the control plane knows at one revision.
 #[derive(Clone, Debug, Default)]
 pub struct State {
+    /// The revision this state is.
     pub revision: Revision,
+    /// Client certificates by id.
     pub certificates: BTreeMap<String, StoredCertificate>,
+    /// CA certificates by id.
     pub ca_certificates: BTreeMap<String, StoredCaCertificate>,
+    /// APIs by id.
     pub apis: BTreeMap<String, Api>,
 }
 
@@ -81,6 +101,7 @@ impl State {
         }
     }
 
+    /// The stored client certificate with this thumbprint, if any.
     pub fn certificate_by_thumbprint(&self, thumbprint: &Thumbprint) -> Option<&StoredCertificate> {
         self.certificates.values().find(|c| &c.certificate.info.thumbprint == thumbprint)
     }

@@ -20,6 +20,7 @@ impl<S> tower::Layer<S> for OversizeLayer {
     }
 }
 
+/// A service whose oversize answers [`OversizeLayer`] rewrites.
 #[derive(Clone)]
 pub struct Oversize<S> {
     inner: S,

@@ -121,13 +121,32 @@ pub const MAX_BACKEND_TIMEOUT_SECS: u32 = 240;
 pub enum PolicyError {
     /// Not well-formed XML (or a DTD).
     #[error("policy XML is malformed at line {line}, column {column}: {message}")]
-    Malformed { line: u32, column: u32, message: String },
+    Malformed {
+        /// Line, from 1.
+        line: u32,
+        /// Column, from 1.
+        column: u32,
+        /// What the XML parser said.
+        message: String,
+    },
     /// Well-formed, but not a policy this gateway carries out as written.
     #[error("policy XML, line {line}, column {column}, <{element}>: {message}")]
-    Invalid { element: String, line: u32, column: u32, message: String },
+    Invalid {
+        /// The element refused.
+        element: String,
+        /// Its line, from 1.
+        line: u32,
+        /// Its column, from 1.
+        column: u32,
+        /// Why, and what would be accepted.
+        message: String,
+    },
     /// Larger than the limit, not read.
     #[error("policy XML is larger than the limit of {limit} bytes")]
-    TooLarge { limit: usize },
+    TooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
 }
 
 // === impl BasicAuth ===

@@ -29,16 +29,28 @@ pub enum Transport {
     /// Plain HTTP/2: only on loopback addresses.
     Plaintext,
     /// TLS with the operator's certificate and key (PEM files).
-    TlsFiles { cert: PathBuf, key: PathBuf },
+    TlsFiles {
+        /// The certificate chain, PEM.
+        cert: PathBuf,
+        /// Its private key, PEM.
+        key: PathBuf,
+    },
     /// TLS with a certificate from the control plane's own CA (created in the data dir), valid
     /// for localhost, 127.0.0.1, ::1 and these extra names.
-    TlsGenerated { sans: Vec<String> },
+    TlsGenerated {
+        /// Extra DNS names or IP addresses.
+        sans: Vec<String>,
+    },
 }
 
+/// How to start a control plane; [`ControlPlaneConfig::new`] gives the defaults.
 #[derive(Clone, Debug)]
 pub struct ControlPlaneConfig {
+    /// Holds the database, the master key, the generated CA and the initial operator token (created 0700).
     pub data_dir: PathBuf,
+    /// The gRPC listener's address.
     pub listen: SocketAddr,
+    /// Plaintext, or TLS with given or generated certificates.
     pub transport: Transport,
     /// Seals private keys and secrets in the store [default: DATA_DIR/master.key, created 0600].
     pub master_key_file: Option<PathBuf>,
@@ -49,12 +61,14 @@ pub struct ControlPlaneConfig {
     pub stale_after: Duration,
     /// Connections that have not finished their TLS handshake by then are dropped.
     pub tls_handshake_timeout: Duration,
+    /// Size limits on what operators send.
     pub limits: Limits,
     /// Where /healthz and /metrics are served, if anywhere.
     pub admin_listen: Option<SocketAddr>,
 }
 
 impl ControlPlaneConfig {
+    /// TLS with a generated certificate, no admin listener, and default timings and limits.
     pub fn new(data_dir: PathBuf, listen: SocketAddr) -> Self {
         Self {
             data_dir,
@@ -70,52 +84,75 @@ impl ControlPlaneConfig {
     }
 }
 
+/// Why a control plane cannot start, or stopped serving.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    /// The data directory cannot be created.
     #[error("cannot open the data directory {dir}")]
     DataDir {
+        /// The data directory.
         dir: PathBuf,
+        /// What the OS said.
         #[source]
         source: std::io::Error,
     },
+    /// sled cannot open its database.
     #[error("cannot open the database in {dir}")]
     Database {
+        /// The data directory.
         dir: PathBuf,
+        /// What sled said.
         #[source]
         source: sled::Error,
     },
+    /// The stored configuration cannot be loaded.
     #[error("cannot load the configuration in {dir}")]
     Store {
+        /// The data directory.
         dir: PathBuf,
+        /// Why it cannot.
         #[source]
         source: StoreError,
     },
+    /// The master key cannot be loaded or created.
     #[error("master key")]
     MasterKey(#[source] SealError),
+    /// The token registry cannot be opened, or the first operator token made.
     #[error("tokens")]
     Tokens(#[source] TokenError),
+    /// The initial operator token cannot be written.
     #[error("cannot write the initial operator token to {path}")]
     TokenFile {
+        /// The token file.
         path: PathBuf,
+        /// What the OS said.
         #[source]
         source: std::io::Error,
     },
+    /// The TLS certificate and key cannot be read or generated.
     #[error("TLS identity")]
     Tls(#[source] TlsError),
+    /// tonic refuses the TLS certificate or key.
     #[error("the TLS certificate or key cannot be used")]
     TlsConfig(#[source] tonic::transport::Error),
+    /// Plaintext asked for on an address other than loopback.
     #[error(
         "refusing to serve plaintext on {0}: that is not a loopback address, and the stream carries private keys; drop --plaintext to serve TLS"
     )]
     PlaintextNotLoopback(SocketAddr),
+    /// A listener cannot bind.
     #[error("cannot listen on {addr}")]
     Listen {
+        /// The address asked for.
         addr: SocketAddr,
+        /// What the OS said.
         #[source]
         source: std::io::Error,
     },
+    /// gRPC reflection cannot load the descriptors.
     #[error("gRPC reflection could not load the API descriptors")]
     Reflection(#[source] tonic_reflection::server::Error),
+    /// The gRPC server stopped with an error.
     #[error("the gRPC server failed")]
     Serve(#[source] tonic::transport::Error),
 }
@@ -142,6 +179,8 @@ pub struct ControlPlane {
 }
 
 impl ControlPlane {
+    /// Opens the data directory, store and tokens, makes an operator token if none is left, sets
+    /// up TLS and binds the listeners.
     pub async fn bind(config: &ControlPlaneConfig) -> Result<Self, StartError> {
         if matches!(config.transport, Transport::Plaintext) && !config.listen.ip().is_loopback() {
             return Err(StartError::PlaintextNotLoopback(config.listen));
@@ -205,22 +244,27 @@ impl ControlPlane {
         })
     }
 
+    /// The gRPC listener's bound address.
     pub fn local_addr(&self) -> SocketAddr {
         self.listener.local_addr().expect("bound listener has an address")
     }
 
+    /// The admin listener's bound address, if there is one.
     pub fn admin_addr(&self) -> Option<SocketAddr> {
         self.admin_listener.as_ref().and_then(|l| l.local_addr().ok())
     }
 
+    /// The CA file and initial operator token to reach it with.
     pub fn access(&self) -> &Access {
         &self.access
     }
 
+    /// Whether the gRPC listener speaks TLS.
     pub fn is_tls(&self) -> bool {
         self.tls.is_some()
     }
 
+    /// The API tokens, e.g. to make one before serving.
     pub fn tokens(&self) -> &Arc<Tokens> {
         &self.tokens
     }

@@ -50,7 +50,9 @@ fn header_actions(policy: &Policy) -> Vec<pb::HeaderAction> {
 /// A committed revision as data planes receive it, keyed for diffing.
 #[derive(Debug)]
 pub struct Published {
+    /// The revision it is.
     pub revision: Revision,
+    /// When it was committed.
     pub committed_at: std::time::SystemTime,
     /// By API id.
     pub routes: BTreeMap<String, Arc<pb::RouteConfig>>,
@@ -60,6 +62,7 @@ pub struct Published {
     pub cas: BTreeMap<String, Arc<pb::TrustedCa>>,
 }
 
+/// A published revision, shared between the store's history and the sync streams.
 pub type PublishedRef = Arc<Published>;
 
 impl Published {

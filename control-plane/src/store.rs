@@ -26,8 +26,11 @@ mod tests;
 /// The kinds of resource the store keeps, as messages name them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ResourceKind {
+    /// A client certificate.
     Certificate,
+    /// A CA certificate.
     CaCertificate,
+    /// An API.
     Api,
 }
 
@@ -48,48 +51,120 @@ impl std::fmt::Display for ResourceKind {
     }
 }
 
+/// Why a write was refused or the store failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// No resource of that kind has that id.
     #[error("{kind} '{id}' not found")]
-    NotFound { kind: ResourceKind, id: String },
+    NotFound {
+        /// The kind asked for.
+        kind: ResourceKind,
+        /// The id asked for.
+        id: String,
+    },
+    /// A binding pins a thumbprint no stored certificate has.
     #[error("no certificate has thumbprint {0}")]
     ThumbprintNotFound(Thumbprint),
+    /// Another API already has the path prefix.
     #[error("path '{path}' is already used by API '{api}'")]
-    PathTaken { path: String, api: String },
+    PathTaken {
+        /// The path prefix.
+        path: String,
+        /// The API that has it.
+        api: String,
+    },
+    /// Deleting a certificate that APIs would be left without.
     #[error("certificate '{id}' is used by APIs: {}; remove it from them first", .apis.join(", "))]
-    CertificateInUse { id: String, apis: Vec<String> },
+    CertificateInUse {
+        /// The certificate.
+        id: String,
+        /// The APIs that would be bound to nothing.
+        apis: Vec<String>,
+    },
+    /// Deleting a CA certificate that APIs trust.
     #[error("CA certificate '{id}' is trusted by APIs: {}; remove it from them first", .apis.join(", "))]
-    CaInUse { id: String, apis: Vec<String> },
+    CaInUse {
+        /// The CA certificate.
+        id: String,
+        /// The APIs that trust it.
+        apis: Vec<String>,
+    },
+    /// Replacing a certificate with another thumbprint while APIs pin the old one.
     #[error(
         "uploading a certificate with another thumbprint under '{id}' would leave APIs pinned to thumbprint {thumbprint} without a certificate: {}; bind them by certificate id or to the new thumbprint first",
         .apis.join(", ")
     )]
-    PinnedByThumbprint { id: String, thumbprint: Thumbprint, apis: Vec<String> },
+    PinnedByThumbprint {
+        /// The certificate id uploaded to.
+        id: String,
+        /// The thumbprint stored there now.
+        thumbprint: Thumbprint,
+        /// The APIs that pin it.
+        apis: Vec<String>,
+    },
+    /// Binding an expired certificate without `allow_expired`.
     #[error(
         "certificate '{id}' expired on {not_after}; pass allow_expired (gatehousectl --allow-expired) to use it anyway"
     )]
-    Expired { id: String, not_after: String },
+    Expired {
+        /// The certificate.
+        id: String,
+        /// Its expiry date, YYYY-MM-DD (UTC).
+        not_after: String,
+    },
+    /// `if_match` names another etag than the current one.
     #[error("{kind} '{id}' changed since it was read (etag is now {current}, if_match was {given}); read it again")]
-    EtagMismatch { kind: ResourceKind, id: String, current: String, given: String },
+    EtagMismatch {
+        /// The resource's kind.
+        kind: ResourceKind,
+        /// Its id.
+        id: String,
+        /// Its etag now.
+        current: String,
+        /// The etag `if_match` gave.
+        given: String,
+    },
+    /// `if_match` given for a resource that does not exist.
     #[error("{kind} '{id}' does not exist, but if_match {given} expected it to")]
-    EtagOnMissing { kind: ResourceKind, id: String, given: String },
+    EtagOnMissing {
+        /// The resource's kind.
+        kind: ResourceKind,
+        /// Its id.
+        id: String,
+        /// The etag `if_match` gave.
+        given: String,
+    },
+    /// An id that [`is_plain_id`] refuses.
     #[error("{kind} id '{id}' is invalid: use 1 to 128 letters, digits, '-', '_' or '.' (not '.' or '..' alone)")]
-    InvalidId { kind: ResourceKind, id: String },
+    InvalidId {
+        /// The resource's kind.
+        kind: ResourceKind,
+        /// The id given.
+        id: String,
+    },
+    /// The path prefix or service URL breaks the API rules.
     #[error(transparent)]
     Definition(#[from] gatehouse_shared::api::ApiDefinitionError),
+    /// Chain validation on, but neither CA ids nor the system roots to validate against.
     #[error("the API trusts no roots: give CA certificate ids, trust the system roots, or turn off chain validation")]
     NoTrustedRoots,
+    /// A mask in the policy with nothing stored behind it.
     #[error(transparent)]
     Unmask(#[from] UnmaskError),
+    /// sled failed.
     #[error("the configuration store failed")]
     Storage(#[from] sled::Error),
+    /// The revision watermark cannot be read or written, or is ahead of the database.
     #[error(transparent)]
     Watermark(#[from] crate::watermark::WatermarkError),
+    /// A stored record does not decode or unseal.
     #[error(
         "stored record '{key}' is corrupt: restore DATA_DIR/sled from a backup of the data directory (with the same master key)"
     )]
     Corrupt {
+        /// The record's key.
         key: String,
+        /// Why it does not.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
@@ -98,12 +173,17 @@ pub enum StoreError {
 /// An API as the operator defines it with PutApi.
 #[derive(Clone, Debug)]
 pub struct ApiDefinition {
+    /// The operator-chosen id.
     pub id: String,
+    /// The name shown to operators.
     pub display_name: String,
+    /// Path prefix, normalized on write.
     pub path: String,
+    /// Backend base URL.
     pub service_url: String,
     /// `None` keeps an existing API's binding.
     pub binding: Option<Binding>,
+    /// How the backend's server certificate is checked.
     pub tls: BackendTls,
 }
 
@@ -129,6 +209,7 @@ pub(super) struct Change {
 
 // === impl Store ===
 
+/// The configuration store: the current [`State`], its revision history, and every write.
 pub struct Store {
     db: sled::Db,
     /// Seals private keys and secrets before they reach the disk.
@@ -184,6 +265,7 @@ impl Store {
         })
     }
 
+    /// Random id of this configuration store: revisions compare only within one.
     pub fn config_id(&self) -> &str {
         &self.config_id
     }
@@ -193,6 +275,7 @@ impl Store {
         self.history.lock().expect("history lock").iter().find(|p| p.revision == revision).cloned()
     }
 
+    /// The latest committed revision as data planes receive it.
     pub fn latest(&self) -> PublishedRef {
         self.published.borrow().clone()
     }
@@ -202,6 +285,7 @@ impl Store {
         self.published_at(revision).map(|p| p.committed_at)
     }
 
+    /// The current state.
     pub fn state(&self) -> Arc<State> {
         self.state.load_full()
     }
@@ -211,6 +295,7 @@ impl Store {
         self.published.subscribe()
     }
 
+    /// Waits until everything written is on disk.
     pub async fn flush(&self) -> Result<(), StoreError> {
         self.db.flush_async().await?;
         Ok(())

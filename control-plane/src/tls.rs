@@ -6,22 +6,31 @@ use std::path::{Path, PathBuf};
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 
+/// Why the control plane has no TLS identity.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
+    /// A certificate, key or CA file cannot be read.
     #[error("cannot read {path}")]
     Read {
+        /// The file.
         path: PathBuf,
+        /// What the OS said.
         #[source]
         source: std::io::Error,
     },
+    /// The generated CA cannot be written.
     #[error("cannot write {path}")]
     Write {
+        /// The file or folder.
         path: PathBuf,
+        /// What the OS said.
         #[source]
         source: std::io::Error,
     },
+    /// rcgen cannot make or load a certificate or key.
     #[error("cannot make a certificate")]
     Generate(#[from] rcgen::Error),
+    /// Only one of certificate and key given.
     #[error("--tls-cert and --tls-key go together")]
     HalfPair,
     /// One half of the generated CA is on disk without the other: making a new CA would cut off
@@ -29,16 +38,26 @@ pub enum TlsError {
     #[error(
         "{present} exists but {missing} is missing: restore {missing} from a backup, or, to start over with a new CA that every client must then be given, move {present} away"
     )]
-    CaHalfMissing { present: PathBuf, missing: PathBuf },
+    CaHalfMissing {
+        /// The half on disk.
+        present: PathBuf,
+        /// The half that is gone.
+        missing: PathBuf,
+    },
 }
 
+/// The certificate and key the gRPC listener serves with.
 pub struct ServerIdentity {
+    /// Certificate chain, PEM.
     pub cert_pem: String,
+    /// Private key, PEM.
     pub key_pem: String,
     /// The CA that clients should trust, when the control plane made its own.
     pub ca_file: Option<PathBuf>,
 }
 
+/// The operator's `cert` and `key` when both are given; else a fresh server certificate from
+/// the control plane's own CA (made on first start) for localhost, 127.0.0.1, ::1 and `sans`.
 pub fn server_identity(
     data_dir: &Path,
     cert: Option<&Path>,

@@ -10,6 +10,7 @@ use ring::rand::SecureRandom;
 use tokio::sync::watch;
 use tonic::{Request, Status};
 
+/// What a token may call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
     /// Calls the Management service.
@@ -19,6 +20,7 @@ pub enum Role {
 }
 
 impl Role {
+    /// The role's name in listings and logs.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Operator => "operator",
@@ -30,7 +32,9 @@ impl Role {
 /// A token as stored: never the secret, only its hash.
 #[derive(Clone, Debug)]
 pub struct TokenRecord {
+    /// Unique among live tokens.
     pub name: String,
+    /// What it may call.
     pub role: Role,
     /// Seconds since the Unix epoch.
     pub created: i64,
@@ -82,28 +86,38 @@ pub struct Caller {
     pub token: String,
     /// The token itself.
     pub token_id: TokenId,
+    /// What the token may call.
     pub role: Role,
+    /// The data-plane names the token may connect as.
     pub data_plane_names: DataPlaneNames,
 }
 
+/// Why a token cannot be made, revoked or loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
+    /// The name is taken.
     #[error("a token named '{0}' exists already")]
     Exists(String),
+    /// No live token has the name.
     #[error("no token named '{0}'")]
     NotFound(String),
+    /// The name is not a plain id of at most 64 characters.
     #[error("token name '{0}' is invalid: use 1 to 64 letters, digits, '-', '_' or '.' (not '.' or '..' alone)")]
     InvalidName(String),
+    /// The data-plane names pattern is malformed.
     #[error(
         "data-plane names '{0}' are invalid: give one name, a prefix ending in '*' (edge-*), or '*'; letters, digits, '-', '_', '.', ':'"
     )]
     InvalidDataPlaneNames(String),
+    /// Data-plane names given for an operator token.
     #[error("data-plane names apply to gateway tokens only")]
     NamesForOperator,
+    /// Revoking the last operator token without `force`.
     #[error(
         "'{0}' is the last operator token: without it nobody can manage this control plane until it is restarted (which writes a new DATA_DIR/operator.token); revoke it with force if that is what you want"
     )]
     LastOperator(String),
+    /// sled failed.
     #[error("the token store failed")]
     Storage(#[from] sled::Error),
 }
@@ -138,6 +152,7 @@ struct TokenStored {
     data_plane_names: String,
 }
 
+/// The live tokens, kept in sled's `tokens` tree and looked up by hash.
 pub struct Tokens {
     tree: sled::Tree,
     by_hash: ArcSwap<HashMap<TokenId, Arc<TokenRecord>>>,
@@ -154,6 +169,7 @@ fn hash(secret: &str) -> TokenId {
 }
 
 impl Tokens {
+    /// Loads the tokens stored in `db`.
     pub fn open(db: &sled::Db) -> Result<Self, TokenError> {
         let tree = db.open_tree("tokens")?;
         let tokens = Self {
@@ -219,6 +235,7 @@ impl Tokens {
         true
     }
 
+    /// Every live token, in name order.
     pub fn list(&self) -> Vec<TokenRecord> {
         let mut list: Vec<TokenRecord> = self.by_hash.load().values().map(|r| (**r).clone()).collect();
         list.sort_by(|a, b| a.name.cmp(&b.name));
@@ -282,6 +299,7 @@ impl Tokens {
         Ok(())
     }
 
+    /// Changes on every revocation, so open streams re-check their token.
     pub fn revocations(&self) -> watch::Receiver<u64> {
         self.revocations.subscribe()
     }
@@ -295,6 +313,7 @@ pub struct RequireRole {
 }
 
 impl RequireRole {
+    /// An interceptor that lets through only tokens with `role`.
     pub fn new(tokens: Arc<Tokens>, role: Role) -> Self {
         Self { tokens, role }
     }

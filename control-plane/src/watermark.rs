@@ -16,14 +16,20 @@ pub struct Watermark {
     "the database holds revision {found} of configuration {found_config}, but revision {expected} of configuration {expected_config} was acknowledged ({path}): the database lost writes (it is damaged, truncated or was replaced). Stop the control plane and restore DATA_DIR/sled from a backup of the data directory (with the same master key); data planes keep serving their last configuration meanwhile. To accept the loss and start from what is there, delete {path}"
 )]
 pub struct LostWrites {
+    /// The watermark file.
     pub path: PathBuf,
+    /// The revision the database holds.
     pub found: u64,
+    /// The config id the database holds ("(none)" without one).
     pub found_config: String,
+    /// The revision acknowledged.
     pub expected: u64,
+    /// The config id acknowledged.
     pub expected_config: String,
 }
 
 impl Watermark {
+    /// The watermark at `path`; nothing is read or written yet.
     pub fn new(path: PathBuf) -> Self {
         Self { path }
     }
@@ -63,16 +69,22 @@ fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     gatehouse_shared::sealed::write_private_file(path, bytes)
 }
 
+/// Why the watermark refuses the store, or cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum WatermarkError {
+    /// The database is behind the watermark.
     #[error(transparent)]
     LostWrites(LostWrites),
+    /// The file cannot be read or written.
     #[error("cannot read or write {path}")]
     Io {
+        /// The watermark file.
         path: PathBuf,
+        /// What the OS said.
         #[source]
         source: std::io::Error,
     },
+    /// The file is not `<config id> <revision>`.
     #[error("{0} is not '<config id> <revision>': delete it to start from what the database holds")]
     Unreadable(PathBuf),
 }

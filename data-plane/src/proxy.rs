@@ -129,7 +129,9 @@ impl Proxy {
         let id = request_id(request.headers());
         let method = request.method().clone();
         let path = if self.settings.access_log { request.uri().path().to_string() } else { String::new() };
-        let outcome = self.forward(request, peer, &id).await;
+        let mut unanswered = Unanswered { started, metrics: None, answered: false };
+        let outcome = self.forward(request, peer, &id, &mut unanswered).await;
+        unanswered.answered = true;
         let mut response = outcome.response;
         let status = response.status().as_u16();
         let api = outcome.api.as_deref().unwrap_or("-");
@@ -155,7 +157,13 @@ impl Proxy {
         response
     }
 
-    async fn forward(&self, request: Request<Incoming>, peer: SocketAddr, id: &HeaderValue) -> Outcome {
+    async fn forward(
+        &self,
+        request: Request<Incoming>,
+        peer: SocketAddr,
+        id: &HeaderValue,
+        unanswered: &mut Unanswered,
+    ) -> Outcome {
         let request_id = id.to_str().unwrap_or_default();
         let Some(table) = self.routing.load() else {
             let detail = "this gateway has no configuration yet";
@@ -177,6 +185,7 @@ impl Proxy {
             return Outcome::error(problem(StatusCode::NOT_FOUND, "No API", &detail, None, request_id), None);
         };
         let api = route.api_id.as_str();
+        unanswered.metrics = Some(route.metrics.clone());
         if !path.stays_within(route.depth) {
             let detail = format!("'..' in the path climbs above the API's path {}", route.prefix);
             let response = problem(StatusCode::BAD_REQUEST, "Bad request path", &detail, Some(api), request_id);
@@ -249,6 +258,30 @@ impl Proxy {
         // The route's metric handles count it; the API's name is needed only for the access log.
         let api = self.settings.access_log.then(|| api.to_string());
         Outcome { response, api, backend, thumbprint, metrics: Some(route.metrics.clone()) }
+    }
+}
+
+/// A request whose client went away before it was answered (an HTTP/2 stream reset, a closed
+/// connection): hyper drops the handler, and this counts it on the way out as 499, nginx's
+/// "client closed request", so it shows as a client error, never as a backend failure.
+struct Unanswered {
+    started: Instant,
+    /// The API's series once the request was routed.
+    metrics: Option<crate::metrics::ApiMetrics>,
+    answered: bool,
+}
+
+impl Drop for Unanswered {
+    fn drop(&mut self) {
+        if self.answered {
+            return;
+        }
+        const CLIENT_CLOSED_REQUEST: u16 = 499;
+        match &self.metrics {
+            Some(metrics) => metrics.observe(CLIENT_CLOSED_REQUEST, self.started.elapsed()),
+            None => crate::metrics::global().observe_request("-", CLIENT_CLOSED_REQUEST, self.started.elapsed()),
+        }
+        tracing::debug!("the client went away before its request was answered");
     }
 }
 

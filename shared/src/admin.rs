@@ -14,12 +14,16 @@ use tokio::net::TcpListener;
 
 /// What an admin path answers: status, content type, body.
 pub struct Answer {
+    /// Status code.
     pub status: StatusCode,
+    /// `Content-Type` header value.
     pub content_type: &'static str,
+    /// Response body.
     pub body: String,
 }
 
 impl Answer {
+    /// A JSON body with `status`.
     pub fn json(status: StatusCode, body: serde_json::Value) -> Self {
         Self { status, content_type: "application/json", body: body.to_string() }
     }
@@ -33,6 +37,7 @@ impl Answer {
         }
     }
 
+    /// 404 with a JSON error that lists the paths there are (`known`).
     pub fn not_found(known: &str) -> Self {
         Self::json(StatusCode::NOT_FOUND, serde_json::json!({ "error": format!("not found; try {known}") }))
     }

@@ -3,6 +3,7 @@
 
 use http::Uri;
 
+/// Why an API's path prefix or service URL is rejected.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiDefinitionError {
     /// The path does not start with `/`.
@@ -10,10 +11,20 @@ pub enum ApiDefinitionError {
     PathNotAbsolute(String),
     /// The path is not in the normal form requests are routed by.
     #[error("API path '{path}' is not valid: {reason}")]
-    PathInvalid { path: String, reason: &'static str },
+    PathInvalid {
+        /// The path, quoted.
+        path: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// The service URL is unusable.
     #[error("service URL '{url}' is not valid: {reason}")]
-    ServiceUrl { url: String, reason: &'static str },
+    ServiceUrl {
+        /// The URL, quoted, credentials masked.
+        url: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// `http://` with a client certificate: the certificate could never be presented.
     #[error(
         "service URL '{0}' is plain http://, so the API's client certificate could never be presented: use https://, or remove the binding"

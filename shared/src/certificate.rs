@@ -16,10 +16,13 @@ use crate::Thumbprint;
 pub struct CertificateInfo {
     /// Distinguished name, CN first.
     pub subject: String,
+    /// Distinguished name of the issuer, CN first.
     pub issuer: String,
+    /// SHA-1 of the DER encoding.
     pub thumbprint: Thumbprint,
     /// Seconds since the Unix epoch.
     pub not_before: i64,
+    /// End of validity, seconds since the Unix epoch.
     pub not_after: i64,
     /// "RSA 2048", "EC P-256", "Ed25519".
     pub key_algorithm: String,

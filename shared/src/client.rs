@@ -8,26 +8,37 @@ use tonic::metadata::{AsciiMetadataValue, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 
+/// Why a client cannot be set up to reach the control plane.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
+    /// The URL is not http(s)://HOST:PORT.
     #[error("'{0}' is not a valid control plane URL: give https://HOST:PORT (or http:// for a --plaintext one)")]
     Url(String),
+    /// The CA file cannot be read.
     #[error("cannot read the CA file {path}")]
     CaFile {
+        /// The file.
         path: PathBuf,
+        /// What the OS said.
         #[source]
         source: std::io::Error,
     },
+    /// The token file cannot be read.
     #[error("cannot read the token file {path}")]
     TokenFile {
+        /// The file.
         path: PathBuf,
+        /// What the OS said.
         #[source]
         source: std::io::Error,
     },
+    /// The token file holds only white space.
     #[error("the token file {0} is empty")]
     EmptyToken(PathBuf),
+    /// The token is not a valid header value.
     #[error("the token has characters a header cannot carry")]
     TokenFormat,
+    /// tonic rejected the TLS settings.
     #[error("TLS settings")]
     Tls(#[source] tonic::transport::Error),
 }
@@ -93,6 +104,7 @@ pub fn endpoint(url: &str, ca_file: Option<&Path>) -> Result<Endpoint, ClientErr
 pub struct BearerToken(Option<AsciiMetadataValue>);
 
 impl BearerToken {
+    /// Adds `token` to every call; `None` adds nothing.
     pub fn new(token: Option<&str>) -> Result<Self, ClientError> {
         let value = match token {
             None => None,

@@ -17,6 +17,7 @@ pub mod signatures {
     use rustls::pki_types::CertificateDer;
     use rustls::{DigitallySignedStruct, SignatureScheme};
 
+    /// Verifies a TLS 1.2 handshake signature made by `cert`'s key.
     pub fn verify_tls12(
         message: &[u8],
         cert: &CertificateDer<'_>,
@@ -25,6 +26,7 @@ pub mod signatures {
         rustls::crypto::verify_tls12_signature(message, cert, dss, &super::provider().signature_verification_algorithms)
     }
 
+    /// Verifies a TLS 1.3 handshake signature made by `cert`'s key.
     pub fn verify_tls13(
         message: &[u8],
         cert: &CertificateDer<'_>,
@@ -33,6 +35,7 @@ pub mod signatures {
         rustls::crypto::verify_tls13_signature(message, cert, dss, &super::provider().signature_verification_algorithms)
     }
 
+    /// The signature schemes the provider verifies, for a verifier to advertise.
     pub fn schemes() -> Vec<SignatureScheme> {
         super::provider().signature_verification_algorithms.supported_schemes()
     }

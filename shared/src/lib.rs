@@ -4,6 +4,7 @@
 //! uploads (PKCS#12, policy XML) is the control plane's alone and lives there.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
+#![warn(missing_docs)]
 
 pub mod admin;
 pub mod api;

@@ -13,26 +13,45 @@ const NONCE_LEN: usize = aead::NONCE_LEN;
 /// Sealed data starts with this, so a file of another kind is recognised, not mis-decrypted.
 const MAGIC: &[u8; 4] = b"GHS1";
 
+/// Why a key cannot be loaded or data cannot be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum SealError {
+    /// The key file cannot be read.
     #[error("cannot read key file {path}")]
     ReadKey {
+        /// The key file.
         path: PathBuf,
+        /// What the OS said.
         #[source]
         source: std::io::Error,
     },
+    /// The key file cannot be created.
     #[error("cannot create key file {path}")]
     CreateKey {
+        /// The key file.
         path: PathBuf,
+        /// What the OS said.
         #[source]
         source: std::io::Error,
     },
+    /// The key file is not 32 bytes long.
     #[error("key file {path} must hold exactly {KEY_LEN} bytes")]
-    KeyLength { path: PathBuf },
+    KeyLength {
+        /// The key file.
+        path: PathBuf,
+    },
+    /// The key file is open to group or others.
     #[error("key file {path} is readable by others (mode {mode:o}); make it 0600")]
-    KeyMode { path: PathBuf, mode: u32 },
+    KeyMode {
+        /// The key file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// The data lacks the magic prefix or is too short.
     #[error("the data is not sealed data, or is truncated")]
     Format,
+    /// Wrong key or context, or the data was altered.
     #[error("the data cannot be opened with this key (wrong key, or the data was altered)")]
     Open,
 }
@@ -78,6 +97,7 @@ impl SealingKey {
         }
     }
 
+    /// A key from its 32 raw bytes; `None` for any other length.
     pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
         if bytes.len() != KEY_LEN {
             return None;
@@ -102,6 +122,7 @@ impl SealingKey {
         out
     }
 
+    /// Opens what [`seal`](Self::seal) made with the same `context`.
     pub fn open(&self, context: &[u8], sealed: &[u8]) -> Result<Vec<u8>, SealError> {
         let rest = sealed.strip_prefix(MAGIC.as_slice()).ok_or(SealError::Format)?;
         if rest.len() < NONCE_LEN + aead::CHACHA20_POLY1305.tag_len() {
@@ -115,7 +136,6 @@ impl SealingKey {
     }
 }
 
-/// Writes `bytes` to `path` atomically (temp file, fsync, rename, fsync of the folder), mode 0600.
 /// Creates `dir` (and its parents) readable by its owner only (0700); an existing folder is
 /// left as it is.
 pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
@@ -126,6 +146,7 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
 }
 
+/// Writes `bytes` to `path` atomically (temp file, fsync, rename, fsync of the folder), mode 0600.
 pub fn write_private_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = dir.join(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("file")));

@@ -6,6 +6,7 @@ use std::fmt;
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Thumbprint(String);
 
+/// Text that is not 40 hex characters.
 #[derive(Debug, thiserror::Error)]
 #[error("'{0}' is not a certificate thumbprint: expected 40 hexadecimal characters (SHA-1)")]
 pub struct InvalidThumbprint(String);
@@ -31,6 +32,7 @@ impl Thumbprint {
         }
     }
 
+    /// The 40 uppercase hex characters.
     pub fn as_str(&self) -> &str {
         &self.0
     }

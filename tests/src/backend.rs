@@ -33,7 +33,9 @@ pub enum ClientAuth {
     TrustedBy(Vec<u8>),
 }
 
+/// A running echo backend; stopped when dropped.
 pub struct EchoBackend {
+    /// Where it listens (127.0.0.1).
     pub addr: SocketAddr,
     requests: Arc<AtomicU64>,
     task: JoinHandle<()>,
@@ -47,6 +49,7 @@ impl Drop for EchoBackend {
 
 /// Everything about a backend but its certificate.
 pub struct BackendOptions {
+    /// Which client certificates it accepts.
     pub client_auth: ClientAuth,
     /// Answer 401 unless the request carries this header with this value.
     pub required_header: Option<(String, String)>,
@@ -67,6 +70,7 @@ impl EchoBackend {
         Self::start_with(server, BackendOptions { client_auth, ..BackendOptions::default() }).await
     }
 
+    /// Starts a TLS backend on 127.0.0.1:0 with `server` as its certificate and `options` for the rest.
     pub async fn start_with(server: &Issued, options: BackendOptions) -> anyhow::Result<Self> {
         let provider = gatehouse_shared::crypto::provider();
         let verifier: Arc<dyn ClientCertVerifier> = match options.client_auth {
@@ -136,6 +140,7 @@ impl EchoBackend {
         format!("https://localhost:{}", self.addr.port())
     }
 
+    /// How many requests it has answered.
     pub fn requests(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
     }

@@ -9,9 +9,13 @@ use hyper_util::rt::TokioExecutor;
 
 use crate::backend::THUMBPRINT_HEADER;
 
+/// A response, read to the end.
 pub struct Reply {
+    /// Status code.
     pub status: StatusCode,
+    /// Response headers.
     pub headers: hyper::HeaderMap,
+    /// Body, as text.
     pub body: String,
 }
 
@@ -21,11 +25,13 @@ impl Reply {
         self.headers.get(THUMBPRINT_HEADER).and_then(|v| v.to_str().ok())
     }
 
+    /// The body as JSON (null if it is not JSON).
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.body).unwrap_or(serde_json::Value::Null)
     }
 }
 
+/// An HTTP/1.1 client without TLS, for a data plane's listener.
 #[derive(Clone)]
 pub struct HttpClient {
     client: Client<HttpConnector, Full<Bytes>>,
@@ -38,10 +44,12 @@ impl Default for HttpClient {
 }
 
 impl HttpClient {
+    /// GETs `url`.
     pub async fn get(&self, url: &str) -> anyhow::Result<Reply> {
         self.send(Request::get(url).body(Full::new(Bytes::new()))?).await
     }
 
+    /// Sends `request` and reads the whole response.
     pub async fn send(&self, request: Request<Full<Bytes>>) -> anyhow::Result<Reply> {
         let response = self.client.request(request).await?;
         let (parts, body) = response.into_parts();
@@ -53,11 +61,14 @@ impl HttpClient {
 /// What came back on a raw connection: the status (None if the gateway closed without
 /// answering) and the body.
 pub struct RawReply {
+    /// Status code, if the server answered.
     pub status: Option<u16>,
+    /// Body, as text.
     pub body: String,
 }
 
 impl RawReply {
+    /// The body as JSON (null if it is not JSON).
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.body).unwrap_or(serde_json::Value::Null)
     }

@@ -3,6 +3,7 @@
 //! binaries run as child processes, and a small HTTP client.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
+#![warn(missing_docs)]
 
 pub mod backend;
 pub mod fleet;

@@ -11,20 +11,27 @@ use rcgen::{
 
 /// A certificate with its key, as the test needs it.
 pub struct Issued {
+    /// Certificate, DER.
     pub der: Vec<u8>,
+    /// Certificate, PEM.
     pub pem: String,
     /// PKCS#8 DER.
     pub key_der: Vec<u8>,
+    /// Private key, PKCS#8 PEM.
     pub key_pem: String,
+    /// SHA-1 thumbprint of the certificate.
     pub thumbprint: Thumbprint,
 }
 
+/// A self-signed test CA that issues server and client certificates.
 pub struct TestCa {
     issuer: CertifiedIssuer<'static, KeyPair>,
+    /// Its common name.
     pub name: String,
 }
 
 impl TestCa {
+    /// A new CA with common name `name`.
     pub fn new(name: &str) -> anyhow::Result<Self> {
         let mut params = CertificateParams::new(Vec::<String>::new())?;
         params.distinguished_name.push(DnType::CommonName, name);
@@ -35,10 +42,12 @@ impl TestCa {
         Ok(Self { issuer, name: name.to_string() })
     }
 
+    /// The CA certificate, DER.
     pub fn der(&self) -> Vec<u8> {
         self.issuer.der().to_vec()
     }
 
+    /// The CA certificate, PEM.
     pub fn pem(&self) -> String {
         self.issuer.pem()
     }
@@ -115,6 +124,7 @@ impl Issued {
         }
     }
 
+    /// This certificate and key as a PKCS#12 file (see [`pfx`](fn@pfx)).
     pub fn pfx(&self, password: &str) -> anyhow::Result<Vec<u8>> {
         pfx(&[&self.der], &self.key_der, password)
     }

@@ -31,6 +31,7 @@ pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
     )
 }
 
+/// A started child process; killed when dropped.
 pub struct Running {
     child: Child,
     /// Addresses the process printed, in order.
@@ -90,26 +91,33 @@ impl Running {
         let _ = self.child.kill().await;
     }
 
+    /// Its process id, while it runs.
     pub fn pid(&self) -> Option<u32> {
         self.child.id()
     }
 
+    /// Sends `signal` (e.g. "TERM", "HUP") with `kill`.
     pub fn signal(&self, signal: &str) {
         if let Some(pid) = self.pid() {
             let _ = std::process::Command::new("kill").args([format!("-{signal}"), pid.to_string()]).status();
         }
     }
 
+    /// Waits for it to exit.
     pub async fn wait(&mut self) -> anyhow::Result<std::process::ExitStatus> {
         Ok(self.child.wait().await?)
     }
 }
 
+/// A `gatehouse-cp` child process.
 pub struct ControlPlane {
+    /// The process.
     pub process: Running,
+    /// gRPC listener.
     pub addr: SocketAddr,
     /// /healthz and /metrics.
     pub admin: SocketAddr,
+    /// Its data directory.
     pub data_dir: PathBuf,
     tls: bool,
 }
@@ -118,9 +126,13 @@ pub struct ControlPlane {
 /// token files for each role. Kept when the process is gone, to restart or to reconnect.
 #[derive(Clone, Debug)]
 pub struct Access {
+    /// The control plane's URL.
     pub url: String,
+    /// The CA to verify it with, when it made its own.
     pub ca_file: Option<PathBuf>,
+    /// The first operator token's file.
     pub operator_token_file: Option<PathBuf>,
+    /// A gateway token's file, for data planes.
     pub gateway_token_file: Option<PathBuf>,
 }
 
@@ -135,11 +147,13 @@ impl Access {
         }
     }
 
+    /// The operator token, read from its file.
     pub fn operator_token(&self) -> anyhow::Result<String> {
         let path = self.operator_token_file.as_ref().ok_or_else(|| anyhow!("no operator token"))?;
         Ok(std::fs::read_to_string(path)?.trim().to_string())
     }
 
+    /// A Management client authenticated as an operator.
     pub async fn management(&self) -> anyhow::Result<Management> {
         let channel = gatehouse_shared::client::endpoint(&self.url, self.ca_file.as_deref())?.connect().await?;
         let token = gatehouse_shared::client::BearerToken::new(Some(&self.operator_token()?))?;
@@ -153,10 +167,12 @@ pub type Management = gatehouse_proto::v1::management_client::ManagementClient<
 >;
 
 impl ControlPlane {
+    /// Starts a control plane on 127.0.0.1:0 (see [`Self::start_with`]).
     pub async fn start(data_dir: &Path) -> anyhow::Result<Self> {
         Self::start_on(data_dir, "127.0.0.1:0".parse()?).await
     }
 
+    /// Starts a control plane on `listen` (see [`Self::start_with`]).
     pub async fn start_on(data_dir: &Path, listen: SocketAddr) -> anyhow::Result<Self> {
         Self::start_with(data_dir, listen, &[]).await
     }
@@ -198,10 +214,12 @@ impl ControlPlane {
         Ok(cp)
     }
 
+    /// Its gRPC URL.
     pub fn url(&self) -> String {
         self.access().url
     }
 
+    /// How to reach it, also once it is gone.
     pub fn access(&self) -> Access {
         Access {
             url: format!("{}://{}", if self.tls { "https" } else { "http" }, self.addr),
@@ -211,15 +229,21 @@ impl ControlPlane {
         }
     }
 
+    /// A Management client authenticated as an operator.
     pub async fn management(&self) -> anyhow::Result<Management> {
         self.access().management().await
     }
 }
 
+/// A `gatehouse-dp` child process.
 pub struct DataPlane {
+    /// The process.
     pub process: Running,
+    /// Proxy listener.
     pub addr: SocketAddr,
+    /// Admin listener (/healthz, /ready, /metrics).
     pub admin: SocketAddr,
+    /// The name it connects as.
     pub name: String,
 }
 
@@ -271,10 +295,12 @@ impl DataPlane {
         Ok(Self { addr: process.addrs[0], admin: process.addrs[1], process, name: name.to_string() })
     }
 
+    /// The proxy URL for `path`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
 
+    /// The admin listener URL for `path`.
     pub fn admin_url(&self, path: &str) -> String {
         format!("http://{}{path}", self.admin)
     }
@@ -282,8 +308,11 @@ impl DataPlane {
 
 /// What `gatehousectl` printed and how it exited.
 pub struct CtlOutput {
+    /// Whether it exited with status 0.
     pub success: bool,
+    /// Its standard output.
     pub stdout: String,
+    /// Its standard error.
     pub stderr: String,
 }
 

@@ -207,5 +207,26 @@ async fn a_broken_request_body_is_the_clients_error() -> anyhow::Result<()> {
     assert_eq!(server_errors.unwrap_or(0.0), 0.0, "{metrics}");
     assert_eq!(sample(&metrics, r#"gatehouse_requests_total{api="orders",class="4xx"}"#), Some(2.0), "{metrics}");
     assert_eq!(sample(&metrics, r#"gatehouse_backend_tls_failures_total{api="orders",reason="client_body"}"#), None);
+
+    // An h2c client that resets its stream mid-body.
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<http_body_util::StreamBody<tokio_stream::Iter<std::vec::IntoIter<BodyFrame>>>>();
+    let frames: Vec<BodyFrame> =
+        vec![Ok(hyper::body::Frame::data(Bytes::from_static(b"partial"))), Err(std::io::Error::other("client gave up"))];
+    let request = hyper::Request::post(w.dp.url("/orders/1")).body(http_body_util::StreamBody::new(tokio_stream::iter(frames)))?;
+    if let Ok(response) = client.request(request).await {
+        assert_eq!(response.status(), 400);
+    }
+    gatehouse_tests::eventually("the reset stream is counted as a client error", Duration::from_secs(10), || async {
+        let metrics = HttpClient::default().get(&w.dp.admin_url("/metrics")).await?.body;
+        Ok(sample(&metrics, r#"gatehouse_requests_total{api="orders",class="4xx"}"#) == Some(3.0))
+    })
+    .await?;
+    let metrics = HttpClient::default().get(&w.dp.admin_url("/metrics")).await?.body;
+    let server_errors = sample(&metrics, r#"gatehouse_requests_total{api="orders",class="5xx"}"#);
+    assert_eq!(server_errors.unwrap_or(0.0), 0.0, "{metrics}");
     Ok(())
 }
+
+type BodyFrame = Result<hyper::body::Frame<Bytes>, std::io::Error>;

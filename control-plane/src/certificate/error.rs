@@ -17,7 +17,9 @@ pub enum CertificateError {
         "the PFX password is incorrect: the file has no MAC, and its {part} cannot be decrypted with this password"
     )]
     CannotDecrypt {
+        /// The part that does not decrypt.
         part: Pkcs12Part,
+        /// Why it does not.
         #[source]
         source: DecryptError,
     },
@@ -26,49 +28,84 @@ pub enum CertificateError {
         "the PKCS#12 file protects its {part} with a different password than the file itself; export it again with one password"
     )]
     DifferentPassword {
+        /// The part under another password.
         part: Pkcs12Part,
+        /// Why it does not decrypt under the file's password.
         #[source]
         source: DecryptError,
     },
+    /// The outer structure is not PKCS#12.
     #[error("the file is not a PKCS#12 (.pfx/.p12) file")]
     NotPkcs12(#[source] FormatError),
     /// The outer structure is PKCS#12, but a part inside it cannot be decoded.
     #[error("the {part} in the PKCS#12 file cannot be read")]
     Malformed {
+        /// The part that cannot be decoded.
         part: Pkcs12Part,
+        /// Why it cannot.
         #[source]
         source: FormatError,
     },
+    /// The file names an algorithm Gatehouse does not read.
     #[error("the PKCS#12 file uses an unsupported {0}")]
     Unsupported(Algorithm),
+    /// A password-based iteration count above [`MAX_KDF_ITERATIONS`](super::MAX_KDF_ITERATIONS).
     #[error("the PKCS#12 file's {protection} uses {found} iterations; at most {limit} are accepted")]
-    TooManyIterations { protection: Protection, found: u64, limit: u32 },
+    TooManyIterations {
+        /// What the iterations protect.
+        protection: Protection,
+        /// The count the file asks for.
+        found: u64,
+        /// The most accepted.
+        limit: u32,
+    },
+    /// The file has no private key.
     #[error("the PKCS#12 file holds no private key; export it with its private key")]
     NoPrivateKey,
+    /// The file has more than one private key (how many).
     #[error("the PKCS#12 file holds {0} private keys; upload one client certificate per file")]
     SeveralPrivateKeys(usize),
+    /// The file has no certificate.
     #[error("the PKCS#12 file holds no certificate")]
     NoCertificate,
+    /// No certificate carries the private key's public key.
     #[error("the private key does not belong to any certificate in the PKCS#12 file")]
     KeyMismatch,
+    /// A key type rustls with ring cannot sign with.
     #[error(
         "the private key is {0}, which TLS client authentication here cannot use; supported keys: RSA 2048–4096 bits, EC P-256, EC P-384, Ed25519"
     )]
     UnsupportedKeyType(KeyType),
+    /// The private key is not well-formed PKCS#8.
     #[error("the private key is not a well-formed PKCS#8 key")]
     MalformedPrivateKey(#[source] der::Error),
+    /// rustls cannot load the private key for signing.
     #[error("the private key is not usable for TLS client authentication")]
     UnsupportedKey(#[source] rustls::Error),
+    /// A certificate does not parse as X.509.
     #[error("a certificate in the PKCS#12 file is malformed")]
     MalformedCertificate,
+    /// The file is larger than the size limit.
     #[error("the PKCS#12 file is larger than the limit of {limit} bytes")]
-    TooLarge { limit: usize },
+    TooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
+    /// The file has more certificates than the chain limit.
     #[error("the certificate chain has {found} certificates; at most {limit} are accepted")]
-    ChainTooLong { found: usize, limit: usize },
+    ChainTooLong {
+        /// Certificates in the file.
+        found: usize,
+        /// The most accepted.
+        limit: usize,
+    },
+    /// A CA upload that is neither PEM nor DER X.509.
     #[error("the file is neither a PEM nor a DER X.509 certificate")]
     NotCertificate,
+    /// A CA upload with more than one certificate (how many).
     #[error("the file holds {0} certificates; upload one CA certificate per id")]
     SeveralCertificates(usize),
+    /// A CA upload whose certificate lacks basicConstraints CA:TRUE.
     #[error("the certificate is not a CA certificate (basicConstraints CA:TRUE is missing)")]
     NotCa,
 }
@@ -78,7 +115,9 @@ pub enum CertificateError {
 pub enum Pkcs12Part {
     /// The authenticated safe and its safe contents, before any bag is looked at.
     Contents,
+    /// The certificate bags.
     Certificates,
+    /// The private key's (shrouded) key bag.
     PrivateKey,
 }
 
@@ -95,7 +134,9 @@ impl fmt::Display for Pkcs12Part {
 /// What a password-based iteration count protects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Protection {
+    /// The MAC over the file.
     Mac,
+    /// The encryption of one part.
     Encryption(Pkcs12Part),
 }
 
@@ -112,6 +153,7 @@ impl fmt::Display for Protection {
 /// name where known), so the operator can export the file again with another.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Algorithm {
+    /// Where the file names it.
     pub role: AlgorithmRole,
     /// Dotted-decimal OID.
     pub oid: String,
@@ -122,7 +164,9 @@ pub struct Algorithm {
 pub enum AlgorithmRole {
     /// The content type of the authenticated safe or of one of its parts.
     ContentType,
+    /// The MAC's digest.
     MacDigest,
+    /// A part's password-based encryption scheme (PKCS#12 PBE or PBES2).
     Encryption,
     /// PBES2's key derivation function.
     KeyDerivation,
@@ -152,15 +196,19 @@ impl fmt::Display for Algorithm {
 /// A key type rustls with ring cannot sign with, as operators know it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum KeyType {
+    /// RSA outside 2048–4096 bits.
     Rsa {
+        /// Modulus size.
         bits: usize,
     },
     /// Named curve, e.g. "P-521", or its OID.
     Ec {
+        /// The curve.
         curve: String,
     },
     /// "Ed448", "RSA-PSS", "DSA", or the algorithm's OID.
     Other {
+        /// The algorithm.
         name: String,
     },
 }
@@ -178,8 +226,10 @@ impl fmt::Display for KeyType {
 /// Why bytes that should be an ASN.1 structure are not.
 #[derive(Debug, thiserror::Error)]
 pub enum FormatError {
+    /// Not BER at all.
     #[error("not BER")]
     Ber(#[source] BerError),
+    /// BER, but not the ASN.1 structure expected.
     #[error("unexpected ASN.1 structure")]
     Der(#[source] der::Error),
 }
@@ -202,6 +252,7 @@ pub enum DecryptError {
     /// The padding after decryption is wrong: the usual sign of a wrong password.
     #[error("the decrypted padding is wrong")]
     Padding,
+    /// PBKDF2 or the PBES2 cipher failed.
     #[error("PBES2 decryption failed")]
     Pbes2(#[source] pkcs5::Error),
     /// Decryption ended well but the result is not what the bag holds.

@@ -8,18 +8,25 @@
 /// Why bytes could not be read as BER.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BerError {
+    /// The input ends inside an element.
     #[error("the encoding ends inside an element")]
     Truncated,
+    /// A length (or tag number) that is malformed or too large.
     #[error("an element has a malformed length")]
     BadLength,
+    /// A primitive element with an indefinite length.
     #[error("a primitive element has an indefinite length")]
     IndefinitePrimitive,
+    /// Elements nested deeper than the limit, which it holds.
     #[error("elements are nested more than {0} levels deep")]
     TooDeep(usize),
+    /// Bytes after the outermost element.
     #[error("bytes follow the outermost element")]
     TrailingBytes,
+    /// A segmented string with a segment of another type.
     #[error("a segmented string holds a segment of another type")]
     MixedSegments,
+    /// A segmented BIT STRING.
     #[error("a BIT STRING is split into segments, which is not supported")]
     SegmentedBitString,
 }

@@ -6,22 +6,27 @@ use super::{InboundElement, MASK, Policy, SetHeader};
 /// Why a write that holds the mask was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum UnmaskError {
+    /// The Basic password is the mask, and no password is stored.
     #[error("authentication-basic password is the mask '{MASK}' but no password is stored; give the real password")]
     NoStoredPassword,
+    /// A set-header value is the mask, and no secret is stored for that header.
     #[error(
         "set-header '{name}' has the mask '{MASK}' as a value but no secret value is stored for it there; give the \
          real value"
     )]
     NoStoredHeader {
+        /// The header's name.
         name: String,
         /// Which set-header: `Policy::headers[index]`.
         index: usize,
     },
+    /// A set-header value is the mask, but the header is not `secret="true"`.
     #[error(
         "set-header '{name}' has the mask '{MASK}' as a value without secret=\"true\": a stored secret cannot become \
          a plain value; keep secret=\"true\", or give the value itself"
     )]
     MaskNotSecret {
+        /// The header's name.
         name: String,
         /// Which set-header: `Policy::headers[index]`.
         index: usize,

@@ -68,6 +68,7 @@ impl Store {
         Ok(api)
     }
 
+    /// Deletes an API; returns the new revision.
     pub async fn delete_api(&self, id: &str, options: &WriteOptions) -> Result<Revision, StoreError> {
         let _guard = self.writer.lock().await;
         let state = self.state();
@@ -75,6 +76,8 @@ impl Store {
         self.commit(&state, Change { remove_apis: vec![id.to_string()], ..Change::default() }).await
     }
 
+    /// Sets an API's client certificate binding: the certificate must exist (unexpired, unless
+    /// allowed) and the API's service URL be https.
     pub async fn set_api_binding(
         &self,
         api_id: &str,

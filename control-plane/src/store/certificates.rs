@@ -45,6 +45,7 @@ impl Store {
         Ok(stored)
     }
 
+    /// Deletes a certificate no API would be left without; returns the new revision.
     pub async fn delete_certificate(&self, id: &str, options: &WriteOptions) -> Result<Revision, StoreError> {
         let _guard = self.writer.lock().await;
         let state = self.state();
@@ -78,6 +79,7 @@ impl Store {
         Ok(stored)
     }
 
+    /// Deletes a CA certificate no API trusts; returns the new revision.
     pub async fn delete_ca_certificate(&self, id: &str, options: &WriteOptions) -> Result<Revision, StoreError> {
         let _guard = self.writer.lock().await;
         let state = self.state();
