@@ -153,4 +153,3 @@ pub fn parse_ca_certificate(bytes: &[u8]) -> Result<(Vec<u8>, CertificateInfo), 
     let info = describe(&cert, &der);
     Ok((der, info))
 }
-

@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
-pub use crate::policy::{BasicAuth, Binding, ExistsAction, Policy, SetHeader};
 use crate::certificate::ClientCertificate;
+pub use crate::policy::{BasicAuth, Binding, ExistsAction, Policy, SetHeader};
 use gatehouse_shared::{CertificateInfo, Thumbprint};
 
 /// A configuration revision: increases by one with every committed write.

@@ -186,7 +186,8 @@ impl ControlPlane {
             return Err(StartError::PlaintextNotLoopback(config.listen));
         }
         let dir = &config.data_dir;
-        gatehouse_shared::sealed::create_private_dir(dir).map_err(|source| StartError::DataDir { dir: dir.clone(), source })?;
+        gatehouse_shared::sealed::create_private_dir(dir)
+            .map_err(|source| StartError::DataDir { dir: dir.clone(), source })?;
         let key_file = config.master_key_file.clone().unwrap_or_else(|| dir.join("master.key"));
         let key = SealingKey::load_or_create(&key_file).map_err(StartError::MasterKey)?;
         let db = sled::Config::new()

@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
+use crate::policy::UnmaskError;
 use arc_swap::ArcSwap;
 use gatehouse_shared::Thumbprint;
-use crate::policy::UnmaskError;
 use gatehouse_shared::sealed::SealingKey;
 use tokio::sync::{Mutex, watch};
 

@@ -8,8 +8,8 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use gatehouse_control_plane::certificate::{KeyType, Pkcs12Part, Protection};
 use gatehouse_control_plane::certificate::{CertificateError, ClientCertificate};
+use gatehouse_control_plane::certificate::{KeyType, Pkcs12Part, Protection};
 
 /// Runs make-producers.sh once per test process, into a directory of its own under cargo's
 /// temporary directory (test runs may overlap); directories left by earlier runs are removed.

@@ -5,8 +5,8 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use gatehouse_shared::Thumbprint;
 use gatehouse_control_plane::policy::{self, BasicAuth, Binding, ExistsAction, MASK, Policy, PolicyError, SetHeader};
+use gatehouse_shared::Thumbprint;
 
 enum Expect {
     Accepted(Policy),

@@ -59,7 +59,9 @@ pub fn normalize_path(path: &str) -> Result<String, ApiDefinitionError> {
     })?;
     let trimmed = path.trim_end_matches('/');
     if normal.as_str().trim_end_matches('/') != trimmed {
-        return Err(invalid("it must be in normal form: no '//', no '.' or '..' segments, no escaped letters, digits or '-._~'"));
+        return Err(invalid(
+            "it must be in normal form: no '//', no '.' or '..' segments, no escaped letters, digits or '-._~'",
+        ));
     }
     if trimmed.split('/').any(|segment| matches!(segment.split(';').next(), Some("." | ".."))) {
         return Err(invalid("it may not contain '.' or '..' segments"));

@@ -14,7 +14,11 @@ pub mod requests;
 
 /// Polls `check` every 50 ms until it holds or `timeout` passes; the error names `what`.
 /// Returns how long it took.
-pub async fn eventually<F, Fut>(what: &str, timeout: std::time::Duration, mut check: F) -> anyhow::Result<std::time::Duration>
+pub async fn eventually<F, Fut>(
+    what: &str,
+    timeout: std::time::Duration,
+    mut check: F,
+) -> anyhow::Result<std::time::Duration>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<bool>>,

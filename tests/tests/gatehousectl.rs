@@ -94,7 +94,12 @@ async fn cli_habits_found_in_the_trial() -> anyhow::Result<()> {
     let server = cp.access();
 
     // --timeout in milliseconds.
-    let out = ctl(&server, &["--wait", "--timeout", "500ms", "api", "put", "a", "--path", "/a", "--service-url", "https://b"], None).await?;
+    let out = ctl(
+        &server,
+        &["--wait", "--timeout", "500ms", "api", "put", "a", "--path", "/a", "--service-url", "https://b"],
+        None,
+    )
+    .await?;
     assert!(out.success, "{}", out.stderr);
 
     // --fail turns a non-empty expiry list into exit 1, for cron.
@@ -104,7 +109,12 @@ async fn cli_habits_found_in_the_trial() -> anyhow::Result<()> {
     std::fs::write(&pfx, fixture("rsa-modern.pfx"))?;
     let pw = dir.path().join("pw.txt");
     std::fs::write(&pw, "modern-pass")?;
-    let out = ctl(&server, &["cert", "upload", "c", "--pfx", pfx.to_str().unwrap(), "--password-file", pw.to_str().unwrap()], None).await?;
+    let out = ctl(
+        &server,
+        &["cert", "upload", "c", "--pfx", pfx.to_str().unwrap(), "--password-file", pw.to_str().unwrap()],
+        None,
+    )
+    .await?;
     assert!(out.success, "{}", out.stderr);
     let out = ctl(&server, &["cert", "list", "--expiring-within", "1000000d", "--fail"], None).await?;
     assert!(!out.success && out.stdout.contains("rsa-client"), "{}\n{}", out.stdout, out.stderr);
@@ -112,10 +122,20 @@ async fn cli_habits_found_in_the_trial() -> anyhow::Result<()> {
     // Input files over the limit are refused before anything is sent.
     let huge = dir.path().join("huge.pfx");
     std::fs::write(&huge, vec![0u8; 5 * 1024 * 1024])?;
-    let out = ctl(&server, &["cert", "upload", "h", "--pfx", huge.to_str().unwrap(), "--password-file", pw.to_str().unwrap()], None).await?;
+    let out = ctl(
+        &server,
+        &["cert", "upload", "h", "--pfx", huge.to_str().unwrap(), "--password-file", pw.to_str().unwrap()],
+        None,
+    )
+    .await?;
     assert!(!out.success && out.stderr.contains("larger than 4 MiB"), "{}", out.stderr);
     // An unreadable file keeps the OS's reason.
-    let out = ctl(&server, &["cert", "upload", "h", "--pfx", "/nonexistent/x.pfx", "--password-file", pw.to_str().unwrap()], None).await?;
+    let out = ctl(
+        &server,
+        &["cert", "upload", "h", "--pfx", "/nonexistent/x.pfx", "--password-file", pw.to_str().unwrap()],
+        None,
+    )
+    .await?;
     assert!(!out.success && out.stderr.contains("No such file"), "{}", out.stderr);
 
     // Control characters in values are shown, not acted on.
@@ -126,7 +146,11 @@ async fn cli_habits_found_in_the_trial() -> anyhow::Result<()> {
 
     // Roles in one case.
     let out = ctl(&server, &["token", "list", "-o", "json"], None).await?;
-    assert!(out.stdout.contains(r#""role":"operator""#) || out.stdout.contains(r#""role": "operator""#), "{}", out.stdout);
+    assert!(
+        out.stdout.contains(r#""role":"operator""#) || out.stdout.contains(r#""role": "operator""#),
+        "{}",
+        out.stdout
+    );
 
     // The last operator token needs --force; a restart writes a new one.
     let out = ctl(&server, &["token", "revoke", "admin"], None).await?;

@@ -58,11 +58,8 @@ impl Stream {
 }
 
 async fn gateway_token(m: &mut Management, name: &str, names: &str) -> anyhow::Result<String> {
-    let request = pb::CreateTokenRequest {
-        name: name.into(),
-        role: pb::Role::Gateway as i32,
-        data_plane_names: names.into(),
-    };
+    let request =
+        pb::CreateTokenRequest { name: name.into(), role: pb::Role::Gateway as i32, data_plane_names: names.into() };
     Ok(m.create_token(request).await?.into_inner().secret)
 }
 
@@ -107,7 +104,11 @@ async fn a_revoked_tokens_stream_receives_nothing_more_even_when_its_name_is_reu
                     break;
                 }
                 Ok(Ok(Some(update))) => {
-                    assert!(update.revision < after, "round {round}: revision {} reached a revoked stream", update.revision)
+                    assert!(
+                        update.revision < after,
+                        "round {round}: revision {} reached a revoked stream",
+                        update.revision
+                    )
                 }
             }
         }
@@ -197,7 +198,8 @@ async fn what_a_data_plane_says_of_itself_is_bounded() -> anyhow::Result<()> {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let error = loop {
         let list = m.list_gateways(pb::ListGatewaysRequest::default()).await?.into_inner();
-        let error = list.gateways.iter().find(|g| g.name == "nacking").map(|g| g.last_error.clone()).unwrap_or_default();
+        let error =
+            list.gateways.iter().find(|g| g.name == "nacking").map(|g| g.last_error.clone()).unwrap_or_default();
         if !error.is_empty() || std::time::Instant::now() > deadline {
             break error;
         }
@@ -263,7 +265,10 @@ async fn api_show_warns_when_data_planes_trust_different_ca_bundles() -> anyhow:
     let json: serde_json::Value = serde_json::from_str(&out.stdout)?;
     let gateways = json["gateways"].as_array().expect("a list");
     let fingerprint = |name: &str| {
-        gateways.iter().find(|g| g["name"] == name).map(|g| g["backend_ca_fingerprint"].as_str().unwrap_or("").to_string())
+        gateways
+            .iter()
+            .find(|g| g["name"] == name)
+            .map(|g| g["backend_ca_fingerprint"].as_str().unwrap_or("").to_string())
     };
     assert_eq!(fingerprint("with-bundle").map(|f| f.len()), Some(64));
     assert_eq!(fingerprint("without-bundle").as_deref(), Some(""));
@@ -283,7 +288,8 @@ async fn last_seen_follows_heartbeats() -> anyhow::Result<()> {
     let cp = ControlPlane::start(&dir.path().join("cp")).await?;
     let mut m = cp.management().await?;
     let revision = m.put_api(api("a", "/a", "https://127.0.0.1:9", None)).await?.into_inner().revision;
-    let dp = gatehouse_tests::process::DataPlane::start_with(&cp.access(), "beating", None, &["--keepalive", "1"]).await?;
+    let dp =
+        gatehouse_tests::process::DataPlane::start_with(&cp.access(), "beating", None, &["--keepalive", "1"]).await?;
     gatehouse_tests::fleet::wait_acked(&mut m, &[&dp.name], revision, Duration::from_secs(15)).await?;
     // Nothing changes, so only heartbeats can move last_seen.
     tokio::time::sleep(Duration::from_millis(3200)).await;

@@ -269,7 +269,8 @@ async fn text_logs_cannot_be_forged_and_audit_lines_say_who_and_from_where() -> 
     assert!(!text.lines().any(|l| l.starts_with("2026-01-01")), "{text}");
     let refused = text.lines().find(|l| l.contains("management write refused")).expect("a refusal line");
     assert!(refused.contains("gatehouse::audit") && refused.contains(r"x\n2026"), "{refused}");
-    let written = text.lines().find(|l| l.contains("management write") && l.contains("resource=fine")).expect("a write line");
+    let written =
+        text.lines().find(|l| l.contains("management write") && l.contains("resource=fine")).expect("a write line");
     assert!(written.contains("peer=127.0.0.1:") && written.contains("who=admin"), "{written}");
     Ok(())
 }

@@ -212,9 +212,12 @@ async fn a_broken_request_body_is_the_clients_error() -> anyhow::Result<()> {
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .http2_only(true)
         .build_http::<http_body_util::StreamBody<tokio_stream::Iter<std::vec::IntoIter<BodyFrame>>>>();
-    let frames: Vec<BodyFrame> =
-        vec![Ok(hyper::body::Frame::data(Bytes::from_static(b"partial"))), Err(std::io::Error::other("client gave up"))];
-    let request = hyper::Request::post(w.dp.url("/orders/1")).body(http_body_util::StreamBody::new(tokio_stream::iter(frames)))?;
+    let frames: Vec<BodyFrame> = vec![
+        Ok(hyper::body::Frame::data(Bytes::from_static(b"partial"))),
+        Err(std::io::Error::other("client gave up")),
+    ];
+    let request = hyper::Request::post(w.dp.url("/orders/1"))
+        .body(http_body_util::StreamBody::new(tokio_stream::iter(frames)))?;
     if let Ok(response) = client.request(request).await {
         assert_eq!(response.status(), 400);
     }

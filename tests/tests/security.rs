@@ -79,7 +79,11 @@ async fn tokens_and_roles_guard_every_rpc() -> anyhow::Result<()> {
 
     // A second operator, then revoked: refused afterwards.
     let created = operator
-        .create_token(pb::CreateTokenRequest { name: "ci".into(), role: pb::Role::Operator as i32, ..Default::default() })
+        .create_token(pb::CreateTokenRequest {
+            name: "ci".into(),
+            role: pb::Role::Operator as i32,
+            ..Default::default()
+        })
         .await?
         .into_inner();
     let mut ci = management_with(&cp, Some(&created.secret)).await?;

@@ -49,7 +49,12 @@ async fn put_replaces_and_says_so_update_changes_only_the_mask() -> anyhow::Resu
     assert!(!out.success && out.stderr.contains("nothing to update"), "{}", out.stderr);
 
     // The RPC with an explicit mask, and a mask naming what is not a field.
-    let patch = pb::Api { id: "orders".into(), path: "/orders-v3".into(), display_name: "ignored".into(), ..Default::default() };
+    let patch = pb::Api {
+        id: "orders".into(),
+        path: "/orders-v3".into(),
+        display_name: "ignored".into(),
+        ..Default::default()
+    };
     let updated = m
         .update_api(pb::UpdateApiRequest {
             api: Some(patch.clone()),

@@ -1,7 +1,7 @@
 //! Writes of APIs: put, update (with its mask), delete, credentials and policy XML.
 
-use gatehouse_proto::v1 as pb;
 use crate::policy;
+use gatehouse_proto::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use super::ManagementService;

@@ -1,7 +1,7 @@
 //! Uploads and deletes of client and CA certificates: files checked here, rules in the store.
 
-use gatehouse_proto::v1 as pb;
 use crate::certificate::ClientCertificate;
+use gatehouse_proto::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use super::ManagementService;

@@ -19,7 +19,11 @@ fn blocked_by(error: &StoreError, kind: &str, apis: &[String]) -> Status {
         .iter()
         .map(|api| PreconditionViolation::new(kind, format!("apis/{api}"), format!("API '{api}' uses it")))
         .collect();
-    Status::with_error_details(Code::FailedPrecondition, error.to_string(), ErrorDetails::with_precondition_failure(violations))
+    Status::with_error_details(
+        Code::FailedPrecondition,
+        error.to_string(),
+        ErrorDetails::with_precondition_failure(violations),
+    )
 }
 
 impl From<StoreError> for Status {
@@ -31,9 +35,9 @@ impl From<StoreError> for Status {
                 blocked_by(&error, IN_USE, apis)
             }
             StoreError::PinnedByThumbprint { apis, .. } => blocked_by(&error, PINNED, apis),
-            StoreError::Expired { .. }
-            | StoreError::EtagMismatch { .. }
-            | StoreError::EtagOnMissing { .. } => Status::failed_precondition(error.to_string()),
+            StoreError::Expired { .. } | StoreError::EtagMismatch { .. } | StoreError::EtagOnMissing { .. } => {
+                Status::failed_precondition(error.to_string())
+            }
             StoreError::InvalidId { .. }
             | StoreError::Definition(_)
             | StoreError::NoTrustedRoots

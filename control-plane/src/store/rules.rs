@@ -97,7 +97,11 @@ pub fn is_plain_id(id: &str, max_len: usize) -> bool {
 }
 
 pub(super) fn validate_id(kind: ResourceKind, id: &str) -> Result<(), StoreError> {
-    if is_plain_id(id, 128) { Ok(()) } else { Err(StoreError::InvalidId { kind, id: gatehouse_shared::api::quote(id) }) }
+    if is_plain_id(id, 128) {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidId { kind, id: gatehouse_shared::api::quote(id) })
+    }
 }
 
 #[cfg(test)]

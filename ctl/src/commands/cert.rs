@@ -73,9 +73,9 @@ pub async fn run(server: &Server, format: Format, command: CertCommand) -> anyho
 /// structured details (`google.rpc.PreconditionFailure`, subjects `apis/ID`), not as English.
 fn with_hint(refusal: tonic::Status) -> anyhow::Error {
     use tonic_types::StatusExt as _;
-    let first_api = refusal
-        .get_details_precondition_failure()
-        .and_then(|failure| failure.violations.into_iter().find_map(|v| v.subject.strip_prefix("apis/").map(String::from)));
+    let first_api = refusal.get_details_precondition_failure().and_then(|failure| {
+        failure.violations.into_iter().find_map(|v| v.subject.strip_prefix("apis/").map(String::from))
+    });
     let error = status(refusal);
     match first_api {
         Some(api) => anyhow!("{error} (e.g. gatehousectl api credentials {api} --none)"),

@@ -58,11 +58,11 @@ fn text(value: &Any<'_>) -> Option<String> {
         Tag::TeletexString => {
             Some(String::from_utf8(bytes.to_vec()).unwrap_or_else(|_| bytes.iter().map(|&b| char::from(b)).collect()))
         }
-        Tag::BmpString if bytes.len() % 2 == 0 => {
+        Tag::BmpString if bytes.len().is_multiple_of(2) => {
             let units = bytes.chunks_exact(2).map(|pair| u16::from_be_bytes([pair[0], pair[1]]));
             char::decode_utf16(units).collect::<Result<String, _>>().ok()
         }
-        Tag::UniversalString if bytes.len() % 4 == 0 => bytes
+        Tag::UniversalString if bytes.len().is_multiple_of(4) => bytes
             .chunks_exact(4)
             .map(|quad| char::from_u32(u32::from_be_bytes([quad[0], quad[1], quad[2], quad[3]])))
             .collect(),
@@ -75,8 +75,11 @@ mod tests {
     use super::*;
     use x509_parser::prelude::FromDer;
 
-    /// A Name with one RDN per (type, tag, value), the RDNs given as lists of attributes.
-    fn name_der(rdns: &[&[(&[u8], u8, &[u8])]]) -> Vec<u8> {
+    /// One attribute: its type's OID bytes, the string tag, the value bytes.
+    type Attribute<'a> = (&'a [u8], u8, &'a [u8]);
+
+    /// A Name with one RDN per list of attributes.
+    fn name_der(rdns: &[&[Attribute<'_>]]) -> Vec<u8> {
         fn tlv(tag: u8, contents: &[u8]) -> Vec<u8> {
             assert!(contents.len() < 0x80);
             [&[tag, contents.len() as u8][..], contents].concat()
