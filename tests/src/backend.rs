@@ -231,3 +231,32 @@ impl rustls::server::ResolvesServerCert for FixedCertificate {
         Some(self.0.clone())
     }
 }
+
+/// A backend on 127.0.0.1 that accepts connections and never answers (for timeouts); it holds
+/// what it accepted until dropped.
+pub struct SilentBackend {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl SilentBackend {
+    /// Starts it on a free port.
+    pub async fn start() -> anyhow::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let task = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                held.push(stream);
+            }
+        });
+        Ok(Self { addr, task })
+    }
+}
+
+impl Drop for SilentBackend {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

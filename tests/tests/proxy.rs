@@ -150,15 +150,8 @@ async fn a_slow_backend_gets_504() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let cp = ControlPlane::start(dir.path()).await?;
     let mut m = cp.management().await?;
-    // Accepts connections and never answers.
-    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let silent_addr = silent.local_addr()?;
-    let _hold = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((stream, _)) = silent.accept().await {
-            held.push(stream);
-        }
-    });
+    let silent = gatehouse_tests::backend::SilentBackend::start().await?;
+    let silent_addr = silent.addr;
     let dp = DataPlane::start_with(&cp.access(), "dp-slow", None, &["--backend-timeout", "1"]).await?;
     let revision = m.put_api(api("slow", "/slow", &format!("http://{silent_addr}"), None)).await?.into_inner().revision;
     wait_acked(&mut m, &["dp-slow"], revision, ACK_TIMEOUT).await?;

@@ -215,14 +215,8 @@ async fn migrated_apim_policies_set_the_backend_timeout_and_host() -> anyhow::Re
     assert!(read.contains(r#"timeout="20""#), "{read}");
 
     // A backend that never answers: the policy's 1 s, not the data plane's 60 s default.
-    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let silent_addr = silent.local_addr()?;
-    let _hold = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((stream, _)) = silent.accept().await {
-            held.push(stream);
-        }
-    });
+    let silent = gatehouse_tests::backend::SilentBackend::start().await?;
+    let silent_addr = silent.addr;
     m.put_api(api("slow", "/slow", &format!("http://{silent_addr}"), None)).await?;
     let xml = r#"<policies><backend><forward-request timeout="1" /></backend></policies>"#;
     let revision = m.set_api_policy(set_policy("slow", xml)).await?.into_inner().revision;
