@@ -1,10 +1,12 @@
 //! Client certificates as operators upload them: PKCS#12 files checked, split into a
 //! certificate chain and a PKCS#8 private key (`pkcs12.rs` reads the file); and CA
-//! certificates, PEM or DER. Descriptions (subject, thumbprint, expiry) come from
+//! certificates, PEM or DER; and whether a certificate can serve TLS for a hostname
+//! (`server.rs`). Descriptions (subject, thumbprint, expiry) come from
 //! `gatehouse_shared::certificate`.
 
 mod error;
 mod private_key;
+mod server;
 
 use std::fmt;
 
@@ -16,6 +18,7 @@ pub use error::{
     Algorithm, AlgorithmRole, BerError, CertificateError, DecryptError, FormatError, KeyType, Pkcs12Part, Protection,
 };
 pub use gatehouse_shared::CertificateInfo;
+pub use server::{ServerCertificateError, check_server_use};
 
 /// A client certificate with its private key: what a data plane presents to a backend.
 #[derive(Clone, PartialEq, Eq)]

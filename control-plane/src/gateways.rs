@@ -10,6 +10,11 @@ use tokio::sync::watch;
 
 use crate::model::Revision;
 
+/// The most gateways remembered: past it the disconnected ones seen longest ago are forgotten,
+/// so no token (a `*` or prefix one can use any number of names) can grow the list without
+/// bound. Connected ones are always kept.
+const MAX_REMEMBERED: usize = 10_000;
+
 /// Disconnected gateways are listed for this long, then forgotten.
 const FORGET_AFTER: Duration = Duration::from_secs(15 * 60);
 
@@ -84,6 +89,20 @@ pub struct NameInUse {
     pub instance: String,
     /// Where the connected one connects from.
     pub address: String,
+}
+
+/// Forgets the disconnected gateways seen longest ago until at most `limit` remain (or only
+/// connected ones do).
+fn forget_beyond(map: &mut HashMap<String, Gateway>, limit: usize) {
+    if map.len() <= limit {
+        return;
+    }
+    let mut gone: Vec<(SystemTime, String)> =
+        map.values().filter(|g| !g.connected).map(|g| (g.last_seen, g.name.clone())).collect();
+    gone.sort();
+    for (_, name) in gone.into_iter().take(map.len() - limit) {
+        map.remove(&name);
+    }
 }
 
 impl GatewayState {
@@ -177,6 +196,7 @@ impl Gateways {
                     session,
                 },
             );
+            forget_beyond(&mut map, MAX_REMEMBERED);
         }
         self.changed();
         Ok(session)
@@ -283,6 +303,21 @@ mod tests {
         assert!(gateways.list()[0].connected);
         gateways.disconnected("edge-1", again);
         assert!(gateways.connected("edge-1", "127.0.0.1:4", "t", instance("B"), 0).is_ok());
+    }
+
+    #[test]
+    fn past_the_limit_the_longest_gone_are_forgotten_first() {
+        let gateways = Gateways::default();
+        for name in ["old", "newer", "live"] {
+            let session = gateways.connected(name, "", "t", instance(name), 0).unwrap();
+            if name != "live" {
+                gateways.disconnected(name, session);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        forget_beyond(&mut gateways.by_name.lock().unwrap(), 2);
+        let names: Vec<String> = gateways.list().into_iter().map(|g| g.name).collect();
+        assert_eq!(names, ["live", "newer"]);
     }
 
     #[test]

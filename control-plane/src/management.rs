@@ -10,10 +10,11 @@ mod apis;
 mod certificates;
 mod errors;
 mod fleet;
+mod hostnames;
 mod update_mask;
 mod views;
 
-use views::{api_view, ca_view, certificate_view, policy_view, token_view};
+use views::{api_view, ca_view, certificate_view, hostname_view, policy_view, token_view};
 
 use crate::audit::audited;
 use crate::gateways::Gateways;
@@ -204,6 +205,35 @@ impl Management for ManagementService {
             |r| r.revision,
         )
         .await
+    }
+
+    async fn put_hostname(&self, request: Request<pb::PutHostnameRequest>) -> Result<Response<pb::Hostname>, Status> {
+        audited(request, "PutHostname", |r| r.name.clone(), |r| self.put_hostname_inner(r), |r| r.revision).await
+    }
+
+    async fn get_hostname(&self, request: Request<pb::GetHostnameRequest>) -> Result<Response<pb::Hostname>, Status> {
+        let name = request.into_inner().name.to_ascii_lowercase();
+        let state = self.store.state();
+        let hostname = state.hostnames.get(&name).ok_or_else(|| {
+            Status::not_found(format!("hostname '{}' not found", gatehouse_shared::api::quote(&name)))
+        })?;
+        Ok(Response::new(hostname_view(&state, hostname)))
+    }
+
+    async fn list_hostnames(
+        &self,
+        _: Request<pb::ListHostnamesRequest>,
+    ) -> Result<Response<pb::ListHostnamesResponse>, Status> {
+        let state = self.store.state();
+        let hostnames = state.hostnames.values().map(|h| hostname_view(&state, h)).collect();
+        Ok(Response::new(pb::ListHostnamesResponse { hostnames, revision: state.revision }))
+    }
+
+    async fn delete_hostname(
+        &self,
+        request: Request<pb::DeleteHostnameRequest>,
+    ) -> Result<Response<pb::DeleteHostnameResponse>, Status> {
+        audited(request, "DeleteHostname", |r| r.name.clone(), |r| self.delete_hostname_inner(r), |r| r.revision).await
     }
 
     async fn list_gateways(

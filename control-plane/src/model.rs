@@ -1,5 +1,5 @@
-//! The control plane's view of the configuration: certificates, CA certificates, APIs and
-//! their policies, as one immutable `State` per revision. What data planes receive is built
+//! The control plane's view of the configuration: certificates, CA certificates, hostnames,
+//! APIs and their policies, as one immutable `State` per revision. What data planes receive is built
 //! from it in `snapshot.rs`.
 
 use std::collections::BTreeMap;
@@ -74,6 +74,26 @@ pub struct Api {
     pub policy: Policy,
     /// How the backend's server certificate is checked.
     pub tls: BackendTls,
+    /// Names of the hostnames it answers on, lowercase and sorted; empty: any host.
+    pub hostnames: Vec<String>,
+    /// The revision it was last written at.
+    pub revision: Revision,
+}
+
+/// A hostname API clients reach over HTTPS: the server certificate data planes present for it,
+/// and whether they ask clients for a certificate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hostname {
+    /// Lowercase; exact (`api.example.com`) or wildcard (`*.example.com`).
+    pub name: String,
+    /// The id of the stored certificate served for it (so it follows rotation).
+    pub certificate_id: String,
+    /// Served to clients that send no SNI or an unknown one; at most one hostname is.
+    pub default: bool,
+    /// Ask clients for a certificate during the handshake.
+    pub negotiate_client_certificate: bool,
+    /// Ids of stored CA certificates client certificates may chain to.
+    pub client_ca_ids: Vec<String>,
     /// The revision it was last written at.
     pub revision: Revision,
 }
@@ -89,6 +109,8 @@ pub struct State {
     pub ca_certificates: BTreeMap<String, StoredCaCertificate>,
     /// APIs by id.
     pub apis: BTreeMap<String, Api>,
+    /// Hostnames by name.
+    pub hostnames: BTreeMap<String, Hostname>,
 }
 
 impl State {
@@ -143,8 +165,42 @@ impl State {
         self.apis.values().filter(|api| api.tls.ca_ids.iter().any(|id| id == ca_id)).map(|api| api.id.clone()).collect()
     }
 
-    /// The API that already claims `path`, other than `except_id`.
-    pub fn api_with_path(&self, path: &str, except_id: &str) -> Option<&Api> {
-        self.apis.values().find(|api| api.path == path && api.id != except_id)
+    /// Names of the hostnames that trust this CA certificate for client certificates.
+    pub fn ca_used_by_hostnames(&self, ca_id: &str) -> Vec<String> {
+        self.hostnames
+            .values()
+            .filter(|h| h.client_ca_ids.iter().any(|id| id == ca_id))
+            .map(|h| h.name.clone())
+            .collect()
+    }
+
+    /// Names of the hostnames served with this certificate.
+    pub fn hostnames_using(&self, certificate_id: &str) -> Vec<String> {
+        self.hostnames.values().filter(|h| h.certificate_id == certificate_id).map(|h| h.name.clone()).collect()
+    }
+
+    /// Ids of the APIs that answer on this hostname.
+    pub fn apis_on_hostname(&self, name: &str) -> Vec<String> {
+        self.apis.values().filter(|api| api.hostnames.iter().any(|h| h == name)).map(|api| api.id.clone()).collect()
+    }
+
+    /// The default hostname, other than `except_name`.
+    pub fn default_hostname(&self, except_name: &str) -> Option<&Hostname> {
+        self.hostnames.values().find(|h| h.default && h.name != except_name)
+    }
+
+    /// The API other than `except_id` that already claims `path` on a host that `hostnames`
+    /// (empty: any host) would also answer on. Two APIs share a path only when both list
+    /// hostnames and no hostname is in both: an API without hostnames answers on every host,
+    /// so it shares its path with no other API. Hostnames compare by name: `*.example.com` and
+    /// `api.example.com` are two hostnames.
+    pub fn api_with_path(&self, path: &str, hostnames: &[String], except_id: &str) -> Option<&Api> {
+        self.apis.values().find(|api| {
+            api.path == path
+                && api.id != except_id
+                && (api.hostnames.is_empty()
+                    || hostnames.is_empty()
+                    || api.hostnames.iter().any(|h| hostnames.contains(h)))
+        })
     }
 }

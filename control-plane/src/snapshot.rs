@@ -1,5 +1,5 @@
-//! What data planes receive: a committed revision as routes, client identities (with their
-//! private keys) and CA certificates, keyed for diffing, with entries shared between revisions
+//! What data planes receive: a committed revision as routes, hostnames, identities (client and
+//! server certificates with their private keys) and CA certificates, keyed for diffing, with entries shared between revisions
 //! when they are unchanged. Built from the domain model (`model.rs`) after every commit.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -8,7 +8,7 @@ use std::sync::Arc;
 use base64::Engine as _;
 use gatehouse_proto::v1 as pb;
 
-use crate::model::{ExistsAction, Policy, Revision, State};
+use crate::model::{ExistsAction, Policy, Revision, State, StoredCaCertificate, StoredCertificate};
 
 /// The previous entry when it is equal, so unchanged entries are shared between revisions.
 fn reuse<T: PartialEq>(previous: Option<&Arc<T>>, current: T) -> Arc<T> {
@@ -60,45 +60,67 @@ pub struct Published {
     pub identities: BTreeMap<String, Arc<pb::ClientIdentity>>,
     /// By thumbprint.
     pub cas: BTreeMap<String, Arc<pb::TrustedCa>>,
+    /// By name.
+    pub hostnames: BTreeMap<String, Arc<pb::HostnameConfig>>,
 }
 
 /// A published revision, shared between the store's history and the sync streams.
 pub type PublishedRef = Arc<Published>;
 
+/// The identities and CA certificates one revision publishes, each once by thumbprint (an
+/// identity serves as client and server certificate alike), and shared with the previous
+/// revision's where equal.
+struct Credentials<'a> {
+    previous: Option<&'a Published>,
+    identities: BTreeMap<String, Arc<pb::ClientIdentity>>,
+    cas: BTreeMap<String, Arc<pb::TrustedCa>>,
+}
+
+impl Credentials<'_> {
+    /// Publishes `stored` (chain and private key); returns its thumbprint.
+    fn identity(&mut self, stored: &StoredCertificate) -> String {
+        let t = stored.certificate.info.thumbprint.to_string();
+        if !self.identities.contains_key(&t) {
+            let identity = pb::ClientIdentity {
+                thumbprint: t.clone(),
+                certificate_chain: stored.certificate.chain.clone(),
+                private_key: stored.certificate.private_key.clone(),
+                certificate_id: stored.id.clone(),
+            };
+            let previous = self.previous.and_then(|p| p.identities.get(&t));
+            self.identities.insert(t.clone(), reuse(previous, identity));
+        }
+        t
+    }
+
+    /// Publishes the CA certificate; returns its thumbprint.
+    fn ca(&mut self, ca: &StoredCaCertificate) -> String {
+        let t = ca.info.thumbprint.to_string();
+        if !self.cas.contains_key(&t) {
+            let trusted = pb::TrustedCa { thumbprint: t.clone(), certificate: ca.der.clone() };
+            self.cas.insert(t.clone(), reuse(self.previous.and_then(|p| p.cas.get(&t)), trusted));
+        }
+        t
+    }
+
+    /// Publishes the CA certificates with these ids; returns their thumbprints, sorted.
+    fn cas(&mut self, state: &State, ids: &[String]) -> Vec<String> {
+        let thumbprints: BTreeSet<String> =
+            ids.iter().filter_map(|id| state.ca_certificates.get(id)).map(|ca| self.ca(ca)).collect();
+        thumbprints.into_iter().collect()
+    }
+}
+
 impl Published {
-    /// What data planes receive: every route, and the identities (with private keys) and CA
-    /// certificates that routes use, and nothing else. Entries equal to `previous`'s are shared
-    /// with it, so a revision costs memory only for what changed.
+    /// What data planes receive: every route and hostname, and the identities (with private
+    /// keys) and CA certificates that they use, and nothing else. Entries equal to `previous`'s
+    /// are shared with it, so a revision costs memory only for what changed.
     pub fn of(state: &State, previous: Option<&Published>) -> Self {
-        let mut identities: BTreeMap<String, Arc<pb::ClientIdentity>> = BTreeMap::new();
-        let mut cas: BTreeMap<String, Arc<pb::TrustedCa>> = BTreeMap::new();
+        let mut credentials = Credentials { previous, identities: BTreeMap::new(), cas: BTreeMap::new() };
         let mut routes: BTreeMap<String, Arc<pb::RouteConfig>> = BTreeMap::new();
         for api in state.apis.values() {
-            let thumbprint = match state.resolve(&api.policy.certificate) {
-                Some(stored) => {
-                    let t = stored.certificate.info.thumbprint.to_string();
-                    if !identities.contains_key(&t) {
-                        let identity = pb::ClientIdentity {
-                            thumbprint: t.clone(),
-                            certificate_chain: stored.certificate.chain.clone(),
-                            private_key: stored.certificate.private_key.clone(),
-                            certificate_id: stored.id.clone(),
-                        };
-                        identities.insert(t.clone(), reuse(previous.and_then(|p| p.identities.get(&t)), identity));
-                    }
-                    t
-                }
-                None => String::new(),
-            };
-            let mut ca_thumbprints = BTreeSet::new();
-            for ca in api.tls.ca_ids.iter().filter_map(|id| state.ca_certificates.get(id)) {
-                let t = ca.info.thumbprint.to_string();
-                if !cas.contains_key(&t) {
-                    let trusted = pb::TrustedCa { thumbprint: t.clone(), certificate: ca.der.clone() };
-                    cas.insert(t.clone(), reuse(previous.and_then(|p| p.cas.get(&t)), trusted));
-                }
-                ca_thumbprints.insert(t);
-            }
+            let thumbprint =
+                state.resolve(&api.policy.certificate).map(|stored| credentials.identity(stored)).unwrap_or_default();
             let route = pb::RouteConfig {
                 api_id: api.id.clone(),
                 path: api.path.clone(),
@@ -107,15 +129,37 @@ impl Published {
                 tls: Some(pb::RouteTls {
                     skip_chain_validation: !api.tls.validate_chain,
                     skip_name_validation: !api.tls.validate_name,
-                    ca_thumbprints: ca_thumbprints.into_iter().collect(),
+                    ca_thumbprints: credentials.cas(state, &api.tls.ca_ids),
                     exclude_system_roots: !api.tls.system_roots,
                 }),
                 headers: header_actions(&api.policy),
                 backend_timeout_seconds: api.policy.backend_timeout.unwrap_or(0),
+                hostnames: api.hostnames.clone(),
             };
             routes.insert(api.id.clone(), reuse(previous.and_then(|p| p.routes.get(&api.id)), route));
         }
-        Published { revision: state.revision, committed_at: std::time::SystemTime::now(), routes, identities, cas }
+        let mut hostnames: BTreeMap<String, Arc<pb::HostnameConfig>> = BTreeMap::new();
+        for hostname in state.hostnames.values() {
+            // The store keeps a hostname's certificate from being deleted.
+            let Some(stored) = state.certificates.get(&hostname.certificate_id) else { continue };
+            let config = pb::HostnameConfig {
+                name: hostname.name.clone(),
+                certificate_thumbprint: credentials.identity(stored),
+                default: hostname.default,
+                negotiate_client_certificate: hostname.negotiate_client_certificate,
+                client_ca_thumbprints: credentials.cas(state, &hostname.client_ca_ids),
+            };
+            let shared = previous.and_then(|p| p.hostnames.get(&hostname.name));
+            hostnames.insert(hostname.name.clone(), reuse(shared, config));
+        }
+        Published {
+            revision: state.revision,
+            committed_at: std::time::SystemTime::now(),
+            routes,
+            identities: credentials.identities,
+            cas: credentials.cas,
+            hostnames,
+        }
     }
 
     /// The whole configuration.
@@ -124,6 +168,7 @@ impl Published {
             routes: self.routes.values().map(|r| (**r).clone()).collect(),
             identities: self.identities.values().map(|i| (**i).clone()).collect(),
             trusted_cas: self.cas.values().map(|c| (**c).clone()).collect(),
+            hostnames: self.hostnames.values().map(|h| (**h).clone()).collect(),
         }
     }
 
@@ -142,11 +187,13 @@ impl Published {
             routes: changed(&self.routes, &base.routes),
             identities: changed(&self.identities, &base.identities),
             trusted_cas: changed(&self.cas, &base.cas),
+            hostnames: changed(&self.hostnames, &base.hostnames),
         };
         let gone = pb::Removed {
             api_ids: removed(&self.routes, &base.routes),
             identity_thumbprints: removed(&self.identities, &base.identities),
             ca_thumbprints: removed(&self.cas, &base.cas),
+            hostnames: removed(&self.hostnames, &base.hostnames),
         };
         (snapshot, gone)
     }
@@ -155,7 +202,7 @@ impl Published {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Api, BackendTls, Binding};
+    use crate::model::{Api, BackendTls, Binding, Hostname};
 
     fn api(id: &str, path: &str) -> Api {
         Api {
@@ -165,6 +212,7 @@ mod tests {
             service_url: "https://b".into(),
             policy: Policy { certificate: Binding::None, ..Policy::default() },
             tls: BackendTls::default(),
+            hostnames: Vec::new(),
             revision: 1,
         }
     }
@@ -184,6 +232,78 @@ mod tests {
         let (nothing, gone) = second.diff(&second);
         assert!(nothing.routes.is_empty() && gone.api_ids.is_empty());
         assert_eq!(second.full().routes.len(), 2);
+    }
+
+    /// A state with certificate `c` (self-signed for `*.example.com`), CA certificate `ca`, an
+    /// API bound to `c` on `api.example.com`, and `hostnames` served with `c`.
+    fn hostnames_state(revision: Revision, hostnames: &[Hostname]) -> State {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let params = rcgen::CertificateParams::new(vec!["*.example.com".to_string()]).unwrap();
+        let der = params.self_signed(&key).unwrap().der().to_vec();
+        let certificate = crate::certificate::ClientCertificate::from_parts(vec![der], key.serialize_der()).unwrap();
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca_der = ca.self_signed(&rcgen::KeyPair::generate().unwrap()).unwrap().der().to_vec();
+        let (der, info) = crate::certificate::parse_ca_certificate(&ca_der).unwrap();
+        let mut bound = api("a", "/a");
+        bound.policy.certificate = Binding::CertificateId("c".into());
+        bound.hostnames = vec!["api.example.com".into()];
+        State {
+            certificates: [("c".to_string(), StoredCertificate { id: "c".into(), certificate, revision: 1 })].into(),
+            ca_certificates: [("ca".to_string(), StoredCaCertificate { id: "ca".into(), der, info, revision: 1 })]
+                .into(),
+            hostnames: hostnames.iter().map(|h| (h.name.clone(), h.clone())).collect(),
+            ..state(revision, &[bound])
+        }
+    }
+
+    fn hostname(name: &str) -> Hostname {
+        Hostname {
+            name: name.into(),
+            certificate_id: "c".into(),
+            default: false,
+            negotiate_client_certificate: false,
+            client_ca_ids: Vec::new(),
+            revision: 1,
+        }
+    }
+
+    #[test]
+    fn hostnames_publish_their_certificate_and_client_cas_once_and_diff_like_routes() {
+        let with_ca = Hostname {
+            default: true,
+            negotiate_client_certificate: true,
+            client_ca_ids: vec!["ca".into()],
+            ..hostname("api.example.com")
+        };
+        let state = hostnames_state(1, &[with_ca.clone(), hostname("*.example.com")]);
+        let first = Published::of(&state, None);
+        let thumbprint = state.certificates["c"].certificate.info.thumbprint.to_string();
+        let full = first.full();
+        // One identity: the API's client certificate and both hostnames' server certificate.
+        assert_eq!(full.identities.len(), 1);
+        assert_eq!(full.identities[0].thumbprint, thumbprint);
+        assert_eq!(full.routes[0].hostnames, ["api.example.com"]);
+        let names: Vec<&str> = full.hostnames.iter().map(|h| h.name.as_str()).collect();
+        assert_eq!(names, ["*.example.com", "api.example.com"]);
+        let api_host = &full.hostnames[1];
+        assert_eq!(api_host.certificate_thumbprint, thumbprint);
+        assert!(api_host.default && api_host.negotiate_client_certificate);
+        assert_eq!(api_host.client_ca_thumbprints, [state.ca_certificates["ca"].info.thumbprint.to_string()]);
+        assert_eq!(full.trusted_cas.len(), 1, "a hostname's client CA is published");
+
+        // The wildcard goes; the other stops asking for client certificates (and its CA goes).
+        let plain = Hostname { negotiate_client_certificate: false, client_ca_ids: Vec::new(), ..with_ca };
+        let next = State { revision: 2, hostnames: [(plain.name.clone(), plain)].into(), ..state.clone() };
+        let second = Published::of(&next, Some(&first));
+        assert!(Arc::ptr_eq(&first.identities[&thumbprint], &second.identities[&thumbprint]));
+        let (changed, removed) = second.diff(&first);
+        assert_eq!(changed.hostnames.iter().map(|h| h.name.as_str()).collect::<Vec<_>>(), ["api.example.com"]);
+        assert!(changed.identities.is_empty() && changed.routes.is_empty());
+        assert_eq!(removed.hostnames, ["*.example.com"]);
+        assert_eq!(removed.ca_thumbprints.len(), 1);
+        let (nothing, gone) = second.diff(&second);
+        assert!(nothing.hostnames.is_empty() && gone.hostnames.is_empty());
     }
 
     #[test]

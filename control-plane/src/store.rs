@@ -10,12 +10,14 @@ use gatehouse_shared::Thumbprint;
 use gatehouse_shared::sealed::SealingKey;
 use tokio::sync::{Mutex, watch};
 
-use crate::model::{Api, BackendTls, Binding, Revision, State, StoredCaCertificate, StoredCertificate};
+use crate::certificate::ServerCertificateError;
+use crate::model::{Api, BackendTls, Binding, Hostname, Revision, State, StoredCaCertificate, StoredCertificate};
 use crate::snapshot::{Published, PublishedRef};
 use crate::watermark::Watermark;
 
 mod apis;
 mod certificates;
+mod hostnames;
 mod records;
 mod rules;
 
@@ -32,6 +34,8 @@ pub enum ResourceKind {
     CaCertificate,
     /// An API.
     Api,
+    /// A hostname API clients reach over HTTPS.
+    Hostname,
 }
 
 impl ResourceKind {
@@ -41,6 +45,7 @@ impl ResourceKind {
             Self::Certificate => "certificate",
             Self::CaCertificate => "CA certificate",
             Self::Api => "API",
+            Self::Hostname => "hostname",
         }
     }
 }
@@ -65,28 +70,86 @@ pub enum StoreError {
     /// A binding pins a thumbprint no stored certificate has.
     #[error("no certificate has thumbprint {0}")]
     ThumbprintNotFound(Thumbprint),
-    /// Another API already has the path prefix.
-    #[error("path '{path}' is already used by API '{api}'")]
+    /// Another API already has the path prefix on a host this one would answer on (see
+    /// [`State::api_with_path`]).
+    #[error(
+        "path '{path}' is already used by API '{api}'{}; two APIs share a path only when both list hostnames and no hostname is in both",
+        on_hostnames(.hostnames)
+    )]
     PathTaken {
         /// The path prefix.
         path: String,
         /// The API that has it.
         api: String,
+        /// The hostnames both APIs list; empty when one of them lists none (any host).
+        hostnames: Vec<String>,
     },
-    /// Deleting a certificate that APIs would be left without.
-    #[error("certificate '{id}' is used by APIs: {}; remove it from them first", .apis.join(", "))]
+    /// Deleting a certificate that APIs would be left without, or that hostnames are served with.
+    #[error("certificate '{id}' is used by {}; remove it from them first", users(.apis, .hostnames))]
     CertificateInUse {
         /// The certificate.
         id: String,
         /// The APIs that would be bound to nothing.
         apis: Vec<String>,
+        /// The hostnames served with it.
+        hostnames: Vec<String>,
     },
-    /// Deleting a CA certificate that APIs trust.
-    #[error("CA certificate '{id}' is trusted by APIs: {}; remove it from them first", .apis.join(", "))]
+    /// Deleting a CA certificate that APIs trust for their backends or hostnames for clients.
+    #[error("CA certificate '{id}' is trusted by {}; remove it from them first", users(.apis, .hostnames))]
     CaInUse {
         /// The CA certificate.
         id: String,
         /// The APIs that trust it.
+        apis: Vec<String>,
+        /// The hostnames that trust it for client certificates.
+        hostnames: Vec<String>,
+    },
+    /// A hostname that is not a lowercase DNS name, exact or `*.` wildcard.
+    #[error("hostname '{name}' is invalid: {reason}")]
+    InvalidHostname {
+        /// The name given (quoted).
+        name: String,
+        /// Which rule it breaks.
+        reason: &'static str,
+    },
+    /// A certificate that cannot serve TLS for the hostname.
+    #[error("certificate '{id}' cannot serve hostname '{hostname}': {reason}")]
+    NotServerCertificate {
+        /// The certificate.
+        id: String,
+        /// The hostname.
+        hostname: String,
+        /// Why it cannot.
+        reason: ServerCertificateError,
+    },
+    /// Uploading under a certificate id a certificate that could not serve the hostnames using it.
+    #[error(
+        "uploading this certificate under '{id}' would break the hostnames served with it: {}; upload a certificate valid for them, or move them to another certificate first",
+        broken_hostnames(.hostnames)
+    )]
+    BreaksHostnames {
+        /// The certificate id uploaded to.
+        id: String,
+        /// Each hostname it would break, and why.
+        hostnames: Vec<(String, ServerCertificateError)>,
+    },
+    /// Making a hostname the default while another one is. Refused rather than moving the
+    /// default silently: which hostname clients without SNI reach is a choice to make on purpose.
+    #[error(
+        "hostname '{default}' is the default already (at most one hostname is); put it again without default first, then '{name}' with default"
+    )]
+    DefaultHostnameTaken {
+        /// The hostname that was to become the default.
+        name: String,
+        /// The hostname that is the default.
+        default: String,
+    },
+    /// Deleting a hostname that APIs answer on.
+    #[error("hostname '{name}' is used by APIs: {}; remove it from them first", .apis.join(", "))]
+    HostnameInUse {
+        /// The hostname.
+        name: String,
+        /// The APIs that list it.
         apis: Vec<String>,
     },
     /// Replacing a certificate with another thumbprint while APIs pin the old one.
@@ -170,6 +233,31 @@ pub enum StoreError {
     },
 }
 
+/// "APIs: a, b; hostnames: x", leaving out an empty kind.
+fn users(apis: &[String], hostnames: &[String]) -> String {
+    let mut parts = Vec::new();
+    if !apis.is_empty() {
+        parts.push(format!("APIs: {}", apis.join(", ")));
+    }
+    if !hostnames.is_empty() {
+        parts.push(format!("hostnames: {}", hostnames.join(", ")));
+    }
+    parts.join("; ")
+}
+
+/// " on hostnames x, y" for `PathTaken`, or why the APIs meet on every host.
+fn on_hostnames(hostnames: &[String]) -> String {
+    match hostnames {
+        [] => " (an API without hostnames answers on every host)".into(),
+        names => format!(" on hostnames {}", names.join(", ")),
+    }
+}
+
+/// "a.example.com (why), b.example.com (why)".
+fn broken_hostnames(hostnames: &[(String, ServerCertificateError)]) -> String {
+    hostnames.iter().map(|(name, reason)| format!("{name} ({reason})")).collect::<Vec<_>>().join(", ")
+}
+
 /// An API as the operator defines it with PutApi.
 #[derive(Clone, Debug)]
 pub struct ApiDefinition {
@@ -185,6 +273,23 @@ pub struct ApiDefinition {
     pub binding: Option<Binding>,
     /// How the backend's server certificate is checked.
     pub tls: BackendTls,
+    /// Names of the hostnames it answers on (each must exist); empty: any host.
+    pub hostnames: Vec<String>,
+}
+
+/// A hostname as the operator defines it with PutHostname.
+#[derive(Clone, Debug)]
+pub struct HostnameDefinition {
+    /// Exact or `*.` wildcard DNS name; normalized to lowercase on write.
+    pub name: String,
+    /// The id of the stored certificate to serve.
+    pub certificate_id: String,
+    /// Serve it to clients that send no SNI or an unknown one.
+    pub default: bool,
+    /// Ask clients for a certificate during the handshake.
+    pub negotiate_client_certificate: bool,
+    /// Ids of stored CA certificates client certificates may chain to.
+    pub client_ca_ids: Vec<String>,
 }
 
 /// Conditions on a write.
@@ -202,9 +307,11 @@ pub(super) struct Change {
     put_certificates: Vec<StoredCertificate>,
     put_cas: Vec<StoredCaCertificate>,
     put_apis: Vec<Api>,
+    put_hostnames: Vec<Hostname>,
     remove_certificates: Vec<String>,
     remove_cas: Vec<String>,
     remove_apis: Vec<String>,
+    remove_hostnames: Vec<String>,
 }
 
 // === impl Store ===
@@ -323,6 +430,12 @@ impl Store {
             batch.insert(key, value);
             next.apis.insert(api.id.clone(), api);
         }
+        for hostname in change.put_hostnames {
+            let hostname = Hostname { revision, ..hostname };
+            let (key, value) = records::hostname_entry(&hostname);
+            batch.insert(key, value);
+            next.hostnames.insert(hostname.name.clone(), hostname);
+        }
         for id in change.remove_certificates {
             batch.remove(records::certificate_key(&id));
             next.certificates.remove(&id);
@@ -334,6 +447,10 @@ impl Store {
         for id in change.remove_apis {
             batch.remove(records::api_key(&id));
             next.apis.remove(&id);
+        }
+        for name in change.remove_hostnames {
+            batch.remove(records::hostname_key(&name));
+            next.hostnames.remove(&name);
         }
         batch.insert(records::REVISION_KEY.as_bytes(), revision.to_be_bytes().to_vec());
         self.db.apply_batch(batch)?;

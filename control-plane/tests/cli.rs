@@ -43,3 +43,37 @@ fn every_flag_has_an_environment_variable() {
         assert!(help.contains(var), "{var} missing from --help:\n{help}");
     }
 }
+
+#[test]
+fn a_ca_certificate_without_its_key_stops_the_start_and_is_never_replaced() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let start = || {
+        Command::new(env!("CARGO_BIN_EXE_gatehouse-cp"))
+            .args(["--data-dir", data.to_str().unwrap(), "--listen", "127.0.0.1:0", "--admin-listen", "none"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    // The first start makes the CA; stop it once it listens.
+    let mut first = start();
+    let stdout = BufReader::new(first.stdout.take().unwrap());
+    for line in stdout.lines() {
+        if line.unwrap().contains("listening on") {
+            break;
+        }
+    }
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let ca = std::fs::read(data.join("tls/ca.pem")).unwrap();
+    std::fs::remove_file(data.join("tls/ca.key")).unwrap();
+
+    let output = start().wait_with_output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("ca.key is missing") && stderr.contains("restore"), "{stderr}");
+    assert_eq!(std::fs::read(data.join("tls/ca.pem")).unwrap(), ca, "the CA was replaced");
+    assert!(!data.join("tls/ca.key").exists(), "a new CA key was minted");
+}

@@ -7,6 +7,7 @@ mod api;
 mod ca;
 mod cert;
 mod gateway;
+mod hostname;
 mod token;
 
 use std::path::PathBuf;
@@ -17,9 +18,10 @@ pub use api::{ApiCommand, OptionalCredential};
 pub use ca::CaCommand;
 pub use cert::{CertCommand, PasswordSource};
 pub use gateway::GatewayCommand;
+pub use hostname::HostnameCommand;
 pub use token::{TokenCommand, TokenRole};
 
-/// Operate a Gatehouse control plane: client certificates, APIs, gateways.
+/// Operate a Gatehouse control plane: client certificates, APIs, hostnames, gateways.
 #[derive(Parser, Debug)]
 #[command(name = "gatehousectl", version, after_help = EXAMPLES)]
 pub struct Cli {
@@ -55,6 +57,7 @@ const EXAMPLES: &str = "Examples:
   gatehousectl cert list
   gatehousectl api put orders --path /orders --service-url https://orders.internal:8443
   gatehousectl api credentials orders --client-cert orders-client
+  gatehousectl hostname put api.example.com --cert api-server --default
   gatehousectl gateway list -o json";
 
 /// How results are printed (`-o`).
@@ -77,6 +80,9 @@ pub enum Noun {
     /// CA certificates an API may trust for its backend's server certificate.
     #[command(subcommand)]
     Ca(CaCommand),
+    /// Hostnames API clients reach over HTTPS, each with its server certificate.
+    #[command(subcommand)]
+    Hostname(HostnameCommand),
     /// Data planes connected to the control plane.
     #[command(subcommand)]
     Gateway(GatewayCommand),

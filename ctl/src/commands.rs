@@ -5,6 +5,7 @@ mod api;
 mod ca;
 mod cert;
 mod gateway;
+mod hostname;
 mod token;
 
 use crate::args::{Cli, Format, Noun};
@@ -35,6 +36,7 @@ async fn run_command(
         Noun::Cert(command) => cert::run(server, format, command).await?,
         Noun::Api(command) => api::run(server, format, command).await?,
         Noun::Ca(command) => ca::run(server, format, command).await?,
+        Noun::Hostname(command) => hostname::run(server, format, command).await?,
         Noun::Token(command) => token::run(server, format, command).await?,
         Noun::Gateway(command) => gateway::run(server, format, command).await?,
         Noun::Completions { .. } => unreachable!("handled above"),

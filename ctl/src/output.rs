@@ -4,6 +4,7 @@
 mod api;
 mod certificate;
 mod gateway;
+mod hostname;
 mod rollout;
 mod text;
 mod token;
@@ -11,6 +12,7 @@ mod token;
 pub use api::{print_api, print_apis, print_policy, print_replaced};
 pub use certificate::{print_ca, print_cas, print_certificate, print_certificates};
 pub use gateway::{print_gateways, print_trust_bundle_warning};
+pub use hostname::{print_hostname, print_hostnames};
 pub use rollout::print_rollout;
 pub use token::{print_token_created, print_token_revoked, print_tokens};
 

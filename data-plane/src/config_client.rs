@@ -18,7 +18,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use crate::cache::{CacheError, ConfigCache};
 use crate::configuration::{Configuration, UpdateError};
-use crate::routes::{Routing, RoutingTable, TableError};
+use crate::routes::{Routing, RoutingTable};
 use crate::upstream::TrustAnchors;
 
 /// How a [`ConfigClient`] reaches the control plane and what it accepts from it.
@@ -295,10 +295,7 @@ impl ConfigClient {
                 status.rejected_updates.fetch_add(1, Ordering::Relaxed);
                 let reason = error_chain(&error);
                 tracing::error!(revision, %reason, "configuration rejected; keeping the last good one");
-                let resource_ids = match &error {
-                    TableError::TooManyRoutes { .. } => Vec::new(),
-                    other => vec![other.api_id().to_string()],
-                };
+                let resource_ids = error.resource_id().map(str::to_string).into_iter().collect();
                 Ok(Message::Nack(pb::Nack { revision, nonce, reason, resource_ids }))
             }
         }

@@ -18,6 +18,8 @@ pub struct Configuration {
     pub identities: BTreeMap<String, pb::ClientIdentity>,
     /// By thumbprint.
     pub cas: BTreeMap<String, pb::TrustedCa>,
+    /// The hostnames served over HTTPS, by name.
+    pub hostnames: BTreeMap<String, pb::HostnameConfig>,
 }
 
 /// Why an update does not apply to the configuration held.
@@ -69,6 +71,9 @@ impl Configuration {
             for t in &removed.ca_thumbprints {
                 next.cas.remove(t);
             }
+            for name in &removed.hostnames {
+                next.hostnames.remove(name);
+            }
         }
         if let Some(changed) = &update.changed {
             for route in &changed.routes {
@@ -79,6 +84,9 @@ impl Configuration {
             }
             for ca in &changed.trusted_cas {
                 next.cas.insert(ca.thumbprint.clone(), ca.clone());
+            }
+            for hostname in &changed.hostnames {
+                next.hostnames.insert(hostname.name.clone(), hostname.clone());
             }
         }
         Ok(next)
@@ -93,6 +101,7 @@ impl Configuration {
                 routes: self.routes.values().cloned().collect(),
                 identities: self.identities.values().cloned().collect(),
                 trusted_cas: self.cas.values().cloned().collect(),
+                hostnames: self.hostnames.values().cloned().collect(),
             }),
             config_id: self.config_id.clone(),
             ..Default::default()
@@ -136,5 +145,43 @@ mod tests {
         assert_eq!(second.revision, 5);
         assert!(second.apply(&delta).is_err(), "a delta on another base must not apply");
         assert_eq!(Configuration::default().apply(&second.to_update()).unwrap(), second);
+    }
+
+    fn hostname(name: &str, thumbprint: &str) -> pb::HostnameConfig {
+        pb::HostnameConfig { name: name.into(), certificate_thumbprint: thumbprint.into(), ..Default::default() }
+    }
+
+    #[test]
+    fn hostnames_are_replaced_changed_and_removed() {
+        let full = pb::SyncResponse {
+            revision: 1,
+            full: true,
+            config_id: "c".into(),
+            changed: Some(pb::Snapshot {
+                hostnames: vec![hostname("api.example.com", "A"), hostname("*.example.com", "B")],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let first = Configuration::default().apply(&full).unwrap();
+        assert_eq!(first.hostnames.keys().collect::<Vec<_>>(), ["*.example.com", "api.example.com"]);
+
+        // A rotated certificate arrives as a changed hostname; a deleted one as a removed name.
+        let delta = pb::SyncResponse {
+            revision: 2,
+            base_revision: 1,
+            config_id: "c".into(),
+            changed: Some(pb::Snapshot { hostnames: vec![hostname("api.example.com", "C")], ..Default::default() }),
+            removed: Some(pb::Removed { hostnames: vec!["*.example.com".into()], ..Default::default() }),
+            ..Default::default()
+        };
+        let second = first.apply(&delta).unwrap();
+        assert_eq!(second.hostnames.keys().collect::<Vec<_>>(), ["api.example.com"]);
+        assert_eq!(second.hostnames["api.example.com"].certificate_thumbprint, "C");
+
+        // A full update forgets hostnames it does not carry; the cache's format keeps them.
+        assert_eq!(Configuration::default().apply(&second.to_update()).unwrap(), second);
+        let empty = pb::SyncResponse { revision: 3, full: true, config_id: "c".into(), ..Default::default() };
+        assert!(second.apply(&empty).unwrap().hostnames.is_empty());
     }
 }

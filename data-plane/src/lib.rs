@@ -1,4 +1,5 @@
-//! The Gatehouse data plane. A request arrives at [`proxy`], is matched against the current
+//! The Gatehouse data plane. A request arrives at [`proxy`] (over plaintext, or over HTTPS with
+//! the certificate of one of the [`hostnames`]), is matched against the current
 //! [`routes::RoutingTable`], and leaves through the [`upstream`] pool of the TLS identity its
 //! API must present. [`config_client`] keeps the table current from the control plane.
 //! [`DataPlane`] assembles them, for `gatehouse-dp` and the demo.
@@ -10,6 +11,7 @@ pub mod admin;
 pub mod cache;
 pub mod config_client;
 pub mod configuration;
+pub mod hostnames;
 pub mod metrics;
 pub mod proxy;
 pub mod routes;

@@ -35,9 +35,14 @@ struct Args {
     /// Seconds to connect (TCP) to a backend before the client gets 502.
     #[arg(long, env = "GATEHOUSE_DP_BACKEND_CONNECT_TIMEOUT", default_value_t = 10)]
     backend_connect_timeout: u64,
-    /// Address API clients send requests to.
+    /// Address API clients send plaintext requests to (HTTP/1.1 and h2c); `none` turns
+    /// plaintext off (then --listen-https is needed).
     #[arg(long, env = "GATEHOUSE_DP_LISTEN", default_value = "127.0.0.1:8080")]
-    listen: SocketAddr,
+    listen: Listen,
+    /// Address API clients send HTTPS requests to (TLS 1.2 and 1.3, HTTP/1.1 and h2), with the
+    /// certificate of the hostname they ask for (`gatehousectl hostname put`) [default: off].
+    #[arg(long, env = "GATEHOUSE_DP_LISTEN_HTTPS")]
+    listen_https: Option<SocketAddr>,
     /// Address of /healthz and /ready.
     #[arg(long, env = "GATEHOUSE_DP_ADMIN_LISTEN", default_value = "127.0.0.1:8081")]
     admin_listen: SocketAddr,
@@ -64,7 +69,8 @@ struct Args {
     /// Seconds a backend has to answer before the client gets 504.
     #[arg(long, env = "GATEHOUSE_DP_BACKEND_TIMEOUT", default_value_t = 60)]
     backend_timeout: u64,
-    /// Seconds a client has to send its request headers.
+    /// Seconds a client has to send its request headers (over HTTPS, also to complete the TLS
+    /// handshake).
     #[arg(long, env = "GATEHOUSE_DP_HEADER_READ_TIMEOUT", default_value_t = 30)]
     header_read_timeout: u64,
     /// Seconds in-flight requests get to finish after SIGTERM.
@@ -84,6 +90,21 @@ struct Args {
     /// Log filter, RUST_LOG syntax.
     #[arg(long, env = "GATEHOUSE_DP_LOG", default_value = "info")]
     log: String,
+}
+
+/// `--listen`: an address, or `none`.
+#[derive(Clone, Debug)]
+struct Listen(Option<SocketAddr>);
+
+impl std::str::FromStr for Listen {
+    type Err = std::net::AddrParseError;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        match value {
+            "none" => Ok(Self(None)),
+            addr => addr.parse().map(|addr| Self(Some(addr))),
+        }
+    }
 }
 
 fn main() {
@@ -126,12 +147,18 @@ async fn run(args: Args) -> anyhow::Result<()> {
             header_read_timeout: Duration::from_secs(args.header_read_timeout),
             shutdown_grace: Duration::from_secs(args.shutdown_grace),
         },
-        ..DataPlaneConfig::new(args.control_plane, args.listen, args.admin_listen)
+        ..DataPlaneConfig::with_listeners(args.control_plane, args.listen.0, args.listen_https, args.admin_listen)
     };
     let data_plane = DataPlane::bind(config).await?;
-    // Tests and scripts read these lines to learn the bound ports when listening on :0.
-    println!("gatehouse-dp listening on {}", data_plane.local_addr());
+    // Tests and scripts read these lines, in this order, to learn the bound ports when
+    // listening on :0; a listener that is off has no line.
+    if let Some(addr) = data_plane.plaintext_addr() {
+        println!("gatehouse-dp listening on {addr}");
+    }
     println!("gatehouse-dp admin on {}", data_plane.admin_addr());
+    if let Some(addr) = data_plane.https_addr() {
+        println!("gatehouse-dp https on {addr}");
+    }
     data_plane.serve(gatehouse_shared::process::shutdown_signal()).await;
     Ok(())
 }

@@ -40,6 +40,13 @@ pub struct TlsFailureLabels {
     pub reason: String,
 }
 
+/// Labels of the API clients' TLS handshake failure counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HandshakeFailureLabels {
+    /// `unrecognized_name` (no hostname for the client's SNI, and no default) or `other`.
+    pub reason: String,
+}
+
 /// Labels of the client certificate expiry gauge.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CertificateLabels {
@@ -58,6 +65,8 @@ pub struct Metrics {
     pub latency: Family<ApiLabels, Histogram>,
     /// Backend TLS failures by API and reason.
     pub backend_tls_failures: Family<TlsFailureLabels, Counter>,
+    /// TLS handshakes with API clients that failed, by reason.
+    pub client_tls_handshake_failures: Family<HandshakeFailureLabels, Counter>,
     /// Connections opened to backends.
     pub upstream_connections_opened: Counter,
     /// Connections to backends open now.
@@ -91,6 +100,12 @@ impl Metrics {
             "backend_tls_failures",
             "Backend TLS failures by API and reason",
             backend_tls_failures.clone(),
+        );
+        let client_tls_handshake_failures = Family::<HandshakeFailureLabels, Counter>::default();
+        registry.register(
+            "client_tls_handshake_failures",
+            "TLS handshakes with API clients that failed, by reason (unrecognized_name, other)",
+            client_tls_handshake_failures.clone(),
         );
         let upstream_connections_opened = Counter::default();
         registry.register(
@@ -129,6 +144,7 @@ impl Metrics {
             requests,
             latency,
             backend_tls_failures,
+            client_tls_handshake_failures,
             upstream_connections_opened,
             upstream_connections_open,
             applied_revision,

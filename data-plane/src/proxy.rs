@@ -1,8 +1,11 @@
-//! The API clients' side: an HTTP/1.1 and h2c listener that routes each request by path prefix
-//! and streams it to the API's backend, presenting the API's client certificate. What happens
-//! to headers on the way is in `headers`.
+//! The API clients' side: a plaintext listener (HTTP/1.1 and h2c) and an HTTPS one (HTTP/1.1
+//! and h2, with the certificate of the hostname the client asks for: `tls`), both routing each
+//! request by host (`host`) and path prefix and streaming it to the API's backend, presenting
+//! the API's client certificate. What happens to headers on the way is in `headers`.
 
 mod headers;
+mod host;
+pub mod tls;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -19,9 +22,13 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::Watcher;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 
 use self::headers::{REQUEST_ID, request_id, set_forwarding_headers, strip_hop_by_hop};
+use self::host::request_host;
+use self::tls::TlsSession;
 use crate::metrics::TlsFailureLabels;
 use crate::routes::Routing;
 use crate::upstream::BackendFailure;
@@ -38,7 +45,8 @@ pub struct ProxySettings {
     pub max_header_bytes: usize,
     /// Time a backend has to send response headers before the client gets 504.
     pub backend_timeout: Duration,
-    /// Time a client has to send its request headers.
+    /// Time a client has to send its request headers; over HTTPS, also the time it has to
+    /// complete the TLS handshake.
     pub header_read_timeout: Duration,
     /// Time in-flight requests get to finish on shutdown.
     pub shutdown_grace: Duration,
@@ -61,10 +69,29 @@ struct Proxy {
     settings: ProxySettings,
 }
 
-/// Serves API clients on `listener` until `shutdown` completes, then lets in-flight requests
+/// Where API clients connect: either listener may be off.
+#[derive(Default)]
+pub struct Listeners {
+    /// HTTP/1.1 and h2c.
+    pub plaintext: Option<TcpListener>,
+    /// HTTPS: HTTP/1.1 and h2 (by ALPN), with the certificates of the routing table's
+    /// hostnames.
+    pub https: Option<TcpListener>,
+}
+
+/// One API client's connection, as each request on it sees it.
+#[derive(Debug)]
+pub struct ClientConnection {
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// What the TLS handshake settled (hostname, client certificate chain); None over plaintext.
+    pub tls: Option<TlsSession>,
+}
+
+/// Serves API clients on `listeners` until `shutdown` completes, then lets in-flight requests
 /// finish (up to the grace period).
 pub async fn serve(
-    listener: TcpListener,
+    listeners: Listeners,
     routing: Arc<Routing>,
     settings: ProxySettings,
     shutdown: impl Future<Output = ()>,
@@ -83,40 +110,67 @@ pub async fn serve(
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
-        let (stream, peer) = tokio::select! {
-            accepted = accept(&listener) => accepted,
+        let (stream, peer, https) = tokio::select! {
+            (stream, peer) = accept(listeners.plaintext.as_ref()) => (stream, peer, false),
+            (stream, peer) = accept(listeners.https.as_ref()) => (stream, peer, true),
             _ = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let proxy = proxy.clone();
-        let service = service_fn(move |request| {
-            let proxy = proxy.clone();
-            async move { Ok::<_, Infallible>(proxy.handle(request, peer).await) }
-        });
-        let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
-        let connection = graceful.watch(connection);
+        let (proxy, watcher) = (proxy.clone(), graceful.watcher());
+        if !https {
+            let connection = ClientConnection { peer, tls: None };
+            tokio::spawn(serve_connection(proxy, &builder, watcher, stream, connection));
+            continue;
+        }
+        let builder = builder.clone();
+        // The handshake runs on the connection's own task: a slow client holds up no one.
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%peer, %error, "client connection ended with an error");
+            match tls::accept(stream, &proxy.routing, proxy.settings.header_read_timeout).await {
+                Ok((stream, session)) => {
+                    let connection = ClientConnection { peer, tls: Some(session) };
+                    serve_connection(proxy, &builder, watcher, stream, connection).await
+                }
+                Err(error) => {
+                    tracing::debug!(%peer, error = %error_chain(&error), "TLS handshake with a client failed")
+                }
             }
         });
     }
-    drop(listener);
+    drop(listeners);
     if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
         tracing::warn!("in-flight requests did not finish within the shutdown grace period");
     }
 }
 
-/// The next client connection. An accept error (out of file descriptors and the like) is
-/// logged and retried after a pause instead of spinning.
-async fn accept(listener: &TcpListener) -> (TcpStream, SocketAddr) {
-    loop {
-        match listener.accept().await {
-            Ok(pair) => return pair,
-            Err(error) => {
-                tracing::warn!(%error, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+/// The next client connection on `listener`; never, when it is off.
+async fn accept(listener: Option<&TcpListener>) -> (TcpStream, SocketAddr) {
+    match listener {
+        Some(listener) => gatehouse_shared::admin::accept(listener).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Serves HTTP/1.1 or HTTP/2 on one client connection, each request seeing `connection`.
+fn serve_connection<IO>(
+    proxy: Arc<Proxy>,
+    builder: &auto::Builder<TokioExecutor>,
+    watcher: Watcher,
+    io: IO,
+    connection: ClientConnection,
+) -> impl Future<Output = ()> + Send + 'static
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let peer = connection.peer;
+    let connection = Arc::new(connection);
+    let service = service_fn(move |request| {
+        let (proxy, connection) = (proxy.clone(), connection.clone());
+        async move { Ok::<_, Infallible>(proxy.handle(request, &connection).await) }
+    });
+    let served = watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(io), service).into_owned());
+    async move {
+        if let Err(error) = served.await {
+            tracing::debug!(%peer, %error, "client connection ended with an error");
         }
     }
 }
@@ -124,13 +178,13 @@ async fn accept(listener: &TcpListener) -> (TcpStream, SocketAddr) {
 // === impl Proxy ===
 
 impl Proxy {
-    async fn handle(&self, request: Request<Incoming>, peer: SocketAddr) -> Response<ProxyBody> {
+    async fn handle(&self, request: Request<Incoming>, connection: &ClientConnection) -> Response<ProxyBody> {
         let started = Instant::now();
         let id = request_id(request.headers());
         let method = request.method().clone();
         let path = if self.settings.access_log { request.uri().path().to_string() } else { String::new() };
         let mut unanswered = Unanswered { started, metrics: None, answered: false };
-        let outcome = self.forward(request, peer, &id, &mut unanswered).await;
+        let outcome = self.forward(request, connection, &id, &mut unanswered).await;
         unanswered.answered = true;
         let mut response = outcome.response;
         let status = response.status().as_u16();
@@ -160,7 +214,7 @@ impl Proxy {
     async fn forward(
         &self,
         request: Request<Incoming>,
-        peer: SocketAddr,
+        connection: &ClientConnection,
         id: &HeaderValue,
         unanswered: &mut Unanswered,
     ) -> Outcome {
@@ -172,7 +226,27 @@ impl Proxy {
                 None,
             );
         };
-        let path = match request_path::normalize(request.uri().path()) {
+        let (mut parts, body) = request.into_parts();
+        let host = match request_host(&parts) {
+            Ok(host) => host,
+            Err(error) => {
+                let response = problem(StatusCode::BAD_REQUEST, "Bad host", &error.to_string(), None, request_id);
+                return Outcome::error(response, None);
+            }
+        };
+        let host_name = host.as_ref().map(|h| h.name.as_str());
+        if let Some(tls) = &connection.tls
+            && !tls.serves_host(&table.hostnames, host_name)
+        {
+            let detail = format!(
+                "this connection was made for {}; open a new one for {}",
+                tls.hostname,
+                quote(host_name.unwrap_or_default())
+            );
+            let response = problem(StatusCode::MISDIRECTED_REQUEST, "Misdirected request", &detail, None, request_id);
+            return Outcome::error(response, None);
+        }
+        let path = match request_path::normalize(parts.uri.path()) {
             Ok(path) => path,
             Err(error) => {
                 let response =
@@ -180,8 +254,13 @@ impl Proxy {
                 return Outcome::error(response, None);
             }
         };
-        let Some(route) = table.route(path.as_str()) else {
-            let detail = format!("no API is configured for path {}", quote(path.as_str()));
+        let Some(route) = table.route(host_name, path.as_str()) else {
+            let detail = match host_name {
+                Some(host) => {
+                    format!("no API is configured for host {} and path {}", quote(host), quote(path.as_str()))
+                }
+                None => format!("no API is configured for path {}", quote(path.as_str())),
+            };
             return Outcome::error(problem(StatusCode::NOT_FOUND, "No API", &detail, None, request_id), None);
         };
         let api = route.api_id.as_str();
@@ -191,7 +270,7 @@ impl Proxy {
             let response = problem(StatusCode::BAD_REQUEST, "Bad request path", &detail, Some(api), request_id);
             return Outcome::error(response, Some(api));
         }
-        let uri = match route.backend_uri(&path, request.uri().query()) {
+        let uri = match route.backend_uri(&path, parts.uri.query()) {
             Ok(uri) => uri,
             Err(_) => {
                 let detail = "the request path cannot be forwarded";
@@ -207,14 +286,9 @@ impl Proxy {
             ),
             false => (None, None),
         };
-        let (mut parts, body) = request.into_parts();
         strip_hop_by_hop(&mut parts.headers);
-        let client_host = match parts.headers.get(header::HOST) {
-            Some(host) => Some(host.clone()),
-            // HTTP/2 clients name the host in :authority.
-            None => parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()),
-        };
-        set_forwarding_headers(&mut parts.headers, peer, client_host);
+        let scheme = if connection.tls.is_some() { "https" } else { "http" };
+        set_forwarding_headers(&mut parts.headers, connection.peer, scheme, host.map(|h| h.authority));
         if let Some(host) = &route.host {
             parts.headers.insert(header::HOST, host.clone());
         }

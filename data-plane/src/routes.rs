@@ -1,7 +1,13 @@
 //! The routing table: built from a snapshot off the request path, swapped in atomically, and
-//! loaded once per request. A route knows its API's path prefix, backend, header rules and
-//! the upstream pool of the TLS identity it presents; the pools themselves belong to
-//! [`crate::upstream`].
+//! loaded once per request (and once per HTTPS handshake). A route knows its API's hosts, path
+//! prefix, backend, header rules and the upstream pool of the TLS identity it presents; the
+//! pools themselves belong to [`crate::upstream`], the hostnames (server certificates) to
+//! [`crate::hostnames`].
+//!
+//! A request goes to the API with the longest path prefix that matches it (on whole segments
+//! of the normalized path) among the APIs that answer on its host; when several APIs have that
+//! prefix, one that names the host exactly wins over one whose wildcard hostname covers it,
+//! which wins over one without hostnames (answering on any host).
 
 mod header_rule;
 
@@ -13,6 +19,7 @@ use http::Uri;
 use tokio::sync::watch;
 
 use crate::configuration::Configuration;
+use crate::hostnames::{HostPattern, HostnameError, Hostnames, InvalidHostName};
 use crate::upstream::{TlsPolicy, TrustAnchors, Upstream, UpstreamError, UpstreamKey, Upstreams};
 
 pub use header_rule::{HeaderError, HeaderRule};
@@ -21,6 +28,8 @@ pub use header_rule::{HeaderError, HeaderRule};
 pub struct Route {
     /// The API's id.
     pub api_id: String,
+    /// The hosts it answers on; empty: any host.
+    pub hosts: Vec<HostPattern>,
     /// Normalized path prefix ("/" or "/a/b", no trailing slash).
     pub prefix: String,
     /// Segments in the prefix: a request's `..` may not climb above them.
@@ -43,12 +52,14 @@ pub struct Route {
 pub struct RoutingTable {
     /// The revision it was built from.
     pub revision: u64,
-    /// Longest prefix first, so the first match wins.
+    /// Longest prefix first, APIs sharing a prefix together: see [`RoutingTable::route`].
     routes: Vec<Route>,
     /// The pools the routes use: where the next table's pools start from.
     upstreams: Upstreams,
     /// The client certificates routes present, for expiry metrics.
     certificates: Vec<CertificateInUse>,
+    /// The hostnames served over HTTPS, with their certificates.
+    pub hostnames: Hostnames,
 }
 
 /// A client certificate of the configuration, for the expiry metric.
@@ -94,6 +105,24 @@ pub enum TableError {
         #[source]
         source: HeaderError,
     },
+    /// One of the API's hostnames is not a host name.
+    #[error("API '{api}'")]
+    ApiHostname {
+        /// The API's id.
+        api: String,
+        /// The name.
+        #[source]
+        source: InvalidHostName,
+    },
+    /// A hostname cannot be served (its certificate, its client CAs, its name).
+    #[error("hostname '{name}'")]
+    Hostname {
+        /// The hostname's name.
+        name: String,
+        /// What is wrong with it.
+        #[source]
+        source: HostnameError,
+    },
     /// More APIs than `--max-routes`.
     #[error("the configuration has {routes} APIs; this data plane accepts at most {limit} (--max-routes)")]
     TooManyRoutes {
@@ -105,11 +134,16 @@ pub enum TableError {
 }
 
 impl TableError {
-    /// The API the error is about, empty when it is about the whole configuration.
-    pub fn api_id(&self) -> &str {
+    /// The API (by id) or hostname (by name) the error is about; None when it is about the
+    /// whole configuration.
+    pub fn resource_id(&self) -> Option<&str> {
         match self {
-            Self::ServiceUrl { api, .. } | Self::Upstream { api, .. } | Self::Header { api, .. } => api,
-            Self::TooManyRoutes { .. } => "",
+            Self::ServiceUrl { api, .. }
+            | Self::Upstream { api, .. }
+            | Self::Header { api, .. }
+            | Self::ApiHostname { api, .. } => Some(api),
+            Self::Hostname { name, .. } => Some(name),
+            Self::TooManyRoutes { .. } => None,
         }
     }
 }
@@ -149,9 +183,16 @@ impl RoutingTable {
                 .collect::<Result<_, _>>()
                 .map_err(|source| TableError::Header { api: api(), source })?;
             let host = service.authority().and_then(|a| http::HeaderValue::from_str(a.as_str()).ok());
+            let hosts = route
+                .hostnames
+                .iter()
+                .map(|name| HostPattern::parse(name))
+                .collect::<Result<_, _>>()
+                .map_err(|source| TableError::ApiHostname { api: api(), source })?;
             let metrics = crate::metrics::global().for_api(&route.api_id);
             routes.push(Route {
                 api_id: api(),
+                hosts,
                 prefix: route.path.clone(),
                 depth: gatehouse_shared::request_path::depth(&route.path),
                 backend_timeout: (route.backend_timeout_seconds > 0)
@@ -163,7 +204,9 @@ impl RoutingTable {
                 metrics,
             });
         }
-        routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
+        // Longest prefix first, and APIs sharing a prefix next to each other (in id order), so a
+        // lookup stops at the end of the first prefix that matches.
+        routes.sort_by(|a, b| b.prefix.len().cmp(&a.prefix.len()).then_with(|| a.prefix.cmp(&b.prefix)));
         let certificates = config
             .identities
             .values()
@@ -177,17 +220,32 @@ impl RoutingTable {
                 })
             })
             .collect();
-        Ok(Self { revision, routes, upstreams: upstreams.finish(), certificates })
+        let hostnames = Hostnames::build(config, previous.map(|table| &table.hostnames))
+            .map_err(|(name, source)| TableError::Hostname { name, source })?;
+        Ok(Self { revision, routes, upstreams: upstreams.finish(), certificates, hostnames })
     }
 
-    /// Longest-prefix match on whole path segments: "/orders" matches "/orders" and
-    /// "/orders/1", never "/ordersx".
-    pub fn route(&self, path: &str) -> Option<&Route> {
-        self.routes.iter().find(|route| {
-            route.prefix == "/"
-                || (path.starts_with(&route.prefix)
-                    && matches!(path.as_bytes().get(route.prefix.len()), None | Some(b'/')))
-        })
+    /// The API for a request to `host` (normalized: lowercase, no port; None when the request
+    /// names none) and `path` (normalized): the longest prefix on whole path segments ("/orders"
+    /// matches "/orders" and "/orders/1", never "/ordersx") among the APIs answering on the host,
+    /// and among those with that prefix the one naming the host most closely (exact, then
+    /// wildcard, then any host).
+    pub fn route(&self, host: Option<&str>, path: &str) -> Option<&Route> {
+        let mut best: Option<(&Route, HostMatch)> = None;
+        for route in &self.routes {
+            // Once a prefix matched, only the APIs sharing it can do better.
+            if best.is_some_and(|(found, _)| found.prefix != route.prefix) {
+                break;
+            }
+            if !route.matches_path(path) {
+                continue;
+            }
+            let Some(matched) = route.host_match(host) else { continue };
+            if best.is_none_or(|(_, so_far)| matched > so_far) {
+                best = Some((route, matched));
+            }
+        }
+        best.map(|(route, _)| route)
     }
 
     /// Number of APIs in the table.
@@ -206,9 +264,38 @@ impl RoutingTable {
     }
 }
 
+/// How closely an API's hostnames name a request's host; closer wins.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum HostMatch {
+    /// The API has no hostnames: it answers on any host.
+    AnyHost,
+    /// One of its wildcard hostnames covers the host.
+    Wildcard,
+    /// One of its hostnames is the host.
+    Exact,
+}
+
 // === impl Route ===
 
 impl Route {
+    fn matches_path(&self, path: &str) -> bool {
+        self.prefix == "/"
+            || (path.starts_with(&self.prefix) && matches!(path.as_bytes().get(self.prefix.len()), None | Some(b'/')))
+    }
+
+    /// None when the API does not answer on `host`.
+    fn host_match(&self, host: Option<&str>) -> Option<HostMatch> {
+        if self.hosts.is_empty() {
+            return Some(HostMatch::AnyHost);
+        }
+        let host = host?;
+        self.hosts
+            .iter()
+            .filter(|pattern| pattern.covers(host))
+            .map(|pattern| if pattern.is_wildcard() { HostMatch::Wildcard } else { HostMatch::Exact })
+            .max()
+    }
+
     /// The backend URI for a request: the service URL's base path, then what follows the API's
     /// prefix in the request's normalized path, then the query as the client sent it.
     pub fn backend_uri(&self, path: &NormalizedPath, query: Option<&str>) -> Result<Uri, http::Error> {
@@ -312,7 +399,13 @@ mod tests {
             tls: None,
             headers: vec![],
             backend_timeout_seconds: 0,
+            hostnames: vec![],
         }
+    }
+
+    fn on_hosts(mut route: pb::RouteConfig, hosts: &[&str]) -> pb::RouteConfig {
+        route.hostnames = hosts.iter().map(|h| h.to_string()).collect();
+        route
     }
 
     #[test]
@@ -320,11 +413,57 @@ mod tests {
         let config =
             configuration(vec![route("root", "/"), route("orders", "/orders"), route("items", "/orders/items")]);
         let table = RoutingTable::build(&config, None, &TrustAnchors::system(), usize::MAX).unwrap();
-        let api = |p: &str| table.route(p).map(|r| r.api_id.as_str());
+        let api = |p: &str| table.route(None, p).map(|r| r.api_id.as_str());
         assert_eq!(api("/orders/items/3"), Some("items"));
         assert_eq!(api("/orders/3"), Some("orders"));
         assert_eq!(api("/orders"), Some("orders"));
         assert_eq!(api("/ordersx"), Some("root"));
+    }
+
+    #[test]
+    fn the_longest_prefix_wins_then_the_api_naming_the_host_most_closely() {
+        let config = configuration(vec![
+            route("any-root", "/"),
+            on_hosts(route("api-root", "/"), &["api.example.com"]),
+            route("any-orders", "/orders"),
+            on_hosts(route("wild-orders", "/orders"), &["*.example.com"]),
+            on_hosts(route("exact-orders", "/orders"), &["shop.example.com", "*.example.org"]),
+            on_hosts(route("other-items", "/orders/items"), &["other.example.com"]),
+        ]);
+        let table = RoutingTable::build(&config, None, &TrustAnchors::system(), usize::MAX).unwrap();
+        let api = |host: Option<&str>, path: &str| table.route(host, path).map(|r| r.api_id.as_str());
+        // Same prefix: exact beats wildcard beats any host.
+        assert_eq!(api(Some("shop.example.com"), "/orders/1"), Some("exact-orders"));
+        assert_eq!(api(Some("api.example.com"), "/orders/1"), Some("wild-orders"));
+        assert_eq!(api(Some("a.example.org"), "/orders/1"), Some("exact-orders"), "its wildcard covers the host");
+        assert_eq!(api(Some("b.example.net"), "/orders/1"), Some("any-orders"));
+        assert_eq!(api(None, "/orders/1"), Some("any-orders"), "no host: only APIs answering on any host");
+        // A longer prefix wins even over an API that names the host.
+        assert_eq!(api(Some("other.example.com"), "/orders/items/1"), Some("other-items"));
+        assert_eq!(api(Some("api.example.com"), "/orders/items/1"), Some("wild-orders"), "other-items is not on api.");
+        assert_eq!(api(Some("api.example.com"), "/customers"), Some("api-root"));
+        assert_eq!(api(Some("a.b.example.com"), "/customers"), Some("any-root"));
+    }
+
+    #[test]
+    fn an_api_on_hosts_only_answers_there() {
+        let config = configuration(vec![on_hosts(route("a", "/a"), &["a.example.com", "*.a.test"])]);
+        let table = RoutingTable::build(&config, None, &TrustAnchors::system(), usize::MAX).unwrap();
+        let api = |host: Option<&str>| table.route(host, "/a").map(|r| r.api_id.as_str());
+        assert_eq!(api(Some("a.example.com")), Some("a"));
+        assert_eq!(api(Some("x.a.test")), Some("a"));
+        assert_eq!(api(Some("a.test")), None);
+        assert_eq!(api(Some("b.example.com")), None);
+        assert_eq!(api(None), None);
+    }
+
+    #[test]
+    fn a_bad_api_hostname_is_an_error_naming_the_api() {
+        let config = configuration(vec![on_hosts(route("a", "/a"), &["*.*.example.com"])]);
+        let error = RoutingTable::build(&config, None, &TrustAnchors::system(), usize::MAX).err().unwrap();
+        assert_eq!(error.resource_id(), Some("a"));
+        let reason = gatehouse_shared::error_chain(&error);
+        assert!(reason.starts_with("API 'a': '*.*.example.com' is not a host name"), "{reason}");
     }
 
     #[test]
@@ -341,7 +480,7 @@ mod tests {
         r.client_certificate_thumbprint = "AB".repeat(20);
         let config = configuration(vec![r]);
         let error = RoutingTable::build(&config, None, &TrustAnchors::system(), usize::MAX).err().unwrap();
-        assert_eq!(error.api_id(), "a");
+        assert_eq!(error.resource_id(), Some("a"));
     }
 
     #[test]

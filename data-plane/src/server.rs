@@ -1,6 +1,7 @@
-//! Assembles a data plane: the backend trust anchors, the proxy and admin listeners, the
-//! configuration client (with its last-known-good cache). `gatehouse-dp` and the demo both run
-//! it: [`DataPlane::bind`] does everything that can fail at start, [`DataPlane::serve`] runs.
+//! Assembles a data plane: the backend trust anchors, the proxy (plaintext and HTTPS) and admin
+//! listeners, the configuration client (with its last-known-good cache). `gatehouse-dp` and the
+//! demo both run it: [`DataPlane::bind`] does everything that can fail at start,
+//! [`DataPlane::serve`] runs.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -13,7 +14,7 @@ use tokio::net::TcpListener;
 
 use crate::cache::{CacheError, ConfigCache};
 use crate::config_client::{ConfigClient, ConfigClientSettings};
-use crate::proxy::ProxySettings;
+use crate::proxy::{Listeners, ProxySettings};
 use crate::routes::Routing;
 use crate::upstream::{TrustAnchors, TrustError};
 
@@ -34,8 +35,11 @@ pub struct DataPlaneConfig {
     pub keepalive: Duration,
     /// Name shown by `gatehousectl gateway list` [default: host name and listen address].
     pub name: Option<String>,
-    /// Address API clients send requests to.
-    pub listen: SocketAddr,
+    /// Address API clients send plaintext requests to (HTTP/1.1 and h2c); None: no plaintext.
+    pub listen: Option<SocketAddr>,
+    /// Address API clients send HTTPS requests to (HTTP/1.1 and h2), with the certificates of
+    /// the configuration's hostnames; None: no HTTPS.
+    pub listen_https: Option<SocketAddr>,
     /// Address of /healthz, /ready and /metrics.
     pub admin_listen: SocketAddr,
     /// PEM file of extra CA certificates trusted for backends, on top of the system roots.
@@ -53,8 +57,20 @@ pub struct DataPlaneConfig {
 }
 
 impl DataPlaneConfig {
-    /// A data plane of `control_plane` on these addresses, with `gatehouse-dp`'s defaults.
+    /// A data plane of `control_plane` on these addresses (plaintext only), with
+    /// `gatehouse-dp`'s defaults.
     pub fn new(control_plane: String, listen: SocketAddr, admin_listen: SocketAddr) -> Self {
+        Self::with_listeners(control_plane, Some(listen), None, admin_listen)
+    }
+
+    /// A data plane of `control_plane` with a plaintext listener, an HTTPS one, or both (none
+    /// of them fails [`DataPlane::bind`]), with `gatehouse-dp`'s defaults.
+    pub fn with_listeners(
+        control_plane: String,
+        listen: Option<SocketAddr>,
+        listen_https: Option<SocketAddr>,
+        admin_listen: SocketAddr,
+    ) -> Self {
         Self {
             control_plane,
             control_plane_ca: None,
@@ -63,6 +79,7 @@ impl DataPlaneConfig {
             keepalive: Duration::from_secs(10),
             name: None,
             listen,
+            listen_https,
             admin_listen,
             backend_ca_file: None,
             backend_connect_timeout: Duration::from_secs(10),
@@ -90,6 +107,18 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    /// The HTTPS listener cannot be bound.
+    #[error("cannot listen on {addr} (https)")]
+    HttpsListen {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Neither a plaintext nor an HTTPS listener was asked for.
+    #[error("no listener for API clients: give --listen, --listen-https, or both")]
+    NoListener,
     /// The admin listener cannot be bound.
     #[error("cannot listen on {addr} (admin)")]
     AdminListen {
@@ -109,9 +138,11 @@ pub enum StartError {
 
 /// A bound, not yet serving, data plane.
 pub struct DataPlane {
-    listener: TcpListener,
+    listeners: Listeners,
     admin_listener: TcpListener,
     local_addr: SocketAddr,
+    plaintext_addr: Option<SocketAddr>,
+    https_addr: Option<SocketAddr>,
     admin_addr: SocketAddr,
     routing: Arc<Routing>,
     client: ConfigClient,
@@ -121,24 +152,33 @@ pub struct DataPlane {
 // === impl DataPlane ===
 
 impl DataPlane {
-    /// Reads the backend CA bundle, binds both listeners, checks the control plane settings
+    /// Reads the backend CA bundle, binds the listeners, checks the control plane settings
     /// and opens the cache (serving its configuration, if usable, from the first request).
     pub async fn bind(config: DataPlaneConfig) -> Result<Self, StartError> {
+        if config.listen.is_none() && config.listen_https.is_none() {
+            // Said before anything is bound.
+            return Err(StartError::NoListener);
+        }
         let mut trust = TrustAnchors::system();
         if let Some(path) = &config.backend_ca_file {
             trust = trust.with_pem_file(path)?;
         }
         let trust = trust.with_connect_timeout(config.backend_connect_timeout);
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| StartError::Listen { addr: config.listen, source })?;
-        let admin_listener = TcpListener::bind(config.admin_listen)
+        let plaintext = match config.listen {
+            Some(addr) => Some(bind(addr).await.map_err(|source| StartError::Listen { addr, source })?),
+            None => None,
+        };
+        let https = match config.listen_https {
+            Some(addr) => Some(bind(addr).await.map_err(|source| StartError::HttpsListen { addr, source })?),
+            None => None,
+        };
+        let (admin_listener, admin_addr) = bind(config.admin_listen)
             .await
             .map_err(|source| StartError::AdminListen { addr: config.admin_listen, source })?;
-        let local_addr = listener.local_addr().map_err(|source| StartError::Listen { addr: config.listen, source })?;
-        let admin_addr = admin_listener
-            .local_addr()
-            .map_err(|source| StartError::AdminListen { addr: config.admin_listen, source })?;
+        let plaintext_addr = plaintext.as_ref().map(|(_, addr)| *addr);
+        let https_addr = https.as_ref().map(|(_, addr)| *addr);
+        let listeners = Listeners { plaintext: plaintext.map(|(l, _)| l), https: https.map(|(l, _)| l) };
+        let Some(local_addr) = plaintext_addr.or(https_addr) else { return Err(StartError::NoListener) };
 
         let name = config.name.unwrap_or_else(|| format!("{}-{local_addr}", host_name()));
         if config.token.is_none() {
@@ -151,7 +191,11 @@ impl DataPlane {
             token: config.token,
             keepalive: config.keepalive,
             max_routes: config.max_routes,
-            listen_addresses: vec![format!("http://{local_addr}")],
+            listen_addresses: plaintext_addr
+                .map(|addr| format!("http://{addr}"))
+                .into_iter()
+                .chain(https_addr.map(|addr| format!("https://{addr}")))
+                .collect(),
             connect_timeout: config.control_plane_connect_timeout,
             ..ConfigClientSettings::new(config.control_plane, name, trust)
         };
@@ -161,12 +205,33 @@ impl DataPlane {
         if let Some(dir) = &config.cache_dir {
             client = client.with_cache(ConfigCache::open(dir, config.cache_key_file.as_deref())?).await;
         }
-        Ok(Self { listener, admin_listener, local_addr, admin_addr, routing, client, proxy: config.proxy })
+        Ok(Self {
+            listeners,
+            admin_listener,
+            local_addr,
+            plaintext_addr,
+            https_addr,
+            admin_addr,
+            routing,
+            client,
+            proxy: config.proxy,
+        })
     }
 
-    /// Where API clients reach this data plane.
+    /// Where API clients reach this data plane: the plaintext listener, or the HTTPS one when
+    /// plaintext is off.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The plaintext listener (HTTP/1.1 and h2c), when on.
+    pub fn plaintext_addr(&self) -> Option<SocketAddr> {
+        self.plaintext_addr
+    }
+
+    /// The HTTPS listener, when on.
+    pub fn https_addr(&self) -> Option<SocketAddr> {
+        self.https_addr
     }
 
     /// Where /healthz, /ready and /metrics are served.
@@ -185,9 +250,16 @@ impl DataPlane {
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) {
         tokio::spawn(self.client.run());
         tokio::spawn(crate::admin::serve(self.admin_listener, self.routing.clone(), std::future::pending()));
-        crate::proxy::serve(self.listener, self.routing, self.proxy, shutdown).await;
+        crate::proxy::serve(self.listeners, self.routing, self.proxy, shutdown).await;
         tracing::info!("data plane stopped");
     }
+}
+
+/// A listener and the address it got (the port, when asked for port 0).
+async fn bind(addr: SocketAddr) -> std::io::Result<(TcpListener, SocketAddr)> {
+    let listener = TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    Ok((listener, bound))
 }
 
 /// This host's name, for the default data plane name.

@@ -16,12 +16,38 @@ fn a_taken_port_is_refused_with_a_clear_error() {
 }
 
 #[test]
+fn a_taken_https_port_is_refused_naming_it() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let output = Command::new(env!("CARGO_BIN_EXE_gatehouse-dp"))
+        .args(["--listen", "127.0.0.1:0", "--listen-https", &addr, "--admin-listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(&format!("cannot listen on {addr} (https)")), "{stderr}");
+}
+
+#[test]
+fn plaintext_off_without_https_is_refused() {
+    let output = Command::new(env!("CARGO_BIN_EXE_gatehouse-dp"))
+        .args(["--listen", "none", "--admin-listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("no listener for API clients") && stderr.contains("--listen-https"), "{stderr}");
+    assert!(output.stdout.is_empty(), "nothing may be announced: {}", String::from_utf8_lossy(&output.stdout));
+}
+
+#[test]
 fn every_flag_has_an_environment_variable() {
     let output = Command::new(env!("CARGO_BIN_EXE_gatehouse-dp")).arg("--help").output().unwrap();
     let help = String::from_utf8_lossy(&output.stdout);
     for var in [
         "GATEHOUSE_DP_CONTROL_PLANE",
         "GATEHOUSE_DP_LISTEN",
+        "GATEHOUSE_DP_LISTEN_HTTPS",
         "GATEHOUSE_DP_ADMIN_LISTEN",
         "GATEHOUSE_DP_NAME",
         "GATEHOUSE_DP_BACKEND_TIMEOUT",

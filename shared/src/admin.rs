@@ -43,6 +43,21 @@ impl Answer {
     }
 }
 
+/// The next connection on `listener`. Accept errors (out of file descriptors and the like) are
+/// logged and waited out briefly instead of retried in a spin: every listener of Gatehouse
+/// accepts through this.
+pub async fn accept(listener: &TcpListener) -> (tokio::net::TcpStream, std::net::SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok(pair) => return pair,
+            Err(error) => {
+                tracing::warn!(%error, "accept failed; retrying shortly");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
 /// Serves `answer(path)` on every connection until `shutdown` completes.
 pub async fn serve<F>(listener: TcpListener, answer: F, shutdown: impl Future<Output = ()>)
 where
@@ -52,10 +67,7 @@ where
     tokio::pin!(shutdown);
     loop {
         let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(_) => continue,
-            },
+            (stream, _) = accept(&listener) => stream,
             _ = &mut shutdown => return,
         };
         let answer = answer.clone();

@@ -36,7 +36,7 @@ impl CertificateInfo {
 
     /// Days until not_after (negative once expired).
     pub fn days_to_expiry(&self) -> f64 {
-        (self.not_after - crate::unix_now()) as f64 / 86_400.0
+        crate::days_until(self.not_after)
     }
 }
 

@@ -31,6 +31,11 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
+/// Days from now until `unix_seconds` (negative once past): how expiry is counted everywhere.
+pub fn days_until(unix_seconds: i64) -> f64 {
+    (unix_seconds - unix_now()) as f64 / 86_400.0
+}
+
 /// Seconds since the Unix epoch, now (0 if the clock is before 1970).
 pub fn unix_now() -> i64 {
     use std::time::{SystemTime, UNIX_EPOCH};

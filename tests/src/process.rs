@@ -243,6 +243,8 @@ pub struct DataPlane {
     pub addr: SocketAddr,
     /// Admin listener (/healthz, /ready, /metrics).
     pub admin: SocketAddr,
+    /// HTTPS listener, when started with `--listen-https`.
+    pub https: Option<SocketAddr>,
     /// The name it connects as.
     pub name: String,
 }
@@ -291,8 +293,11 @@ impl DataPlane {
             args.extend(["--backend-ca-file".into(), ca.display().to_string()]);
         }
         args.extend(extra.iter().map(|s| s.to_string()));
-        let process = start_logging("gatehouse-dp", &args, &[], 2, log).await?;
-        Ok(Self { addr: process.addrs[0], admin: process.addrs[1], process, name: name.to_string() })
+        // A third line, "gatehouse-dp https on ADDR", comes with --listen-https.
+        let https = extra.contains(&"--listen-https");
+        let process = start_logging("gatehouse-dp", &args, &[], if https { 3 } else { 2 }, log).await?;
+        let https = https.then(|| process.addrs[2]);
+        Ok(Self { addr: process.addrs[0], admin: process.addrs[1], https, process, name: name.to_string() })
     }
 
     /// The proxy URL for `path`.

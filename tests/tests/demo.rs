@@ -57,6 +57,38 @@ fn the_demos_try_it_lines_run_as_printed() {
 }
 
 #[test]
+fn gatehousectl_finds_the_demos_ca_and_token_in_the_folder_it_ran_in() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let mut demo = Command::new(env!("CARGO_BIN_EXE_gatehouse-demo"))
+        .current_dir(dir.path())
+        .args(["--control-plane-listen", "127.0.0.1:0", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut server = None;
+    for line in BufReader::new(demo.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if let Some(url) = line.split_whitespace().find_map(|w| w.strip_prefix("GATEHOUSE_CTL_SERVER=")) {
+            server = Some(url.to_string());
+        }
+        if line.contains("Press Ctrl-C") {
+            break;
+        }
+    }
+    // Only the server (the demo ran on a free port); CA and token come from ./demo-data.
+    let output = Command::new(gatehouse_tests::process::binary("gatehousectl").unwrap())
+        .current_dir(dir.path())
+        .args(["--server", &server.expect("the demo prints its server"), "gateway", "list"])
+        .output()
+        .unwrap();
+    demo.kill().unwrap();
+    demo.wait().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("demo-data-plane"));
+}
+
+#[test]
 fn the_switch_latency_harness_runs() {
     let output = Command::new(env!("CARGO_BIN_EXE_gatehouse-switch-latency"))
         .args(["--switches", "4", "--data-planes", "2"])

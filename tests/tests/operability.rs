@@ -214,17 +214,14 @@ async fn json_logs_and_the_access_log() -> anyhow::Result<()> {
     assert_eq!(HttpClient::default().send(request).await?.status, StatusCode::BAD_GATEWAY);
 
     // Every line of both logs is a JSON object; the access line says what happened.
-    let deadline = Instant::now() + ACK;
-    let access = loop {
+    let json_lines = || -> anyhow::Result<Vec<serde_json::Value>> {
         let text = std::fs::read_to_string(&dp_log)?;
-        let lines: Vec<serde_json::Value> =
-            text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))).collect();
-        if let Some(line) = lines.iter().find(|l| l["target"] == "gatehouse::access").cloned() {
-            break line;
-        }
-        assert!(Instant::now() < deadline, "no access log line in:\n{text}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        Ok(text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))).collect())
     };
+    let is_access = |line: &serde_json::Value| line["target"] == "gatehouse::access";
+    gatehouse_tests::eventually("an access log line", ACK, || async { Ok(json_lines()?.iter().any(is_access)) })
+        .await?;
+    let access = json_lines()?.into_iter().find(is_access).expect("an access line");
     let fields = &access["fields"];
     assert_eq!(fields["api"], "orders", "{access}");
     assert_eq!(fields["method"], "GET");
@@ -255,15 +252,11 @@ async fn text_logs_cannot_be_forged_and_audit_lines_say_who_and_from_where() -> 
     assert!(m.put_api(api(forged, "/a", "https://b", None)).await.is_err());
     m.put_api(api("fine", "/fine", "https://b", None)).await?;
 
-    let deadline = Instant::now() + ACK;
-    let text = loop {
-        let text = std::fs::read_to_string(&log)?;
-        if text.matches("gatehouse::audit").count() >= 2 {
-            break text;
-        }
-        assert!(Instant::now() < deadline, "no audit lines in:\n{text}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    gatehouse_tests::eventually("two audit lines", ACK, || async {
+        Ok(std::fs::read_to_string(&log)?.matches("gatehouse::audit").count() >= 2)
+    })
+    .await?;
+    let text = std::fs::read_to_string(&log)?;
     // The caller's value stays on its own line, escaped; nothing starts a line it wrote.
     assert!(!text.contains('\u{1b}'), "{text}");
     assert!(!text.lines().any(|l| l.starts_with("2026-01-01")), "{text}");

@@ -239,11 +239,7 @@ async fn no_secret_at_rest_or_in_any_log_line() -> anyhow::Result<()> {
     let policy = m.get_api_policy(pb::GetApiPolicyRequest { api_id: "orders".into() }).await?.into_inner();
     assert!(!policy.xml.contains(basic_password) && !policy.xml.contains(header_secret));
     let cache_file = cache_dir.join("last-known-good.bin");
-    let deadline = std::time::Instant::now() + ACK;
-    while !cache_file.exists() {
-        assert!(std::time::Instant::now() < deadline, "cache never written");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    gatehouse_tests::eventually("the cache is written", ACK, || async { Ok(cache_file.exists()) }).await?;
     m.get_certificate(pb::GetCertificateRequest { id: "client".into() }).await?;
     drop(m);
     drop(dp);

@@ -96,7 +96,7 @@ async fn put_replaces_and_says_so_update_changes_only_the_mask() -> anyhow::Resu
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn wait_works_on_policy_writes() -> anyhow::Result<()> {
+async fn wait_works_on_policy_and_ca_writes() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let cp = ControlPlane::start(&dir.path().join("cp")).await?;
     let _dp = DataPlane::start(&cp.access(), "dp-wait-policy", None).await?;
@@ -110,6 +110,15 @@ async fn wait_works_on_policy_writes() -> anyhow::Result<()> {
     let out = ctl(&cp.access(), &["--wait", "api", "policy", "a", "--set", policy.to_str().unwrap()], None).await?;
     assert!(out.success, "{}", out.stderr);
     assert!(out.stdout.contains("dp-wait-policy"), "the rollout is reported: {}", out.stdout);
+
+    let ca_file = TestCa::new("Wait CA")?.write_pem(dir.path(), "ca.pem")?;
+    for args in
+        [&["ca", "upload", "wait-ca", "--file", ca_file.to_str().unwrap()][..], &["ca", "delete", "wait-ca"][..]]
+    {
+        let out = ctl(&cp.access(), &[&["--wait"][..], args].concat(), None).await?;
+        assert!(out.success, "{args:?}: {}", out.stderr);
+        assert!(out.stdout.contains("dp-wait-policy"), "{args:?}: the rollout is reported: {}", out.stdout);
+    }
     Ok(())
 }
 

@@ -21,6 +21,7 @@ impl ManagementService {
             service_url: request.service_url,
             binding,
             tls: tls_from(request.backend_tls),
+            hostnames: request.hostnames,
         };
         let options = WriteOptions { if_match: request.if_match, allow_expired: request.allow_expired };
         let api = self.store.put_api(definition, &options).await?;
@@ -75,6 +76,7 @@ impl ManagementService {
                         },
                         binding,
                         tls: next,
+                        hostnames: if fields.hostnames { patch.hostnames.clone() } else { current.hostnames.clone() },
                     }
                 },
                 &options,

@@ -26,7 +26,12 @@ impl ManagementService {
         let certificate = match parsed {
             Ok(c) => c,
             Err(error) => {
-                tracing::info!(id = %request.id, %error, "certificate upload refused");
+                // The caller's id escaped, and the whole cause chain for the operator.
+                tracing::info!(
+                    id = %request.id.escape_debug(),
+                    error = %gatehouse_shared::error_chain(&error),
+                    "certificate upload refused"
+                );
                 return Err(certificate_status(error));
             }
         };

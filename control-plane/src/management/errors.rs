@@ -7,18 +7,31 @@ use tonic_types::{ErrorDetails, PreconditionViolation, StatusExt};
 
 use crate::store::StoreError;
 
-/// The `google.rpc.PreconditionFailure` violation type for a resource that APIs still use.
+/// The `google.rpc.PreconditionFailure` violation type for a resource that APIs or hostnames
+/// still use.
 pub const IN_USE: &str = "IN_USE";
 /// ... for a certificate that APIs pin by thumbprint.
 pub const PINNED: &str = "PINNED_BY_THUMBPRINT";
+/// ... for a certificate upload that the hostnames served with it could not use.
+pub const BREAKS_HOSTNAME: &str = "BREAKS_HOSTNAME";
+/// ... for a certificate that cannot serve TLS for a hostname.
+pub const NOT_SERVER_CERTIFICATE: &str = "NOT_SERVER_CERTIFICATE";
+/// ... for a second default hostname.
+pub const DEFAULT_HOSTNAME_TAKEN: &str = "DEFAULT_HOSTNAME_TAKEN";
 
-/// FAILED_PRECONDITION naming, as structured details, every API (`apis/ID`) that blocks the
-/// write, so clients never parse the message's English.
-fn blocked_by(error: &StoreError, kind: &str, apis: &[String]) -> Status {
-    let violations: Vec<PreconditionViolation> = apis
-        .iter()
-        .map(|api| PreconditionViolation::new(kind, format!("apis/{api}"), format!("API '{api}' uses it")))
-        .collect();
+/// A violation by API `api` (subject `apis/ID`).
+fn api_violation(kind: &str, api: &str) -> PreconditionViolation {
+    PreconditionViolation::new(kind, format!("apis/{api}"), format!("API '{api}' uses it"))
+}
+
+/// A violation by hostname `name` (subject `hostnames/NAME`).
+fn hostname_violation(kind: &str, name: &str, description: String) -> PreconditionViolation {
+    PreconditionViolation::new(kind, format!("hostnames/{name}"), description)
+}
+
+/// FAILED_PRECONDITION naming, as structured details, every API (`apis/ID`) and hostname
+/// (`hostnames/NAME`) that blocks the write, so clients never parse the message's English.
+fn blocked_by(error: &StoreError, violations: Vec<PreconditionViolation>) -> Status {
     Status::with_error_details(
         Code::FailedPrecondition,
         error.to_string(),
@@ -26,19 +39,53 @@ fn blocked_by(error: &StoreError, kind: &str, apis: &[String]) -> Status {
     )
 }
 
+/// The APIs and hostnames that use a resource, as IN_USE violations.
+fn in_use(apis: &[String], hostnames: &[String]) -> Vec<PreconditionViolation> {
+    let apis = apis.iter().map(|api| api_violation(IN_USE, api));
+    let hostnames = hostnames.iter().map(|name| hostname_violation(IN_USE, name, format!("hostname '{name}' uses it")));
+    apis.chain(hostnames).collect()
+}
+
 impl From<StoreError> for Status {
     fn from(error: StoreError) -> Self {
         match &error {
             StoreError::NotFound { .. } | StoreError::ThumbprintNotFound(_) => Status::not_found(error.to_string()),
             StoreError::PathTaken { .. } => Status::already_exists(error.to_string()),
-            StoreError::CertificateInUse { apis, .. } | StoreError::CaInUse { apis, .. } => {
-                blocked_by(&error, IN_USE, apis)
+            StoreError::CertificateInUse { apis, hostnames, .. } | StoreError::CaInUse { apis, hostnames, .. } => {
+                blocked_by(&error, in_use(apis, hostnames))
             }
-            StoreError::PinnedByThumbprint { apis, .. } => blocked_by(&error, PINNED, apis),
+            StoreError::HostnameInUse { apis, .. } => blocked_by(&error, in_use(apis, &[])),
+            StoreError::PinnedByThumbprint { apis, .. } => {
+                blocked_by(&error, apis.iter().map(|api| api_violation(PINNED, api)).collect())
+            }
+            StoreError::BreaksHostnames { hostnames, .. } => blocked_by(
+                &error,
+                hostnames
+                    .iter()
+                    .map(|(name, reason)| hostname_violation(BREAKS_HOSTNAME, name, reason.to_string()))
+                    .collect(),
+            ),
+            StoreError::NotServerCertificate { id, reason, .. } => blocked_by(
+                &error,
+                vec![PreconditionViolation::new(
+                    NOT_SERVER_CERTIFICATE,
+                    format!("certificates/{id}"),
+                    reason.to_string(),
+                )],
+            ),
+            StoreError::DefaultHostnameTaken { default, .. } => blocked_by(
+                &error,
+                vec![hostname_violation(
+                    DEFAULT_HOSTNAME_TAKEN,
+                    default,
+                    format!("hostname '{default}' is the default"),
+                )],
+            ),
             StoreError::Expired { .. } | StoreError::EtagMismatch { .. } | StoreError::EtagOnMissing { .. } => {
                 Status::failed_precondition(error.to_string())
             }
             StoreError::InvalidId { .. }
+            | StoreError::InvalidHostname { .. }
             | StoreError::Definition(_)
             | StoreError::NoTrustedRoots
             | StoreError::Unmask(_) => Status::invalid_argument(error.to_string()),

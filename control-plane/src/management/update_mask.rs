@@ -10,6 +10,7 @@ pub(super) struct ApiFields {
     pub(super) path: bool,
     pub(super) service_url: bool,
     pub(super) credentials: bool,
+    pub(super) hostnames: bool,
     pub(super) validate_chain: bool,
     pub(super) validate_name: bool,
     pub(super) ca_ids: bool,
@@ -28,6 +29,7 @@ impl ApiFields {
                 fields.path = !api.path.is_empty();
                 fields.service_url = !api.service_url.is_empty();
                 fields.credentials = api.credentials.is_some();
+                fields.hostnames = !api.hostnames.is_empty();
                 fields.validate_chain = tls.is_some_and(|t| t.validate_certificate_chain.is_some());
                 fields.validate_name = tls.is_some_and(|t| t.validate_certificate_name.is_some());
                 fields.ca_ids = tls.is_some_and(|t| !t.ca_certificate_ids.is_empty());
@@ -44,6 +46,7 @@ impl ApiFields {
                 "path" => fields.path = true,
                 "service_url" => fields.service_url = true,
                 "credentials" => fields.credentials = true,
+                "hostnames" => fields.hostnames = true,
                 "backend_tls.validate_certificate_chain" => fields.validate_chain = true,
                 "backend_tls.validate_certificate_name" => fields.validate_name = true,
                 "backend_tls.ca_certificate_ids" => fields.ca_ids = true,
@@ -58,6 +61,7 @@ impl ApiFields {
                         path: true,
                         service_url: true,
                         credentials: true,
+                        hostnames: true,
                         validate_chain: true,
                         validate_name: true,
                         ca_ids: true,
@@ -85,11 +89,15 @@ mod tests {
         let api = pb::Api { display_name: "x".into(), ..Default::default() };
         let mask = |paths: &[&str]| prost_types::FieldMask { paths: paths.iter().map(|p| p.to_string()).collect() };
         let fields = ApiFields::from_mask(Some(&mask(&["path", "backend_tls.ca_certificate_ids"])), &api).unwrap();
-        assert!(fields.path && fields.ca_ids && !fields.display_name && !fields.validate_chain);
+        assert!(fields.path && fields.ca_ids && !fields.display_name && !fields.validate_chain && !fields.hostnames);
+        // An empty list in the patch with "hostnames" in the mask clears them.
+        assert!(ApiFields::from_mask(Some(&mask(&["hostnames"])), &api).unwrap().hostnames);
+        let on_host = pb::Api { hostnames: vec!["api.example.com".into()], ..Default::default() };
+        assert!(ApiFields::from_mask(None, &on_host).unwrap().hostnames);
         let implied = ApiFields::from_mask(None, &api).unwrap();
         assert!(implied.display_name && !implied.path);
         let all = ApiFields::from_mask(Some(&mask(&["*"])), &api).unwrap();
-        assert!(all.path && all.credentials && all.system_roots);
+        assert!(all.path && all.credentials && all.system_roots && all.hostnames);
         assert!(ApiFields::from_mask(Some(&mask(&["etag"])), &api).is_err());
         assert!(ApiFields::from_mask(None, &pb::Api::default()).is_err());
     }

@@ -8,7 +8,7 @@ use gatehouse_shared::Thumbprint;
 use tonic::Status;
 
 use crate::gateways::GatewayState;
-use crate::model::{Api, BackendTls, Binding, State, StoredCaCertificate, StoredCertificate, etag};
+use crate::model::{Api, BackendTls, Binding, Hostname, State, StoredCaCertificate, StoredCertificate, etag};
 use crate::tokens::Role;
 
 pub(super) fn timestamp(unix_seconds: i64) -> prost_types::Timestamp {
@@ -83,6 +83,23 @@ pub(super) fn api_view(state: &State, api: &Api) -> pb::Api {
             trust_system_roots: Some(api.tls.system_roots),
         }),
         etag: etag(api.revision),
+        hostnames: api.hostnames.clone(),
+    }
+}
+
+pub(super) fn hostname_view(state: &State, hostname: &Hostname) -> pb::Hostname {
+    let certificate = state.certificates.get(&hostname.certificate_id).map(|c| &c.certificate.info);
+    pb::Hostname {
+        name: hostname.name.clone(),
+        certificate_id: hostname.certificate_id.clone(),
+        default: hostname.default,
+        negotiate_client_certificate: hostname.negotiate_client_certificate,
+        client_ca_ids: hostname.client_ca_ids.clone(),
+        thumbprint: certificate.map(|info| info.thumbprint.to_string()).unwrap_or_default(),
+        not_after: certificate.map(|info| timestamp(info.not_after)),
+        used_by: state.apis_on_hostname(&hostname.name),
+        revision: hostname.revision,
+        etag: etag(hostname.revision),
     }
 }
 

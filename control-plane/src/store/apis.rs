@@ -3,7 +3,7 @@
 
 use crate::policy;
 
-use super::rules::{check_binding, check_etag, check_scheme, check_tls, existing, validate_id};
+use super::rules::{api_hostnames, check_binding, check_etag, check_scheme, check_tls, existing, validate_id};
 use super::{ApiDefinition, Change, ResourceKind, Store, StoreError, WriteOptions};
 use crate::model::{Api, Binding, Policy, Revision, State};
 
@@ -32,7 +32,9 @@ impl Store {
         self.write_api(&state, definition, options).await
     }
 
-    /// Checks and commits an API definition. The caller holds the writer lock.
+    /// Checks and commits an API definition. The caller holds the writer lock. Its hostnames
+    /// must exist; its path must not be another API's on a host both would answer on (see
+    /// [`State::api_with_path`]).
     async fn write_api(
         &self,
         state: &State,
@@ -43,8 +45,10 @@ impl Store {
         gatehouse_shared::api::parse_service_url(&definition.service_url)?;
         let existing = state.apis.get(&definition.id);
         check_etag(ResourceKind::Api, &definition.id, existing.map(|a| a.revision), &options.if_match)?;
-        if let Some(other) = state.api_with_path(&path, &definition.id) {
-            return Err(StoreError::PathTaken { path, api: other.id.clone() });
+        let hostnames = api_hostnames(state, &definition.hostnames)?;
+        if let Some(other) = state.api_with_path(&path, &hostnames, &definition.id) {
+            let shared = other.hostnames.iter().filter(|h| hostnames.contains(h)).cloned().collect();
+            return Err(StoreError::PathTaken { path, api: other.id.clone(), hostnames: shared });
         }
         check_tls(state, &definition.tls)?;
         let mut policy = existing.map(|a| a.policy.clone()).unwrap_or_default();
@@ -62,6 +66,7 @@ impl Store {
             service_url: definition.service_url,
             policy,
             tls: definition.tls,
+            hostnames,
             revision: state.revision + 1,
         };
         self.commit(state, Change { put_apis: vec![api.clone()], ..Change::default() }).await?;

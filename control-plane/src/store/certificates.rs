@@ -1,15 +1,17 @@
 //! Writes of client and CA certificates: upload (a rotation when the id exists) and delete,
-//! each refused while it would leave an API without what it uses.
+//! each refused while it would leave an API or a hostname without what it uses.
 
 use crate::certificate::ClientCertificate;
 
-use super::rules::{check_etag, check_not_expired, existing, validate_id};
+use super::rules::{check_etag, check_not_expired, existing, hostnames_broken_by, validate_id};
 use super::{Change, ResourceKind, Store, StoreError, WriteOptions};
 use crate::model::{Binding, Revision, StoredCaCertificate, StoredCertificate};
 use gatehouse_shared::CertificateInfo;
 
 impl Store {
-    /// Stores a certificate under `id`, rotating it if the id exists.
+    /// Stores a certificate under `id`, rotating it if the id exists. A rotation is refused when
+    /// it would leave APIs pinned to the old thumbprint without a certificate, or when the new
+    /// certificate could not serve a hostname served with this id.
     pub async fn upload_certificate(
         &self,
         id: &str,
@@ -36,7 +38,12 @@ impl Store {
                     });
                 }
             }
-            if !state.used_by(id).is_empty() && !options.allow_expired {
+            let broken = hostnames_broken_by(&state, id, &certificate);
+            if !broken.is_empty() {
+                return Err(StoreError::BreaksHostnames { id: id.to_string(), hostnames: broken });
+            }
+            let in_use = !state.used_by(id).is_empty() || !state.hostnames_using(id).is_empty();
+            if in_use && !options.allow_expired {
                 check_not_expired(id, &certificate.info)?;
             }
         }
@@ -45,14 +52,16 @@ impl Store {
         Ok(stored)
     }
 
-    /// Deletes a certificate no API would be left without; returns the new revision.
+    /// Deletes a certificate no API would be left without and no hostname is served with;
+    /// returns the new revision.
     pub async fn delete_certificate(&self, id: &str, options: &WriteOptions) -> Result<Revision, StoreError> {
         let _guard = self.writer.lock().await;
         let state = self.state();
         existing(ResourceKind::Certificate, id, &state.certificates, |c| c.revision, &options.if_match)?;
         let apis = state.orphaned_without(id);
-        if !apis.is_empty() {
-            return Err(StoreError::CertificateInUse { id: id.to_string(), apis });
+        let hostnames = state.hostnames_using(id);
+        if !apis.is_empty() || !hostnames.is_empty() {
+            return Err(StoreError::CertificateInUse { id: id.to_string(), apis, hostnames });
         }
         self.commit(&state, Change { remove_certificates: vec![id.to_string()], ..Change::default() }).await
     }
@@ -79,14 +88,16 @@ impl Store {
         Ok(stored)
     }
 
-    /// Deletes a CA certificate no API trusts; returns the new revision.
+    /// Deletes a CA certificate no API trusts for its backend and no hostname for client
+    /// certificates; returns the new revision.
     pub async fn delete_ca_certificate(&self, id: &str, options: &WriteOptions) -> Result<Revision, StoreError> {
         let _guard = self.writer.lock().await;
         let state = self.state();
         existing(ResourceKind::CaCertificate, id, &state.ca_certificates, |c| c.revision, &options.if_match)?;
         let apis = state.ca_used_by(id);
-        if !apis.is_empty() {
-            return Err(StoreError::CaInUse { id: id.to_string(), apis });
+        let hostnames = state.ca_used_by_hostnames(id);
+        if !apis.is_empty() || !hostnames.is_empty() {
+            return Err(StoreError::CaInUse { id: id.to_string(), apis, hostnames });
         }
         self.commit(&state, Change { remove_cas: vec![id.to_string()], ..Change::default() }).await
     }

@@ -1,5 +1,5 @@
-//! The configuration as sled stores it: protobuf-encoded records under `cert/`, `ca/` and
-//! `api/` keys, private keys and secrets sealed under the master key, and the revision and
+//! The configuration as sled stores it: protobuf-encoded records under `cert/`, `ca/`, `api/`
+//! and `host/` keys, private keys and secrets sealed under the master key, and the revision and
 //! configuration id under `meta/`. Encoding for a commit and loading at start live here; the
 //! rules a write must pass live in `rules.rs`.
 
@@ -8,8 +8,8 @@ use gatehouse_shared::sealed::SealingKey;
 
 use super::StoreError;
 use crate::model::{
-    Api, BackendTls, BasicAuth, Binding, ExistsAction, Policy, Revision, SetHeader, State, StoredCaCertificate,
-    StoredCertificate,
+    Api, BackendTls, BasicAuth, Binding, ExistsAction, Hostname, Policy, Revision, SetHeader, State,
+    StoredCaCertificate, StoredCertificate,
 };
 use gatehouse_shared::Thumbprint;
 
@@ -95,11 +95,31 @@ struct ApiRecord {
     /// `<forward-request timeout>` in seconds; 0: the data plane's default.
     #[prost(uint32, tag = "17")]
     backend_timeout_seconds: u32,
+    /// Hostnames the API answers on; empty (as in records written before hostnames): any host.
+    #[prost(string, repeated, tag = "18")]
+    hostnames: Vec<String>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct HostnameRecord {
+    #[prost(string, tag = "1")]
+    name: String,
+    #[prost(string, tag = "2")]
+    certificate_id: String,
+    #[prost(bool, tag = "3")]
+    default: bool,
+    #[prost(bool, tag = "4")]
+    negotiate_client_certificate: bool,
+    #[prost(string, repeated, tag = "5")]
+    client_ca_ids: Vec<String>,
+    #[prost(uint64, tag = "6")]
+    revision: u64,
 }
 
 const CERT_PREFIX: &str = "cert/";
 const CA_PREFIX: &str = "ca/";
 const API_PREFIX: &str = "api/";
+const HOSTNAME_PREFIX: &str = "host/";
 pub(super) const REVISION_KEY: &str = "meta/revision";
 pub(super) const CONFIG_ID_KEY: &str = "meta/config-id";
 
@@ -142,6 +162,7 @@ impl ApiRecord {
             skip_name_validation: !api.tls.validate_name,
             ca_ids: api.tls.ca_ids.clone(),
             exclude_system_roots: !api.tls.system_roots,
+            hostnames: api.hostnames.clone(),
             backend_timeout_seconds: api.policy.backend_timeout.unwrap_or(0),
             has_basic: basic.is_some(),
             basic_username: basic.as_ref().map(|b| b.username.clone()).unwrap_or_default(),
@@ -210,6 +231,7 @@ impl ApiRecord {
                 ca_ids: self.ca_ids,
                 system_roots: !self.exclude_system_roots,
             },
+            hostnames: self.hostnames,
             revision: self.revision,
         })
     }
@@ -237,6 +259,19 @@ pub(super) fn api_entry(api: &Api, seal: &SealingKey) -> (Vec<u8>, Vec<u8>) {
     (api_key(&api.id), prost::Message::encode_to_vec(&ApiRecord::from_api(api, seal)))
 }
 
+/// The batch entry for a hostname (at its own revision).
+pub(super) fn hostname_entry(hostname: &Hostname) -> (Vec<u8>, Vec<u8>) {
+    let record = HostnameRecord {
+        name: hostname.name.clone(),
+        certificate_id: hostname.certificate_id.clone(),
+        default: hostname.default,
+        negotiate_client_certificate: hostname.negotiate_client_certificate,
+        client_ca_ids: hostname.client_ca_ids.clone(),
+        revision: hostname.revision,
+    };
+    (hostname_key(&hostname.name), prost::Message::encode_to_vec(&record))
+}
+
 pub(super) fn certificate_key(id: &str) -> Vec<u8> {
     format!("{CERT_PREFIX}{id}").into_bytes()
 }
@@ -247,6 +282,10 @@ pub(super) fn ca_key(id: &str) -> Vec<u8> {
 
 pub(super) fn api_key(id: &str) -> Vec<u8> {
     format!("{API_PREFIX}{id}").into_bytes()
+}
+
+pub(super) fn hostname_key(name: &str) -> Vec<u8> {
+    format!("{HOSTNAME_PREFIX}{name}").into_bytes()
 }
 
 /// Reads the whole configuration.
@@ -288,6 +327,19 @@ pub(super) fn load(db: &sled::Db, seal: &SealingKey) -> Result<State, StoreError
         let record: ApiRecord = prost::Message::decode(value.as_ref()).map_err(|e| corrupt(&key, e.into()))?;
         let api = record.into_api(seal).map_err(|e| corrupt(&key, e.into()))?;
         state.apis.insert(api.id.clone(), api);
+    }
+    for item in db.scan_prefix(HOSTNAME_PREFIX) {
+        let (key, value) = item?;
+        let record: HostnameRecord = prost::Message::decode(value.as_ref()).map_err(|e| corrupt(&key, e.into()))?;
+        let hostname = Hostname {
+            name: record.name,
+            certificate_id: record.certificate_id,
+            default: record.default,
+            negotiate_client_certificate: record.negotiate_client_certificate,
+            client_ca_ids: record.client_ca_ids,
+            revision: record.revision,
+        };
+        state.hostnames.insert(hostname.name.clone(), hostname);
     }
     Ok(state)
 }

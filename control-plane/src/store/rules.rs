@@ -1,11 +1,15 @@
 //! The rules a write must pass before it is committed: ids, etags, expiry, bindings, backend
-//! trust and the scheme a certificate needs. Each takes the state it checks against, so the
-//! store's writes and these rules' tests see the same thing.
+//! trust, the scheme a certificate needs, hostnames and their server certificates. Each takes
+//! the state it checks against, so the store's writes and these rules' tests see the same thing.
+
+use std::collections::BTreeSet;
 
 use gatehouse_shared::CertificateInfo;
+use gatehouse_shared::api::quote;
 
 use super::{ResourceKind, StoreError};
-use crate::model::{BackendTls, Binding, Revision, State, etag};
+use crate::certificate::{ClientCertificate, ServerCertificateError, check_server_use};
+use crate::model::{BackendTls, Binding, Hostname, Revision, State, etag};
 
 /// The resource under `id`, if it exists and `if_match` allows the write.
 pub(super) fn existing<'a, T>(
@@ -84,6 +88,113 @@ pub(super) fn check_tls(state: &State, tls: &BackendTls) -> Result<(), StoreErro
         return Err(StoreError::NoTrustedRoots);
     }
     Ok(())
+}
+
+/// The hostname as stored: lowercase. Refused unless it is a DNS name of at most 253
+/// characters, exact (`api.example.com`) or wildcard (`*.example.com`: `*` as the whole
+/// leftmost label, standing for exactly one label), and not an IP address.
+pub(super) fn normalize_hostname(name: &str) -> Result<String, StoreError> {
+    let invalid = |reason| StoreError::InvalidHostname { name: quote(name), reason };
+    const IP: &str = "an IP address is not a hostname (clients send no SNI for one)";
+    let unbracketed = name.strip_prefix('[').and_then(|n| n.strip_suffix(']')).unwrap_or(name);
+    if unbracketed.parse::<std::net::IpAddr>().is_ok() {
+        return Err(invalid(IP));
+    }
+    let lower = name.to_ascii_lowercase();
+    if lower.is_empty() {
+        return Err(invalid("it is empty"));
+    }
+    if lower.len() > 253 {
+        return Err(invalid("it is longer than 253 characters"));
+    }
+    if lower.ends_with('.') {
+        return Err(invalid("leave out the trailing dot"));
+    }
+    let exact = lower.strip_prefix("*.").unwrap_or(&lower);
+    if exact.contains('*') {
+        return Err(invalid("a wildcard is '*.' followed by a name: '*' is the whole leftmost label, once"));
+    }
+    for label in exact.split('.') {
+        if label.is_empty() {
+            return Err(invalid("it has an empty label ('..', or a leading dot)"));
+        }
+        if label.len() > 63 {
+            return Err(invalid("a label is longer than 63 characters"));
+        }
+        if !label.is_ascii() {
+            return Err(invalid("use the ASCII form (xn--...) of an internationalized name"));
+        }
+        if !label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return Err(invalid("use only letters, digits, '-' and '.'"));
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Err(invalid("a label starts or ends with '-'"));
+        }
+    }
+    // "10.1" or "*.0.0.1": clients take an all-digit last label for (part of) an IPv4 address.
+    if exact.rsplit('.').next().is_some_and(|last| last.chars().all(|c| c.is_ascii_digit())) {
+        return Err(invalid(IP));
+    }
+    Ok(lower)
+}
+
+/// Checks a hostname (its name already normalized) against the state: its certificate exists,
+/// its client CA certificates exist, it is not a second default, and its certificate can serve
+/// the name and is unexpired (unless allowed; checked when the hostname gets a certificate, as
+/// a binding is, so other fields of a hostname on an expired certificate can still change).
+pub(super) fn check_hostname(state: &State, hostname: &Hostname, allow_expired: bool) -> Result<(), StoreError> {
+    let stored = state
+        .certificates
+        .get(&hostname.certificate_id)
+        .ok_or_else(|| StoreError::NotFound { kind: ResourceKind::Certificate, id: hostname.certificate_id.clone() })?;
+    for id in &hostname.client_ca_ids {
+        if !state.ca_certificates.contains_key(id) {
+            return Err(StoreError::NotFound { kind: ResourceKind::CaCertificate, id: id.clone() });
+        }
+    }
+    if hostname.default
+        && let Some(other) = state.default_hostname(&hostname.name)
+    {
+        return Err(StoreError::DefaultHostnameTaken { name: hostname.name.clone(), default: other.name.clone() });
+    }
+    let new_certificate =
+        state.hostnames.get(&hostname.name).is_none_or(|current| current.certificate_id != hostname.certificate_id);
+    if new_certificate && !allow_expired {
+        check_not_expired(&stored.id, &stored.certificate.info)?;
+    }
+    serves(&stored.certificate, &hostname.name).map_err(|reason| StoreError::NotServerCertificate {
+        id: stored.id.clone(),
+        hostname: hostname.name.clone(),
+        reason,
+    })
+}
+
+/// Whether `certificate` (its leaf) can serve TLS for `hostname`.
+fn serves(certificate: &ClientCertificate, hostname: &str) -> Result<(), ServerCertificateError> {
+    let leaf = certificate.chain.first().ok_or(ServerCertificateError::Malformed)?;
+    check_server_use(leaf, hostname)
+}
+
+/// The hostnames served with certificate `id` that `replacement` could not serve, and why.
+pub(super) fn hostnames_broken_by(
+    state: &State,
+    id: &str,
+    replacement: &ClientCertificate,
+) -> Vec<(String, ServerCertificateError)> {
+    state
+        .hostnames_using(id)
+        .into_iter()
+        .filter_map(|name| serves(replacement, &name).err().map(|reason| (name, reason)))
+        .collect()
+}
+
+/// An API's hostnames as stored: lowercase, sorted, each once; every one must exist.
+pub(super) fn api_hostnames(state: &State, names: &[String]) -> Result<Vec<String>, StoreError> {
+    let names: BTreeSet<String> = names.iter().map(|n| n.to_ascii_lowercase()).collect();
+    if let Some(missing) = names.iter().find(|n| !state.hostnames.contains_key(*n)) {
+        return Err(StoreError::NotFound { kind: ResourceKind::Hostname, id: quote(missing) });
+    }
+    Ok(names.into_iter().collect())
 }
 
 /// Ids (and token names) appear in URLs, logs and CLI tables: 1 to `max_len` letters, digits,

@@ -1,8 +1,9 @@
 //! The store's rules in process, on a temporary sled database: what each write refuses, and
 //! that a refused write changes nothing.
 
-use crate::certificate::ClientCertificate;
+use crate::certificate::{ClientCertificate, ServerCertificateError};
 use gatehouse_shared::sealed::SealingKey;
+use rcgen::ExtendedKeyUsagePurpose::{ClientAuth, ServerAuth};
 
 use super::*;
 use crate::model::etag;
@@ -21,6 +22,36 @@ fn certificate(name: &str) -> ClientCertificate {
     ClientCertificate::from_parts(vec![cert.der().to_vec()], key.serialize_der()).unwrap()
 }
 
+/// A self-signed certificate with these subjectAltName DNS names and extended key usages (none:
+/// no extendedKeyUsage extension).
+fn server_certificate(names: &[&str], usages: &[rcgen::ExtendedKeyUsagePurpose]) -> ClientCertificate {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
+    params.distinguished_name.push(rcgen::DnType::CommonName, names.first().copied().unwrap_or("server"));
+    params.extended_key_usages = usages.to_vec();
+    let cert = params.self_signed(&key).unwrap();
+    ClientCertificate::from_parts(vec![cert.der().to_vec()], key.serialize_der()).unwrap()
+}
+
+/// A self-signed CA certificate, as `parse_ca_certificate` accepts it.
+fn ca_certificate(name: &str) -> (Vec<u8>, gatehouse_shared::CertificateInfo) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.distinguished_name.push(rcgen::DnType::CommonName, name);
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    crate::certificate::parse_ca_certificate(params.self_signed(&key).unwrap().der()).unwrap()
+}
+
+fn hostname(name: &str, certificate_id: &str) -> HostnameDefinition {
+    HostnameDefinition {
+        name: name.into(),
+        certificate_id: certificate_id.into(),
+        default: false,
+        negotiate_client_certificate: false,
+        client_ca_ids: Vec::new(),
+    }
+}
+
 fn api(id: &str, path: &str, binding: Option<Binding>) -> ApiDefinition {
     ApiDefinition {
         id: id.into(),
@@ -29,7 +60,12 @@ fn api(id: &str, path: &str, binding: Option<Binding>) -> ApiDefinition {
         service_url: "https://backend.internal:8443".into(),
         binding,
         tls: BackendTls::default(),
+        hostnames: Vec::new(),
     }
+}
+
+fn api_on(id: &str, path: &str, hostnames: &[&str]) -> ApiDefinition {
+    ApiDefinition { hostnames: hostnames.iter().map(|h| h.to_string()).collect(), ..api(id, path, None) }
 }
 
 fn by_id(id: &str) -> Option<Binding> {
@@ -136,5 +172,294 @@ fn current_definition(api: &Api) -> ApiDefinition {
         service_url: api.service_url.clone(),
         binding: None,
         tls: api.tls.clone(),
+        hostnames: api.hostnames.clone(),
     }
+}
+
+// === hostnames ===
+
+#[test]
+fn hostnames_are_lowercase_dns_names_exact_or_wildcard() {
+    use super::rules::normalize_hostname;
+    assert_eq!(normalize_hostname("API.Example.COM").unwrap(), "api.example.com");
+    assert_eq!(normalize_hostname("*.Example.com").unwrap(), "*.example.com");
+    let longest_label = format!("{}.example", "a".repeat(63));
+    for name in ["localhost", "xn--bcher-kva.example", "a-1.b2.example", longest_label.as_str()] {
+        assert_eq!(normalize_hostname(name).unwrap(), name);
+    }
+    let long = format!("{}.example", vec!["a".repeat(60); 5].join("."));
+    let long_label = format!("{}.example", "a".repeat(64));
+    for (name, reason) in [
+        ("", "empty"),
+        ("10.0.0.1", "IP address"),
+        ("::1", "IP address"),
+        ("[::1]", "IP address"),
+        ("*.0.0.1", "IP address"),
+        ("api.example.com.", "trailing dot"),
+        ("*", "wildcard"),
+        ("*example.com", "wildcard"),
+        ("a.*.example.com", "wildcard"),
+        ("*.*.example.com", "wildcard"),
+        ("api*.example.com", "wildcard"),
+        ("api..example.com", "empty label"),
+        (".example.com", "empty label"),
+        ("api_1.example.com", "letters, digits"),
+        ("api.example.com:443", "letters, digits"),
+        ("bücher.example", "ASCII form"),
+        ("-api.example.com", "starts or ends"),
+        (long_label.as_str(), "63"),
+        (long.as_str(), "253"),
+    ] {
+        match normalize_hostname(name) {
+            Err(error @ StoreError::InvalidHostname { .. }) => {
+                assert!(error.to_string().contains(reason), "{name}: {error}")
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_hostname_is_stored_lowercase_and_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = || {
+        let db = sled::Config::new().path(dir.path()).open().unwrap();
+        Store::open(db, SealingKey::from_bytes(&[9u8; 32]).unwrap(), None).unwrap()
+    };
+    let store = open();
+    store.upload_certificate("server", server_certificate(&["api.example.com"], &[ServerAuth]), &ANY).await.unwrap();
+    let (der, info) = ca_certificate("Clients CA");
+    store.upload_ca_certificate("clients", der, info, &ANY).await.unwrap();
+    let definition = HostnameDefinition {
+        default: true,
+        negotiate_client_certificate: true,
+        client_ca_ids: vec!["clients".into()],
+        ..hostname("API.example.com", "server")
+    };
+    let put = store.put_hostname(definition, &ANY).await.unwrap();
+    assert_eq!(put.name, "api.example.com");
+    store.put_api(api_on("a", "/a", &["Api.Example.com"]), &ANY).await.unwrap();
+    assert_eq!(store.state().apis["a"].hostnames, ["api.example.com"]);
+    drop(store);
+
+    let state = open().state();
+    assert_eq!(state.hostnames["api.example.com"], put);
+    assert_eq!(state.apis["a"].hostnames, ["api.example.com"]);
+}
+
+#[tokio::test]
+async fn a_hostname_needs_an_unexpired_server_certificate_valid_for_its_name() {
+    let store = store();
+    let any = ANY;
+    let put = |name: &str, cert: &str| store.put_hostname(hostname(name, cert), &any);
+    let error = put("api.example.com", "missing").await.unwrap_err();
+    assert!(matches!(error, StoreError::NotFound { kind: ResourceKind::Certificate, .. }), "{error}");
+
+    store
+        .upload_certificate("client-only", server_certificate(&["api.example.com"], &[ClientAuth]), &ANY)
+        .await
+        .unwrap();
+    store.upload_certificate("no-san", certificate("api.example.com"), &ANY).await.unwrap();
+    store.upload_certificate("exact", server_certificate(&["api.example.com"], &[ServerAuth]), &ANY).await.unwrap();
+    store
+        .upload_certificate("wildcard", server_certificate(&["*.example.com"], &[ServerAuth, ClientAuth]), &ANY)
+        .await
+        .unwrap();
+    // No extendedKeyUsage extension: usable for anything, serverAuth included.
+    store.upload_certificate("any-use", server_certificate(&["www.example.com"], &[]), &ANY).await.unwrap();
+    let refusal = |error: StoreError| match error {
+        StoreError::NotServerCertificate { reason, .. } => reason,
+        other => panic!("{other}"),
+    };
+
+    let error = put("api.example.com", "client-only").await.unwrap_err();
+    assert!(error.to_string().contains("does not include serverAuth"), "{error}");
+    assert_eq!(refusal(error), ServerCertificateError::NoServerAuth);
+    let error = put("api.example.com", "no-san").await.unwrap_err();
+    assert!(error.to_string().contains("has no subjectAltName DNS names"), "{error}");
+    assert_eq!(refusal(error), ServerCertificateError::NoDnsNames);
+    let error = put("other.example.com", "exact").await.unwrap_err();
+    assert!(error.to_string().contains("valid for api.example.com, not for 'other.example.com'"), "{error}");
+    // A wildcard hostname needs the wildcard name; a wildcard name covers one label only.
+    for (name, cert) in [("*.example.com", "exact"), ("a.b.example.com", "wildcard"), ("example.com", "wildcard")] {
+        let reason = refusal(put(name, cert).await.unwrap_err());
+        assert!(matches!(reason, ServerCertificateError::NotValidForName { .. }), "{name}: {reason}");
+    }
+    assert_eq!(store.state().revision, 5, "only the uploads were written");
+
+    put("api.example.com", "exact").await.unwrap();
+    put("shop.example.com", "wildcard").await.unwrap();
+    put("*.example.com", "wildcard").await.unwrap();
+    put("www.example.com", "any-use").await.unwrap();
+
+    let mut expired = rcgen::CertificateParams::new(vec!["old.example.com".to_string()]).unwrap();
+    expired.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    expired.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let der = expired.self_signed(&key).unwrap().der().to_vec();
+    let cert = ClientCertificate::from_parts(vec![der], key.serialize_der()).unwrap();
+    store.upload_certificate("expired", cert, &ANY).await.unwrap();
+    let error = put("old.example.com", "expired").await.unwrap_err();
+    assert!(matches!(error, StoreError::Expired { .. }), "{error}");
+    let allow = WriteOptions { allow_expired: true, ..ANY };
+    store.put_hostname(hostname("old.example.com", "expired"), &allow).await.unwrap();
+    // As with bindings, expiry is checked when the hostname gets the certificate, not on every put.
+    let asks = HostnameDefinition { negotiate_client_certificate: true, ..hostname("old.example.com", "expired") };
+    store.put_hostname(asks, &ANY).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_second_default_hostname_is_refused_naming_the_default() {
+    let store = store();
+    store.upload_certificate("c", server_certificate(&["*.example.com"], &[ServerAuth]), &ANY).await.unwrap();
+    let default = |name: &str| HostnameDefinition { default: true, ..hostname(name, "c") };
+    store.put_hostname(default("a.example.com"), &ANY).await.unwrap();
+    // Putting the default again keeps it the default.
+    store.put_hostname(default("a.example.com"), &ANY).await.unwrap();
+    let error = store.put_hostname(default("b.example.com"), &ANY).await.unwrap_err();
+    match &error {
+        StoreError::DefaultHostnameTaken { name, default } => {
+            assert_eq!((name.as_str(), default.as_str()), ("b.example.com", "a.example.com"))
+        }
+        other => panic!("{other}"),
+    }
+    assert!(!store.state().hostnames.contains_key("b.example.com"));
+    // Moving the default is two writes, on purpose.
+    store.put_hostname(hostname("a.example.com", "c"), &ANY).await.unwrap();
+    store.put_hostname(default("b.example.com"), &ANY).await.unwrap();
+    assert_eq!(store.state().default_hostname("").map(|h| h.name.as_str()), Some("b.example.com"));
+}
+
+#[tokio::test]
+async fn client_cas_must_exist_and_stay_while_a_hostname_trusts_them() {
+    let store = store();
+    store.upload_certificate("c", server_certificate(&["api.example.com"], &[ServerAuth]), &ANY).await.unwrap();
+    let with_ca = HostnameDefinition { client_ca_ids: vec!["clients".into()], ..hostname("api.example.com", "c") };
+    let error = store.put_hostname(with_ca.clone(), &ANY).await.unwrap_err();
+    assert!(matches!(error, StoreError::NotFound { kind: ResourceKind::CaCertificate, .. }), "{error}");
+    let (der, info) = ca_certificate("Clients CA");
+    store.upload_ca_certificate("clients", der, info, &ANY).await.unwrap();
+    store.put_hostname(with_ca, &ANY).await.unwrap();
+    match store.delete_ca_certificate("clients", &ANY).await.unwrap_err() {
+        StoreError::CaInUse { apis, hostnames, .. } => {
+            assert!(apis.is_empty());
+            assert_eq!(hostnames, ["api.example.com"]);
+        }
+        other => panic!("{other}"),
+    }
+}
+
+#[tokio::test]
+async fn a_hostname_apis_list_must_exist_and_cannot_be_deleted() {
+    let store = store();
+    let error = store.put_api(api_on("a", "/a", &["api.example.com"]), &ANY).await.unwrap_err();
+    match &error {
+        StoreError::NotFound { kind: ResourceKind::Hostname, id } => assert_eq!(id, "api.example.com"),
+        other => panic!("{other}"),
+    }
+    store.upload_certificate("c", server_certificate(&["api.example.com"], &[ServerAuth]), &ANY).await.unwrap();
+    store.put_hostname(hostname("api.example.com", "c"), &ANY).await.unwrap();
+    store.put_api(api_on("a", "/a", &["api.example.com"]), &ANY).await.unwrap();
+    store.put_api(api_on("b", "/b", &["api.example.com"]), &ANY).await.unwrap();
+    let error = store.delete_hostname("api.example.com", &ANY).await.unwrap_err();
+    match &error {
+        StoreError::HostnameInUse { apis, .. } => assert_eq!(apis, &["a", "b"]),
+        other => panic!("{other}"),
+    }
+    assert!(error.to_string().contains("used by APIs: a, b"), "{error}");
+    // An update that clears the list frees it.
+    for id in ["a", "b"] {
+        let clear = |current: &Api| ApiDefinition { hostnames: Vec::new(), ..current_definition(current) };
+        store.update_api(id, clear, &ANY).await.unwrap();
+    }
+    store.delete_hostname("API.example.com", &ANY).await.unwrap();
+    assert!(store.state().hostnames.is_empty());
+}
+
+#[tokio::test]
+async fn apis_share_a_path_only_on_disjoint_lists_of_hostnames() {
+    let store = store();
+    store.upload_certificate("c", server_certificate(&["*.example.com"], &[ServerAuth]), &ANY).await.unwrap();
+    for name in ["a.example.com", "b.example.com", "c.example.com"] {
+        store.put_hostname(hostname(name, "c"), &ANY).await.unwrap();
+    }
+    store.put_api(api_on("on-a", "/orders", &["a.example.com"]), &ANY).await.unwrap();
+    store.put_api(api_on("on-b-c", "/orders", &["b.example.com", "c.example.com"]), &ANY).await.unwrap();
+    let error = store.put_api(api_on("on-c", "/orders", &["c.example.com"]), &ANY).await.unwrap_err();
+    match &error {
+        StoreError::PathTaken { api, hostnames, .. } => {
+            assert_eq!((api.as_str(), hostnames.as_slice()), ("on-b-c", &["c.example.com".to_string()][..]))
+        }
+        other => panic!("{other}"),
+    }
+    assert!(error.to_string().contains("on hostnames c.example.com"), "{error}");
+    // Without hostnames an API answers on every host: it shares its path with nobody.
+    let error = store.put_api(api("anywhere", "/orders", None), &ANY).await.unwrap_err();
+    assert!(error.to_string().contains("without hostnames answers on every host"), "{error}");
+    store.put_api(api("anywhere", "/other", None), &ANY).await.unwrap();
+    let error = store.put_api(api_on("on-a-too", "/other", &["a.example.com"]), &ANY).await.unwrap_err();
+    assert!(matches!(error, StoreError::PathTaken { .. }), "{error}");
+    // A hostname another API on the path lists is taken until that API drops it.
+    let error = store.put_api(api_on("on-a", "/orders", &["a.example.com", "c.example.com"]), &ANY).await.unwrap_err();
+    assert!(matches!(error, StoreError::PathTaken { .. }), "{error}");
+    store.put_api(api_on("on-b-c", "/orders", &["b.example.com"]), &ANY).await.unwrap();
+    store.put_api(api_on("on-c", "/orders", &["c.example.com"]), &ANY).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_hostnames_certificate_cannot_be_deleted_or_rotated_to_one_that_cannot_serve_it() {
+    let store = store();
+    store
+        .upload_certificate("c", server_certificate(&["api.example.com", "*.example.com"], &[ServerAuth]), &ANY)
+        .await
+        .unwrap();
+    for name in ["api.example.com", "*.example.com"] {
+        store.put_hostname(hostname(name, "c"), &ANY).await.unwrap();
+    }
+    let error = store.delete_certificate("c", &ANY).await.unwrap_err();
+    match &error {
+        StoreError::CertificateInUse { apis, hostnames, .. } => {
+            assert!(apis.is_empty());
+            assert_eq!(hostnames, &["*.example.com", "api.example.com"]);
+        }
+        other => panic!("{other}"),
+    }
+    assert!(error.to_string().contains("used by hostnames: *.example.com, api.example.com"), "{error}");
+
+    // Rotation re-checks every hostname served with the id.
+    let error =
+        store.upload_certificate("c", server_certificate(&["api.example.com"], &[ServerAuth]), &ANY).await.unwrap_err();
+    match &error {
+        StoreError::BreaksHostnames { hostnames, .. } => {
+            let names: Vec<&str> = hostnames.iter().map(|(name, _)| name.as_str()).collect();
+            assert_eq!(names, ["*.example.com"]);
+        }
+        other => panic!("{other}"),
+    }
+    let client_only = server_certificate(&["api.example.com", "*.example.com"], &[ClientAuth]);
+    match store.upload_certificate("c", client_only, &ANY).await.unwrap_err() {
+        StoreError::BreaksHostnames { hostnames, .. } => {
+            assert_eq!(hostnames.len(), 2);
+            assert!(hostnames.iter().all(|(_, reason)| *reason == ServerCertificateError::NoServerAuth));
+        }
+        other => panic!("{other}"),
+    }
+    // An expired one is refused too, unless allowed.
+    let mut expired = rcgen::CertificateParams::new(vec!["api.example.com".into(), "*.example.com".into()]).unwrap();
+    expired.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    expired.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let der = expired.self_signed(&key).unwrap().der().to_vec();
+    let expired = ClientCertificate::from_parts(vec![der], key.serialize_der()).unwrap();
+    let error = store.upload_certificate("c", expired, &ANY).await.unwrap_err();
+    assert!(matches!(error, StoreError::Expired { .. }), "{error}");
+    // A certificate that serves both goes through, and data planes get it for both hostnames.
+    let next = server_certificate(&["*.example.com", "api.example.com"], &[ServerAuth]);
+    let thumbprint = next.info.thumbprint.to_string();
+    store.upload_certificate("c", next, &ANY).await.unwrap();
+    let published = store.latest();
+    for name in ["api.example.com", "*.example.com"] {
+        assert_eq!(published.hostnames[name].certificate_thumbprint, thumbprint);
+    }
+    assert_eq!(published.identities.keys().collect::<Vec<_>>(), [&thumbprint]);
 }

@@ -12,7 +12,7 @@ pub enum ApiCommand {
     /// Create or replace a whole API: trust settings left out return to their defaults (the
     /// binding is kept unless given). To change some fields only, use `api update`.
     #[command(
-        after_help = "Example:\n  gatehousectl api put orders --path /orders --service-url https://orders.internal:8443 --client-cert orders-client\n\nOn an existing API, what the replace removed or reset is printed on stderr."
+        after_help = "Examples:\n  gatehousectl api put orders --path /orders --service-url https://orders.internal:8443 --client-cert orders-client\n  gatehousectl api put orders-eu --path /orders --service-url https://orders-eu.internal:8443 --host eu.example.com\n\nTwo APIs may share a path only when both list hostnames (--host) and no hostname is in both.\nOn an existing API, what the replace removed or reset is printed on stderr."
     )]
     Put {
         id: String,
@@ -29,6 +29,10 @@ pub enum ApiCommand {
         /// Trust this CA certificate (id from `ca upload`) for the backend; repeatable.
         #[arg(long = "ca")]
         ca_ids: Vec<String>,
+        /// Answer only on this hostname (from `hostname put`); repeatable. Without --host the
+        /// API answers on any host.
+        #[arg(long = "host", value_name = "NAME")]
+        hostnames: Vec<String>,
         /// Trust only the --ca certificates, not the system roots.
         #[arg(long)]
         no_system_roots: bool,
@@ -47,7 +51,7 @@ pub enum ApiCommand {
     },
     /// Change only the fields given (the others stay as they are).
     #[command(
-        after_help = "Examples:\n  gatehousectl api update orders --display-name \"Orders v2\"\n  gatehousectl --wait api update orders --ca orders-ca --ca new-ca --verify-name true\n  gatehousectl api update orders --no-client-cert"
+        after_help = "Examples:\n  gatehousectl api update orders --display-name \"Orders v2\"\n  gatehousectl --wait api update orders --ca orders-ca --ca new-ca --verify-name true\n  gatehousectl api update orders --no-client-cert\n  gatehousectl api update orders --host api.example.com --host api.example.org\n  gatehousectl api update orders --no-host"
     )]
     Update {
         id: String,
@@ -70,6 +74,12 @@ pub enum ApiCommand {
         /// Trust no API-specific CA certificates.
         #[arg(long, conflicts_with = "ca_ids")]
         no_ca: bool,
+        /// The hostnames the API answers on (replaces the list; repeatable).
+        #[arg(long = "host", value_name = "NAME")]
+        hostnames: Vec<String>,
+        /// Answer on any host (clears the hostnames).
+        #[arg(long, conflicts_with = "hostnames")]
+        no_host: bool,
         /// Trust the system roots too.
         #[arg(long)]
         system_roots: Option<bool>,

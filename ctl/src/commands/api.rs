@@ -21,6 +21,7 @@ pub async fn run(server: &Server, format: Format, command: ApiCommand) -> anyhow
             display_name,
             credentials,
             ca_ids,
+            hostnames,
             no_system_roots,
             no_verify_chain,
             no_verify_name,
@@ -49,6 +50,7 @@ pub async fn run(server: &Server, format: Format, command: ApiCommand) -> anyhow
                     }),
                     if_match: write.if_match,
                     allow_expired,
+                    hostnames,
                 })
                 .await
                 .map_err(status)?
@@ -68,6 +70,8 @@ pub async fn run(server: &Server, format: Format, command: ApiCommand) -> anyhow
             no_client_cert,
             ca_ids,
             no_ca,
+            hostnames,
+            no_host,
             system_roots,
             verify_chain,
             verify_name,
@@ -98,6 +102,11 @@ pub async fn run(server: &Server, format: Format, command: ApiCommand) -> anyhow
             if !ca_ids.is_empty() || no_ca {
                 tls.ca_certificate_ids = ca_ids;
                 set("backend_tls.ca_certificate_ids");
+            }
+            // With --no-host the mask names hostnames and the patch has none: any host.
+            if !hostnames.is_empty() || no_host {
+                patch.hostnames = hostnames;
+                set("hostnames");
             }
             if let Some(value) = system_roots {
                 tls.trust_system_roots = Some(value);

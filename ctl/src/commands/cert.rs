@@ -69,16 +69,23 @@ pub async fn run(server: &Server, format: Format, command: CertCommand) -> anyho
     Ok(revision)
 }
 
-/// Says how to fix the most common refusal: the APIs that still use the certificate come as
-/// structured details (`google.rpc.PreconditionFailure`, subjects `apis/ID`), not as English.
+/// Says how to fix the most common refusal: the APIs and hostnames that still use the
+/// certificate come as structured details (`google.rpc.PreconditionFailure`, subjects `apis/ID`
+/// and `hostnames/NAME`), not as English.
 fn with_hint(refusal: tonic::Status) -> anyhow::Error {
     use tonic_types::StatusExt as _;
-    let first_api = refusal.get_details_precondition_failure().and_then(|failure| {
-        failure.violations.into_iter().find_map(|v| v.subject.strip_prefix("apis/").map(String::from))
-    });
+    let subjects: Vec<String> = refusal
+        .get_details_precondition_failure()
+        .map(|failure| failure.violations.into_iter().map(|v| v.subject).collect())
+        .unwrap_or_default();
+    let first_api = subjects.iter().find_map(|s| s.strip_prefix("apis/"));
+    let first_hostname = subjects.iter().find_map(|s| s.strip_prefix("hostnames/"));
     let error = status(refusal);
-    match first_api {
-        Some(api) => anyhow!("{error} (e.g. gatehousectl api credentials {api} --none)"),
-        None => error,
+    match (first_api, first_hostname) {
+        (Some(api), _) => anyhow!("{error} (e.g. gatehousectl api credentials {api} --none)"),
+        (None, Some(name)) => {
+            anyhow!("{error} (e.g. gatehousectl hostname put '{name}' --cert OTHER-ID, or hostname delete '{name}')")
+        }
+        (None, None) => error,
     }
 }

@@ -21,7 +21,7 @@ pub async fn list_all(server: &Server) -> anyhow::Result<pb::ListGatewaysRespons
     let mut page_token = String::new();
     loop {
         let page = client
-            .list_gateways(pb::ListGatewaysRequest { page_size: 1000, page_token })
+            .list_gateways(pb::ListGatewaysRequest { page_size: 250, page_token })
             .await
             .map_err(status)?
             .into_inner();

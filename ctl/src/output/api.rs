@@ -68,6 +68,7 @@ fn api_json(api: &pb::Api) -> Value {
         "service_url": api.service_url,
         "credentials": credentials,
         "client_certificate_thumbprint": api.client_certificate_thumbprint,
+        "hostnames": api.hostnames,
         "backend_tls": api.backend_tls.as_ref().map(|t| json!({
             "validate_certificate_chain": t.validate_certificate_chain.unwrap_or(true),
             "validate_certificate_name": t.validate_certificate_name.unwrap_or(true),
@@ -103,6 +104,7 @@ fn apis_table(apis: &[pb::Api]) -> String {
         .map(|a| {
             vec![
                 a.id.clone(),
+                hosts_text(a, ","),
                 a.path.clone(),
                 a.service_url.clone(),
                 binding_text(a),
@@ -110,7 +112,12 @@ fn apis_table(apis: &[pb::Api]) -> String {
             ]
         })
         .collect();
-    table(&["ID", "PATH", "SERVICE URL", "CLIENT CERTIFICATE", "THUMBPRINT"], &rows)
+    table(&["ID", "HOSTS", "PATH", "SERVICE URL", "CLIENT CERTIFICATE", "THUMBPRINT"], &rows)
+}
+
+/// The hostnames an API answers on, or "*" for any host.
+fn hosts_text(api: &pb::Api, separator: &str) -> String {
+    if api.hostnames.is_empty() { "*".into() } else { api.hostnames.join(separator) }
 }
 
 /// One API, a field per line.
@@ -118,6 +125,7 @@ fn api_details(api: &pb::Api) -> String {
     let rows = vec![
         vec!["id:".into(), api.id.clone()],
         vec!["display name:".into(), dash(&api.display_name)],
+        vec!["hosts:".into(), if api.hostnames.is_empty() { "any".into() } else { hosts_text(api, ", ") }],
         vec!["path:".into(), api.path.clone()],
         vec!["service url:".into(), api.service_url.clone()],
         vec!["client certificate:".into(), binding_text(api)],
@@ -142,6 +150,11 @@ fn replaced(before: &pb::Api, after: &pb::Api) -> Option<String> {
         old.ca_certificate_ids.iter().filter(|id| !new.ca_certificate_ids.contains(id)).map(String::as_str).collect();
     if !removed.is_empty() {
         lost.push(format!("CA certificates {}", removed.join(", ")));
+    }
+    let hosts: Vec<&str> =
+        before.hostnames.iter().filter(|h| !after.hostnames.contains(h)).map(String::as_str).collect();
+    if !hosts.is_empty() {
+        lost.push(format!("hostnames {}", hosts.join(", ")));
     }
     let mut changed = Vec::new();
     let flag = |value: Option<bool>| value.unwrap_or(true);
@@ -182,5 +195,11 @@ mod tests {
         assert_eq!(replaced(&api("A", &["x"], None), &api("A", &["x"], Some(true))), None);
         let said = replaced(&api("A", &["test-ca", "y"], Some(false)), &api("", &["y"], None)).unwrap();
         assert_eq!(said, "removed: display name 'A'; CA certificates test-ca; now: chain validation on");
+        let on = |hosts: &[&str]| pb::Api {
+            hostnames: hosts.iter().map(|h| h.to_string()).collect(),
+            ..api("A", &[], None)
+        };
+        let said = replaced(&on(&["a.example.com", "b.example.com"]), &on(&["b.example.com"])).unwrap();
+        assert_eq!(said, "removed: hostnames a.example.com");
     }
 }

@@ -77,10 +77,9 @@ pub(super) fn rfc3339(ts: Option<&prost_types::Timestamp>) -> String {
 /// "in 23 days", "EXPIRED 3 days ago": what matters about an expiry date at a glance.
 pub(super) fn expiry(ts: Option<&prost_types::Timestamp>) -> String {
     let Some(ts) = ts else { return String::new() };
-    let now = gatehouse_shared::unix_now();
     let date = rfc3339(Some(ts)).get(..10).unwrap_or_default().to_string();
-    let days = (ts.seconds - now) / 86_400;
-    if ts.seconds < now {
+    let days = gatehouse_shared::days_until(ts.seconds).trunc() as i64;
+    if ts.seconds < gatehouse_shared::unix_now() {
         format!("{date} (EXPIRED {} ago)", plural(-days, "day"))
     } else {
         format!("{date} (in {})", plural(days, "day"))

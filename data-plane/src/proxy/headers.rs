@@ -85,8 +85,14 @@ fn is_identity_header(name: &HeaderName) -> bool {
 
 /// Removes every identity header the client sent, then sets the ones the gateway vouches for:
 /// `X-Forwarded-For` (the client's address, replacing any chain the client claimed),
-/// `X-Forwarded-Proto` and `X-Forwarded-Host`.
-pub(super) fn set_forwarding_headers(headers: &mut HeaderMap, peer: SocketAddr, client_host: Option<HeaderValue>) {
+/// `X-Forwarded-Proto` (`scheme`: `http` or `https`, how the client reached the gateway) and
+/// `X-Forwarded-Host`.
+pub(super) fn set_forwarding_headers(
+    headers: &mut HeaderMap,
+    peer: SocketAddr,
+    scheme: &'static str,
+    client_host: Option<HeaderValue>,
+) {
     let claimed: Vec<HeaderName> = headers.keys().filter(|name| is_identity_header(name)).cloned().collect();
     for name in claimed {
         headers.remove(name);
@@ -94,7 +100,7 @@ pub(super) fn set_forwarding_headers(headers: &mut HeaderMap, peer: SocketAddr, 
     if let Ok(address) = HeaderValue::from_str(&peer.ip().to_string()) {
         headers.insert(HeaderName::from_static("x-forwarded-for"), address);
     }
-    headers.insert(HeaderName::from_static("x-forwarded-proto"), HeaderValue::from_static("http"));
+    headers.insert(HeaderName::from_static("x-forwarded-proto"), HeaderValue::from_static(scheme));
     if let Some(host) = client_host {
         headers.insert(HeaderName::from_static("x-forwarded-host"), host);
     }
