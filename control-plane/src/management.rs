@@ -11,6 +11,7 @@ mod certificates;
 mod errors;
 mod fleet;
 mod hostnames;
+mod rollout;
 mod update_mask;
 mod views;
 

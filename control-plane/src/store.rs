@@ -208,6 +208,11 @@ pub enum StoreError {
     /// The path prefix or service URL breaks the API rules.
     #[error(transparent)]
     Definition(#[from] gatehouse_shared::api::ApiDefinitionError),
+    /// `http://` with a client certificate: the certificate could never be presented.
+    #[error(
+        "service URL '{0}' is plain http://, so the API's client certificate could never be presented: use https://, or remove the binding"
+    )]
+    CertificateOverPlainHttp(String),
     /// Chain validation on, but neither CA ids nor the system roots to validate against.
     #[error("the API trusts no roots: give CA certificate ids, trust the system roots, or turn off chain validation")]
     NoTrustedRoots,

@@ -75,14 +75,8 @@ pub struct ConfigCache {
 impl ConfigCache {
     /// Uses `dir` (created 0700 if missing); the key is `key_file`, or `cache.key` in `dir`.
     pub fn open(dir: &Path, key_file: Option<&Path>) -> Result<Self, CacheError> {
-        use std::os::unix::fs::DirBuilderExt;
-        if !dir.exists() {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .map_err(|source| CacheError::Folder { path: dir.into(), source })?;
-        }
+        gatehouse_shared::sealed::create_private_dir(dir)
+            .map_err(|source| CacheError::Folder { path: dir.into(), source })?;
         let key_path = key_file.map(Path::to_path_buf).unwrap_or_else(|| dir.join(KEY_FILE));
         let key = SealingKey::load_or_create(&key_path).map_err(CacheError::Key)?;
         Ok(Self { path: dir.join(FILE), key })

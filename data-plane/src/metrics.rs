@@ -184,9 +184,8 @@ impl Metrics {
         self.seconds_since_sync.set(since);
         self.certificate_expiry_days.clear();
         if let Some(table) = routing.load() {
-            let now = gatehouse_shared::unix_now();
             for cert in table.certificates() {
-                let days = (cert.not_after - now) as f64 / 86_400.0;
+                let days = gatehouse_shared::days_until(cert.not_after);
                 self.certificate_expiry_days
                     .get_or_create(&CertificateLabels {
                         certificate_id: cert.certificate_id.clone(),

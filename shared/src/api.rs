@@ -25,11 +25,6 @@ pub enum ApiDefinitionError {
         /// What is wrong with it.
         reason: &'static str,
     },
-    /// `http://` with a client certificate: the certificate could never be presented.
-    #[error(
-        "service URL '{0}' is plain http://, so the API's client certificate could never be presented: use https://, or remove the binding"
-    )]
-    CertificateOverPlainHttp(String),
 }
 
 /// At most ~100 characters of a caller's value, for error messages.
@@ -117,14 +112,6 @@ fn redact_userinfo(url: &str) -> String {
     }
 }
 
-/// A client certificate binding needs TLS to the backend.
-pub fn check_certificate_reachable(url: &str, has_certificate: bool) -> Result<(), ApiDefinitionError> {
-    if has_certificate && url.starts_with("http://") {
-        return Err(ApiDefinitionError::CertificateOverPlainHttp(quote(url)));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,12 +154,5 @@ mod tests {
         assert!(parse_service_url("https://x:65535/").is_ok());
         assert!(parse_service_url("https://[::1]:8443/").is_ok());
         assert!(parse_service_url("https://x/a/../b").is_err());
-    }
-
-    #[test]
-    fn a_certificate_needs_https() {
-        assert!(check_certificate_reachable("http://x", true).is_err());
-        assert!(check_certificate_reachable("http://x", false).is_ok());
-        assert!(check_certificate_reachable("https://x", true).is_ok());
     }
 }

@@ -154,7 +154,12 @@ async fn service_urls_paths_and_ids_that_could_mislead_are_refused() -> anyhow::
     let credential = pb::set_api_credentials_request::Credential::CertificateId("c".into());
     refused(m.set_api_credentials(gatehouse_tests::requests::bind("plain", credential)).await.unwrap_err());
     let xml = r#"<policies><inbound><authentication-certificate certificate-id="c" /></inbound></policies>"#;
-    refused(m.set_api_policy(set_policy("plain", xml)).await.unwrap_err());
+    let message = refused(m.set_api_policy(set_policy("plain", xml)).await.unwrap_err());
+    assert!(message.contains("line 1, column 20") && message.contains("http://"), "{message}");
+    // Every policy refusal says where, the certificate the store cannot find included.
+    let missing = xml.replace("certificate-id=\"c\"", "certificate-id=\"missing\"");
+    let message = refused(m.set_api_policy(set_policy("plain", &missing)).await.unwrap_err());
+    assert!(message.contains("line 1, column 20") && message.contains("missing"), "{message}");
     assert!(m.list_apis(pb::ListApisRequest {}).await?.into_inner().apis.iter().all(|a| a.id == "plain"));
     Ok(())
 }

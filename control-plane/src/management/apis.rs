@@ -127,10 +127,18 @@ impl ManagementService {
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let options = WriteOptions { if_match: request.if_match, allow_expired: request.allow_expired };
         let api = self.store.set_api_policy(&request.api_id, policy, &options).await.map_err(|error| match error {
-            // A certificate named in the policy that does not exist is an error in the document.
-            StoreError::NotFound { kind: ResourceKind::Certificate, .. } | StoreError::ThumbprintNotFound(_) => {
+            // What is wrong with the policy's certificate is an error in the document, at the
+            // element: not found, expired, or one that plain http:// could never present.
+            StoreError::NotFound { kind: ResourceKind::Certificate, .. }
+            | StoreError::ThumbprintNotFound(_)
+            | StoreError::CertificateOverPlainHttp(_) => {
                 let element = policy::InboundElement::AuthenticationCertificate;
                 Status::invalid_argument(policy::refusal_at(&request.xml, element, error.to_string()).to_string())
+            }
+            // Still a precondition (allow_expired overrides it), but said at the element.
+            StoreError::Expired { .. } => {
+                let element = policy::InboundElement::AuthenticationCertificate;
+                Status::failed_precondition(policy::refusal_at(&request.xml, element, error.to_string()).to_string())
             }
             StoreError::Unmask(unmask) => Status::invalid_argument(
                 policy::refusal_at(&request.xml, unmask.element(), unmask.to_string()).to_string(),

@@ -87,6 +87,7 @@ impl From<StoreError> for Status {
             StoreError::InvalidId { .. }
             | StoreError::InvalidHostname { .. }
             | StoreError::Definition(_)
+            | StoreError::CertificateOverPlainHttp(_)
             | StoreError::NoTrustedRoots
             | StoreError::Unmask(_) => Status::invalid_argument(error.to_string()),
             StoreError::Storage(_) | StoreError::Corrupt { .. } | StoreError::Watermark(_) => {

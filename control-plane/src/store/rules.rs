@@ -58,7 +58,11 @@ pub(super) fn format_date(unix: i64) -> String {
 }
 
 pub(super) fn check_scheme(service_url: &str, binding: &Binding) -> Result<(), StoreError> {
-    gatehouse_shared::api::check_certificate_reachable(service_url, *binding != Binding::None).map_err(StoreError::from)
+    // A client certificate needs TLS to the backend.
+    if *binding != Binding::None && service_url.starts_with("http://") {
+        return Err(StoreError::CertificateOverPlainHttp(quote(service_url)));
+    }
+    Ok(())
 }
 
 pub(super) fn check_binding(state: &State, binding: &Binding, allow_expired: bool) -> Result<(), StoreError> {

@@ -139,7 +139,7 @@ async fn a_certificate_binding_needs_https_and_ids_stay_plain() {
     store.upload_certificate("c", certificate("c"), &ANY).await.unwrap();
     let plain = ApiDefinition { service_url: "http://backend:8080".into(), ..api("a", "/a", by_id("c")) };
     let error = store.put_api(plain, &ANY).await.unwrap_err();
-    assert!(matches!(error, StoreError::Definition(_)), "{error}");
+    assert!(matches!(error, StoreError::CertificateOverPlainHttp(_)), "{error}");
     for id in ["", ".", "..", "a/b", "a b"] {
         let error = store.put_api(api(id, "/z", None), &ANY).await.unwrap_err();
         assert!(matches!(error, StoreError::InvalidId { kind: ResourceKind::Api, .. }), "{id}: {error}");
