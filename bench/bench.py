@@ -139,6 +139,7 @@ def make_pki(work):
          "-out", "ca.pem", "-days", "30", "-subj", "/CN=Bench CA",
          "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=keyCertSign")
     for name, ext in (("backend", "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth"),
+                      ("front", "subjectAltName=DNS:localhost\nextendedKeyUsage=serverAuth"),
                       ("client", "extendedKeyUsage=clientAuth")):
         ossl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", f"{name}.key",
              "-out", f"{name}.csr", "-subj", f"/CN=bench-{name}")
@@ -147,8 +148,10 @@ def make_pki(work):
         ossl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
              "-days", "30", "-extfile", f"{name}.ext", "-out", f"{name}.pem")
     ossl("pkcs12", "-export", "-inkey", "client.key", "-in", "client.pem", "-passout", "pass:bench", "-out", "client.pfx")
-    with open(os.path.join(work, "client-combined.pem"), "w") as f:
-        f.write(open(os.path.join(work, "client.pem")).read() + open(os.path.join(work, "client.key")).read())
+    ossl("pkcs12", "-export", "-inkey", "front.key", "-in", "front.pem", "-passout", "pass:bench", "-out", "front.pfx")
+    for name in ("client", "front"):
+        with open(os.path.join(work, f"{name}-combined.pem"), "w") as f:
+            f.write(open(os.path.join(work, f"{name}.pem")).read() + open(os.path.join(work, f"{name}.key")).read())
     fp = run(["openssl", "x509", "-in", "client.pem", "-noout", "-fingerprint", "-sha1"], cwd=work).stdout
     return fp.split("=")[1].strip().replace(":", "").lower()
 
@@ -184,7 +187,7 @@ http {{
   access_log off;
   upstream backend {{ server 127.0.0.1:{backend}; keepalive 128; keepalive_requests 1000000; }}
   server {{
-    listen 127.0.0.1:{port};
+    listen 127.0.0.1:{port}{listen_tls};
     keepalive_requests 1000000;
     location / {{
       proxy_pass https://backend;
@@ -215,24 +218,31 @@ defaults
   option http-keep-alive
   http-reuse always
 frontend fe
-  bind 127.0.0.1:{port}
+  bind 127.0.0.1:{port}{bind_tls}
   default_backend be
 backend be
   server s1 127.0.0.1:{backend} ssl crt {work}/client-combined.pem ca-file {work}/ca.pem verify required sni str(localhost) verifyhost localhost
 """
 
 
-def check_presents(port, thumbprint):
-    req = urllib.request.Request(f"http://127.0.0.1:{port}/bench")
-    with urllib.request.urlopen(req, timeout=5) as r:
+def front_url(port, tls):
+    return f"https://localhost:{port}/bench" if tls else f"http://127.0.0.1:{port}/bench"
+
+
+def check_presents(port, thumbprint, tls=False, ca=None):
+    import ssl
+    context = ssl.create_default_context(cafile=ca) if tls else None
+    req = urllib.request.Request(front_url(port, tls))
+    with urllib.request.urlopen(req, timeout=5, context=context) as r:
         seen = r.headers.get("X-Client-Thumbprint", "")
         if r.status != 200 or seen.lower() != thumbprint:
             raise RuntimeError(f"port {port}: status {r.status}, backend saw {seen!r}, expected {thumbprint}")
 
 
-def wrk(port, connections, seconds):
-    out = run(["taskset", "-c", LOAD_CPU, "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency",
-               f"http://127.0.0.1:{port}/bench"]).stdout
+def wrk(port, connections, seconds, tls=False, new_connections=False):
+    extra = ["-H", "Connection: close"] if new_connections else []
+    out = run(["taskset", "-c", LOAD_CPU, "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", *extra,
+               front_url(port, tls)]).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     errors = 0
     m = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
@@ -250,8 +260,19 @@ def wrk(port, connections, seconds):
 
 
 def proxy_suite():
+    front_suite(tls=False)
+
+
+def https_suite():
+    front_suite(tls=True)
+
+
+def front_suite(tls):
+    """Client -> proxy -> mTLS backend, Gatehouse vs nginx vs HAProxy; with `tls` the client
+    side is HTTPS too (same certificate, TLS 1.3, keep-alive), plus a handshake-rate run."""
+    label = "https" if tls else "proxy"
     if not need_packages():
-        log("proxy suite skipped: nginx, haproxy or wrk unavailable")
+        log(f"{label} suite skipped: nginx, haproxy or wrk unavailable")
         return
     work = tempfile.mkdtemp(prefix="gatehouse-bench-")
     thumbprint = make_pki(work)
@@ -259,9 +280,12 @@ def proxy_suite():
     with open(f"{work}/backend.conf", "w") as f:
         f.write(NGINX_BACKEND.format(work=work, port=ports["backend"]))
     with open(f"{work}/nginx-proxy.conf", "w") as f:
-        f.write(NGINX_PROXY.format(work=work, port=ports["nginx"], backend=ports["backend"]))
+        listen_tls = (f" ssl;\n    ssl_certificate {work}/front.pem;\n    ssl_certificate_key {work}/front.key;\n"
+                      f"    ssl_protocols TLSv1.2 TLSv1.3") if tls else ""
+        f.write(NGINX_PROXY.format(work=work, port=ports["nginx"], backend=ports["backend"], listen_tls=listen_tls))
     with open(f"{work}/haproxy.cfg", "w") as f:
-        f.write(HAPROXY.format(work=work, port=ports["haproxy"], backend=ports["backend"]))
+        bind_tls = f" ssl crt {work}/front-combined.pem alpn http/1.1" if tls else ""
+        f.write(HAPROXY.format(work=work, port=ports["haproxy"], backend=ports["backend"], bind_tls=bind_tls))
     try:
         backend = spawn(["nginx", "-c", f"{work}/backend.conf", "-g", "daemon off;"], cpu=LOAD_CPU)
         wait_port(ports["backend"], proc=backend)
@@ -275,13 +299,18 @@ def proxy_suite():
         run(ctl + ["cert", "upload", "a", "--pfx", f"{work}/client.pfx", "--password-file", f"{work}/pw"])
         run(ctl + ["api", "put", "bench", "--path", "/bench", "--service-url", f"https://localhost:{ports['backend']}",
                    "--client-cert", "a"])
+        if tls:
+            run(ctl + ["cert", "upload", "front", "--pfx", f"{work}/front.pfx", "--password-file", f"{work}/pw"])
+            run(ctl + ["hostname", "put", "localhost", "--cert", "front", "--default"])
         token = run(ctl + ["token", "create", "bench-dp", "--role", "gateway"]).stdout.strip()
         with open(f"{work}/dp.token", "w") as f:
             f.write(token)
         proxies = {
             "gatehouse": spawn([binary("gatehouse-dp"), "--control-plane", f"https://127.0.0.1:{ports['cp']}",
                                 "--control-plane-ca", f"{work}/cp/tls/ca.pem", "--token-file", f"{work}/dp.token",
-                                "--backend-ca-file", f"{work}/ca.pem", "--listen", f"127.0.0.1:{ports['gatehouse']}",
+                                "--backend-ca-file", f"{work}/ca.pem",
+                                *(["--listen", "none", "--listen-https"] if tls else ["--listen"]),
+                                f"127.0.0.1:{ports['gatehouse']}",
                                 "--name", "bench-dp", "--admin-listen", f"127.0.0.1:{ports['dp-admin']}", "--log", "warn"],
                                cpu=PROXY_CPU),
             "nginx": spawn(["nginx", "-c", f"{work}/nginx-proxy.conf", "-g", "daemon off;"], cpu=PROXY_CPU),
@@ -297,7 +326,7 @@ def proxy_suite():
         deadline = time.time() + 15
         while True:
             try:
-                check_presents(ports["gatehouse"], thumbprint)
+                check_presents(ports["gatehouse"], thumbprint, tls, f"{work}/ca.pem")
                 break
             except Exception:
                 if time.time() > deadline:
@@ -305,18 +334,22 @@ def proxy_suite():
                 time.sleep(0.1)
         rounds = 1 if SMOKE else 3
         duration, latency_duration, warm = (2, 1, 1) if SMOKE else (15, 8, 3)
-        results = {name: {"rps": [], "p50": [], "p99": [], "p50_1": [], "p99_1": []} for name in proxies}
+        results = {name: {"rps": [], "p50": [], "p99": [], "p50_1": [], "p99_1": [], "hs": []} for name in proxies}
         for r in range(rounds):
             for name in proxies:  # interleaved: A B C, A B C, ...
-                check_presents(ports[name], thumbprint)
-                wrk(ports[name], 64, warm)
-                rps, lat, errors = wrk(ports[name], 64, duration)
+                check_presents(ports[name], thumbprint, tls, f"{work}/ca.pem")
+                wrk(ports[name], 64, warm, tls)
+                rps, lat, errors = wrk(ports[name], 64, duration, tls)
                 if errors:
                     raise RuntimeError(f"{name} round {r + 1}: {errors} errors: the run is void")
-                _, lat1, errors = wrk(ports[name], 1, latency_duration)
+                _, lat1, errors = wrk(ports[name], 1, latency_duration, tls)
                 if errors:
                     raise RuntimeError(f"{name} round {r + 1}: {errors} errors in the latency run")
                 res = results[name]
+                if tls:
+                    # A new TLS connection (full handshake) per request.
+                    hs, _, _ = wrk(ports[name], 16, latency_duration, tls, new_connections=True)
+                    res["hs"].append(hs)
                 res["rps"].append(rps)
                 res["p50"].append(lat["50"])
                 res["p99"].append(lat["99"])
@@ -329,16 +362,24 @@ def proxy_suite():
             pids = [p.pid] + children(p.pid)
             rss[name] = rss_peak_kib(pids) / 1024
         log("")
-        log(f"proxy throughput over mTLS, proxy pinned to CPU {PROXY_CPU} (1 core), load and backend on CPU {LOAD_CPU};"
-            f" median of {rounds} interleaved rounds, {duration} s each, 64 connections (latency: 1 connection)")
+        front = "HTTPS (TLS 1.3, keep-alive)" if tls else "plain HTTP"
+        log(f"proxy throughput, clients over {front}, proxy to backend over mTLS; proxy pinned to CPU {PROXY_CPU}"
+            f" (1 core), load and backend on CPU {LOAD_CPU}; median of {rounds} interleaved rounds, {duration} s each,"
+            f" 64 connections (latency: 1 connection)")
         log(f"{'proxy':<10} {'req/s':>10} {'req/s/core':>10} {'p50 ms':>8} {'p99 ms':>8} {'p50 ms 1c':>9} {'p99 ms 1c':>9} {'peak RSS MiB':>12}")
-        med = {n: {k: statistics.median(v) for k, v in res.items()} for n, res in results.items()}
+        med = {n: {k: statistics.median(v) for k, v in res.items() if v} for n, res in results.items()}
         for name in proxies:
             m = med[name]
             log(f"{name:<10} {m['rps']:>10.0f} {m['rps']:>10.0f} {m['p50']:>8.3f} {m['p99']:>8.3f} {m['p50_1']:>9.3f} {m['p99_1']:>9.3f} {rss[name]:>12.1f}")
         for peer in ("nginx", "haproxy"):
             log(f"gatehouse/{peer}: req/s x{med['gatehouse']['rps'] / med[peer]['rps']:.2f}, "
                 f"p99 x{med['gatehouse']['p99'] / med[peer]['p99']:.2f} (lower is better)")
+        if tls:
+            log("handshake rate: a new TLS connection per request, 16 connections")
+            for name in proxies:
+                log(f"  {name:<10} {med[name]['hs']:>10.0f} handshakes/s")
+            for peer in ("nginx", "haproxy"):
+                log(f"  gatehouse/{peer}: x{med['gatehouse']['hs'] / med[peer]['hs']:.2f}")
     finally:
         stop_all()
         for pidfile in ("backend.pid", "nginx-proxy.pid", "haproxy.pid"):
@@ -373,13 +414,13 @@ def rotation_suite():
     harness("gatehouse-rotation-bench", "--seconds", 3 if SMOKE else 30, "--clients", 8 if SMOKE else 64)
 
 
-SUITES = {"proxy": proxy_suite, "propagation": propagation_suite, "scale": scale_suite, "rotation": rotation_suite}
+SUITES = {"proxy": proxy_suite, "https": https_suite, "propagation": propagation_suite, "scale": scale_suite, "rotation": rotation_suite}
 
 if __name__ == "__main__":
     os.environ.setdefault("GATEHOUSE_BENCH", "1")
     chosen = list(SUITES) if SUITE in ("all", "smoke") else [SUITE]
     if any(s not in SUITES for s in chosen):
-        sys.exit(f"unknown suite {SUITE}: use all, proxy, propagation, scale, rotation or smoke")
+        sys.exit(f"unknown suite {SUITE}: use all, proxy, https, propagation, scale, rotation or smoke")
     log(f"machine: {CPUS} cores, {os.uname().release}; binaries from {BIN}")
     try:
         for s in chosen:

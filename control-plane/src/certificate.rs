@@ -1,9 +1,10 @@
 //! Client certificates as operators upload them: PKCS#12 files checked, split into a
 //! certificate chain and a PKCS#8 private key (`pkcs12.rs` reads the file); and CA
-//! certificates, PEM or DER; and whether a certificate can serve TLS for a hostname
+//! certificates, PEM or DER, with their CRLs (`crl.rs`); and whether a certificate can serve TLS for a hostname
 //! (`server.rs`). Descriptions (subject, thumbprint, expiry) come from
 //! `gatehouse_shared::certificate`.
 
+mod crl;
 mod error;
 mod private_key;
 mod server;
@@ -14,6 +15,7 @@ use gatehouse_shared::certificate::describe;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
+pub use crl::{Crl, CrlError, parse_crl};
 pub use error::{
     Algorithm, AlgorithmRole, BerError, CertificateError, DecryptError, FormatError, KeyType, Pkcs12Part, Protection,
 };

@@ -14,6 +14,7 @@ pub mod model;
 pub mod oversize;
 mod pkcs12;
 pub mod policy;
+pub mod random;
 pub mod server;
 pub mod snapshot;
 pub mod store;

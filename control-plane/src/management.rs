@@ -12,6 +12,7 @@ mod errors;
 mod fleet;
 mod hostnames;
 mod rollout;
+mod subscriptions;
 mod update_mask;
 mod views;
 
@@ -19,6 +20,7 @@ use views::{api_view, ca_view, certificate_view, hostname_view, policy_view, tok
 
 use crate::audit::audited;
 use crate::gateways::Gateways;
+use crate::model::SubscriptionState;
 use crate::store::Store;
 use crate::tokens::{Role, Tokens};
 
@@ -273,6 +275,68 @@ impl Management for ManagementService {
             Ok(Response::new(pb::RevokeTokenResponse {}))
         };
         audited(request, "RevokeToken", |r| r.name.clone(), revoke, |_| 0).await
+    }
+
+    async fn create_subscription(
+        &self,
+        request: Request<pb::CreateSubscriptionRequest>,
+    ) -> Result<Response<pb::CreatedSubscription>, Status> {
+        let revision = |r: &pb::CreatedSubscription| r.subscription.as_ref().map_or(0, |s| s.revision);
+        audited(request, "CreateSubscription", |r| r.name.clone(), |r| self.create_subscription_inner(r), revision)
+            .await
+    }
+
+    async fn get_subscription(
+        &self,
+        request: Request<pb::GetSubscriptionRequest>,
+    ) -> Result<Response<pb::Subscription>, Status> {
+        self.get_subscription_view(&request.into_inner().name).map(Response::new)
+    }
+
+    async fn list_subscriptions(
+        &self,
+        _: Request<pb::ListSubscriptionsRequest>,
+    ) -> Result<Response<pb::ListSubscriptionsResponse>, Status> {
+        Ok(Response::new(self.list_subscriptions_view()))
+    }
+
+    async fn suspend_subscription(
+        &self,
+        request: Request<pb::SuspendSubscriptionRequest>,
+    ) -> Result<Response<pb::Subscription>, Status> {
+        let suspend = |r: Request<pb::SuspendSubscriptionRequest>| async move {
+            let r = r.into_inner();
+            self.set_subscription_state_inner(&r.name, r.if_match, SubscriptionState::Suspended).await
+        };
+        audited(request, "SuspendSubscription", |r| r.name.clone(), suspend, |r| r.revision).await
+    }
+
+    async fn resume_subscription(
+        &self,
+        request: Request<pb::ResumeSubscriptionRequest>,
+    ) -> Result<Response<pb::Subscription>, Status> {
+        let resume = |r: Request<pb::ResumeSubscriptionRequest>| async move {
+            let r = r.into_inner();
+            self.set_subscription_state_inner(&r.name, r.if_match, SubscriptionState::Active).await
+        };
+        audited(request, "ResumeSubscription", |r| r.name.clone(), resume, |r| r.revision).await
+    }
+
+    async fn regenerate_subscription_key(
+        &self,
+        request: Request<pb::RegenerateSubscriptionKeyRequest>,
+    ) -> Result<Response<pb::RegeneratedSubscriptionKey>, Status> {
+        let revision = |r: &pb::RegeneratedSubscriptionKey| r.subscription.as_ref().map_or(0, |s| s.revision);
+        let regenerate = |r| self.regenerate_subscription_key_inner(r);
+        audited(request, "RegenerateSubscriptionKey", |r| r.name.clone(), regenerate, revision).await
+    }
+
+    async fn delete_subscription(
+        &self,
+        request: Request<pb::DeleteSubscriptionRequest>,
+    ) -> Result<Response<pb::DeleteSubscriptionResponse>, Status> {
+        let delete = |r| self.delete_subscription_inner(r);
+        audited(request, "DeleteSubscription", |r| r.name.clone(), delete, |r| r.revision).await
     }
 }
 

@@ -1,12 +1,16 @@
 //! The control plane's view of the configuration: certificates, CA certificates, hostnames,
-//! APIs and their policies, as one immutable `State` per revision. What data planes receive is built
-//! from it in `snapshot.rs`.
+//! APIs and their policies, subscriptions, as one immutable `State` per revision. What data
+//! planes receive is built from it in `snapshot.rs`.
 
 use std::collections::BTreeMap;
 
 use crate::certificate::ClientCertificate;
-pub use crate::policy::{BasicAuth, Binding, ExistsAction, Policy, SetHeader};
+pub use crate::policy::{BasicAuth, Binding, ClientCertificateValidation, ExistsAction, Policy, SetHeader};
 use gatehouse_shared::{CertificateInfo, Thumbprint};
+
+mod subscription;
+
+pub use subscription::{KeySlot, NewKey, Scope, Subscription, SubscriptionSettings, SubscriptionState};
 
 /// A configuration revision: increases by one with every committed write.
 pub type Revision = u64;
@@ -36,6 +40,8 @@ pub struct StoredCaCertificate {
     pub der: Vec<u8>,
     /// Subject, thumbprint and validity.
     pub info: CertificateInfo,
+    /// Its certificate revocation list, when one was uploaded with it.
+    pub crl: Option<crate::certificate::Crl>,
     /// The revision it was last written at.
     pub revision: Revision,
 }
@@ -76,6 +82,8 @@ pub struct Api {
     pub tls: BackendTls,
     /// Names of the hostnames it answers on, lowercase and sorted; empty: any host.
     pub hostnames: Vec<String>,
+    /// Whether callers need a subscription key, and where they send it.
+    pub subscription: SubscriptionSettings,
     /// The revision it was last written at.
     pub revision: Revision,
 }
@@ -111,6 +119,8 @@ pub struct State {
     pub apis: BTreeMap<String, Api>,
     /// Hostnames by name.
     pub hostnames: BTreeMap<String, Hostname>,
+    /// Subscriptions by name.
+    pub subscriptions: BTreeMap<String, Subscription>,
 }
 
 impl State {
@@ -160,9 +170,18 @@ impl State {
             .collect()
     }
 
-    /// Ids of the APIs that trust this CA certificate.
+    /// Ids of the APIs that trust this CA certificate (for their backend), or name it as the
+    /// issuer of the client certificates they accept (`issuer-certificate-id`).
     pub fn ca_used_by(&self, ca_id: &str) -> Vec<String> {
-        self.apis.values().filter(|api| api.tls.ca_ids.iter().any(|id| id == ca_id)).map(|api| api.id.clone()).collect()
+        let names_issuer = |api: &Api| {
+            let identities = api.policy.client_certificate.iter().flat_map(|v| &v.identities);
+            identities.into_iter().any(|i| i.issuer_certificate_id.as_deref() == Some(ca_id))
+        };
+        self.apis
+            .values()
+            .filter(|api| api.tls.ca_ids.iter().any(|id| id == ca_id) || names_issuer(api))
+            .map(|api| api.id.clone())
+            .collect()
     }
 
     /// Names of the hostnames that trust this CA certificate for client certificates.
@@ -182,6 +201,15 @@ impl State {
     /// Ids of the APIs that answer on this hostname.
     pub fn apis_on_hostname(&self, name: &str) -> Vec<String> {
         self.apis.values().filter(|api| api.hostnames.iter().any(|h| h == name)).map(|api| api.id.clone()).collect()
+    }
+
+    /// Names of the subscriptions scoped to this API (not those scoped to all APIs).
+    pub fn subscriptions_scoped_to(&self, api_id: &str) -> Vec<String> {
+        self.subscriptions
+            .values()
+            .filter(|s| s.scope == Scope::Api(api_id.to_string()))
+            .map(|s| s.name.clone())
+            .collect()
     }
 
     /// The default hostname, other than `except_name`.

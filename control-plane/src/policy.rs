@@ -1,6 +1,7 @@
-//! API policy XML in Azure API Management's dialect, limited to backend credentials and the
-//! backend call: `authentication-certificate`, `authentication-basic` and `set-header` in
-//! `<inbound>`, `<forward-request timeout>` in `<backend>`.
+//! API policy XML in Azure API Management's dialect, limited to backend credentials, client
+//! certificates and the backend call: `authentication-certificate`, `authentication-basic`,
+//! `set-header`, `validate-client-certificate` and (a Gatehouse extension)
+//! `forward-client-certificate` in `<inbound>`, `<forward-request timeout>` in `<backend>`.
 //!
 //! A document must never mean something else here than in APIM: whatever this gateway would not
 //! do as written (an unknown element or attribute, a named value, a policy expression, a backend
@@ -10,11 +11,15 @@ use std::fmt;
 
 use gatehouse_shared::Thumbprint;
 
+mod client_certificate;
 mod parse;
 mod render;
 mod secrets;
 mod value;
 
+pub use client_certificate::{
+    CertificateIdentity, ClientCertificateValidation, ForwardClientCertificate, MAX_IDENTITIES,
+};
 pub use parse::{parse, parse_limited, refusal_at};
 pub use render::render;
 pub use secrets::{UnmaskError, unmask};
@@ -91,6 +96,10 @@ pub struct Policy {
     /// Seconds to wait for the backend's response headers (`<forward-request timeout="N" />`,
     /// 1 to [`MAX_BACKEND_TIMEOUT_SECS`]); `None` leaves the data plane's own default.
     pub backend_timeout: Option<u32>,
+    /// `<validate-client-certificate>`: which client certificates the API accepts.
+    pub client_certificate: Option<ClientCertificateValidation>,
+    /// `<forward-client-certificate>`: headers that tell the backend which one it was.
+    pub forward_client_certificate: Option<ForwardClientCertificate>,
 }
 
 /// An element of a parsed document's `<inbound>`, for refusals found after parsing (a
@@ -104,6 +113,9 @@ pub enum InboundElement {
     AuthenticationBasic,
     /// The n-th (from 0) `<set-header>`, which is `Policy::headers[n]`.
     SetHeader(usize),
+    /// The n-th (from 0) `<identity>` of the `<validate-client-certificate>`, which is
+    /// `Policy::client_certificate.identities[n]`.
+    Identity(usize),
 }
 
 /// What reads show instead of a secret. Setting it back keeps the stored secret.

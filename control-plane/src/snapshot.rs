@@ -1,5 +1,6 @@
 //! What data planes receive: a committed revision as routes, hostnames, identities (client and
-//! server certificates with their private keys) and CA certificates, keyed for diffing, with entries shared between revisions
+//! server certificates with their private keys), CA certificates and subscriptions (their keys'
+//! hashes), keyed for diffing, with entries shared between revisions
 //! when they are unchanged. Built from the domain model (`model.rs`) after every commit.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -8,7 +9,10 @@ use std::sync::Arc;
 use base64::Engine as _;
 use gatehouse_proto::v1 as pb;
 
-use crate::model::{ExistsAction, Policy, Revision, State, StoredCaCertificate, StoredCertificate};
+use crate::model::{
+    ClientCertificateValidation, ExistsAction, Policy, Revision, State, StoredCaCertificate, StoredCertificate,
+    Subscription, SubscriptionState,
+};
 
 /// The previous entry when it is equal, so unchanged entries are shared between revisions.
 fn reuse<T: PartialEq>(previous: Option<&Arc<T>>, current: T) -> Arc<T> {
@@ -47,6 +51,21 @@ fn header_actions(policy: &Policy) -> Vec<pb::HeaderAction> {
     actions
 }
 
+/// A subscription as data planes check keys against it: its keys' hashes, never the keys.
+fn subscription_config(subscription: &Subscription) -> pb::SubscriptionConfig {
+    use pb::subscription_config::State;
+    pb::SubscriptionConfig {
+        name: subscription.name.clone(),
+        scope: subscription.scope.api_id().to_string(),
+        state: match subscription.state {
+            SubscriptionState::Active => State::Active,
+            SubscriptionState::Suspended => State::Suspended,
+        } as i32,
+        primary_key_sha256: subscription.primary_key_sha256.to_vec(),
+        secondary_key_sha256: subscription.secondary_key_sha256.to_vec(),
+    }
+}
+
 /// A committed revision as data planes receive it, keyed for diffing.
 #[derive(Debug)]
 pub struct Published {
@@ -62,6 +81,8 @@ pub struct Published {
     pub cas: BTreeMap<String, Arc<pb::TrustedCa>>,
     /// By name.
     pub hostnames: BTreeMap<String, Arc<pb::HostnameConfig>>,
+    /// By name: the hashes of their keys, never the keys.
+    pub subscriptions: BTreeMap<String, Arc<pb::SubscriptionConfig>>,
 }
 
 /// A published revision, shared between the store's history and the sync streams.
@@ -97,10 +118,46 @@ impl Credentials<'_> {
     fn ca(&mut self, ca: &StoredCaCertificate) -> String {
         let t = ca.info.thumbprint.to_string();
         if !self.cas.contains_key(&t) {
-            let trusted = pb::TrustedCa { thumbprint: t.clone(), certificate: ca.der.clone() };
+            let crl = ca.crl.as_ref().map(|crl| crl.der.clone()).unwrap_or_default();
+            let trusted = pb::TrustedCa { thumbprint: t.clone(), certificate: ca.der.clone(), crl };
             self.cas.insert(t.clone(), reuse(self.previous.and_then(|p| p.cas.get(&t)), trusted));
         }
         t
+    }
+
+    /// The policy's `<validate-client-certificate>` for data planes; the CA certificates its
+    /// `issuer-certificate-id`s name are published, and named by thumbprint.
+    fn client_certificate_validation(
+        &mut self,
+        state: &State,
+        validation: &ClientCertificateValidation,
+    ) -> pb::ClientCertificateValidation {
+        let text = |value: &Option<String>| value.clone().unwrap_or_default();
+        let identities = validation.identities.iter().map(|i| {
+            let issuer_thumbprint = match (&i.issuer_certificate_id, &i.issuer_thumbprint) {
+                // The store keeps a CA named here from being deleted; were it gone anyway, no
+                // certificate has the all-zero thumbprint, so the identity would match none.
+                (Some(id), _) => state.ca_certificates.get(id).map(|ca| self.ca(ca)).unwrap_or_else(|| "0".repeat(40)),
+                (None, thumbprint) => thumbprint.as_ref().map(ToString::to_string).unwrap_or_default(),
+            };
+            pb::CertificateIdentity {
+                thumbprint: i.thumbprint.as_ref().map(ToString::to_string).unwrap_or_default(),
+                serial_number: text(&i.serial_number),
+                common_name: text(&i.common_name),
+                subject: text(&i.subject),
+                dns_name: text(&i.dns_name),
+                issuer_subject: text(&i.issuer_subject),
+                issuer_thumbprint,
+            }
+        });
+        pb::ClientCertificateValidation {
+            identities: identities.collect(),
+            skip_revocation: !validation.validate_revocation,
+            skip_trust: !validation.validate_trust,
+            skip_not_before: !validation.validate_not_before,
+            skip_not_after: !validation.validate_not_after,
+            ignore_error: validation.ignore_error,
+        }
     }
 
     /// Publishes the CA certificates with these ids; returns their thumbprints, sorted.
@@ -135,6 +192,19 @@ impl Published {
                 headers: header_actions(&api.policy),
                 backend_timeout_seconds: api.policy.backend_timeout.unwrap_or(0),
                 hostnames: api.hostnames.clone(),
+                subscription_required: api.subscription.required,
+                subscription_key_header: api.subscription.header.clone(),
+                client_certificate_validation: api
+                    .policy
+                    .client_certificate
+                    .as_ref()
+                    .map(|v| credentials.client_certificate_validation(state, v)),
+                forward_client_certificate: api.policy.forward_client_certificate.as_ref().map(|f| {
+                    pb::ForwardClientCertificate {
+                        thumbprint_header: f.thumbprint_header.clone().unwrap_or_default(),
+                        subject_header: f.subject_header.clone().unwrap_or_default(),
+                    }
+                }),
             };
             routes.insert(api.id.clone(), reuse(previous.and_then(|p| p.routes.get(&api.id)), route));
         }
@@ -152,6 +222,14 @@ impl Published {
             let shared = previous.and_then(|p| p.hostnames.get(&hostname.name));
             hostnames.insert(hostname.name.clone(), reuse(shared, config));
         }
+        let subscriptions = state
+            .subscriptions
+            .values()
+            .map(|s| {
+                let shared = previous.and_then(|p| p.subscriptions.get(&s.name));
+                (s.name.clone(), reuse(shared, subscription_config(s)))
+            })
+            .collect();
         Published {
             revision: state.revision,
             committed_at: std::time::SystemTime::now(),
@@ -159,6 +237,7 @@ impl Published {
             identities: credentials.identities,
             cas: credentials.cas,
             hostnames,
+            subscriptions,
         }
     }
 
@@ -169,6 +248,7 @@ impl Published {
             identities: self.identities.values().map(|i| (**i).clone()).collect(),
             trusted_cas: self.cas.values().map(|c| (**c).clone()).collect(),
             hostnames: self.hostnames.values().map(|h| (**h).clone()).collect(),
+            subscriptions: self.subscriptions.values().map(|s| (**s).clone()).collect(),
         }
     }
 
@@ -188,12 +268,14 @@ impl Published {
             identities: changed(&self.identities, &base.identities),
             trusted_cas: changed(&self.cas, &base.cas),
             hostnames: changed(&self.hostnames, &base.hostnames),
+            subscriptions: changed(&self.subscriptions, &base.subscriptions),
         };
         let gone = pb::Removed {
             api_ids: removed(&self.routes, &base.routes),
             identity_thumbprints: removed(&self.identities, &base.identities),
             ca_thumbprints: removed(&self.cas, &base.cas),
             hostnames: removed(&self.hostnames, &base.hostnames),
+            subscriptions: removed(&self.subscriptions, &base.subscriptions),
         };
         (snapshot, gone)
     }
@@ -213,6 +295,7 @@ mod tests {
             policy: Policy { certificate: Binding::None, ..Policy::default() },
             tls: BackendTls::default(),
             hostnames: Vec::new(),
+            subscription: Default::default(),
             revision: 1,
         }
     }
@@ -250,8 +333,11 @@ mod tests {
         bound.hostnames = vec!["api.example.com".into()];
         State {
             certificates: [("c".to_string(), StoredCertificate { id: "c".into(), certificate, revision: 1 })].into(),
-            ca_certificates: [("ca".to_string(), StoredCaCertificate { id: "ca".into(), der, info, revision: 1 })]
-                .into(),
+            ca_certificates: [(
+                "ca".to_string(),
+                StoredCaCertificate { id: "ca".into(), der, info, crl: None, revision: 1 },
+            )]
+            .into(),
             hostnames: hostnames.iter().map(|h| (h.name.clone(), h.clone())).collect(),
             ..state(revision, &[bound])
         }

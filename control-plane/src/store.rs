@@ -11,7 +11,10 @@ use gatehouse_shared::sealed::SealingKey;
 use tokio::sync::{Mutex, watch};
 
 use crate::certificate::ServerCertificateError;
-use crate::model::{Api, BackendTls, Binding, Hostname, Revision, State, StoredCaCertificate, StoredCertificate};
+use crate::model::{
+    Api, BackendTls, Binding, Hostname, Revision, State, StoredCaCertificate, StoredCertificate, Subscription,
+    SubscriptionSettings,
+};
 use crate::snapshot::{Published, PublishedRef};
 use crate::watermark::Watermark;
 
@@ -20,8 +23,10 @@ mod certificates;
 mod hostnames;
 mod records;
 mod rules;
+mod subscriptions;
 
 pub use rules::is_plain_id;
+pub use subscriptions::{CreatedSubscription, SubscriptionDefinition};
 #[cfg(test)]
 mod tests;
 
@@ -36,6 +41,8 @@ pub enum ResourceKind {
     Api,
     /// A hostname API clients reach over HTTPS.
     Hostname,
+    /// A subscription: keys API clients present.
+    Subscription,
 }
 
 impl ResourceKind {
@@ -46,6 +53,7 @@ impl ResourceKind {
             Self::CaCertificate => "CA certificate",
             Self::Api => "API",
             Self::Hostname => "hostname",
+            Self::Subscription => "subscription",
         }
     }
 }
@@ -66,6 +74,34 @@ pub enum StoreError {
         kind: ResourceKind,
         /// The id asked for.
         id: String,
+    },
+    /// Creating a resource under a name that is taken.
+    #[error("{kind} '{id}' exists already")]
+    Exists {
+        /// The kind created.
+        kind: ResourceKind,
+        /// The name taken.
+        id: String,
+    },
+    /// Deleting an API that subscriptions are scoped to: their keys would open nothing, and a
+    /// new API under the same id would inherit them.
+    #[error(
+        "API '{id}' has subscriptions scoped to it: {}; delete them first (gatehousectl subscription delete NAME)",
+        .subscriptions.join(", ")
+    )]
+    ApiHasSubscriptions {
+        /// The API.
+        id: String,
+        /// The subscriptions scoped to it.
+        subscriptions: Vec<String>,
+    },
+    /// An API's subscription key header that cannot be used.
+    #[error("subscription key header '{name}' is invalid: {reason}")]
+    InvalidSubscriptionKeyHeader {
+        /// The header name given (quoted).
+        name: String,
+        /// Why it cannot.
+        reason: &'static str,
     },
     /// A binding pins a thumbprint no stored certificate has.
     #[error("no certificate has thumbprint {0}")]
@@ -280,6 +316,8 @@ pub struct ApiDefinition {
     pub tls: BackendTls,
     /// Names of the hostnames it answers on (each must exist); empty: any host.
     pub hostnames: Vec<String>,
+    /// Whether callers need a subscription key, and the header it comes in.
+    pub subscription: SubscriptionSettings,
 }
 
 /// A hostname as the operator defines it with PutHostname.
@@ -313,10 +351,12 @@ pub(super) struct Change {
     put_cas: Vec<StoredCaCertificate>,
     put_apis: Vec<Api>,
     put_hostnames: Vec<Hostname>,
+    put_subscriptions: Vec<Subscription>,
     remove_certificates: Vec<String>,
     remove_cas: Vec<String>,
     remove_apis: Vec<String>,
     remove_hostnames: Vec<String>,
+    remove_subscriptions: Vec<String>,
 }
 
 // === impl Store ===
@@ -441,6 +481,12 @@ impl Store {
             batch.insert(key, value);
             next.hostnames.insert(hostname.name.clone(), hostname);
         }
+        for subscription in change.put_subscriptions {
+            let subscription = Subscription { revision, ..subscription };
+            let (key, value) = records::subscription_entry(&subscription);
+            batch.insert(key, value);
+            next.subscriptions.insert(subscription.name.clone(), subscription);
+        }
         for id in change.remove_certificates {
             batch.remove(records::certificate_key(&id));
             next.certificates.remove(&id);
@@ -456,6 +502,10 @@ impl Store {
         for name in change.remove_hostnames {
             batch.remove(records::hostname_key(&name));
             next.hostnames.remove(&name);
+        }
+        for name in change.remove_subscriptions {
+            batch.remove(records::subscription_key(&name));
+            next.subscriptions.remove(&name);
         }
         batch.insert(records::REVISION_KEY.as_bytes(), revision.to_be_bytes().to_vec());
         self.db.apply_batch(batch)?;

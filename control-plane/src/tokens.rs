@@ -5,8 +5,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use base64::Engine as _;
-use ring::rand::SecureRandom;
 use tokio::sync::watch;
 use tonic::{Request, Status};
 
@@ -257,9 +255,7 @@ impl Tokens {
             return Err(TokenError::NamesForOperator);
         }
         let data_plane_names = DataPlaneNames::parse(data_plane_names.unwrap_or(name))?;
-        let mut random = [0u8; 32];
-        ring::rand::SystemRandom::new().fill(&mut random).expect("the system random generator works");
-        let secret = format!("gh_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random));
+        let secret = crate::random::secret("gh_");
         let created = gatehouse_shared::unix_now();
         let stored = TokenStored {
             name: name.to_string(),

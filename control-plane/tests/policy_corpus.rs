@@ -5,7 +5,10 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use gatehouse_control_plane::policy::{self, BasicAuth, Binding, ExistsAction, MASK, Policy, PolicyError, SetHeader};
+use gatehouse_control_plane::policy::{
+    self, BasicAuth, Binding, CertificateIdentity, ClientCertificateValidation, ExistsAction, ForwardClientCertificate,
+    MASK, Policy, PolicyError, SetHeader,
+};
 use gatehouse_shared::Thumbprint;
 
 enum Expect {
@@ -74,8 +77,57 @@ fn expectations() -> Vec<(&'static str, Expect)> {
                 basic: Some(BasicAuth { username: "gateway".into(), password: "p@ss:word".into() }),
                 headers: vec![header("x-correlation-source", Skip, &["gatehouse"], false)],
                 backend_timeout: Some(30),
+                ..Policy::default()
             }),
         ),
+        (
+            "client-certificate-identities.xml",
+            Accepted(Policy {
+                certificate: Binding::CertificateId("orders-client".into()),
+                client_certificate: Some(ClientCertificateValidation {
+                    identities: vec![
+                        CertificateIdentity {
+                            thumbprint: Some(Thumbprint::parse("8D292672A59E787D257B77E4DF2D9D6FD261AF68").unwrap()),
+                            serial_number: Some("3A0F".into()),
+                            common_name: Some("partner-orders".into()),
+                            subject: Some("CN=partner-orders, O=Contoso Corp., L=Chicago, ST=Illinois, C=US".into()),
+                            dns_name: Some("orders.partners.contoso.com".into()),
+                            issuer_subject: Some("CN=Contoso Partners CA, O=Contoso Corp., C=US".into()),
+                            issuer_thumbprint: Some(
+                                Thumbprint::parse("A1B2C3D4E5F60718293A4B5C6D7E8F9012345678").unwrap(),
+                            ),
+                            issuer_certificate_id: None,
+                        },
+                        CertificateIdentity {
+                            common_name: Some("partner-billing".into()),
+                            issuer_certificate_id: Some("contoso-partners-ca".into()),
+                            ..CertificateIdentity::default()
+                        },
+                    ],
+                    ..ClientCertificateValidation::default()
+                }),
+                forward_client_certificate: Some(ForwardClientCertificate {
+                    thumbprint_header: Some("x-client-thumbprint".into()),
+                    subject_header: Some("x-client-subject".into()),
+                }),
+                ..Policy::default()
+            }),
+        ),
+        (
+            "client-certificate-defaults.xml",
+            Accepted(Policy {
+                client_certificate: Some(ClientCertificateValidation {
+                    validate_revocation: false,
+                    ignore_error: true,
+                    ..ClientCertificateValidation::default()
+                }),
+                ..Policy::default()
+            }),
+        ),
+        ("client-certificate-issuer-conflict.xml", Refused { line: 6, says: "cannot be combined" }),
+        ("client-certificate-subject-not-a-name.xml", Refused { line: 7, says: "is not a distinguished name" }),
+        ("client-certificate-expression.xml", Refused { line: 4, says: EXPRESSION }),
+        ("forward-client-certificate-unvalidated.xml", Refused { line: 4, says: "add <validate-client-certificate>" }),
         ("named-value-header.xml", Refused { line: 5, says: NAMED_VALUE }),
         ("named-value-certificate-id.xml", Refused { line: 4, says: NAMED_VALUE }),
         ("named-value-in-bearer.xml", Refused { line: 5, says: NAMED_VALUE }),

@@ -8,6 +8,7 @@ mod ca;
 mod cert;
 mod gateway;
 mod hostname;
+mod subscription;
 mod token;
 
 use std::path::PathBuf;
@@ -19,9 +20,10 @@ pub use ca::CaCommand;
 pub use cert::{CertCommand, PasswordSource};
 pub use gateway::GatewayCommand;
 pub use hostname::HostnameCommand;
+pub use subscription::SubscriptionCommand;
 pub use token::{TokenCommand, TokenRole};
 
-/// Operate a Gatehouse control plane: client certificates, APIs, hostnames, gateways.
+/// Operate a Gatehouse control plane: client certificates, APIs, hostnames, subscriptions, gateways.
 #[derive(Parser, Debug)]
 #[command(name = "gatehousectl", version, after_help = EXAMPLES)]
 pub struct Cli {
@@ -58,6 +60,7 @@ const EXAMPLES: &str = "Examples:
   gatehousectl api put orders --path /orders --service-url https://orders.internal:8443
   gatehousectl api credentials orders --client-cert orders-client
   gatehousectl hostname put api.example.com --cert api-server --default
+  gatehousectl subscription create partner-a --api orders
   gatehousectl gateway list -o json";
 
 /// How results are printed (`-o`).
@@ -89,6 +92,9 @@ pub enum Noun {
     /// Bearer tokens for operators and data planes.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Subscriptions: the keys API clients present to APIs that require one.
+    #[command(subcommand)]
+    Subscription(SubscriptionCommand),
     /// Print a shell completion script.
     #[command(after_help = "Example:\n  gatehousectl completions bash > /etc/bash_completion.d/gatehousectl")]
     Completions {

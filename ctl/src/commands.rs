@@ -6,6 +6,7 @@ mod ca;
 mod cert;
 mod gateway;
 mod hostname;
+mod subscription;
 mod token;
 
 use crate::args::{Cli, Format, Noun};
@@ -38,6 +39,7 @@ async fn run_command(
         Noun::Ca(command) => ca::run(server, format, command).await?,
         Noun::Hostname(command) => hostname::run(server, format, command).await?,
         Noun::Token(command) => token::run(server, format, command).await?,
+        Noun::Subscription(command) => subscription::run(server, format, command).await?,
         Noun::Gateway(command) => gateway::run(server, format, command).await?,
         Noun::Completions { .. } => unreachable!("handled above"),
     };

@@ -6,6 +6,7 @@ mod certificate;
 mod gateway;
 mod hostname;
 mod rollout;
+mod subscription;
 mod text;
 mod token;
 
@@ -14,6 +15,7 @@ pub use certificate::{print_ca, print_cas, print_certificate, print_certificates
 pub use gateway::{print_gateways, print_trust_bundle_warning};
 pub use hostname::{print_hostname, print_hostnames};
 pub use rollout::print_rollout;
+pub use subscription::{print_subscription, print_subscription_created, print_subscription_key, print_subscriptions};
 pub use token::{print_token_created, print_token_revoked, print_tokens};
 
 use crate::args::Format;

@@ -20,6 +20,8 @@ pub struct Configuration {
     pub cas: BTreeMap<String, pb::TrustedCa>,
     /// The hostnames served over HTTPS, by name.
     pub hostnames: BTreeMap<String, pb::HostnameConfig>,
+    /// Subscriptions (their keys' hashes), by name.
+    pub subscriptions: BTreeMap<String, pb::SubscriptionConfig>,
 }
 
 /// Why an update does not apply to the configuration held.
@@ -74,6 +76,9 @@ impl Configuration {
             for name in &removed.hostnames {
                 next.hostnames.remove(name);
             }
+            for name in &removed.subscriptions {
+                next.subscriptions.remove(name);
+            }
         }
         if let Some(changed) = &update.changed {
             for route in &changed.routes {
@@ -87,6 +92,9 @@ impl Configuration {
             }
             for hostname in &changed.hostnames {
                 next.hostnames.insert(hostname.name.clone(), hostname.clone());
+            }
+            for subscription in &changed.subscriptions {
+                next.subscriptions.insert(subscription.name.clone(), subscription.clone());
             }
         }
         Ok(next)
@@ -102,6 +110,7 @@ impl Configuration {
                 identities: self.identities.values().cloned().collect(),
                 trusted_cas: self.cas.values().cloned().collect(),
                 hostnames: self.hostnames.values().cloned().collect(),
+                subscriptions: self.subscriptions.values().cloned().collect(),
             }),
             config_id: self.config_id.clone(),
             ..Default::default()
@@ -183,5 +192,39 @@ mod tests {
         assert_eq!(Configuration::default().apply(&second.to_update()).unwrap(), second);
         let empty = pb::SyncResponse { revision: 3, full: true, config_id: "c".into(), ..Default::default() };
         assert!(second.apply(&empty).unwrap().hostnames.is_empty());
+    }
+
+    #[test]
+    fn subscriptions_are_replaced_changed_and_removed() {
+        let subscription = |name: &str, state: i32| pb::SubscriptionConfig {
+            name: name.into(),
+            state,
+            primary_key_sha256: vec![1; 32],
+            secondary_key_sha256: vec![2; 32],
+            ..Default::default()
+        };
+        let full = pb::SyncResponse {
+            revision: 1,
+            full: true,
+            config_id: "c".into(),
+            changed: Some(pb::Snapshot {
+                subscriptions: vec![subscription("a", 1), subscription("b", 1)],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let first = Configuration::default().apply(&full).unwrap();
+        let delta = pb::SyncResponse {
+            revision: 2,
+            base_revision: 1,
+            config_id: "c".into(),
+            changed: Some(pb::Snapshot { subscriptions: vec![subscription("a", 2)], ..Default::default() }),
+            removed: Some(pb::Removed { subscriptions: vec!["b".into()], ..Default::default() }),
+            ..Default::default()
+        };
+        let second = first.apply(&delta).unwrap();
+        assert_eq!(second.subscriptions.keys().collect::<Vec<_>>(), ["a"]);
+        assert_eq!(second.subscriptions["a"].state, 2);
+        assert_eq!(Configuration::default().apply(&second.to_update()).unwrap(), second, "the cache keeps them");
     }
 }

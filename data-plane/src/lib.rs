@@ -9,6 +9,7 @@
 
 pub mod admin;
 pub mod cache;
+pub mod client_certificates;
 pub mod config_client;
 pub mod configuration;
 pub mod hostnames;
@@ -16,6 +17,7 @@ pub mod metrics;
 pub mod proxy;
 pub mod routes;
 pub mod server;
+pub mod subscriptions;
 pub mod upstream;
 
 pub use config_client::{ConfigClient, ConfigClientSettings};

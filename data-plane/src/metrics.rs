@@ -47,6 +47,17 @@ pub struct HandshakeFailureLabels {
     pub reason: String,
 }
 
+/// Labels of the API clients' certificate failure counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClientCertificateFailureLabels {
+    /// The API's id.
+    pub api: String,
+    /// [`crate::client_certificates::Failure::label`].
+    pub rule: String,
+    /// `refused`, or `ignored` (the policy's ignore-error let the request through).
+    pub outcome: String,
+}
+
 /// Labels of the client certificate expiry gauge.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CertificateLabels {
@@ -67,6 +78,8 @@ pub struct Metrics {
     pub backend_tls_failures: Family<TlsFailureLabels, Counter>,
     /// TLS handshakes with API clients that failed, by reason.
     pub client_tls_handshake_failures: Family<HandshakeFailureLabels, Counter>,
+    /// API clients' certificates that failed an API's validate-client-certificate, by rule.
+    pub client_certificate_failures: Family<ClientCertificateFailureLabels, Counter>,
     /// Connections opened to backends.
     pub upstream_connections_opened: Counter,
     /// Connections to backends open now.
@@ -107,6 +120,12 @@ impl Metrics {
             "TLS handshakes with API clients that failed, by reason (unrecognized_name, other)",
             client_tls_handshake_failures.clone(),
         );
+        let client_certificate_failures = Family::<ClientCertificateFailureLabels, Counter>::default();
+        registry.register(
+            "client_certificate_failures",
+            "API clients' certificates that failed validate-client-certificate, by API, rule and outcome (refused, ignored)",
+            client_certificate_failures.clone(),
+        );
         let upstream_connections_opened = Counter::default();
         registry.register(
             "upstream_connections_opened",
@@ -145,6 +164,7 @@ impl Metrics {
             latency,
             backend_tls_failures,
             client_tls_handshake_failures,
+            client_certificate_failures,
             upstream_connections_opened,
             upstream_connections_open,
             applied_revision,

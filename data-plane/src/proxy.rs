@@ -270,7 +270,27 @@ impl Proxy {
             let response = problem(StatusCode::BAD_REQUEST, "Bad request path", &detail, Some(api), request_id);
             return Outcome::error(response, Some(api));
         }
-        let uri = match route.backend_uri(&path, parts.uri.query()) {
+        // The subscription key: checked before anything goes to the backend, and taken out.
+        let query = match table.subscriptions.admit(
+            route.subscription_key.as_ref(),
+            api,
+            &mut parts.headers,
+            parts.uri.query(),
+        ) {
+            Ok(query) => query,
+            Err(refusal) => {
+                let (status, title, detail) = refusal.status_title_detail(route.subscription_key.as_ref());
+                return Outcome::error(problem(status, title, &detail, Some(api), request_id), Some(api));
+            }
+        };
+        // The client certificate (the policy's validate-client-certificate), after the key as in
+        // APIM (a subscription is checked before the policy runs), before any byte goes out.
+        let client_certificate =
+            match route.client_certificate.check(&table.client_authorities, connection, api, request_id) {
+                Ok(validated) => validated,
+                Err(failure) => return Outcome::error(failure.problem(api, request_id), Some(api)),
+            };
+        let uri = match route.backend_uri(&path, query.as_deref()) {
             Ok(uri) => uri,
             Err(_) => {
                 let detail = "the request path cannot be forwarded";
@@ -296,6 +316,7 @@ impl Proxy {
         for rule in &route.headers {
             rule.apply(&mut parts.headers);
         }
+        route.client_certificate.forward(&mut parts.headers, client_certificate.as_ref());
         parts.uri = uri;
         parts.version = http::Version::HTTP_11;
         let outbound = Request::from_parts(parts, body);

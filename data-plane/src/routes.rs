@@ -18,8 +18,10 @@ use gatehouse_shared::request_path::NormalizedPath;
 use http::Uri;
 use tokio::sync::watch;
 
+use crate::client_certificates::{Authorities, AuthorityError, ClientCertificateError, ClientCertificatePolicy};
 use crate::configuration::Configuration;
 use crate::hostnames::{HostPattern, HostnameError, Hostnames, InvalidHostName};
+use crate::subscriptions::{KeyRequirement, SubscriptionError, Subscriptions};
 use crate::upstream::{TlsPolicy, TrustAnchors, Upstream, UpstreamError, UpstreamKey, Upstreams};
 
 pub use header_rule::{HeaderError, HeaderRule};
@@ -46,6 +48,10 @@ pub struct Route {
     pub host: Option<http::HeaderValue>,
     /// The API's request series, resolved once.
     pub metrics: crate::metrics::ApiMetrics,
+    /// What the API's policy does with client certificates (validate, forward).
+    pub client_certificate: ClientCertificatePolicy,
+    /// The subscription key callers must present, when the API requires one.
+    pub subscription_key: Option<KeyRequirement>,
 }
 
 /// Every API of one configuration revision, ready for requests.
@@ -60,6 +66,10 @@ pub struct RoutingTable {
     certificates: Vec<CertificateInUse>,
     /// The hostnames served over HTTPS, with their certificates.
     pub hostnames: Hostnames,
+    /// The CA certificates client certificates are checked against.
+    pub client_authorities: Authorities,
+    /// The subscriptions' keys (hashes), for APIs that require one.
+    pub subscriptions: Subscriptions,
 }
 
 /// A client certificate of the configuration, for the expiry metric.
@@ -123,6 +133,33 @@ pub enum TableError {
         #[source]
         source: HostnameError,
     },
+    /// A subscription cannot be used (its key hashes, its state).
+    #[error("subscription '{name}'")]
+    Subscription {
+        /// The subscription's name.
+        name: String,
+        /// What is wrong with it.
+        #[source]
+        source: SubscriptionError,
+    },
+    /// The API's client certificate rules cannot be compiled.
+    #[error("API '{api}'")]
+    ClientCertificate {
+        /// The API's id.
+        api: String,
+        /// What is wrong with them.
+        #[source]
+        source: ClientCertificateError,
+    },
+    /// A client CA of a hostname cannot be used to check client certificates.
+    #[error("hostname '{name}'")]
+    ClientCa {
+        /// The hostname's name.
+        name: String,
+        /// What is wrong with the CA certificate.
+        #[source]
+        source: AuthorityError,
+    },
     /// More APIs than `--max-routes`.
     #[error("the configuration has {routes} APIs; this data plane accepts at most {limit} (--max-routes)")]
     TooManyRoutes {
@@ -141,8 +178,10 @@ impl TableError {
             Self::ServiceUrl { api, .. }
             | Self::Upstream { api, .. }
             | Self::Header { api, .. }
-            | Self::ApiHostname { api, .. } => Some(api),
-            Self::Hostname { name, .. } => Some(name),
+            | Self::ApiHostname { api, .. }
+            | Self::ClientCertificate { api, .. } => Some(api),
+            Self::ClientCa { name, .. } => Some(name),
+            Self::Hostname { name, .. } | Self::Subscription { name, .. } => Some(name),
             Self::TooManyRoutes { .. } => None,
         }
     }
@@ -165,6 +204,7 @@ impl RoutingTable {
         let revision = config.revision;
         let mut upstreams = Upstreams::builder(previous.map(|table| &table.upstreams), config, trust);
         let mut routes = Vec::with_capacity(config.routes.len());
+        let mut authorities = Authorities::builder(config, previous.map(|table| &table.client_authorities));
         for route in config.routes.values() {
             let api = || route.api_id.clone();
             let service = gatehouse_shared::api::parse_service_url(&route.service_url)
@@ -189,7 +229,11 @@ impl RoutingTable {
                 .map(|name| HostPattern::parse(name))
                 .collect::<Result<_, _>>()
                 .map_err(|source| TableError::ApiHostname { api: api(), source })?;
+            let subscription_key =
+                KeyRequirement::of_route(route).map_err(|source| TableError::Header { api: api(), source })?;
             let metrics = crate::metrics::global().for_api(&route.api_id);
+            let client_certificate = ClientCertificatePolicy::compile(route, &mut authorities)
+                .map_err(|source| TableError::ClientCertificate { api: api(), source })?;
             routes.push(Route {
                 api_id: api(),
                 hosts,
@@ -202,6 +246,8 @@ impl RoutingTable {
                 headers,
                 host,
                 metrics,
+                client_certificate,
+                subscription_key,
             });
         }
         // Longest prefix first, and APIs sharing a prefix next to each other (in id order), so a
@@ -222,7 +268,19 @@ impl RoutingTable {
             .collect();
         let hostnames = Hostnames::build(config, previous.map(|table| &table.hostnames))
             .map_err(|(name, source)| TableError::Hostname { name, source })?;
-        Ok(Self { revision, routes, upstreams: upstreams.finish(), certificates, hostnames })
+        let client_authorities =
+            authorities.finish().map_err(|(name, source)| TableError::ClientCa { name, source })?;
+        let subscriptions =
+            Subscriptions::build(config).map_err(|(name, source)| TableError::Subscription { name, source })?;
+        Ok(Self {
+            revision,
+            routes,
+            upstreams: upstreams.finish(),
+            certificates,
+            hostnames,
+            subscriptions,
+            client_authorities,
+        })
     }
 
     /// The API for a request to `host` (normalized: lowercase, no port; None when the request
@@ -400,6 +458,7 @@ mod tests {
             headers: vec![],
             backend_timeout_seconds: 0,
             hostnames: vec![],
+            ..Default::default()
         }
     }
 

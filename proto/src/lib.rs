@@ -10,5 +10,7 @@ pub mod v1 {
     pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/gatehouse_descriptor.bin"));
 }
 
-/// The ConfigSync wire protocol version this build speaks.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// The ConfigSync wire protocol version this build speaks. 2: routes carry checks a data plane
+/// must enforce (subscription keys, client certificates, hostnames); an older data plane would
+/// drop them and forward unchecked, so the control plane refuses it instead.
+pub const PROTOCOL_VERSION: u32 = 2;

@@ -2,6 +2,7 @@
 //! type X.509 allows), thumbprint, validity and key algorithm. Both planes describe the
 //! certificates they hold this way; parsing uploads (PKCS#12, CA files) is the control plane's.
 
+pub mod claims;
 mod name;
 
 use x509_parser::prelude::{FromDer, X509Certificate};

@@ -14,6 +14,7 @@ pub mod crypto;
 pub mod process;
 pub mod request_path;
 pub mod sealed;
+pub mod subscription_key;
 pub mod thumbprint;
 
 pub use certificate::CertificateInfo;

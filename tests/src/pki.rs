@@ -86,6 +86,39 @@ impl TestCa {
         self.issue(params)
     }
 
+    /// A TLS client certificate with the given common name and serial number (for CRLs).
+    pub fn client_with_serial(&self, common_name: &str, serial: u64) -> anyhow::Result<Issued> {
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params.distinguished_name.push(DnType::CommonName, common_name);
+        params.distinguished_name.push(DnType::OrganizationName, "Gatehouse Test");
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.serial_number = Some(rcgen::SerialNumber::from(serial));
+        self.issue(params)
+    }
+
+    /// A certificate revocation list (PEM) signed by this CA, revoking these serial numbers,
+    /// issued an hour ago and due again in a week.
+    pub fn crl_pem(&self, revoked_serials: &[u64]) -> anyhow::Result<String> {
+        let now = time::OffsetDateTime::now_utc();
+        let params = rcgen::CertificateRevocationListParams {
+            this_update: now - time::Duration::hours(1),
+            next_update: now + time::Duration::days(7),
+            crl_number: rcgen::SerialNumber::from(1u64),
+            issuing_distribution_point: None,
+            revoked_certs: revoked_serials
+                .iter()
+                .map(|serial| rcgen::RevokedCertParams {
+                    serial_number: rcgen::SerialNumber::from(*serial),
+                    revocation_time: now - time::Duration::hours(1),
+                    reason_code: Some(rcgen::RevocationReason::KeyCompromise),
+                    invalidity_date: None,
+                })
+                .collect(),
+            key_identifier_method: rcgen::KeyIdMethod::Sha256,
+        };
+        Ok(params.signed_by(&self.issuer)?.pem()?)
+    }
+
     fn issue(&self, params: CertificateParams) -> anyhow::Result<Issued> {
         let key = KeyPair::generate()?;
         let cert = params.signed_by(&key, &self.issuer)?;

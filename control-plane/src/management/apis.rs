@@ -7,7 +7,7 @@ use tonic::{Request, Response, Status};
 use super::ManagementService;
 use super::update_mask::ApiFields;
 use super::views::{api_view, binding_from, parse_thumbprint, policy_view, tls_from};
-use crate::model::Binding;
+use crate::model::{Binding, SubscriptionSettings};
 use crate::store::{ApiDefinition, ResourceKind, StoreError, WriteOptions};
 
 impl ManagementService {
@@ -22,6 +22,11 @@ impl ManagementService {
             binding,
             tls: tls_from(request.backend_tls),
             hostnames: request.hostnames,
+            // An empty header is the default one.
+            subscription: SubscriptionSettings {
+                required: request.subscription_required,
+                header: request.subscription_key_header,
+            },
         };
         let options = WriteOptions { if_match: request.if_match, allow_expired: request.allow_expired };
         let api = self.store.put_api(definition, &options).await?;
@@ -77,6 +82,18 @@ impl ManagementService {
                         binding,
                         tls: next,
                         hostnames: if fields.hostnames { patch.hostnames.clone() } else { current.hostnames.clone() },
+                        subscription: SubscriptionSettings {
+                            required: if fields.subscription_required {
+                                patch.subscription_required
+                            } else {
+                                current.subscription.required
+                            },
+                            header: if fields.subscription_key_header {
+                                patch.subscription_key_header.clone()
+                            } else {
+                                current.subscription.header.clone()
+                            },
+                        },
                     }
                 },
                 &options,
@@ -140,6 +157,13 @@ impl ManagementService {
                 let element = policy::InboundElement::AuthenticationCertificate;
                 Status::failed_precondition(policy::refusal_at(&request.xml, element, error.to_string()).to_string())
             }
+            // An issuer-certificate-id naming no CA certificate: said at its <identity>.
+            StoreError::NotFound { kind: ResourceKind::CaCertificate, ref id } => {
+                let identities = policy_identities(&request.xml);
+                let index = identities.iter().position(|i| i.issuer_certificate_id.as_ref() == Some(id)).unwrap_or(0);
+                let element = policy::InboundElement::Identity(index);
+                Status::invalid_argument(policy::refusal_at(&request.xml, element, error.to_string()).to_string())
+            }
             StoreError::Unmask(unmask) => Status::invalid_argument(
                 policy::refusal_at(&request.xml, unmask.element(), unmask.to_string()).to_string(),
             ),
@@ -148,4 +172,10 @@ impl ManagementService {
         tracing::info!(id = %api.id, revision = api.revision, "API policy set");
         Ok(Response::new(policy_view(&api)))
     }
+}
+
+/// The `<identity>` elements of a document that parsed.
+fn policy_identities(xml: &str) -> Vec<policy::CertificateIdentity> {
+    let parsed = policy::parse_limited(xml, usize::MAX).ok();
+    parsed.and_then(|p| p.client_certificate).map(|v| v.identities).unwrap_or_default()
 }

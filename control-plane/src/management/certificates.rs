@@ -56,10 +56,31 @@ impl ManagementService {
         request: Request<pb::UploadCaCertificateRequest>,
     ) -> Result<Response<pb::CaCertificate>, Status> {
         let request = request.into_inner();
-        let (der, info) = crate::certificate::parse_ca_certificate(&request.certificate)
-            .map_err(|e| Status::invalid_argument(format!("CA certificate refused: {e}")))?;
-        let options = WriteOptions { if_match: request.if_match, ..WriteOptions::default() };
-        let stored = self.store.upload_ca_certificate(&request.id, der, info, &options).await?;
+        let mut options = WriteOptions { if_match: request.if_match, ..WriteOptions::default() };
+        let (der, info) = if request.certificate.is_empty() && !request.crl.is_empty() {
+            // A CRL beside the stored certificate: checked against the certificate read here,
+            // and written only if that is still the one stored.
+            let state = self.store.state();
+            let stored = state.ca_certificates.get(&request.id).ok_or_else(|| crate::store::StoreError::NotFound {
+                kind: crate::store::ResourceKind::CaCertificate,
+                id: request.id.clone(),
+            })?;
+            if options.if_match.is_empty() {
+                options.if_match = crate::model::etag(stored.revision);
+            }
+            (stored.der.clone(), stored.info.clone())
+        } else {
+            crate::certificate::parse_ca_certificate(&request.certificate)
+                .map_err(|e| Status::invalid_argument(format!("CA certificate refused: {e}")))?
+        };
+        let crl = match request.crl.is_empty() {
+            true => None,
+            false => Some(
+                crate::certificate::parse_crl(&request.crl, &der)
+                    .map_err(|e| Status::invalid_argument(format!("CRL refused: {e}")))?,
+            ),
+        };
+        let stored = self.store.upload_ca_certificate(&request.id, der, info, crl, &options).await?;
         tracing::info!(id = %stored.id, thumbprint = %stored.info.thumbprint, revision = stored.revision, "CA certificate uploaded");
         Ok(Response::new(ca_view(&self.store.state(), &stored)))
     }

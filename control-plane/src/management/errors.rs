@@ -18,6 +18,8 @@ pub const BREAKS_HOSTNAME: &str = "BREAKS_HOSTNAME";
 pub const NOT_SERVER_CERTIFICATE: &str = "NOT_SERVER_CERTIFICATE";
 /// ... for a second default hostname.
 pub const DEFAULT_HOSTNAME_TAKEN: &str = "DEFAULT_HOSTNAME_TAKEN";
+/// ... for an API that subscriptions are scoped to (subject `subscriptions/NAME`).
+pub const SUBSCRIBED: &str = "SUBSCRIBED";
 
 /// A violation by API `api` (subject `apis/ID`).
 fn api_violation(kind: &str, api: &str) -> PreconditionViolation {
@@ -50,11 +52,21 @@ impl From<StoreError> for Status {
     fn from(error: StoreError) -> Self {
         match &error {
             StoreError::NotFound { .. } | StoreError::ThumbprintNotFound(_) => Status::not_found(error.to_string()),
-            StoreError::PathTaken { .. } => Status::already_exists(error.to_string()),
+            StoreError::PathTaken { .. } | StoreError::Exists { .. } => Status::already_exists(error.to_string()),
             StoreError::CertificateInUse { apis, hostnames, .. } | StoreError::CaInUse { apis, hostnames, .. } => {
                 blocked_by(&error, in_use(apis, hostnames))
             }
             StoreError::HostnameInUse { apis, .. } => blocked_by(&error, in_use(apis, &[])),
+            StoreError::ApiHasSubscriptions { subscriptions, .. } => blocked_by(
+                &error,
+                subscriptions
+                    .iter()
+                    .map(|name| {
+                        let description = format!("subscription '{name}' is scoped to it");
+                        PreconditionViolation::new(SUBSCRIBED, format!("subscriptions/{name}"), description)
+                    })
+                    .collect(),
+            ),
             StoreError::PinnedByThumbprint { apis, .. } => {
                 blocked_by(&error, apis.iter().map(|api| api_violation(PINNED, api)).collect())
             }
@@ -86,6 +98,7 @@ impl From<StoreError> for Status {
             }
             StoreError::InvalidId { .. }
             | StoreError::InvalidHostname { .. }
+            | StoreError::InvalidSubscriptionKeyHeader { .. }
             | StoreError::Definition(_)
             | StoreError::CertificateOverPlainHttp(_)
             | StoreError::NoTrustedRoots

@@ -15,6 +15,8 @@ pub(super) struct ApiFields {
     pub(super) validate_name: bool,
     pub(super) ca_ids: bool,
     pub(super) system_roots: bool,
+    pub(super) subscription_required: bool,
+    pub(super) subscription_key_header: bool,
 }
 
 impl ApiFields {
@@ -34,6 +36,9 @@ impl ApiFields {
                 fields.validate_name = tls.is_some_and(|t| t.validate_certificate_name.is_some());
                 fields.ca_ids = tls.is_some_and(|t| !t.ca_certificate_ids.is_empty());
                 fields.system_roots = tls.is_some_and(|t| t.trust_system_roots.is_some());
+                // Only `true` is visible without a mask: turning it off needs the mask path.
+                fields.subscription_required = api.subscription_required;
+                fields.subscription_key_header = !api.subscription_key_header.is_empty();
                 if fields == Self::default() {
                     return Err(Status::invalid_argument("nothing to update: set update_mask or some fields of api"));
                 }
@@ -51,6 +56,8 @@ impl ApiFields {
                 "backend_tls.validate_certificate_name" => fields.validate_name = true,
                 "backend_tls.ca_certificate_ids" => fields.ca_ids = true,
                 "backend_tls.trust_system_roots" => fields.system_roots = true,
+                "subscription_required" => fields.subscription_required = true,
+                "subscription_key_header" => fields.subscription_key_header = true,
                 "backend_tls" => {
                     (fields.validate_chain, fields.validate_name, fields.ca_ids, fields.system_roots) =
                         (true, true, true, true)
@@ -66,6 +73,8 @@ impl ApiFields {
                         validate_name: true,
                         ca_ids: true,
                         system_roots: true,
+                        subscription_required: true,
+                        subscription_key_header: true,
                     }
                 }
                 other => {
@@ -100,5 +109,11 @@ mod tests {
         assert!(all.path && all.credentials && all.system_roots && all.hostnames);
         assert!(ApiFields::from_mask(Some(&mask(&["etag"])), &api).is_err());
         assert!(ApiFields::from_mask(None, &pb::Api::default()).is_err());
+        let required = pb::Api { subscription_required: true, ..Default::default() };
+        let implied = ApiFields::from_mask(None, &required).unwrap();
+        assert!(implied.subscription_required && !implied.subscription_key_header);
+        let off = ApiFields::from_mask(Some(&mask(&["subscription_required"])), &pb::Api::default()).unwrap();
+        assert!(off.subscription_required, "the mask turns it off with the patch's false");
+        assert!(ApiFields::from_mask(Some(&mask(&["*"])), &api).unwrap().subscription_key_header);
     }
 }

@@ -50,6 +50,9 @@ pub(super) fn ca_view(state: &State, stored: &StoredCaCertificate) -> pb::CaCert
         revision: stored.revision,
         etag: etag(stored.revision),
         expired: info.is_expired(),
+        crl_next_update: stored.crl.as_ref().map(|crl| timestamp(crl.next_update)),
+        crl_this_update: stored.crl.as_ref().map(|crl| timestamp(crl.this_update)),
+        crl_entries: stored.crl.as_ref().map_or(0, |crl| crl.entries.min(u32::MAX as usize) as u32),
     }
 }
 
@@ -84,6 +87,8 @@ pub(super) fn api_view(state: &State, api: &Api) -> pb::Api {
         }),
         etag: etag(api.revision),
         hostnames: api.hostnames.clone(),
+        subscription_required: api.subscription.required,
+        subscription_key_header: api.subscription.header.clone(),
     }
 }
 

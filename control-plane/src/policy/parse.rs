@@ -7,6 +7,7 @@ use super::{BasicAuth, Binding, ExistsAction, InboundElement, MAX_POLICY_BYTES, 
 use gatehouse_shared::Thumbprint;
 
 mod backend;
+mod client_certificate;
 
 use backend::backend;
 
@@ -66,15 +67,22 @@ pub fn refusal_at(xml: &str, element: InboundElement, message: impl Into<String>
         InboundElement::AuthenticationCertificate => ("authentication-certificate", 0),
         InboundElement::AuthenticationBasic => ("authentication-basic", 0),
         InboundElement::SetHeader(n) => ("set-header", n),
+        InboundElement::Identity(n) => ("identity", n),
     };
     let doc = roxmltree::Document::parse(xml).ok();
     let found = doc.as_ref().and_then(|doc| {
-        doc.root_element()
-            .children()
-            .filter(|section| section.has_tag_name("inbound"))
-            .flat_map(|inbound| inbound.children())
-            .filter(|candidate| candidate.has_tag_name(name))
-            .nth(n)
+        let inbound = doc.root_element().children().filter(|section| section.has_tag_name("inbound"));
+        let mut candidates: Box<dyn Iterator<Item = Node<'_, '_>>> = Box::new(inbound.flat_map(|i| i.children()));
+        if let InboundElement::Identity(_) = element {
+            candidates = Box::new(
+                candidates
+                    .filter(|c| c.has_tag_name("validate-client-certificate"))
+                    .flat_map(|v| v.children())
+                    .filter(|c| c.has_tag_name("identities"))
+                    .flat_map(|i| i.children()),
+            );
+        }
+        candidates.filter(|candidate| candidate.has_tag_name(name)).nth(n)
     });
     match found {
         Some(node) => invalid(node, message),
@@ -100,6 +108,7 @@ fn document(xml: &str) -> Result<roxmltree::Document<'_>, PolicyError> {
 // === sections ===
 
 fn inbound(section: Node<'_, '_>, policy: &mut Policy) -> Result<(), PolicyError> {
+    let mut forward = None;
     for element in elements(section)? {
         match element.tag_name().name() {
             "base" => base(element)?,
@@ -116,13 +125,30 @@ fn inbound(section: Node<'_, '_>, policy: &mut Policy) -> Result<(), PolicyError
                 policy.basic = Some(basic(element)?);
             }
             "set-header" => policy.headers.push(set_header(element)?),
+            "validate-client-certificate" => {
+                if policy.client_certificate.is_some() {
+                    return Err(invalid(element, "only one validate-client-certificate is allowed"));
+                }
+                policy.client_certificate = Some(client_certificate::validate_client_certificate(element)?);
+            }
+            "forward-client-certificate" => {
+                if forward.is_some() {
+                    return Err(invalid(element, "only one forward-client-certificate is allowed"));
+                }
+                policy.forward_client_certificate = Some(client_certificate::forward_client_certificate(element)?);
+                forward = Some(element);
+            }
             _ => {
-                let supported = "<base />, <authentication-certificate>, <authentication-basic> and <set-header>";
+                let supported = "<base />, <authentication-certificate>, <authentication-basic>, <set-header>, \
+                                 <validate-client-certificate> and <forward-client-certificate>";
                 return Err(unknown_in(element, "inbound", supported));
             }
         }
     }
-    Ok(())
+    match forward {
+        Some(element) => client_certificate::check_forward(element, policy),
+        None => Ok(()),
+    }
 }
 
 // === elements ===

@@ -8,6 +8,8 @@ use super::{Binding, MASK, Policy};
 /// values) are shown as [`MASK`].
 pub fn render(policy: &Policy, mask: bool) -> String {
     let mut xml = String::from("<policies>\n  <inbound>\n    <base />\n");
+    let (validation, forward) = (policy.client_certificate.as_ref(), policy.forward_client_certificate.as_ref());
+    super::client_certificate::render(validation, forward, &mut xml);
     match &policy.certificate {
         Binding::None => {}
         Binding::CertificateId(id) => {
@@ -52,7 +54,7 @@ pub fn render(policy: &Policy, mask: bool) -> String {
     xml
 }
 
-fn escape(text: &str) -> String {
+pub(super) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -92,6 +94,7 @@ mod tests {
                 SetHeader { name: "x-drop".into(), action: ExistsAction::Delete, values: vec![], secret: false },
             ],
             backend_timeout: Some(45),
+            ..Policy::default()
         }
     }
 

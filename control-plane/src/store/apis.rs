@@ -3,7 +3,9 @@
 
 use crate::policy;
 
-use super::rules::{api_hostnames, check_binding, check_etag, check_scheme, check_tls, existing, validate_id};
+use super::rules::{
+    api_hostnames, check_binding, check_etag, check_issuer_cas, check_scheme, check_tls, existing, validate_id,
+};
 use super::{ApiDefinition, Change, ResourceKind, Store, StoreError, WriteOptions};
 use crate::model::{Api, Binding, Policy, Revision, State};
 
@@ -51,6 +53,7 @@ impl Store {
             return Err(StoreError::PathTaken { path, api: other.id.clone(), hostnames: shared });
         }
         check_tls(state, &definition.tls)?;
+        let subscription = super::subscriptions::subscription_settings(definition.subscription)?;
         let mut policy = existing.map(|a| a.policy.clone()).unwrap_or_default();
         if let Some(binding) = definition.binding {
             if binding != policy.certificate {
@@ -67,17 +70,22 @@ impl Store {
             policy,
             tls: definition.tls,
             hostnames,
+            subscription,
             revision: state.revision + 1,
         };
         self.commit(state, Change { put_apis: vec![api.clone()], ..Change::default() }).await?;
         Ok(api)
     }
 
-    /// Deletes an API; returns the new revision.
+    /// Deletes an API that no subscription is scoped to; returns the new revision.
     pub async fn delete_api(&self, id: &str, options: &WriteOptions) -> Result<Revision, StoreError> {
         let _guard = self.writer.lock().await;
         let state = self.state();
         existing(ResourceKind::Api, id, &state.apis, |a| a.revision, &options.if_match)?;
+        let subscriptions = state.subscriptions_scoped_to(id);
+        if !subscriptions.is_empty() {
+            return Err(StoreError::ApiHasSubscriptions { id: id.to_string(), subscriptions });
+        }
         self.commit(&state, Change { remove_apis: vec![id.to_string()], ..Change::default() }).await
     }
 
@@ -116,6 +124,7 @@ impl Store {
         if policy == api.policy {
             return Ok(api.clone());
         }
+        check_issuer_cas(&state, &policy)?;
         if policy.certificate != api.policy.certificate {
             check_binding(&state, &policy.certificate, options.allow_expired)?;
             check_scheme(&api.service_url, &policy.certificate)?;

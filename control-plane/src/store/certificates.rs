@@ -1,7 +1,7 @@
 //! Writes of client and CA certificates: upload (a rotation when the id exists) and delete,
 //! each refused while it would leave an API or a hostname without what it uses.
 
-use crate::certificate::ClientCertificate;
+use crate::certificate::{ClientCertificate, Crl};
 
 use super::rules::{check_etag, check_not_expired, existing, hostnames_broken_by, validate_id};
 use super::{Change, ResourceKind, Store, StoreError, WriteOptions};
@@ -66,12 +66,14 @@ impl Store {
         self.commit(&state, Change { remove_certificates: vec![id.to_string()], ..Change::default() }).await
     }
 
-    /// Stores a CA certificate (already checked to be a CA) under `id`.
+    /// Stores a CA certificate (already checked to be a CA) under `id`, with its CRL (already
+    /// checked to be the CA's) if there is one.
     pub async fn upload_ca_certificate(
         &self,
         id: &str,
         der: Vec<u8>,
         info: CertificateInfo,
+        crl: Option<Crl>,
         options: &WriteOptions,
     ) -> Result<StoredCaCertificate, StoreError> {
         validate_id(ResourceKind::CaCertificate, id)?;
@@ -83,7 +85,7 @@ impl Store {
             state.ca_certificates.get(id).map(|c| c.revision),
             &options.if_match,
         )?;
-        let stored = StoredCaCertificate { id: id.to_string(), der, info, revision: state.revision + 1 };
+        let stored = StoredCaCertificate { id: id.to_string(), der, info, crl, revision: state.revision + 1 };
         self.commit(&state, Change { put_cas: vec![stored.clone()], ..Change::default() }).await?;
         Ok(stored)
     }

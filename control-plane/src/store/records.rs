@@ -1,15 +1,17 @@
-//! The configuration as sled stores it: protobuf-encoded records under `cert/`, `ca/`, `api/`
-//! and `host/` keys, private keys and secrets sealed under the master key, and the revision and
+//! The configuration as sled stores it: protobuf-encoded records under `cert/`, `ca/`, `api/`,
+//! `host/` and `sub/` keys, private keys and secrets sealed under the master key, and the revision and
 //! configuration id under `meta/`. Encoding for a commit and loading at start live here; the
 //! rules a write must pass live in `rules.rs`.
 
 use crate::certificate::ClientCertificate;
+
+mod client_certificate;
 use gatehouse_shared::sealed::SealingKey;
 
 use super::StoreError;
 use crate::model::{
-    Api, BackendTls, BasicAuth, Binding, ExistsAction, Hostname, Policy, Revision, SetHeader, State,
-    StoredCaCertificate, StoredCertificate,
+    Api, BackendTls, BasicAuth, Binding, ExistsAction, Hostname, Policy, Revision, Scope, SetHeader, State,
+    StoredCaCertificate, StoredCertificate, Subscription, SubscriptionSettings, SubscriptionState,
 };
 use gatehouse_shared::Thumbprint;
 
@@ -40,6 +42,9 @@ struct CaRecord {
     der: Vec<u8>,
     #[prost(uint64, tag = "3")]
     revision: u64,
+    /// The CA's CRL, DER; empty: none.
+    #[prost(bytes = "vec", tag = "4")]
+    crl: Vec<u8>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -98,6 +103,17 @@ struct ApiRecord {
     /// Hostnames the API answers on; empty (as in records written before hostnames): any host.
     #[prost(string, repeated, tag = "18")]
     hostnames: Vec<String>,
+    #[prost(bool, tag = "19")]
+    subscription_required: bool,
+    /// Empty (as in records written before subscriptions): the default header.
+    #[prost(string, tag = "20")]
+    subscription_key_header: String,
+    /// `<validate-client-certificate>`; absent (as in records written before it): none.
+    #[prost(message, optional, tag = "30")]
+    client_certificate: Option<client_certificate::ValidationRecord>,
+    /// `<forward-client-certificate>`; absent: none.
+    #[prost(message, optional, tag = "31")]
+    forward_client_certificate: Option<client_certificate::ForwardRecord>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -116,10 +132,34 @@ struct HostnameRecord {
     revision: u64,
 }
 
+/// A subscription: the SHA-256 of its keys, never the keys.
+#[derive(Clone, PartialEq, prost::Message)]
+struct SubscriptionRecord {
+    #[prost(string, tag = "1")]
+    name: String,
+    #[prost(string, tag = "2")]
+    display_name: String,
+    /// An API id; empty: every API.
+    #[prost(string, tag = "3")]
+    scope: String,
+    /// 1 active, 2 suspended; anything else does not load.
+    #[prost(uint32, tag = "4")]
+    state: u32,
+    #[prost(int64, tag = "5")]
+    created: i64,
+    #[prost(bytes = "vec", tag = "6")]
+    primary_key_sha256: Vec<u8>,
+    #[prost(bytes = "vec", tag = "7")]
+    secondary_key_sha256: Vec<u8>,
+    #[prost(uint64, tag = "8")]
+    revision: u64,
+}
+
 const CERT_PREFIX: &str = "cert/";
 const CA_PREFIX: &str = "ca/";
 const API_PREFIX: &str = "api/";
 const HOSTNAME_PREFIX: &str = "host/";
+const SUBSCRIPTION_PREFIX: &str = "sub/";
 pub(super) const REVISION_KEY: &str = "meta/revision";
 pub(super) const CONFIG_ID_KEY: &str = "meta/config-id";
 
@@ -163,7 +203,15 @@ impl ApiRecord {
             ca_ids: api.tls.ca_ids.clone(),
             exclude_system_roots: !api.tls.system_roots,
             hostnames: api.hostnames.clone(),
+            subscription_required: api.subscription.required,
+            subscription_key_header: api.subscription.header.clone(),
             backend_timeout_seconds: api.policy.backend_timeout.unwrap_or(0),
+            client_certificate: api.policy.client_certificate.as_ref().map(client_certificate::validation_record),
+            forward_client_certificate: api
+                .policy
+                .forward_client_certificate
+                .as_ref()
+                .map(client_certificate::forward_record),
             has_basic: basic.is_some(),
             basic_username: basic.as_ref().map(|b| b.username.clone()).unwrap_or_default(),
             sealed_basic_password: basic.map(|b| key.seal(SECRET_CONTEXT, b.password.as_bytes())).unwrap_or_default(),
@@ -224,6 +272,8 @@ impl ApiRecord {
                 basic,
                 headers,
                 backend_timeout: Some(self.backend_timeout_seconds).filter(|s| *s > 0),
+                client_certificate: self.client_certificate.map(client_certificate::validation_from).transpose()?,
+                forward_client_certificate: self.forward_client_certificate.map(client_certificate::forward_from),
             },
             tls: BackendTls {
                 validate_chain: !self.skip_chain_validation,
@@ -232,6 +282,12 @@ impl ApiRecord {
                 system_roots: !self.exclude_system_roots,
             },
             hostnames: self.hostnames,
+            subscription: SubscriptionSettings {
+                required: self.subscription_required,
+                header: Some(self.subscription_key_header)
+                    .filter(|h| !h.is_empty())
+                    .unwrap_or_else(|| SubscriptionSettings::default().header),
+            },
             revision: self.revision,
         })
     }
@@ -250,7 +306,8 @@ pub(super) fn certificate_entry(cert: &StoredCertificate, revision: Revision, se
 
 /// The batch entry for a CA certificate at `revision`.
 pub(super) fn ca_entry(ca: &StoredCaCertificate, revision: Revision) -> (Vec<u8>, Vec<u8>) {
-    let record = CaRecord { id: ca.id.clone(), der: ca.der.clone(), revision };
+    let crl = ca.crl.as_ref().map(|crl| crl.der.clone()).unwrap_or_default();
+    let record = CaRecord { id: ca.id.clone(), der: ca.der.clone(), revision, crl };
     (ca_key(&ca.id), prost::Message::encode_to_vec(&record))
 }
 
@@ -270,6 +327,49 @@ pub(super) fn hostname_entry(hostname: &Hostname) -> (Vec<u8>, Vec<u8>) {
         revision: hostname.revision,
     };
     (hostname_key(&hostname.name), prost::Message::encode_to_vec(&record))
+}
+
+/// The batch entry for a subscription (at its own revision): its keys' hashes, never the keys.
+pub(super) fn subscription_entry(subscription: &Subscription) -> (Vec<u8>, Vec<u8>) {
+    let record = SubscriptionRecord {
+        name: subscription.name.clone(),
+        display_name: subscription.display_name.clone(),
+        scope: subscription.scope.api_id().to_string(),
+        state: match subscription.state {
+            SubscriptionState::Active => 1,
+            SubscriptionState::Suspended => 2,
+        },
+        created: subscription.created,
+        primary_key_sha256: subscription.primary_key_sha256.to_vec(),
+        secondary_key_sha256: subscription.secondary_key_sha256.to_vec(),
+        revision: subscription.revision,
+    };
+    (subscription_key(&subscription.name), prost::Message::encode_to_vec(&record))
+}
+
+pub(super) fn subscription_key(name: &str) -> Vec<u8> {
+    format!("{SUBSCRIPTION_PREFIX}{name}").into_bytes()
+}
+
+impl SubscriptionRecord {
+    fn into_subscription(self) -> Result<Subscription, String> {
+        let state = match self.state {
+            1 => SubscriptionState::Active,
+            2 => SubscriptionState::Suspended,
+            other => return Err(format!("unknown subscription state {other}")),
+        };
+        let hash = |bytes: Vec<u8>| <[u8; 32]>::try_from(bytes).map_err(|_| "a key hash is not 32 bytes".to_string());
+        Ok(Subscription {
+            scope: Scope::from_api_id(&self.scope),
+            name: self.name,
+            display_name: self.display_name,
+            state,
+            created: self.created,
+            primary_key_sha256: hash(self.primary_key_sha256)?,
+            secondary_key_sha256: hash(self.secondary_key_sha256)?,
+            revision: self.revision,
+        })
+    }
 }
 
 pub(super) fn certificate_key(id: &str) -> Vec<u8> {
@@ -317,9 +417,15 @@ pub(super) fn load(db: &sled::Db, seal: &SealingKey) -> Result<State, StoreError
         let (key, value) = item?;
         let record: CaRecord = prost::Message::decode(value.as_ref()).map_err(|e| corrupt(&key, e.into()))?;
         let info = gatehouse_shared::certificate::describe_der(&record.der).map_err(|e| corrupt(&key, e.into()))?;
+        let crl = match record.crl.is_empty() {
+            true => None,
+            false => {
+                Some(crate::certificate::parse_crl(&record.crl, &record.der).map_err(|e| corrupt(&key, e.into()))?)
+            }
+        };
         state.ca_certificates.insert(
             record.id.clone(),
-            StoredCaCertificate { id: record.id, der: record.der, info, revision: record.revision },
+            StoredCaCertificate { id: record.id, der: record.der, info, crl, revision: record.revision },
         );
     }
     for item in db.scan_prefix(API_PREFIX) {
@@ -340,6 +446,12 @@ pub(super) fn load(db: &sled::Db, seal: &SealingKey) -> Result<State, StoreError
             revision: record.revision,
         };
         state.hostnames.insert(hostname.name.clone(), hostname);
+    }
+    for item in db.scan_prefix(SUBSCRIPTION_PREFIX) {
+        let (key, value) = item?;
+        let record: SubscriptionRecord = prost::Message::decode(value.as_ref()).map_err(|e| corrupt(&key, e.into()))?;
+        let subscription = record.into_subscription().map_err(|e| corrupt(&key, e.into()))?;
+        state.subscriptions.insert(subscription.name.clone(), subscription);
     }
     Ok(state)
 }

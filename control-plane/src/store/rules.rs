@@ -9,7 +9,7 @@ use gatehouse_shared::api::quote;
 
 use super::{ResourceKind, StoreError};
 use crate::certificate::{ClientCertificate, ServerCertificateError, check_server_use};
-use crate::model::{BackendTls, Binding, Hostname, Revision, State, etag};
+use crate::model::{BackendTls, Binding, Hostname, Policy, Revision, State, etag};
 
 /// The resource under `id`, if it exists and `if_match` allows the write.
 pub(super) fn existing<'a, T>(
@@ -78,6 +78,17 @@ pub(super) fn check_binding(state: &State, binding: &Binding, allow_expired: boo
     };
     if !allow_expired {
         check_not_expired(&stored.id, &stored.certificate.info)?;
+    }
+    Ok(())
+}
+
+/// Every CA certificate a policy's `issuer-certificate-id` names exists.
+pub(super) fn check_issuer_cas(state: &State, policy: &Policy) -> Result<(), StoreError> {
+    let identities = policy.client_certificate.iter().flat_map(|v| &v.identities);
+    for id in identities.filter_map(|i| i.issuer_certificate_id.as_ref()) {
+        if !state.ca_certificates.contains_key(id) {
+            return Err(StoreError::NotFound { kind: ResourceKind::CaCertificate, id: id.clone() });
+        }
     }
     Ok(())
 }

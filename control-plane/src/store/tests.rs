@@ -61,6 +61,7 @@ fn api(id: &str, path: &str, binding: Option<Binding>) -> ApiDefinition {
         binding,
         tls: BackendTls::default(),
         hostnames: Vec::new(),
+        subscription: Default::default(),
     }
 }
 
@@ -173,6 +174,7 @@ fn current_definition(api: &Api) -> ApiDefinition {
         binding: None,
         tls: api.tls.clone(),
         hostnames: api.hostnames.clone(),
+        subscription: api.subscription.clone(),
     }
 }
 
@@ -229,7 +231,7 @@ async fn a_hostname_is_stored_lowercase_and_survives_a_restart() {
     let store = open();
     store.upload_certificate("server", server_certificate(&["api.example.com"], &[ServerAuth]), &ANY).await.unwrap();
     let (der, info) = ca_certificate("Clients CA");
-    store.upload_ca_certificate("clients", der, info, &ANY).await.unwrap();
+    store.upload_ca_certificate("clients", der, info, None, &ANY).await.unwrap();
     let definition = HostnameDefinition {
         default: true,
         negotiate_client_certificate: true,
@@ -338,7 +340,7 @@ async fn client_cas_must_exist_and_stay_while_a_hostname_trusts_them() {
     let error = store.put_hostname(with_ca.clone(), &ANY).await.unwrap_err();
     assert!(matches!(error, StoreError::NotFound { kind: ResourceKind::CaCertificate, .. }), "{error}");
     let (der, info) = ca_certificate("Clients CA");
-    store.upload_ca_certificate("clients", der, info, &ANY).await.unwrap();
+    store.upload_ca_certificate("clients", der, info, None, &ANY).await.unwrap();
     store.put_hostname(with_ca, &ANY).await.unwrap();
     match store.delete_ca_certificate("clients", &ANY).await.unwrap_err() {
         StoreError::CaInUse { apis, hostnames, .. } => {
@@ -462,4 +464,73 @@ async fn a_hostnames_certificate_cannot_be_deleted_or_rotated_to_one_that_cannot
         assert_eq!(published.hostnames[name].certificate_thumbprint, thumbprint);
     }
     assert_eq!(published.identities.keys().collect::<Vec<_>>(), [&thumbprint]);
+}
+
+/// A self-signed CA (key usage keyCertSign and cRLSign) and a CRL it signed revoking serial 7.
+fn ca_with_crl(name: &str) -> (Vec<u8>, gatehouse_shared::CertificateInfo, crate::certificate::Crl) {
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.distinguished_name.push(rcgen::DnType::CommonName, name);
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::CrlSign];
+    let issuer = rcgen::CertifiedIssuer::self_signed(params, rcgen::KeyPair::generate().unwrap()).unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let crl = rcgen::CertificateRevocationListParams {
+        this_update: now,
+        next_update: now + time::Duration::days(7),
+        crl_number: rcgen::SerialNumber::from(1u64),
+        issuing_distribution_point: None,
+        revoked_certs: vec![rcgen::RevokedCertParams {
+            serial_number: rcgen::SerialNumber::from(7u64),
+            revocation_time: now,
+            reason_code: None,
+            invalidity_date: None,
+        }],
+        key_identifier_method: rcgen::KeyIdMethod::Sha256,
+    }
+    .signed_by(&issuer)
+    .unwrap();
+    let (der, info) = crate::certificate::parse_ca_certificate(issuer.der()).unwrap();
+    let crl = crate::certificate::parse_crl(crl.der(), &der).unwrap();
+    (der, info, crl)
+}
+
+#[tokio::test]
+async fn a_ca_keeps_its_crl_across_a_restart_and_a_policy_naming_it_as_issuer_keeps_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = || {
+        let db = sled::Config::new().path(dir.path()).open().unwrap();
+        Store::open(db, SealingKey::from_bytes(&[9u8; 32]).unwrap(), None).unwrap()
+    };
+    let store = open();
+    let (der, info, crl) = ca_with_crl("Partners CA");
+    store.upload_ca_certificate("partners", der, info, Some(crl.clone()), &ANY).await.unwrap();
+    store.put_api(api("orders", "/orders", None), &ANY).await.unwrap();
+    let policy = crate::policy::parse(
+        r#"<policies><inbound>
+             <validate-client-certificate validate-trust="false">
+               <identities><identity issuer-certificate-id="partners" common-name="orders" /></identities>
+             </validate-client-certificate>
+             <forward-client-certificate thumbprint-header="X-Client-Thumbprint" />
+           </inbound></policies>"#,
+    )
+    .unwrap();
+    // An issuer-certificate-id must name an uploaded CA certificate.
+    let mut missing = policy.clone();
+    missing.client_certificate.as_mut().unwrap().identities[0].issuer_certificate_id = Some("nope".into());
+    let revision = store.state().revision;
+    let error = store.set_api_policy("orders", missing, &ANY).await.unwrap_err();
+    assert!(
+        matches!(&error, StoreError::NotFound { kind: ResourceKind::CaCertificate, id } if id == "nope"),
+        "{error}"
+    );
+    assert_eq!(store.state().revision, revision, "a refused policy writes nothing");
+    store.set_api_policy("orders", policy.clone(), &ANY).await.unwrap();
+    // ... and that CA certificate cannot go while the policy names it.
+    let error = store.delete_ca_certificate("partners", &ANY).await.unwrap_err();
+    assert!(matches!(&error, StoreError::CaInUse { apis, .. } if apis == &["orders"]), "{error}");
+    drop(store);
+
+    let state = open().state();
+    assert_eq!(state.ca_certificates["partners"].crl, Some(crl));
+    assert_eq!(state.apis["orders"].policy, policy);
 }

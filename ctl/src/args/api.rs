@@ -43,6 +43,13 @@ pub enum ApiCommand {
         /// Do not check that the backend's certificate names its host.
         #[arg(long)]
         no_verify_name: bool,
+        /// Callers need a subscription key (`subscription create`) for this API or all APIs.
+        #[arg(long)]
+        subscription_required: bool,
+        /// The header callers send the key in [default: Ocp-Apim-Subscription-Key]; the query
+        /// parameter subscription-key works too.
+        #[arg(long, value_name = "NAME", default_value = "")]
+        subscription_key_header: String,
         #[command(flatten)]
         write: WriteFlags,
         /// Allow binding a certificate that has expired.
@@ -51,7 +58,7 @@ pub enum ApiCommand {
     },
     /// Change only the fields given (the others stay as they are).
     #[command(
-        after_help = "Examples:\n  gatehousectl api update orders --display-name \"Orders v2\"\n  gatehousectl --wait api update orders --ca orders-ca --ca new-ca --verify-name true\n  gatehousectl api update orders --no-client-cert\n  gatehousectl api update orders --host api.example.com --host api.example.org\n  gatehousectl api update orders --no-host"
+        after_help = "Examples:\n  gatehousectl api update orders --display-name \"Orders v2\"\n  gatehousectl --wait api update orders --ca orders-ca --ca new-ca --verify-name true\n  gatehousectl api update orders --no-client-cert\n  gatehousectl api update orders --host api.example.com --host api.example.org\n  gatehousectl api update orders --no-host\n  gatehousectl --wait api update orders --subscription-required true --subscription-key-header X-Api-Key"
     )]
     Update {
         id: String,
@@ -89,6 +96,12 @@ pub enum ApiCommand {
         /// Check that the backend's certificate names its host.
         #[arg(long)]
         verify_name: Option<bool>,
+        /// Whether callers need a subscription key.
+        #[arg(long, value_name = "true|false")]
+        subscription_required: Option<bool>,
+        /// The header callers send the key in ("" for Ocp-Apim-Subscription-Key).
+        #[arg(long, value_name = "NAME")]
+        subscription_key_header: Option<String>,
         #[command(flatten)]
         write: WriteFlags,
         /// Allow binding a certificate that has expired.

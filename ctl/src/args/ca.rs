@@ -9,14 +9,20 @@ use super::WriteFlags;
 /// The verbs of `ca`.
 #[derive(Subcommand, Debug)]
 pub enum CaCommand {
-    /// Upload a CA certificate (PEM or DER; must have basicConstraints CA:TRUE).
+    /// Upload a CA certificate (PEM or DER; must have basicConstraints CA:TRUE), optionally with
+    /// its CRL; or, with --crl alone, replace the CRL of the CA certificate stored under ID.
     #[command(
-        after_help = "Example:\n  gatehousectl ca upload internal-root --file root-ca.pem\n  gatehousectl api put orders --path /orders --service-url https://orders.internal:8443 --ca internal-root"
+        after_help = "Examples:\n  gatehousectl ca upload internal-root --file root-ca.pem\n  gatehousectl api put orders --path /orders --service-url https://orders.internal:8443 --ca internal-root\n  gatehousectl ca upload partners-ca --file partners-ca.pem --crl partners-ca.crl\n  gatehousectl ca upload partners-ca --crl partners-ca.crl   # a new CRL for the stored CA"
     )]
     Upload {
         id: String,
+        /// The CA certificate (PEM or DER).
+        #[arg(long, required_unless_present = "crl")]
+        file: Option<PathBuf>,
+        /// Its certificate revocation list (PEM or DER), issued and signed by it: what
+        /// validate-client-certificate's validate-revocation checks client certificates against.
         #[arg(long)]
-        file: PathBuf,
+        crl: Option<PathBuf>,
         #[command(flatten)]
         write: WriteFlags,
     },

@@ -25,6 +25,8 @@ pub async fn run(server: &Server, format: Format, command: ApiCommand) -> anyhow
             no_system_roots,
             no_verify_chain,
             no_verify_name,
+            subscription_required,
+            subscription_key_header,
             write,
             allow_expired,
         } => {
@@ -51,6 +53,8 @@ pub async fn run(server: &Server, format: Format, command: ApiCommand) -> anyhow
                     if_match: write.if_match,
                     allow_expired,
                     hostnames,
+                    subscription_required,
+                    subscription_key_header,
                 })
                 .await
                 .map_err(status)?
@@ -75,6 +79,8 @@ pub async fn run(server: &Server, format: Format, command: ApiCommand) -> anyhow
             system_roots,
             verify_chain,
             verify_name,
+            subscription_required,
+            subscription_key_header,
             write,
             allow_expired,
         } => {
@@ -119,6 +125,14 @@ pub async fn run(server: &Server, format: Format, command: ApiCommand) -> anyhow
             if let Some(value) = verify_name {
                 tls.validate_certificate_name = Some(value);
                 set("backend_tls.validate_certificate_name");
+            }
+            if let Some(value) = subscription_required {
+                patch.subscription_required = value;
+                set("subscription_required");
+            }
+            if let Some(value) = subscription_key_header {
+                patch.subscription_key_header = value;
+                set("subscription_key_header");
             }
             if mask.is_empty() {
                 bail!("nothing to update: give at least one field, e.g. --display-name (see --help)");

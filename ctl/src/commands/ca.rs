@@ -11,14 +11,11 @@ use crate::output;
 pub async fn run(server: &Server, format: Format, command: CaCommand) -> anyhow::Result<Option<u64>> {
     let mut revision = None;
     match command {
-        CaCommand::Upload { id, file, write } => {
-            let certificate = read_input(&file)?;
-            let ca = connect(server)
-                .await?
-                .upload_ca_certificate(pb::UploadCaCertificateRequest { id, certificate, if_match: write.if_match })
-                .await
-                .map_err(status)?
-                .into_inner();
+        CaCommand::Upload { id, file, crl, write } => {
+            let certificate = file.as_deref().map(read_input).transpose()?.unwrap_or_default();
+            let crl = crl.as_deref().map(read_input).transpose()?.unwrap_or_default();
+            let request = pb::UploadCaCertificateRequest { id, certificate, if_match: write.if_match, crl };
+            let ca = connect(server).await?.upload_ca_certificate(request).await.map_err(status)?.into_inner();
             output::print_ca(format, &ca);
             revision = Some(ca.revision);
         }

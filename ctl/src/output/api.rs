@@ -69,6 +69,8 @@ fn api_json(api: &pb::Api) -> Value {
         "credentials": credentials,
         "client_certificate_thumbprint": api.client_certificate_thumbprint,
         "hostnames": api.hostnames,
+        "subscription_required": api.subscription_required,
+        "subscription_key_header": api.subscription_key_header,
         "backend_tls": api.backend_tls.as_ref().map(|t| json!({
             "validate_certificate_chain": t.validate_certificate_chain.unwrap_or(true),
             "validate_certificate_name": t.validate_certificate_name.unwrap_or(true),
@@ -95,6 +97,14 @@ fn trust_text(api: &pb::Api) -> String {
     };
     let name = if t.validate_certificate_name.unwrap_or(true) { "name validated" } else { "name NOT validated" };
     format!("{chain}; {name}")
+}
+
+/// Whether callers need a subscription key, and where they send it.
+fn subscription_text(api: &pb::Api) -> String {
+    match api.subscription_required {
+        true => format!("required (header {}, or query subscription-key)", api.subscription_key_header),
+        false => "not required".into(),
+    }
 }
 
 /// APIs, one per row.
@@ -131,6 +141,7 @@ fn api_details(api: &pb::Api) -> String {
         vec!["client certificate:".into(), binding_text(api)],
         vec!["thumbprint:".into(), dash(&api.client_certificate_thumbprint)],
         vec!["backend trust:".into(), trust_text(api)],
+        vec!["subscription key:".into(), subscription_text(api)],
         vec!["revision:".into(), api.revision.to_string()],
         vec!["etag:".into(), api.etag.clone()],
     ];
@@ -157,6 +168,12 @@ fn replaced(before: &pb::Api, after: &pb::Api) -> Option<String> {
         lost.push(format!("hostnames {}", hosts.join(", ")));
     }
     let mut changed = Vec::new();
+    if before.subscription_required && !after.subscription_required {
+        changed.push("subscription key not required".to_string());
+    }
+    if before.subscription_key_header != after.subscription_key_header && !before.subscription_key_header.is_empty() {
+        changed.push(format!("subscription key header {}", after.subscription_key_header));
+    }
     let flag = |value: Option<bool>| value.unwrap_or(true);
     for (name, was, now) in [
         ("chain validation", old.validate_certificate_chain, new.validate_certificate_chain),
@@ -201,5 +218,10 @@ mod tests {
         };
         let said = replaced(&on(&["a.example.com", "b.example.com"]), &on(&["b.example.com"])).unwrap();
         assert_eq!(said, "removed: hostnames a.example.com");
+        let keyed =
+            pb::Api { subscription_required: true, subscription_key_header: "X-Key".into(), ..api("A", &[], None) };
+        let open = pb::Api { subscription_key_header: "Ocp-Apim-Subscription-Key".into(), ..api("A", &[], None) };
+        let said = replaced(&keyed, &open).unwrap();
+        assert_eq!(said, "now: subscription key not required, subscription key header Ocp-Apim-Subscription-Key");
     }
 }

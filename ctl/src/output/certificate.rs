@@ -69,6 +69,9 @@ fn ca_json(c: &pb::CaCertificate) -> Value {
         "revision": c.revision,
         "etag": c.etag,
         "expired": c.expired,
+        "crl_this_update": c.crl_this_update.as_ref().map(|t| rfc3339(Some(t))),
+        "crl_next_update": c.crl_next_update.as_ref().map(|t| rfc3339(Some(t))),
+        "crl_entries": c.crl_next_update.as_ref().map(|_| c.crl_entries),
     })
 }
 
@@ -128,7 +131,16 @@ fn ca_details(c: &pb::CaCertificate) -> String {
         vec!["not after:".into(), expiry(c.not_after.as_ref())],
         vec!["used by:".into(), if c.used_by.is_empty() { "-".into() } else { c.used_by.join(", ") }],
         vec!["revision:".into(), c.revision.to_string()],
+        vec!["crl:".into(), crl_summary(c)],
         vec!["etag:".into(), c.etag.clone()],
     ];
     details(&rows)
+}
+
+/// "3 revoked, next update 2026-12-01 (in 6 days)", or "-" without a CRL.
+fn crl_summary(c: &pb::CaCertificate) -> String {
+    match &c.crl_next_update {
+        None => "-".into(),
+        Some(next) => format!("{} revoked, next update {}", c.crl_entries, expiry(Some(next))),
+    }
 }

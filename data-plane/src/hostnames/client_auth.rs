@@ -88,7 +88,7 @@ mod tests {
         params.distinguished_name.push(rcgen::DnType::CommonName, "Client CA");
         params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
         let ca = params.self_signed(&rcgen::KeyPair::generate().unwrap()).unwrap();
-        let trusted = pb::TrustedCa { thumbprint: "CA".into(), certificate: ca.der().to_vec() };
+        let trusted = pb::TrustedCa { thumbprint: "CA".into(), certificate: ca.der().to_vec(), ..Default::default() };
         let verifier = RequestClientCertificate::new(&[trusted]).unwrap();
         assert_eq!(verifier.root_hint_subjects().len(), 1);
         assert!(verifier.offer_client_auth() && !verifier.client_auth_mandatory());
@@ -97,7 +97,7 @@ mod tests {
         assert!(verifier.verify_client_cert(stranger.cert.der(), &[], UnixTime::now()).is_ok());
         assert!(verifier.verify_client_cert(&CertificateDer::from(&b"garbage"[..]), &[], UnixTime::now()).is_err());
 
-        let bad = pb::TrustedCa { thumbprint: "BAD".into(), certificate: b"garbage".to_vec() };
+        let bad = pb::TrustedCa { thumbprint: "BAD".into(), certificate: b"garbage".to_vec(), ..Default::default() };
         assert!(matches!(RequestClientCertificate::new(&[bad]), Err(HostnameError::BadClientCa { .. })));
     }
 }

@@ -137,6 +137,7 @@ mod tests {
         let trusted = |thumbprint: &str, ca: &rcgen::CertifiedIssuer<'_, rcgen::KeyPair>| pb::TrustedCa {
             thumbprint: thumbprint.into(),
             certificate: ca.der().to_vec(),
+            ..Default::default()
         };
         (trusted("ISSUER", &issuer), server.der().clone(), trusted("OTHER", &other))
     }

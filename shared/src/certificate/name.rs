@@ -47,7 +47,7 @@ fn attribute(attr: &AttributeTypeAndValue<'_>) -> String {
 }
 
 /// The text of a string-typed attribute value, or `None` for other types and invalid encodings.
-fn text(value: &Any<'_>) -> Option<String> {
+pub(super) fn text(value: &Any<'_>) -> Option<String> {
     let bytes = value.data;
     match value.tag() {
         Tag::Utf8String | Tag::PrintableString | Tag::NumericString | Tag::Ia5String | Tag::VisibleString => {
