@@ -10,6 +10,37 @@ pub fn provider() -> Arc<CryptoProvider> {
     PROVIDER.get_or_init(|| Arc::new(rustls::crypto::ring::default_provider())).clone()
 }
 
+/// The three signature methods of a rustls certificate verifier (`ServerCertVerifier` or
+/// `ClientCertVerifier`), delegated to [`signatures`]: every verifier of Gatehouse decides about
+/// chains and names its own way but checks handshake signatures this one way. Use it inside the
+/// trait's `impl` block.
+#[macro_export]
+macro_rules! delegate_signature_checks {
+    () => {
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &rustls::pki_types::CertificateDer<'_>,
+            dss: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            $crate::crypto::signatures::verify_tls12(message, cert, dss)
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &rustls::pki_types::CertificateDer<'_>,
+            dss: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            $crate::crypto::signatures::verify_tls13(message, cert, dss)
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            $crate::crypto::signatures::schemes()
+        }
+    };
+}
+
 /// Handshake signature checks with this provider's algorithms: what every certificate verifier
 /// delegates to, whatever it decides about chains and names.
 pub mod signatures {

@@ -11,6 +11,7 @@ pub mod api;
 pub mod certificate;
 pub mod client;
 pub mod crypto;
+pub mod headers;
 pub mod process;
 pub mod request_path;
 pub mod sealed;

@@ -25,17 +25,7 @@ pub(super) fn check_header_name(name: &str) -> Result<(), String> {
     if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
         return Err(format!("'{name}' is not a valid header name"));
     }
-    let reserved = [
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "content-length",
-    ];
-    if reserved.contains(&name.to_ascii_lowercase().as_str()) {
+    if gatehouse_shared::headers::is_connection_header(name) {
         return Err(format!("the header '{name}' cannot be set by policy"));
     }
     Ok(())

@@ -136,22 +136,10 @@ pub(super) fn subscription_settings(settings: SubscriptionSettings) -> Result<Su
     if http::HeaderName::from_bytes(settings.header.as_bytes()).is_err() {
         return Err(invalid("it is not a valid HTTP header name"));
     }
-    const RESERVED: [&str; 13] = [
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "content-length",
-        "content-type",
-        "content-encoding",
-        "host",
-        "x-request-id",
-        "forwarded",
-    ];
-    if RESERVED.contains(&settings.header.to_ascii_lowercase().as_str()) {
+    // Besides the connection's own headers, those the request itself needs.
+    const NEEDED: [&str; 5] = ["content-type", "content-encoding", "host", "x-request-id", "forwarded"];
+    let lowercase = settings.header.to_ascii_lowercase();
+    if gatehouse_shared::headers::is_connection_header(&lowercase) || NEEDED.contains(&lowercase.as_str()) {
         return Err(invalid("the request needs this header itself; choose another, e.g. Ocp-Apim-Subscription-Key"));
     }
     Ok(settings)

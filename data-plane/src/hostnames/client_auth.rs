@@ -5,10 +5,9 @@
 //! holds the key of the certificate it shows: signatures are always verified.
 
 use gatehouse_proto::v1 as pb;
-use rustls::client::danger::HandshakeSignatureValid;
 use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::{DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme};
+use rustls::{DistinguishedName, RootCertStore};
 
 use super::HostnameError;
 
@@ -55,27 +54,7 @@ impl ClientCertVerifier for RequestClientCertificate {
         Ok(ClientCertVerified::assertion())
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        gatehouse_shared::crypto::signatures::verify_tls12(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        gatehouse_shared::crypto::signatures::verify_tls13(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        gatehouse_shared::crypto::signatures::schemes()
-    }
+    gatehouse_shared::delegate_signature_checks!();
 }
 
 #[cfg(test)]
