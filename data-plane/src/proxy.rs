@@ -105,7 +105,13 @@ pub async fn serve(
         .header_read_timeout(proxy.settings.header_read_timeout)
         // hyper needs at least 8 KiB; past the limit the client gets 431.
         .max_buf_size(proxy.settings.max_header_bytes.max(8192));
-    builder.http2().max_header_list_size(proxy.settings.max_header_bytes.min(u32::MAX as usize) as u32);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(proxy.settings.max_header_bytes.min(u32::MAX as usize) as u32)
+        // A peer that stops answering pings is gone: its connection is closed.
+        .keep_alive_interval(Some(proxy.settings.header_read_timeout))
+        .keep_alive_timeout(proxy.settings.header_read_timeout);
     let builder = Arc::new(builder);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
@@ -163,14 +169,33 @@ where
 {
     let peer = connection.peer;
     let connection = Arc::new(connection);
+    // A connection that never sends a request (no byte, or only an HTTP/2 preface) is closed
+    // after the header-read timeout: hyper's own timer starts only once a request begins.
+    let first_request = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let idle_limit = proxy.settings.header_read_timeout;
+    let requested = first_request.clone();
     let service = service_fn(move |request| {
+        requested.store(true, std::sync::atomic::Ordering::Relaxed);
         let (proxy, connection) = (proxy.clone(), connection.clone());
         async move { Ok::<_, Infallible>(proxy.handle(request, &connection).await) }
     });
     let served = watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(io), service).into_owned());
     async move {
-        if let Err(error) = served.await {
-            tracing::debug!(%peer, %error, "client connection ended with an error");
+        tokio::pin!(served);
+        let idle = async {
+            tokio::time::sleep(idle_limit).await;
+            if first_request.load(std::sync::atomic::Ordering::Relaxed) {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            result = &mut served => {
+                if let Err(error) = result {
+                    tracing::debug!(%peer, %error, "client connection ended with an error");
+                }
+            }
+            // Dropping the connection closes it; no request was in flight.
+            () = idle => tracing::debug!(%peer, "client connection sent no request in time; closed"),
         }
     }
 }
@@ -254,7 +279,7 @@ impl Proxy {
                 return Outcome::error(response, None);
             }
         };
-        let Some(route) = table.route(host_name, path.as_str()) else {
+        let Some(route) = table.route(host_name, path.as_str(), connection.tls.is_some()) else {
             let detail = match host_name {
                 Some(host) => {
                     format!("no API is configured for host {} and path {}", quote(host), quote(path.as_str()))

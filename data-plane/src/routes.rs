@@ -287,8 +287,10 @@ impl RoutingTable {
     /// names none) and `path` (normalized): the longest prefix on whole path segments ("/orders"
     /// matches "/orders" and "/orders/1", never "/ordersx") among the APIs answering on the host,
     /// and among those with that prefix the one naming the host most closely (exact, then
-    /// wildcard, then any host).
-    pub fn route(&self, host: Option<&str>, path: &str) -> Option<&Route> {
+    /// wildcard, then any host). `over_tls`: the request came over HTTPS; APIs that list
+    /// hostnames are HTTPS APIs (their hostnames have certificates) and do not answer over
+    /// plaintext, so what they require (keys, client certificates) never travels in clear.
+    pub fn route(&self, host: Option<&str>, path: &str, over_tls: bool) -> Option<&Route> {
         let mut best: Option<(&Route, HostMatch)> = None;
         for route in &self.routes {
             // Once a prefix matched, only the APIs sharing it can do better.
@@ -296,6 +298,9 @@ impl RoutingTable {
                 break;
             }
             if !route.matches_path(path) {
+                continue;
+            }
+            if !over_tls && !route.hosts.is_empty() {
                 continue;
             }
             let Some(matched) = route.host_match(host) else { continue };
@@ -472,7 +477,7 @@ mod tests {
         let config =
             configuration(vec![route("root", "/"), route("orders", "/orders"), route("items", "/orders/items")]);
         let table = RoutingTable::build(&config, None, &TrustAnchors::system(), usize::MAX).unwrap();
-        let api = |p: &str| table.route(None, p).map(|r| r.api_id.as_str());
+        let api = |p: &str| table.route(None, p, true).map(|r| r.api_id.as_str());
         assert_eq!(api("/orders/items/3"), Some("items"));
         assert_eq!(api("/orders/3"), Some("orders"));
         assert_eq!(api("/orders"), Some("orders"));
@@ -490,7 +495,7 @@ mod tests {
             on_hosts(route("other-items", "/orders/items"), &["other.example.com"]),
         ]);
         let table = RoutingTable::build(&config, None, &TrustAnchors::system(), usize::MAX).unwrap();
-        let api = |host: Option<&str>, path: &str| table.route(host, path).map(|r| r.api_id.as_str());
+        let api = |host: Option<&str>, path: &str| table.route(host, path, true).map(|r| r.api_id.as_str());
         // Same prefix: exact beats wildcard beats any host.
         assert_eq!(api(Some("shop.example.com"), "/orders/1"), Some("exact-orders"));
         assert_eq!(api(Some("api.example.com"), "/orders/1"), Some("wild-orders"));
@@ -508,7 +513,8 @@ mod tests {
     fn an_api_on_hosts_only_answers_there() {
         let config = configuration(vec![on_hosts(route("a", "/a"), &["a.example.com", "*.a.test"])]);
         let table = RoutingTable::build(&config, None, &TrustAnchors::system(), usize::MAX).unwrap();
-        let api = |host: Option<&str>| table.route(host, "/a").map(|r| r.api_id.as_str());
+        let api = |host: Option<&str>| table.route(host, "/a", true).map(|r| r.api_id.as_str());
+        assert!(table.route(Some("api.example.com"), "/a", false).is_none_or(|r| r.hosts.is_empty()), "over plaintext");
         assert_eq!(api(Some("a.example.com")), Some("a"));
         assert_eq!(api(Some("x.a.test")), Some("a"));
         assert_eq!(api(Some("a.test")), None);

@@ -136,19 +136,25 @@ impl Subscriptions {
 }
 
 /// The query without its `subscription-key` parameters (None when nothing is left; the
-/// client's text, borrowed, when it had none) and their values, percent-decoded.
+/// client's text, borrowed, when it had none) and their values, percent-decoded. A parameter
+/// counts as the key however a backend's framework might read its name (percent-escaped, any
+/// case, `+` or spaces around it, `;` as a separator), so no spelling carries a key through;
+/// when one is found the rest is rejoined with `&`.
 fn split_query(query: Option<&str>) -> (Option<Cow<'_, str>>, Vec<Cow<'_, str>>) {
     let Some(query) = query else { return (None, Vec::new()) };
-    let is_key = |pair: &&str| pair.split('=').next() == Some(subscription_key::QUERY_PARAMETER);
-    if !query.split('&').any(|pair| is_key(&pair)) {
+    let pairs = || query.split(['&', ';']);
+    let is_key = |pair: &&str| {
+        let name = percent_decode(pair.split('=').next().unwrap_or_default()).replace('+', " ");
+        name.trim().eq_ignore_ascii_case(subscription_key::QUERY_PARAMETER)
+    };
+    if !pairs().any(|pair| is_key(&pair)) {
         return (Some(Cow::Borrowed(query)), Vec::new());
     }
-    let keys = query
-        .split('&')
+    let keys = pairs()
         .filter(is_key)
         .map(|pair| pair.split_once('=').map_or(Cow::Borrowed(""), |(_, value)| percent_decode(value)))
         .collect();
-    let rest: Vec<&str> = query.split('&').filter(|pair| !is_key(pair)).collect();
+    let rest: Vec<&str> = pairs().filter(|pair| !is_key(pair)).collect();
     let rest = Some(rest.join("&")).filter(|r| !r.is_empty()).map(Cow::Owned);
     (rest, keys)
 }
@@ -233,6 +239,20 @@ impl Refusal {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_spelling_of_the_key_parameter_is_taken_out() {
+        for query in
+            ["subscription%2Dkey=K&a=1", "Subscription-Key=K&a=1", "a=1;subscription-key=K", "subscription-key+=K&a=1"]
+        {
+            let (rest, keys) = split_query(Some(query));
+            assert_eq!(keys, [Cow::Borrowed("K")], "{query}");
+            assert_eq!(rest.as_deref(), Some("a=1"), "{query}");
+        }
+        let (rest, keys) = split_query(Some("a=1;b=2"));
+        assert!(keys.is_empty());
+        assert_eq!(rest.as_deref(), Some("a=1;b=2"), "a query without a key stays as sent");
+    }
 
     fn subscription(name: &str, scope: &str, active: bool, keys: [&str; 2]) -> pb::SubscriptionConfig {
         use pb::subscription_config::State;

@@ -173,6 +173,13 @@ async fn http2_over_tls_and_a_misdirected_host_gets_421() -> anyhow::Result<()> 
         &["--http2", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Host: a.apps.example.test"],
     );
     assert_eq!((code, out.as_str()), (0, "421"));
+    // An API on a hostname is an HTTPS API: over plaintext it does not answer at all.
+    let plain = gatehouse_tests::http_client::raw_request(
+        w.dp.addr,
+        b"GET /svc/x HTTP/1.1\r\nHost: api.example.test\r\nConnection: close\r\n\r\n",
+    )
+    .await?;
+    assert_eq!(plain.status, Some(404), "{}", plain.body);
     Ok(())
 }
 

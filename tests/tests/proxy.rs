@@ -272,3 +272,32 @@ async fn the_intermediate_is_presented_with_the_leaf() -> anyhow::Result<()> {
     assert_eq!(reply.presented(), Some(gatehouse_tests::fixture_thumbprint("chain.sha1").as_str()));
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connections_that_never_send_a_request_are_closed() -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir()?;
+    let cp = ControlPlane::start(dir.path()).await?;
+    let dp = DataPlane::start_with(&cp.access(), "dp-idle", None, &["--header-read-timeout", "1"]).await?;
+    // Nothing at all, and an HTTP/2 preface with its SETTINGS but no request.
+    let preface = [&b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"[..], &[0, 0, 0, 4, 0, 0, 0, 0, 0][..]].concat();
+    for hello in [Vec::new(), preface] {
+        let mut stream = tokio::net::TcpStream::connect(dp.addr).await?;
+        stream.write_all(&hello).await?;
+        let started = std::time::Instant::now();
+        let mut buffer = vec![0u8; 1024];
+        // Read until the gateway closes (an HTTP/2 server answers the preface with frames first).
+        let closed = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                match stream.read(&mut buffer).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => continue,
+                }
+            }
+        })
+        .await;
+        assert!(closed.is_ok(), "an idle connection stayed open");
+        assert!(started.elapsed() < Duration::from_secs(5), "closed only after {:?}", started.elapsed());
+    }
+    Ok(())
+}

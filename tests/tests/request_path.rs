@@ -149,6 +149,10 @@ const CLAIMED: &[&str] = &[
     "X-ARR-ClientCert: forged",
     "Client-Cert: :Zm9yZ2Vk:",
     "Client-Cert-Chain: :Zm9yZ2Vk:",
+    "SSL-Client-Verify: SUCCESS",
+    "True-Client-IP: 203.0.113.7",
+    "X-Client-Thumbprint: forged",
+    "X-Original-URL: /admin",
 ];
 
 fn assert_no_claimed_identity(seen: &serde_json::Value, expected_host: &str) {

@@ -55,10 +55,19 @@ const IDENTITY_HEADERS: &[&str] = &[
     "ssl-client-cert",
     "client-cert",
     "client-cert-chain",
+    "client-ip",
+    "true-client-ip",
+    "cf-connecting-ip",
+    "x-envoy-external-address",
+    "x-client-thumbprint",
+    // Path overrides some backends (IIS, Symfony) honour: never a client's to set.
+    "x-original-url",
+    "x-rewrite-url",
 ];
 const IDENTITY_HEADER_PREFIXES: &[&str] = &[
     "x-forwarded-",
     "x-ssl-",
+    "ssl-client-",
     "x-client-cert",
     "x-client-verify",
     "x-client-dn",

@@ -112,9 +112,11 @@ const RFC4514_NAMES: &[(&str, &str)] = &[
 
 const COMMON_NAME: &str = "2.5.4.3";
 
-/// A value as caseIgnoreMatch compares it: lowercase, white space runs as one space, trimmed.
+/// A value as caseIgnoreMatch compares it: ASCII letters lowercase, runs of ASCII spaces as one
+/// space, trimmed. Only ASCII folds: Unicode case folding and white space would let look-alikes
+/// match (the Kelvin sign K folds to 'k', a no-break space counts as a space).
 pub fn fold(value: &str) -> String {
-    value.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
+    value.split(' ').filter(|part| !part.is_empty()).collect::<Vec<_>>().join(" ").to_ascii_lowercase()
 }
 
 // === impl DistinguishedName ===
@@ -423,6 +425,13 @@ fn strip_zeros(hex: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_ascii_folds() {
+        assert_eq!(fold("  Back   Office "), "back office");
+        assert_ne!(fold("bac\u{212A}office"), fold("backoffice"), "the Kelvin sign is not a k");
+        assert_ne!(fold("back\u{a0}office"), fold("back office"), "a no-break space is not a space");
+    }
     use x509_parser::prelude::{FromDer, X509Certificate};
 
     fn certificate_name(dn: rcgen::DistinguishedName) -> DistinguishedName {
