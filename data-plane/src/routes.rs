@@ -341,9 +341,12 @@ enum HostMatch {
 // === impl Route ===
 
 impl Route {
+    /// Whether `path` is under the prefix, on whole segments, ignoring ASCII case as APIM does
+    /// (backends such as IIS do too, so `/SEC/a` must meet `/sec`'s rules, not another API's).
     fn matches_path(&self, path: &str) -> bool {
         self.prefix == "/"
-            || (path.starts_with(&self.prefix) && matches!(path.as_bytes().get(self.prefix.len()), None | Some(b'/')))
+            || (path.get(..self.prefix.len()).is_some_and(|start| start.eq_ignore_ascii_case(&self.prefix))
+                && matches!(path.as_bytes().get(self.prefix.len()), None | Some(b'/')))
     }
 
     /// None when the API does not answer on `host`.
@@ -479,6 +482,7 @@ mod tests {
         let table = RoutingTable::build(&config, None, &TrustAnchors::system(), usize::MAX).unwrap();
         let api = |p: &str| table.route(None, p, true).map(|r| r.api_id.as_str());
         assert_eq!(api("/orders/items/3"), Some("items"));
+        assert_eq!(api("/ORDERS/Items/3"), Some("items"), "prefixes match ignoring ASCII case");
         assert_eq!(api("/orders/3"), Some("orders"));
         assert_eq!(api("/orders"), Some("orders"));
         assert_eq!(api("/ordersx"), Some("root"));

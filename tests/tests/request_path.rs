@@ -60,6 +60,8 @@ const FORWARDED: &[(&str, &str)] = &[
     ("/orders/a%20b", "/v1/orders/a%20b"),
     ("//admin/status", "/internal/status"),
     ("/%61dmin/status", "/internal/status"),
+    // Prefixes match ignoring ASCII case (as APIM, and backends like IIS): /ADMIN gets admin's rules.
+    ("/ADMIN/status", "/internal/status"),
 ];
 
 /// Paths that cannot be normalized safely: 400, and the backend sees nothing.
