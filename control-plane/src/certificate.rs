@@ -8,6 +8,7 @@ mod crl;
 mod error;
 mod private_key;
 mod server;
+mod source;
 
 use std::fmt;
 
@@ -21,6 +22,7 @@ pub use error::{
 };
 pub use gatehouse_shared::CertificateInfo;
 pub use server::{ServerCertificateError, check_server_use};
+pub use source::{SourceContents, SourceError, error_hash};
 
 /// A client certificate with its private key: what a data plane presents to a backend.
 #[derive(Clone, PartialEq, Eq)]

@@ -17,6 +17,7 @@ pub mod policy;
 pub mod random;
 pub mod server;
 pub mod snapshot;
+pub mod sources;
 pub mod store;
 pub mod tls;
 pub mod tokens;

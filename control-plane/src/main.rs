@@ -66,6 +66,9 @@ struct Args {
     /// Largest policy XML document accepted, in bytes.
     #[arg(long, env = "GATEHOUSE_CP_MAX_POLICY_BYTES", default_value_t = 64 * 1024)]
     max_policy_bytes: usize,
+    /// Seconds between two reads of the files linked certificates come from (cert link).
+    #[arg(long, env = "GATEHOUSE_CP_SOURCE_POLL", default_value_t = 10)]
+    source_poll: u64,
     /// Log format: text or json.
     #[arg(long, env = "GATEHOUSE_CP_LOG_FORMAT", default_value = "text")]
     log_format: gatehouse_shared::process::LogFormat,
@@ -100,6 +103,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             max_policy_bytes: args.max_policy_bytes,
             max_streams_per_token: args.max_streams_per_token,
         },
+        source_poll: Duration::from_secs(args.source_poll.max(1)),
         admin_listen: match args.admin_listen.as_str() {
             "none" => None,
             addr => Some(addr.parse().with_context(|| format!("--admin-listen {addr} is not an address"))?),

@@ -96,6 +96,21 @@ impl Management for ManagementService {
         Ok(Response::new(certificate_view(&state, stored)))
     }
 
+    async fn link_certificate(
+        &self,
+        request: Request<pb::LinkCertificateRequest>,
+    ) -> Result<Response<pb::Certificate>, Status> {
+        audited(request, "LinkCertificate", |r| r.id.clone(), |r| self.link_certificate_inner(r), |r| r.revision).await
+    }
+
+    async fn refresh_certificate(
+        &self,
+        request: Request<pb::RefreshCertificateRequest>,
+    ) -> Result<Response<pb::Certificate>, Status> {
+        audited(request, "RefreshCertificate", |r| r.id.clone(), |r| self.refresh_certificate_inner(r), |r| r.revision)
+            .await
+    }
+
     async fn list_certificates(
         &self,
         _: Request<pb::ListCertificatesRequest>,
@@ -182,6 +197,28 @@ impl Management for ManagementService {
             "UploadCaCertificate",
             |r| r.id.clone(),
             |r| self.upload_ca_certificate_inner(r),
+            |r| r.revision,
+        )
+        .await
+    }
+
+    async fn link_ca_certificate(
+        &self,
+        request: Request<pb::LinkCaCertificateRequest>,
+    ) -> Result<Response<pb::CaCertificate>, Status> {
+        audited(request, "LinkCaCertificate", |r| r.id.clone(), |r| self.link_ca_certificate_inner(r), |r| r.revision)
+            .await
+    }
+
+    async fn refresh_ca_certificate(
+        &self,
+        request: Request<pb::RefreshCaCertificateRequest>,
+    ) -> Result<Response<pb::CaCertificate>, Status> {
+        audited(
+            request,
+            "RefreshCaCertificate",
+            |r| r.id.clone(),
+            |r| self.refresh_ca_certificate_inner(r),
             |r| r.revision,
         )
         .await

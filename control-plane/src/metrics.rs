@@ -41,6 +41,13 @@ pub struct CertificateLabels {
     pub thumbprint: String,
 }
 
+/// Labels of the certificate refresh failure counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefreshLabels {
+    /// The certificate's id.
+    pub certificate_id: String,
+}
+
 /// The control plane's metrics and their registry.
 pub struct Metrics {
     registry: Registry,
@@ -51,6 +58,8 @@ pub struct Metrics {
     gateways: Family<StateLabels, Gauge>,
     revision: Gauge,
     certificate_expiry_days: Family<CertificateLabels, Gauge<f64, AtomicU64>>,
+    certificate_refresh_failures: Family<RefreshLabels, Counter>,
+    ca_certificate_refresh_failures: Family<RefreshLabels, Counter>,
 }
 
 /// One control plane per process, so one registry.
@@ -80,7 +89,40 @@ impl Metrics {
             "Days until each stored client certificate expires (negative: expired)",
             certificate_expiry_days.clone(),
         );
-        Self { registry, grpc_requests, ack_latency, gateways, revision, certificate_expiry_days }
+        let certificate_refresh_failures = Family::<RefreshLabels, Counter>::default();
+        registry.register(
+            "certificate_refresh_failures",
+            "Reads of a linked certificate's files that were refused (the last good certificate stayed)",
+            certificate_refresh_failures.clone(),
+        );
+        let ca_certificate_refresh_failures = Family::<RefreshLabels, Counter>::default();
+        registry.register(
+            "ca_certificate_refresh_failures",
+            "Reads of a linked CA certificate's file that were refused (the last good certificate stayed)",
+            ca_certificate_refresh_failures.clone(),
+        );
+        Self {
+            registry,
+            grpc_requests,
+            ack_latency,
+            gateways,
+            revision,
+            certificate_expiry_days,
+            certificate_refresh_failures,
+            ca_certificate_refresh_failures,
+        }
+    }
+
+    /// Counts one refused refresh of a linked CA certificate.
+    pub fn ca_certificate_refresh_failed(&self, certificate_id: &str) {
+        self.ca_certificate_refresh_failures
+            .get_or_create(&RefreshLabels { certificate_id: certificate_id.into() })
+            .inc();
+    }
+
+    /// Counts one refused refresh of a linked certificate.
+    pub fn certificate_refresh_failed(&self, certificate_id: &str) {
+        self.certificate_refresh_failures.get_or_create(&RefreshLabels { certificate_id: certificate_id.into() }).inc();
     }
 
     /// The exposition, with point-in-time values refreshed first.

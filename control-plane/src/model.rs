@@ -31,6 +31,77 @@ pub struct StoredCertificate {
     pub revision: Revision,
 }
 
+/// Files on the control plane's host a certificate is read from.
+#[derive(Clone, PartialEq, Eq)]
+pub enum SourceFiles {
+    /// A PKCS#12 file and its password.
+    Pfx {
+        /// Path of the PFX file.
+        path: String,
+        /// Its password; sealed at rest, never returned.
+        password: String,
+    },
+    /// A CA certificate, PEM or DER (for CA certificates only).
+    Ca {
+        /// Path of the CA certificate file.
+        path: String,
+    },
+    /// A PEM certificate (with its chain) and a PEM private key.
+    Pem {
+        /// Path of the PEM certificate chain.
+        certificate_path: String,
+        /// Path of the PEM private key.
+        key_path: String,
+    },
+}
+
+impl SourceFiles {
+    /// The paths of the files, in the order they are read.
+    pub fn paths(&self) -> Vec<&str> {
+        match self {
+            Self::Pfx { path, .. } | Self::Ca { path } => vec![path],
+            Self::Pem { certificate_path, key_path } => vec![certificate_path, key_path],
+        }
+    }
+}
+
+impl std::fmt::Debug for SourceFiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Pfx { path, .. } => {
+                f.debug_struct("Pfx").field("path", path).field("password", &"<redacted>").finish()
+            }
+            Self::Ca { path } => f.debug_struct("Ca").field("path", path).finish(),
+            Self::Pem { certificate_path, key_path } => {
+                f.debug_struct("Pem").field("certificate_path", certificate_path).field("key_path", key_path).finish()
+            }
+        }
+    }
+}
+
+/// The outcome of the last read of a certificate's source.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LastRefresh {
+    /// When, in Unix seconds.
+    pub at: i64,
+    /// Whether the files held a certificate that was applied (or was the one stored already).
+    pub ok: bool,
+    /// Why the files were refused; empty when ok.
+    pub message: String,
+}
+
+/// Where a linked certificate comes from, and how its last read went.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertificateSource {
+    /// The files.
+    pub files: SourceFiles,
+    /// SHA-256 of what the files held at the last read (or of the read error), so an unchanged
+    /// file is neither parsed again nor counted as a new failure.
+    pub content_hash: Vec<u8>,
+    /// The last read.
+    pub last_refresh: Option<LastRefresh>,
+}
+
 /// A CA certificate an API may trust for its backend.
 #[derive(Clone, Debug)]
 pub struct StoredCaCertificate {
@@ -121,9 +192,23 @@ pub struct State {
     pub hostnames: BTreeMap<String, Hostname>,
     /// Subscriptions by name.
     pub subscriptions: BTreeMap<String, Subscription>,
+    /// Sources of linked client certificates, by certificate id. Not sent to data planes.
+    pub certificate_sources: BTreeMap<String, CertificateSource>,
+    /// Sources of linked CA certificates, by CA certificate id. Not sent to data planes.
+    pub ca_sources: BTreeMap<String, CertificateSource>,
 }
 
 impl State {
+    /// Whether the CA certificate is linked to a file and its last read was refused.
+    pub fn refresh_failed_ca(&self, id: &str) -> bool {
+        self.ca_sources.get(id).and_then(|s| s.last_refresh.as_ref()).is_some_and(|last| !last.ok)
+    }
+
+    /// Whether the certificate is linked to files and their last read was refused.
+    pub fn refresh_failed(&self, id: &str) -> bool {
+        self.certificate_sources.get(id).and_then(|s| s.last_refresh.as_ref()).is_some_and(|last| !last.ok)
+    }
+
     /// The certificate a binding points at now, if any.
     pub fn resolve(&self, binding: &Binding) -> Option<&StoredCertificate> {
         match binding {
@@ -221,10 +306,11 @@ impl State {
     /// (empty: any host) would also answer on. Two APIs share a path only when both list
     /// hostnames and no hostname is in both: an API without hostnames answers on every host,
     /// so it shares its path with no other API. Hostnames compare by name: `*.example.com` and
-    /// `api.example.com` are two hostnames.
+    /// `api.example.com` are two hostnames. Paths compare ignoring ASCII case, as data planes
+    /// route them.
     pub fn api_with_path(&self, path: &str, hostnames: &[String], except_id: &str) -> Option<&Api> {
         self.apis.values().find(|api| {
-            api.path == path
+            api.path.eq_ignore_ascii_case(path)
                 && api.id != except_id
                 && (api.hostnames.is_empty()
                     || hostnames.is_empty()

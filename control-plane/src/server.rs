@@ -65,6 +65,8 @@ pub struct ControlPlaneConfig {
     pub limits: Limits,
     /// Where /healthz and /metrics are served, if anywhere.
     pub admin_listen: Option<SocketAddr>,
+    /// Time between two reads of the files linked certificates come from.
+    pub source_poll: Duration,
 }
 
 impl ControlPlaneConfig {
@@ -80,6 +82,7 @@ impl ControlPlaneConfig {
             tls_handshake_timeout: Duration::from_secs(5),
             limits: Limits::default(),
             admin_listen: None,
+            source_poll: crate::sources::DEFAULT_POLL,
         }
     }
 }
@@ -290,6 +293,7 @@ impl ControlPlane {
         });
         let limits = self.config.limits.clone();
         let max_message = limits.max_message_bytes;
+        let watcher = tokio::spawn(crate::sources::watch(self.store.clone(), limits.clone(), self.config.source_poll));
         let management = pb::management_server::ManagementServer::new(ManagementService::new(
             self.store.clone(),
             self.gateways.clone(),
@@ -352,6 +356,7 @@ impl ControlPlane {
             })
             .await
             .map_err(StartError::Serve);
+        watcher.abort();
         if let Err(error) = self.store.flush().await {
             tracing::error!(%error, "flush on shutdown failed");
         }

@@ -12,19 +12,21 @@ use tokio::sync::{Mutex, watch};
 
 use crate::certificate::ServerCertificateError;
 use crate::model::{
-    Api, BackendTls, Binding, Hostname, Revision, State, StoredCaCertificate, StoredCertificate, Subscription,
-    SubscriptionSettings,
+    Api, BackendTls, Binding, CertificateSource, Hostname, Revision, State, StoredCaCertificate, StoredCertificate,
+    Subscription, SubscriptionSettings,
 };
 use crate::snapshot::{Published, PublishedRef};
 use crate::watermark::Watermark;
 
 mod apis;
+mod certificate_sources;
 mod certificates;
 mod hostnames;
 mod records;
 mod rules;
 mod subscriptions;
 
+pub use certificate_sources::RefreshOutcome;
 pub use rules::is_plain_id;
 pub use subscriptions::{CreatedSubscription, SubscriptionDefinition};
 #[cfg(test)]
@@ -201,6 +203,17 @@ pub enum StoreError {
         /// The APIs that pin it.
         apis: Vec<String>,
     },
+    /// Refreshing a certificate that is not linked to files.
+    #[error(
+        "{kind} '{id}' has no source to refresh from: it was uploaded; link it to files first (gatehousectl {} link)",
+        if matches!(.kind, ResourceKind::CaCertificate) { "ca" } else { "cert" }
+    )]
+    NotLinked {
+        /// Certificate or CA certificate.
+        kind: ResourceKind,
+        /// Its id.
+        id: String,
+    },
     /// Binding an expired certificate without `allow_expired`.
     #[error(
         "certificate '{id}' expired on {not_after}; pass allow_expired (gatehousectl --allow-expired) to use it anyway"
@@ -357,6 +370,10 @@ pub(super) struct Change {
     remove_apis: Vec<String>,
     remove_hostnames: Vec<String>,
     remove_subscriptions: Vec<String>,
+    put_sources: Vec<(String, CertificateSource)>,
+    remove_sources: Vec<String>,
+    put_ca_sources: Vec<(String, CertificateSource)>,
+    remove_ca_sources: Vec<String>,
 }
 
 // === impl Store ===
@@ -506,6 +523,24 @@ impl Store {
         for name in change.remove_subscriptions {
             batch.remove(records::subscription_key(&name));
             next.subscriptions.remove(&name);
+        }
+        for (id, source) in change.put_sources {
+            let (key, value) = records::source_entry(&id, &source, &self.key);
+            batch.insert(key, value);
+            next.certificate_sources.insert(id, source);
+        }
+        for id in change.remove_sources {
+            batch.remove(records::source_key(&id));
+            next.certificate_sources.remove(&id);
+        }
+        for (id, source) in change.put_ca_sources {
+            let (key, value) = records::ca_source_entry(&id, &source, &self.key);
+            batch.insert(key, value);
+            next.ca_sources.insert(id, source);
+        }
+        for id in change.remove_ca_sources {
+            batch.remove(records::ca_source_key(&id));
+            next.ca_sources.remove(&id);
         }
         batch.insert(records::REVISION_KEY.as_bytes(), revision.to_be_bytes().to_vec());
         self.db.apply_batch(batch)?;

@@ -108,6 +108,20 @@ pub enum CertificateError {
     /// A CA upload whose certificate lacks basicConstraints CA:TRUE.
     #[error("the certificate is not a CA certificate (basicConstraints CA:TRUE is missing)")]
     NotCa,
+    /// A PEM certificate file without one whole CERTIFICATE block.
+    #[error("the certificate file holds no PEM certificate (-----BEGIN CERTIFICATE-----), or a truncated one")]
+    NoPemCertificate,
+    /// A PEM key file without one whole private key block.
+    #[error(
+        "the key file holds no PEM private key (PRIVATE KEY, RSA PRIVATE KEY or EC PRIVATE KEY, unencrypted), or a truncated one"
+    )]
+    NoPemPrivateKey,
+    /// A PEM key that belongs to none of the certificates beside it.
+    #[error("the private key in the key file does not belong to the certificate in the certificate file")]
+    PemKeyMismatch,
+    /// A CA certificate file given as a client certificate's source.
+    #[error("a CA certificate file holds no private key: link it as a CA certificate (gatehousectl ca link)")]
+    NotClientSource,
 }
 
 /// The part of a PKCS#12 file an error is about.

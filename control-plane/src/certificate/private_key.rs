@@ -163,3 +163,56 @@ fn with_public_key_from(
     }
     Err(CertificateError::KeyMismatch)
 }
+
+/// A PEM or DER private key as PKCS#8: PKCS#8 as it is, PKCS#1 (RSA) and SEC1 (EC, with its
+/// named curve) wrapped in the PKCS#8 structure.
+pub(super) fn to_pkcs8(key: PrivateKeyDer<'_>) -> Result<Vec<u8>, CertificateError> {
+    let malformed = CertificateError::MalformedPrivateKey;
+    match key {
+        PrivateKeyDer::Pkcs8(key) => Ok(key.secret_pkcs8_der().to_vec()),
+        PrivateKeyDer::Pkcs1(key) => {
+            let algorithm =
+                AlgorithmIdentifierRef { oid: ObjectIdentifier::new_unwrap(RSA), parameters: Some(AnyRef::NULL) };
+            PrivateKeyInfoRef::new(algorithm, OctetStringRef::new(key.secret_pkcs1_der()).map_err(malformed)?)
+                .to_der()
+                .map_err(malformed)
+        }
+        PrivateKeyDer::Sec1(key) => {
+            let sec1 = key.secret_sec1_der();
+            let parsed = EcPrivateKey::from_der(sec1).map_err(malformed)?;
+            let Some(curve) = parsed.parameters else {
+                return Err(ec_unsupported("without a named curve"));
+            };
+            let algorithm = AlgorithmIdentifierRef { oid: ObjectIdentifier::new_unwrap(EC), parameters: Some(curve) };
+            // Inside PKCS#8 the curve is in the algorithm, as ring expects, not in the key.
+            let inner = EcPrivateKey { parameters: None, ..parsed }.to_der().map_err(malformed)?;
+            PrivateKeyInfoRef::new(algorithm, OctetStringRef::new(&inner).map_err(malformed)?)
+                .to_der()
+                .map_err(malformed)
+        }
+        _ => Err(CertificateError::NoPemPrivateKey),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rcgen::PublicKeyData as _;
+    use rustls_pki_types::PrivateSec1KeyDer;
+
+    #[test]
+    fn a_sec1_key_with_its_named_curve_becomes_a_pkcs8_key_ring_loads() {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let pkcs8 = key.serialize_der();
+        let info = PrivateKeyInfoRef::from_der(&pkcs8).unwrap();
+        let inner = EcPrivateKey::from_der(info.private_key.as_bytes()).unwrap();
+        // SEC1 as OpenSSL writes it: the curve inside the key.
+        let sec1 = EcPrivateKey { parameters: info.algorithm.parameters, ..inner }.to_der().unwrap();
+        let converted = to_pkcs8(PrivateKeyDer::Sec1(PrivateSec1KeyDer::from(sec1))).unwrap();
+        let loaded = gatehouse_shared::crypto::provider()
+            .key_provider
+            .load_private_key(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(converted)))
+            .unwrap();
+        assert_eq!(loaded.public_key().unwrap().as_ref(), key.subject_public_key_info().as_slice());
+    }
+}

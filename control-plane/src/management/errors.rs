@@ -93,6 +93,7 @@ impl From<StoreError> for Status {
                     format!("hostname '{default}' is the default"),
                 )],
             ),
+            StoreError::NotLinked { .. } => Status::failed_precondition(error.to_string()),
             StoreError::Expired { .. } | StoreError::EtagMismatch { .. } | StoreError::EtagOnMissing { .. } => {
                 Status::failed_precondition(error.to_string())
             }

@@ -8,7 +8,10 @@ use gatehouse_shared::Thumbprint;
 use tonic::Status;
 
 use crate::gateways::GatewayState;
-use crate::model::{Api, BackendTls, Binding, Hostname, State, StoredCaCertificate, StoredCertificate, etag};
+use crate::model::{
+    Api, BackendTls, Binding, CertificateSource, Hostname, SourceFiles, State, StoredCaCertificate, StoredCertificate,
+    etag,
+};
 use crate::tokens::Role;
 
 pub(super) fn timestamp(unix_seconds: i64) -> prost_types::Timestamp {
@@ -35,7 +38,34 @@ pub(super) fn certificate_view(state: &State, stored: &StoredCertificate) -> pb:
         revision: stored.revision,
         etag: etag(stored.revision),
         expired: info.is_expired(),
+        source: state.certificate_sources.get(&stored.id).map(|s| source_view(&s.files)),
+        last_refresh: state
+            .certificate_sources
+            .get(&stored.id)
+            .and_then(|s| s.last_refresh.as_ref())
+            .map(|last| pb::LastRefresh { at: Some(timestamp(last.at)), ok: last.ok, message: last.message.clone() }),
     }
+}
+
+/// How the last read of a source went.
+fn last_refresh_view(source: Option<&CertificateSource>) -> Option<pb::LastRefresh> {
+    let last = source?.last_refresh.as_ref()?;
+    Some(pb::LastRefresh { at: Some(timestamp(last.at)), ok: last.ok, message: last.message.clone() })
+}
+
+/// A source as operators see it: paths, never the password.
+fn source_view(files: &SourceFiles) -> pb::CertificateSource {
+    let kind = match files {
+        SourceFiles::Pfx { path, .. } => {
+            pb::certificate_source::Kind::Pfx(pb::PfxFileSource { path: path.clone(), password: String::new() })
+        }
+        SourceFiles::Ca { path } => pb::certificate_source::Kind::CaFile(path.clone()),
+        SourceFiles::Pem { certificate_path, key_path } => pb::certificate_source::Kind::Pem(pb::PemFileSource {
+            certificate_path: certificate_path.clone(),
+            key_path: key_path.clone(),
+        }),
+    };
+    pb::CertificateSource { kind: Some(kind) }
 }
 
 pub(super) fn ca_view(state: &State, stored: &StoredCaCertificate) -> pb::CaCertificate {
@@ -53,6 +83,8 @@ pub(super) fn ca_view(state: &State, stored: &StoredCaCertificate) -> pb::CaCert
         crl_next_update: stored.crl.as_ref().map(|crl| timestamp(crl.next_update)),
         crl_this_update: stored.crl.as_ref().map(|crl| timestamp(crl.this_update)),
         crl_entries: stored.crl.as_ref().map_or(0, |crl| crl.entries.min(u32::MAX as usize) as u32),
+        source: state.ca_sources.get(&stored.id).map(|s| source_view(&s.files)),
+        last_refresh: last_refresh_view(state.ca_sources.get(&stored.id)),
     }
 }
 

@@ -10,8 +10,9 @@ use gatehouse_shared::sealed::SealingKey;
 
 use super::StoreError;
 use crate::model::{
-    Api, BackendTls, BasicAuth, Binding, ExistsAction, Hostname, Policy, Revision, Scope, SetHeader, State,
-    StoredCaCertificate, StoredCertificate, Subscription, SubscriptionSettings, SubscriptionState,
+    Api, BackendTls, BasicAuth, Binding, CertificateSource, ExistsAction, Hostname, LastRefresh, Policy, Revision,
+    Scope, SetHeader, SourceFiles, State, StoredCaCertificate, StoredCertificate, Subscription, SubscriptionSettings,
+    SubscriptionState,
 };
 use gatehouse_shared::Thumbprint;
 
@@ -155,7 +156,37 @@ struct SubscriptionRecord {
     revision: u64,
 }
 
+/// Where a linked certificate comes from: its files (the PFX password sealed) and its last read.
+#[derive(Clone, PartialEq, prost::Message)]
+struct SourceRecord {
+    #[prost(string, tag = "1")]
+    id: String,
+    /// 1 PFX, 2 PEM, 3 CA certificate file; anything else does not load.
+    #[prost(uint32, tag = "2")]
+    kind: u32,
+    /// The PFX path, or the PEM certificate path.
+    #[prost(string, tag = "3")]
+    path: String,
+    #[prost(string, tag = "4")]
+    key_path: String,
+    // Tag 5 would be a plaintext password: never written.
+    #[prost(bytes = "vec", tag = "6")]
+    sealed_password: Vec<u8>,
+    #[prost(bytes = "vec", tag = "7")]
+    content_hash: Vec<u8>,
+    #[prost(bool, tag = "8")]
+    refreshed: bool,
+    #[prost(int64, tag = "9")]
+    refreshed_at: i64,
+    #[prost(bool, tag = "10")]
+    refresh_ok: bool,
+    #[prost(string, tag = "11")]
+    refresh_message: String,
+}
+
 const CERT_PREFIX: &str = "cert/";
+const SOURCE_PREFIX: &str = "certsrc/";
+const CA_SOURCE_PREFIX: &str = "casrc/";
 const CA_PREFIX: &str = "ca/";
 const API_PREFIX: &str = "api/";
 const HOSTNAME_PREFIX: &str = "host/";
@@ -304,6 +335,69 @@ pub(super) fn certificate_entry(cert: &StoredCertificate, revision: Revision, se
     (certificate_key(&cert.id), prost::Message::encode_to_vec(&record))
 }
 
+/// The batch entry for a CA certificate's source.
+pub(super) fn ca_source_entry(id: &str, source: &CertificateSource, seal: &SealingKey) -> (Vec<u8>, Vec<u8>) {
+    (ca_source_key(id), source_entry(id, source, seal).1)
+}
+
+pub(super) fn ca_source_key(id: &str) -> Vec<u8> {
+    format!("{CA_SOURCE_PREFIX}{id}").into_bytes()
+}
+
+/// The batch entry for a certificate's source, its password sealed.
+pub(super) fn source_entry(id: &str, source: &CertificateSource, seal: &SealingKey) -> (Vec<u8>, Vec<u8>) {
+    let mut record =
+        SourceRecord { id: id.to_string(), content_hash: source.content_hash.clone(), ..SourceRecord::default() };
+    match &source.files {
+        SourceFiles::Pfx { path, password } => {
+            record.kind = 1;
+            record.path = path.clone();
+            record.sealed_password = seal.seal(SECRET_CONTEXT, password.as_bytes());
+        }
+        SourceFiles::Ca { path } => {
+            record.kind = 3;
+            record.path = path.clone();
+        }
+        SourceFiles::Pem { certificate_path, key_path } => {
+            record.kind = 2;
+            record.path = certificate_path.clone();
+            record.key_path = key_path.clone();
+        }
+    }
+    if let Some(last) = &source.last_refresh {
+        record.refreshed = true;
+        record.refreshed_at = last.at;
+        record.refresh_ok = last.ok;
+        record.refresh_message = last.message.clone();
+    }
+    (source_key(id), prost::Message::encode_to_vec(&record))
+}
+
+pub(super) fn source_key(id: &str) -> Vec<u8> {
+    format!("{SOURCE_PREFIX}{id}").into_bytes()
+}
+
+impl SourceRecord {
+    fn into_source(self, seal: &SealingKey) -> Result<(String, CertificateSource), String> {
+        let files = match self.kind {
+            1 => {
+                let password = seal.open(SECRET_CONTEXT, &self.sealed_password).map_err(|e| e.to_string())?;
+                let password = String::from_utf8(password).map_err(|_| "a sealed password is not text".to_string())?;
+                SourceFiles::Pfx { path: self.path, password }
+            }
+            2 => SourceFiles::Pem { certificate_path: self.path, key_path: self.key_path },
+            3 => SourceFiles::Ca { path: self.path },
+            other => return Err(format!("unknown certificate source kind {other}")),
+        };
+        let last_refresh = self.refreshed.then_some(LastRefresh {
+            at: self.refreshed_at,
+            ok: self.refresh_ok,
+            message: self.refresh_message,
+        });
+        Ok((self.id, CertificateSource { files, content_hash: self.content_hash, last_refresh }))
+    }
+}
+
 /// The batch entry for a CA certificate at `revision`.
 pub(super) fn ca_entry(ca: &StoredCaCertificate, revision: Revision) -> (Vec<u8>, Vec<u8>) {
     let crl = ca.crl.as_ref().map(|crl| crl.der.clone()).unwrap_or_default();
@@ -412,6 +506,18 @@ pub(super) fn load(db: &sled::Db, seal: &SealingKey) -> Result<State, StoreError
         state
             .certificates
             .insert(record.id.clone(), StoredCertificate { id: record.id, certificate, revision: record.revision });
+    }
+    for item in db.scan_prefix(SOURCE_PREFIX) {
+        let (key, value) = item?;
+        let record: SourceRecord = prost::Message::decode(value.as_ref()).map_err(|e| corrupt(&key, e.into()))?;
+        let (id, source) = record.into_source(seal).map_err(|e| corrupt(&key, e.into()))?;
+        state.certificate_sources.insert(id, source);
+    }
+    for item in db.scan_prefix(CA_SOURCE_PREFIX) {
+        let (key, value) = item?;
+        let record: SourceRecord = prost::Message::decode(value.as_ref()).map_err(|e| corrupt(&key, e.into()))?;
+        let (id, source) = record.into_source(seal).map_err(|e| corrupt(&key, e.into()))?;
+        state.ca_sources.insert(id, source);
     }
     for item in db.scan_prefix(CA_PREFIX) {
         let (key, value) = item?;

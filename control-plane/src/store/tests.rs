@@ -534,3 +534,159 @@ async fn a_ca_keeps_its_crl_across_a_restart_and_a_policy_naming_it_as_issuer_ke
     assert_eq!(state.ca_certificates["partners"].crl, Some(crl));
     assert_eq!(state.apis["orders"].policy, policy);
 }
+
+/// Files no test reads: the store only compares them.
+static X: crate::model::SourceFiles = crate::model::SourceFiles::Pfx { path: String::new(), password: String::new() };
+
+fn pfx_source(path: &str, password: &str) -> CertificateSource {
+    CertificateSource {
+        files: crate::model::SourceFiles::Pfx { path: path.into(), password: password.into() },
+        content_hash: vec![1],
+        last_refresh: None,
+    }
+}
+
+#[tokio::test]
+async fn a_certificate_source_survives_a_restart_with_its_password_sealed_and_an_upload_drops_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = || {
+        let db = sled::Config::new().path(dir.path()).open().unwrap();
+        Store::open(db, SealingKey::from_bytes(&[9u8; 32]).unwrap(), None).unwrap()
+    };
+    let store = open();
+    store.link_certificate("c", certificate("one"), pfx_source("/etc/certs/c.pfx", "s3cret-pw"), &ANY).await.unwrap();
+    let linked = store.state().certificate_sources["c"].clone();
+    assert!(linked.last_refresh.as_ref().is_some_and(|r| r.ok));
+    drop(store);
+
+    // The password is never on disk in the clear.
+    let db = sled::Config::new().path(dir.path()).open().unwrap();
+    let raw = db.get(records::source_key("c")).unwrap().unwrap();
+    assert!(!raw.windows(9).any(|w| w == b"s3cret-pw"));
+    drop(db);
+
+    let store = open();
+    assert_eq!(store.state().certificate_sources["c"], linked);
+    // A plain upload replaces the certificate and drops the link.
+    store.upload_certificate("c", certificate("two"), &ANY).await.unwrap();
+    assert!(!store.state().certificate_sources.contains_key("c"));
+    drop(store);
+    assert!(!open().state().certificate_sources.contains_key("c"));
+}
+
+#[tokio::test]
+async fn a_refused_refresh_keeps_the_last_good_certificate_and_records_why() {
+    let store = store();
+    let good = certificate("good");
+    let good_thumbprint = good.info.thumbprint.clone();
+    store.link_certificate("c", good, pfx_source("", ""), &ANY).await.unwrap();
+    store.put_api(api("follows", "/f", by_id("c")), &ANY).await.unwrap();
+    let revision = store.state().revision;
+
+    let outcome =
+        store.refresh_certificate("c", &X, vec![2], Err("certificate refused: the PFX password is incorrect".into()));
+    assert_eq!(
+        outcome.await.unwrap(),
+        RefreshOutcome::Refused("certificate refused: the PFX password is incorrect".into())
+    );
+    let state = store.state();
+    assert_eq!(state.revision, revision, "a refused refresh makes no revision");
+    assert_eq!(state.certificates["c"].certificate.info.thumbprint, good_thumbprint);
+    let last = state.certificate_sources["c"].last_refresh.clone().unwrap();
+    assert!(!last.ok);
+    assert_eq!(last.message, "certificate refused: the PFX password is incorrect");
+    assert!(state.refresh_failed("c"));
+    assert_eq!(state.certificate_sources["c"].content_hash, [2]);
+
+    // An expired certificate is refused too, named as an upload would.
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    let expired =
+        ClientCertificate::from_parts(vec![params.self_signed(&key).unwrap().der().to_vec()], key.serialize_der())
+            .unwrap();
+    match store.refresh_certificate("c", &X, vec![3], Ok(expired)).await.unwrap() {
+        RefreshOutcome::Refused(message) => assert!(message.contains("expired"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(store.state().certificates["c"].certificate.info.thumbprint, good_thumbprint);
+
+    // A valid new one becomes a revision the API bound by id presents, and clears the failure.
+    let new = certificate("new");
+    let new_thumbprint = new.info.thumbprint.clone();
+    let outcome = store.refresh_certificate("c", &X, vec![4], Ok(new)).await.unwrap();
+    assert!(matches!(outcome, RefreshOutcome::Rotated(r) if r == revision + 1));
+    assert_eq!(store.latest().routes["follows"].client_certificate_thumbprint, new_thumbprint.as_str());
+    assert!(!store.state().refresh_failed("c"));
+}
+
+#[tokio::test]
+async fn a_refresh_passes_the_rules_of_an_upload_and_needs_a_source() {
+    let store = store();
+    let old = certificate("old");
+    let pinned = old.info.thumbprint.clone();
+    store.upload_certificate("plain", certificate("plain"), &ANY).await.unwrap();
+    assert!(matches!(
+        store.refresh_certificate("plain", &X, vec![1], Ok(certificate("x"))).await,
+        Err(StoreError::NotLinked { .. })
+    ));
+    store.link_certificate("c", old, pfx_source("", ""), &ANY).await.unwrap();
+    store.put_api(api("pins", "/p", Some(Binding::Thumbprint(pinned.clone()))), &ANY).await.unwrap();
+    match store.refresh_certificate("c", &X, vec![2], Ok(certificate("new"))).await.unwrap() {
+        RefreshOutcome::Refused(message) => assert!(message.contains("pinned to thumbprint"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(store.state().certificates["c"].certificate.info.thumbprint, pinned);
+}
+
+fn ca_source() -> CertificateSource {
+    CertificateSource {
+        files: crate::model::SourceFiles::Ca { path: "/etc/pki/ca.pem".into() },
+        content_hash: vec![1],
+        last_refresh: None,
+    }
+}
+
+#[tokio::test]
+async fn a_linked_ca_rotates_on_a_valid_file_keeps_the_last_good_one_otherwise_and_never_drops_its_crl() {
+    let store = store();
+    let files = ca_source().files;
+    let (der, info, crl) = ca_with_crl("Old CA");
+    store.upload_ca_certificate("ca", der.clone(), info.clone(), Some(crl), &ANY).await.unwrap();
+    // Linking the same CA keeps its CRL (the CRL is still the CA's).
+    store.link_ca_certificate("ca", der.clone(), info, ca_source(), &ANY).await.unwrap();
+    assert!(store.state().ca_certificates["ca"].crl.is_some());
+
+    // A file that is not a CA is refused and recorded; the old CA stays.
+    let refused = store.refresh_ca_certificate("ca", &files, vec![2], Err("CA certificate refused: x".into()));
+    assert_eq!(refused.await.unwrap(), RefreshOutcome::Refused("CA certificate refused: x".into()));
+    assert!(store.state().refresh_failed_ca("ca"));
+    // A new CA the stored CRL was not issued by is refused: revocation is never dropped silently.
+    let (new_der, new_info) = ca_certificate("New CA");
+    match store.refresh_ca_certificate("ca", &files, vec![3], Ok((new_der.clone(), new_info.clone()))).await.unwrap() {
+        RefreshOutcome::Refused(message) => assert!(message.contains("CRL"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(store.state().ca_certificates["ca"].der, der);
+
+    // Without a CRL the new CA becomes a revision; an upload of another CA drops the link.
+    store.upload_ca_certificate("plain", new_der.clone(), new_info.clone(), None, &ANY).await.unwrap();
+    store.link_ca_certificate("plain", new_der, new_info, ca_source(), &ANY).await.unwrap();
+    let (newer_der, newer_info) = ca_certificate("Newer CA");
+    let outcome = store.refresh_ca_certificate("plain", &files, vec![4], Ok((newer_der.clone(), newer_info.clone())));
+    assert!(matches!(outcome.await.unwrap(), RefreshOutcome::Rotated(_)));
+    assert_eq!(store.state().ca_certificates["plain"].der, newer_der);
+    assert!(!store.state().refresh_failed_ca("plain"));
+    let (other_der, other_info) = ca_certificate("Other CA");
+    store.upload_ca_certificate("plain", other_der, other_info, None, &ANY).await.unwrap();
+    assert!(!store.state().ca_sources.contains_key("plain"));
+}
+
+#[tokio::test]
+async fn paths_that_differ_only_in_case_are_one_path() {
+    let store = store();
+    store.put_api(api("lower", "/orders", None), &ANY).await.unwrap();
+    let error = store.put_api(api("upper", "/Orders", None), &ANY).await.unwrap_err();
+    assert!(matches!(error, StoreError::PathTaken { .. }), "{error}");
+}

@@ -26,9 +26,27 @@ pub enum CaCommand {
         #[command(flatten)]
         write: WriteFlags,
     },
+    /// Link ID to a CA certificate file (PEM or DER) on the CONTROL PLANE's host: read now with
+    /// the checks of an upload, then watched like `cert link`. A later `ca upload` of another
+    /// certificate to ID drops the link.
+    #[command(after_help = "Example:\n  gatehousectl ca link internal-root --file /etc/pki/internal/root-ca.pem")]
+    Link {
+        id: String,
+        /// Absolute path of the CA certificate on the control plane's host.
+        #[arg(long)]
+        file: String,
+        #[command(flatten)]
+        write: WriteFlags,
+    },
+    /// Re-read a linked CA certificate's file now.
+    Refresh { id: String },
     /// List CA certificates and the APIs that trust each.
-    #[command(after_help = "Example:\n  gatehousectl ca list")]
-    List,
+    #[command(after_help = "Examples:\n  gatehousectl ca list\n  gatehousectl ca list --refresh-failed -o json")]
+    List {
+        /// Only linked CA certificates whose last refresh from their file failed.
+        #[arg(long)]
+        refresh_failed: bool,
+    },
     /// Delete a CA certificate (refused while an API trusts it).
     Delete {
         id: String,

@@ -19,13 +19,28 @@ pub async fn run(server: &Server, format: Format, command: CaCommand) -> anyhow:
             output::print_ca(format, &ca);
             revision = Some(ca.revision);
         }
-        CaCommand::List => {
-            let list = connect(server)
+        CaCommand::Link { id, file, write } => {
+            let request = pb::LinkCaCertificateRequest { id, path: file, if_match: write.if_match };
+            let ca = connect(server).await?.link_ca_certificate(request).await.map_err(status)?.into_inner();
+            output::print_ca(format, &ca);
+            revision = Some(ca.revision);
+        }
+        CaCommand::Refresh { id } => {
+            let request = pb::RefreshCaCertificateRequest { id };
+            let ca = connect(server).await?.refresh_ca_certificate(request).await.map_err(status)?.into_inner();
+            output::print_ca(format, &ca);
+            revision = Some(ca.revision);
+        }
+        CaCommand::List { refresh_failed } => {
+            let mut list = connect(server)
                 .await?
                 .list_ca_certificates(pb::ListCaCertificatesRequest {})
                 .await
                 .map_err(status)?
                 .into_inner();
+            if refresh_failed {
+                list.ca_certificates.retain(|c| c.last_refresh.as_ref().is_some_and(|r| !r.ok));
+            }
             output::print_cas(format, &list.ca_certificates);
         }
         CaCommand::Delete { id, write } => {

@@ -3,7 +3,7 @@
 use anyhow::{anyhow, bail};
 use gatehouse_proto::v1 as pb;
 
-use crate::args::{CertCommand, Format};
+use crate::args::{CertCommand, Format, PasswordSource};
 use crate::connection::{Server, connect, status};
 use crate::input::{read_input, read_password};
 use crate::output;
@@ -30,13 +30,59 @@ pub async fn run(server: &Server, format: Format, command: CertCommand) -> anyho
             revision = Some(cert.revision);
             output::print_certificate(format, &cert);
         }
-        CertCommand::List { expiring_within, fail } => {
+        CertCommand::Link { id, pfx, cert_pem, key_pem, password_file, empty_password, write, allow_expired } => {
+            let kind = match (pfx, cert_pem, key_pem) {
+                (Some(path), _, _) => {
+                    let password = match (password_file, empty_password) {
+                        (Some(file), _) => read_password(PasswordSource {
+                            password_file: Some(file),
+                            password_stdin: false,
+                            empty_password: false,
+                        })?,
+                        (None, true) => String::new(),
+                        (None, false) => bail!("give --password-file F (or --empty-password) with --pfx"),
+                    };
+                    pb::certificate_source::Kind::Pfx(pb::PfxFileSource { path, password })
+                }
+                (None, Some(certificate_path), Some(key_path)) => {
+                    pb::certificate_source::Kind::Pem(pb::PemFileSource { certificate_path, key_path })
+                }
+                _ => bail!("give --pfx PATH --password-file F, or --cert-pem PATH --key-pem PATH"),
+            };
+            let cert = connect(server)
+                .await?
+                .link_certificate(pb::LinkCertificateRequest {
+                    id,
+                    source: Some(pb::CertificateSource { kind: Some(kind) }),
+                    if_match: write.if_match,
+                    allow_expired,
+                })
+                .await
+                .map_err(status)?
+                .into_inner();
+            revision = Some(cert.revision);
+            output::print_certificate(format, &cert);
+        }
+        CertCommand::Refresh { id } => {
+            let cert = connect(server)
+                .await?
+                .refresh_certificate(pb::RefreshCertificateRequest { id })
+                .await
+                .map_err(status)?
+                .into_inner();
+            revision = Some(cert.revision);
+            output::print_certificate(format, &cert);
+        }
+        CertCommand::List { expiring_within, fail, refresh_failed } => {
             let mut list = connect(server)
                 .await?
                 .list_certificates(pb::ListCertificatesRequest {})
                 .await
                 .map_err(status)?
                 .into_inner();
+            if refresh_failed {
+                list.certificates.retain(|c| c.last_refresh.as_ref().is_some_and(|r| !r.ok));
+            }
             if let Some(within) = expiring_within {
                 let limit = gatehouse_shared::unix_now().saturating_add(within.as_secs() as i64);
                 list.certificates.retain(|c| c.not_after.as_ref().is_some_and(|t| t.seconds <= limit));

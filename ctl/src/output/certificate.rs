@@ -54,7 +54,45 @@ fn certificate_json(c: &pb::Certificate) -> Value {
         "revision": c.revision,
         "etag": c.etag,
         "expired": c.expired,
+        "source": c.source.as_ref().map(source_json),
+        "last_refresh": c.last_refresh.as_ref().map(last_refresh_json),
     })
+}
+
+/// The last read of a source for `-o json`.
+fn last_refresh_json(r: &pb::LastRefresh) -> Value {
+    json!({ "at": rfc3339(r.at.as_ref()), "ok": r.ok, "message": r.message })
+}
+
+/// A certificate's files for `-o json` (never a password).
+fn source_json(source: &pb::CertificateSource) -> Value {
+    match &source.kind {
+        Some(pb::certificate_source::Kind::Pfx(pfx)) => json!({ "pfx": pfx.path }),
+        Some(pb::certificate_source::Kind::Pem(pem)) => {
+            json!({ "cert_pem": pem.certificate_path, "key_pem": pem.key_path })
+        }
+        Some(pb::certificate_source::Kind::CaFile(path)) => json!({ "file": path }),
+        None => Value::Null,
+    }
+}
+
+/// "pfx /path" or "pem /cert /key", or "upload".
+fn source_text(source: Option<&pb::CertificateSource>) -> String {
+    match source.and_then(|s| s.kind.as_ref()) {
+        Some(pb::certificate_source::Kind::Pfx(pfx)) => format!("pfx {}", pfx.path),
+        Some(pb::certificate_source::Kind::Pem(pem)) => format!("pem {} {}", pem.certificate_path, pem.key_path),
+        Some(pb::certificate_source::Kind::CaFile(path)) => format!("file {path}"),
+        None => "upload".into(),
+    }
+}
+
+/// "ok at 2026-11-29T06:00:00Z" or "FAILED at …: why", or "-".
+fn last_refresh_text(last: Option<&pb::LastRefresh>) -> String {
+    match last {
+        None => "-".into(),
+        Some(r) if r.ok => format!("ok at {}", rfc3339(r.at.as_ref())),
+        Some(r) => format!("FAILED at {}: {}", rfc3339(r.at.as_ref()), r.message),
+    }
 }
 
 /// A CA certificate for `-o json`.
@@ -72,6 +110,8 @@ fn ca_json(c: &pb::CaCertificate) -> Value {
         "crl_this_update": c.crl_this_update.as_ref().map(|t| rfc3339(Some(t))),
         "crl_next_update": c.crl_next_update.as_ref().map(|t| rfc3339(Some(t))),
         "crl_entries": c.crl_next_update.as_ref().map(|_| c.crl_entries),
+        "source": c.source.as_ref().map(source_json),
+        "last_refresh": c.last_refresh.as_ref().map(last_refresh_json),
     })
 }
 
@@ -117,6 +157,8 @@ fn certificate_details(c: &pb::Certificate) -> String {
         vec!["used by:".into(), if c.used_by.is_empty() { "-".into() } else { c.used_by.join(", ") }],
         vec!["revision:".into(), c.revision.to_string()],
         vec!["etag:".into(), c.etag.clone()],
+        vec!["source:".into(), source_text(c.source.as_ref())],
+        vec!["last refresh:".into(), last_refresh_text(c.last_refresh.as_ref())],
     ];
     details(&rows)
 }
@@ -133,6 +175,8 @@ fn ca_details(c: &pb::CaCertificate) -> String {
         vec!["revision:".into(), c.revision.to_string()],
         vec!["crl:".into(), crl_summary(c)],
         vec!["etag:".into(), c.etag.clone()],
+        vec!["source:".into(), source_text(c.source.as_ref())],
+        vec!["last refresh:".into(), last_refresh_text(c.last_refresh.as_ref())],
     ];
     details(&rows)
 }
