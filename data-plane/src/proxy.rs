@@ -5,6 +5,8 @@
 
 mod headers;
 mod host;
+mod outcome;
+mod problem;
 pub mod tls;
 
 use std::convert::Infallible;
@@ -17,7 +19,7 @@ use bytes::Bytes;
 use gatehouse_shared::{error_chain, request_path};
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, combinators::BoxBody};
+use http_body_util::{BodyExt, combinators::BoxBody};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -28,6 +30,9 @@ use tokio::net::{TcpListener, TcpStream};
 
 use self::headers::{REQUEST_ID, request_id, set_forwarding_headers, strip_hop_by_hop};
 use self::host::request_host;
+use self::outcome::{Outcome, Unanswered};
+pub use self::problem::problem;
+use self::problem::quote;
 use self::tls::TlsSession;
 use crate::metrics::TlsFailureLabels;
 use crate::routes::Routing;
@@ -379,78 +384,4 @@ impl Proxy {
         let api = self.settings.access_log.then(|| api.to_string());
         Outcome { response, api, backend, thumbprint, metrics: Some(route.metrics.clone()) }
     }
-}
-
-/// A request whose client went away before it was answered (an HTTP/2 stream reset, a closed
-/// connection): hyper drops the handler, and this counts it on the way out as 499, nginx's
-/// "client closed request", so it shows as a client error, never as a backend failure.
-struct Unanswered {
-    started: Instant,
-    /// The API's series once the request was routed.
-    metrics: Option<crate::metrics::ApiMetrics>,
-    answered: bool,
-}
-
-impl Drop for Unanswered {
-    fn drop(&mut self) {
-        if self.answered {
-            return;
-        }
-        const CLIENT_CLOSED_REQUEST: u16 = 499;
-        match &self.metrics {
-            Some(metrics) => metrics.observe(CLIENT_CLOSED_REQUEST, self.started.elapsed()),
-            None => crate::metrics::global().observe_request("-", CLIENT_CLOSED_REQUEST, self.started.elapsed()),
-        }
-        tracing::debug!("the client went away before its request was answered");
-    }
-}
-
-/// What happened to a request, for metrics and the access log.
-struct Outcome {
-    response: Response<ProxyBody>,
-    api: Option<String>,
-    backend: Option<String>,
-    thumbprint: Option<String>,
-    metrics: Option<crate::metrics::ApiMetrics>,
-}
-
-impl Outcome {
-    fn error(response: Response<ProxyBody>, api: Option<&str>) -> Self {
-        Self { response, api: api.map(str::to_string), backend: None, thumbprint: None, metrics: None }
-    }
-}
-
-/// A client-supplied value for an error body: at most 100 characters, marked when cut.
-fn quote(value: &str) -> String {
-    const LIMIT: usize = 100;
-    match value.char_indices().nth(LIMIT) {
-        Some((end, _)) => format!("{}...", &value[..end]),
-        None => value.to_string(),
-    }
-}
-
-/// An error the gateway itself produced, as RFC 9457 problem details.
-pub fn problem(
-    status: StatusCode,
-    title: &str,
-    detail: &str,
-    api: Option<&str>,
-    request_id: &str,
-) -> Response<ProxyBody> {
-    let mut body = serde_json::json!({
-        "type": "about:blank",
-        "title": title,
-        "status": status.as_u16(),
-        "detail": detail,
-        "request_id": request_id,
-    });
-    if let Some(api) = api {
-        body["api"] = serde_json::Value::from(api);
-    }
-    let bytes = Bytes::from(body.to_string());
-    Response::builder()
-        .status(status)
-        .header(header::CONTENT_TYPE, "application/problem+json")
-        .body(Full::new(bytes).map_err(|never| match never {}).boxed())
-        .expect("static response parts are valid")
 }
