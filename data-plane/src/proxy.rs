@@ -293,6 +293,16 @@ impl Proxy {
             };
             return Outcome::error(problem(StatusCode::NOT_FOUND, "No API", &detail, None, request_id), None);
         };
+        // Backends that drop `;params` (servlet containers) would read `/sec;x/a` as `/sec/a`:
+        // a request must not reach, that way, another API than the one its path without
+        // parameters selects (one with other rules, sharing the backend).
+        if let Some(bare) = request_path::without_parameters(path.as_str())
+            && table.route(host_name, &bare, connection.tls.is_some()).is_some_and(|other| !std::ptr::eq(other, route))
+        {
+            let detail = "path parameters (';') on a segment of an API's path are not accepted";
+            let response = problem(StatusCode::BAD_REQUEST, "Bad request path", detail, None, request_id);
+            return Outcome::error(response, None);
+        }
         let api = route.api_id.as_str();
         unanswered.metrics = Some(route.metrics.clone());
         if !path.stays_within(route.depth) {

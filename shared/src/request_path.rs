@@ -66,6 +66,15 @@ impl fmt::Display for NormalizedPath {
     }
 }
 
+/// The path with each segment's `;parameters` removed (`/sec;x/a` → `/sec/a`), as servlet
+/// containers read it; None when it has none.
+pub fn without_parameters(path: &str) -> Option<String> {
+    if !path.contains(';') {
+        return None;
+    }
+    Some(path.split('/').map(|segment| segment.split(';').next().unwrap_or_default()).collect::<Vec<_>>().join("/"))
+}
+
 /// The number of segments in a normalized prefix: `/` has none, `/a/b` has two.
 pub fn depth(prefix: &str) -> usize {
     prefix.split('/').filter(|s| !s.is_empty()).count()
@@ -224,6 +233,12 @@ mod tests {
         let inside = normalize("/orders/a/../1").unwrap();
         assert!(inside.stays_within(depth("/orders")));
         assert!(normalize("/orders/1").unwrap().stays_within(5));
+    }
+
+    #[test]
+    fn parameters_come_off_every_segment() {
+        assert_eq!(without_parameters("/sec;x/a;b=1/c"), Some("/sec/a/c".to_string()));
+        assert_eq!(without_parameters("/plain/path"), None);
     }
 
     #[test]
