@@ -188,7 +188,7 @@ mod tests {
     #[tokio::test]
     async fn a_subscription_gets_two_keys_stored_only_as_hashes_and_survives_a_restart() {
         let dir = tempfile::tempdir().unwrap();
-        let store = open(sled::Config::new().path(dir.path()).open().unwrap());
+        let store = open(crate::store::tests::reopen(dir.path()));
         store.put_api(api("orders"), &ANY).await.unwrap();
         let created = store.create_subscription(subscription("partner", Scope::Api("orders".into()))).await.unwrap();
         let (primary, secondary) = (&created.primary_key, &created.secondary_key);
@@ -215,7 +215,7 @@ mod tests {
                 assert!(!contains(&bytes, key.as_bytes()), "a key is in {}", file.display());
             }
         }
-        let state = open(sled::Config::new().path(dir.path()).open().unwrap()).state();
+        let state = open(crate::store::tests::reopen(dir.path())).state();
         assert_eq!(&state.subscriptions["partner"], &created.subscription);
     }
 

@@ -224,10 +224,7 @@ fn hostnames_are_lowercase_dns_names_exact_or_wildcard() {
 #[tokio::test]
 async fn a_hostname_is_stored_lowercase_and_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let open = || {
-        let db = sled::Config::new().path(dir.path()).open().unwrap();
-        Store::open(db, SealingKey::from_bytes(&[9u8; 32]).unwrap(), None).unwrap()
-    };
+    let open = || Store::open(reopen(dir.path()), SealingKey::from_bytes(&[9u8; 32]).unwrap(), None).unwrap();
     let store = open();
     store.upload_certificate("server", server_certificate(&["api.example.com"], &[ServerAuth]), &ANY).await.unwrap();
     let (der, info) = ca_certificate("Clients CA");
@@ -497,10 +494,7 @@ fn ca_with_crl(name: &str) -> (Vec<u8>, gatehouse_shared::CertificateInfo, crate
 #[tokio::test]
 async fn a_ca_keeps_its_crl_across_a_restart_and_a_policy_naming_it_as_issuer_keeps_it() {
     let dir = tempfile::tempdir().unwrap();
-    let open = || {
-        let db = sled::Config::new().path(dir.path()).open().unwrap();
-        Store::open(db, SealingKey::from_bytes(&[9u8; 32]).unwrap(), None).unwrap()
-    };
+    let open = || Store::open(reopen(dir.path()), SealingKey::from_bytes(&[9u8; 32]).unwrap(), None).unwrap();
     let store = open();
     let (der, info, crl) = ca_with_crl("Partners CA");
     store.upload_ca_certificate("partners", der, info, Some(crl.clone()), &ANY).await.unwrap();
@@ -549,10 +543,7 @@ fn pfx_source(path: &str, password: &str) -> CertificateSource {
 #[tokio::test]
 async fn a_certificate_source_survives_a_restart_with_its_password_sealed_and_an_upload_drops_it() {
     let dir = tempfile::tempdir().unwrap();
-    let open = || {
-        let db = sled::Config::new().path(dir.path()).open().unwrap();
-        Store::open(db, SealingKey::from_bytes(&[9u8; 32]).unwrap(), None).unwrap()
-    };
+    let open = || Store::open(reopen(dir.path()), SealingKey::from_bytes(&[9u8; 32]).unwrap(), None).unwrap();
     let store = open();
     store.link_certificate("c", certificate("one"), pfx_source("/etc/certs/c.pfx", "s3cret-pw"), &ANY).await.unwrap();
     let linked = store.state().certificate_sources["c"].clone();
@@ -560,7 +551,7 @@ async fn a_certificate_source_survives_a_restart_with_its_password_sealed_and_an
     drop(store);
 
     // The password is never on disk in the clear.
-    let db = sled::Config::new().path(dir.path()).open().unwrap();
+    let db = reopen(dir.path());
     let raw = db.get(records::source_key("c")).unwrap().unwrap();
     assert!(!raw.windows(9).any(|w| w == b"s3cret-pw"));
     drop(db);
@@ -689,4 +680,19 @@ async fn paths_that_differ_only_in_case_are_one_path() {
     store.put_api(api("lower", "/orders", None), &ANY).await.unwrap();
     let error = store.put_api(api("upper", "/Orders", None), &ANY).await.unwrap_err();
     assert!(matches!(error, StoreError::PathTaken { .. }), "{error}");
+}
+
+/// Opens the database in `dir` again. sled's flusher thread may hold the file lock a moment
+/// after the previous handle is dropped, so a "could not acquire lock" is waited out (2 s at most).
+pub(super) fn reopen(dir: &std::path::Path) -> sled::Db {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        match sled::Config::new().path(dir).open() {
+            Ok(db) => return db,
+            Err(error) if std::time::Instant::now() < deadline && error.to_string().contains("lock") => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            Err(error) => panic!("cannot reopen the database: {error}"),
+        }
+    }
 }

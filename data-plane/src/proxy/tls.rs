@@ -388,26 +388,6 @@ mod tests {
             Ok(rustls::client::danger::ServerCertVerified::assertion())
         }
 
-        fn verify_tls12_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &rustls::DigitallySignedStruct,
-        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-            gatehouse_shared::crypto::signatures::verify_tls12(message, cert, dss)
-        }
-
-        fn verify_tls13_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &rustls::DigitallySignedStruct,
-        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-            gatehouse_shared::crypto::signatures::verify_tls13(message, cert, dss)
-        }
-
-        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-            gatehouse_shared::crypto::signatures::schemes()
-        }
+        gatehouse_shared::delegate_signature_checks!();
     }
 }
