@@ -60,8 +60,9 @@ pub struct Gateway {
     pub reported: Reported,
     /// The name of the token its stream was opened with.
     pub token: String,
-    /// Distinguishes a reconnect under the same name from the stream it replaced.
-    session: u64,
+    /// Distinguishes a reconnect under the same name from the stream it replaced (0 for
+    /// one connected to another control plane).
+    pub(crate) session: u64,
 }
 
 /// What a data plane reports of itself when it connects (bounded by the sync service).
@@ -105,6 +106,11 @@ fn forget_beyond(map: &mut HashMap<String, Gateway>, limit: usize) {
     }
 }
 
+/// Whether `a` describes a data plane better than `b` (two records of one name).
+fn preferred(a: &Gateway, b: &Gateway) -> bool {
+    (a.connected, a.last_seen) >= (b.connected, b.last_seen)
+}
+
 impl GatewayState {
     /// The state's name in metrics labels.
     pub fn as_str(self) -> &'static str {
@@ -141,10 +147,16 @@ impl Gateway {
     }
 }
 
+#[cfg(feature = "etcd")]
+pub mod etcd;
+
 /// The connected data planes, by name, and those recently gone.
 #[derive(Default)]
 pub struct Gateways {
     by_name: Mutex<HashMap<String, Gateway>>,
+    /// Data planes of the other control planes on a shared store (etcd), as they recorded
+    /// them there.
+    remote: Mutex<Vec<Gateway>>,
     next_session: AtomicU64,
     /// Bumped on every change, for whoever waits on a rollout.
     changes: watch::Sender<u64>,
@@ -270,14 +282,36 @@ impl Gateways {
         (list.into_iter().skip(start).take(size).collect(), more)
     }
 
-    /// Every gateway in name order, after forgetting those gone for long enough.
+    /// Every gateway in name order, this control plane's and the others' (etcd), after
+    /// forgetting those gone for long enough. A name seen by several control planes is listed
+    /// once: connected before disconnected, then the one seen last.
     pub fn list(&self) -> Vec<Gateway> {
+        let mut merged = self.local();
+        for gateway in self.remote.lock().expect("gateways lock").iter() {
+            match merged.get(&gateway.name) {
+                Some(known) if preferred(known, gateway) => {}
+                _ => {
+                    merged.insert(gateway.name.clone(), gateway.clone());
+                }
+            }
+        }
+        let mut list: Vec<Gateway> = merged.into_values().collect();
+        list.sort_by(|a, b| a.name.cmp(&b.name));
+        list
+    }
+
+    /// This control plane's gateways by name, after forgetting those gone for long enough.
+    pub fn local(&self) -> HashMap<String, Gateway> {
         let mut map = self.by_name.lock().expect("gateways lock");
         let now = SystemTime::now();
         map.retain(|_, g| g.connected || now.duration_since(g.last_seen).unwrap_or_default() < FORGET_AFTER);
-        let mut list: Vec<Gateway> = map.values().cloned().collect();
-        list.sort_by(|a, b| a.name.cmp(&b.name));
-        list
+        map.clone()
+    }
+
+    /// Replaces what the other control planes recorded (etcd).
+    pub fn set_remote(&self, gateways: Vec<Gateway>) {
+        *self.remote.lock().expect("gateways lock") = gateways;
+        self.changed();
     }
 }
 

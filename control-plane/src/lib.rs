@@ -23,4 +23,4 @@ pub mod tls;
 pub mod tokens;
 pub mod watermark;
 
-pub use server::{Access, ControlPlane, ControlPlaneConfig, Transport};
+pub use server::{Access, ControlPlane, ControlPlaneConfig, StoreConfig, Transport};

@@ -7,17 +7,21 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use gatehouse_control_plane::management::Limits;
-use gatehouse_control_plane::{ControlPlane, ControlPlaneConfig, Transport};
+use gatehouse_control_plane::{ControlPlane, ControlPlaneConfig, StoreConfig, Transport};
 
-/// Gatehouse control plane: stores client certificates and APIs (sled) and streams
-/// configuration to every data plane.
+/// Gatehouse control plane: stores client certificates and APIs (sled, or etcd shared by
+/// several control planes) and streams configuration to every data plane.
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Args {
-    /// Folder for the database, the master key, the initial operator token and the generated
-    /// TLS CA (created 0700 if missing).
-    #[arg(long, env = "GATEHOUSE_CP_DATA_DIR", default_value = "gatehouse-data")]
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Folder for the database (sled), the master key, the initial operator token and the
+    /// generated TLS CA (created 0700 if missing).
+    #[arg(long, env = "GATEHOUSE_CP_DATA_DIR", default_value = "gatehouse-data", global = true)]
     data_dir: PathBuf,
+    #[command(flatten)]
+    store: StoreArgs,
     /// Address of the gRPC API (Management, ConfigSync, health, reflection).
     #[arg(long, env = "GATEHOUSE_CP_LISTEN", default_value = "127.0.0.1:7400")]
     listen: SocketAddr,
@@ -38,8 +42,8 @@ struct Args {
     #[arg(long, env = "GATEHOUSE_CP_PLAINTEXT", conflicts_with_all = ["tls_cert", "tls_key", "tls_san"])]
     plaintext: bool,
     /// Key sealing private keys and secrets in the database [default: DATA_DIR/master.key,
-    /// created 0600 on first start].
-    #[arg(long, env = "GATEHOUSE_CP_MASTER_KEY_FILE")]
+    /// created 0600 on first start]. Every control plane on one etcd needs the same key.
+    #[arg(long, env = "GATEHOUSE_CP_MASTER_KEY_FILE", global = true)]
     master_key_file: Option<PathBuf>,
     /// Seconds between HTTP/2 keepalive pings on data plane streams; a peer silent for as long
     /// again is dropped.
@@ -77,6 +81,51 @@ struct Args {
     log: String,
 }
 
+/// Maintenance commands; without one, the control plane serves.
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// Copies the sled store in --data-dir (tokens included) into an empty etcd prefix; stop
+    /// the control plane first. Then start every control plane with --store etcd and the same
+    /// --master-key-file.
+    Migrate {
+        /// Copy into the etcd given by --etcd-endpoints (and --etcd-prefix, TLS and user flags).
+        #[arg(long, required = true)]
+        to_etcd: bool,
+    },
+}
+
+/// Where the configuration is kept.
+#[derive(clap::Args, Debug)]
+struct StoreArgs {
+    /// sled (embedded, one control plane) or etcd (several control planes on one etcd).
+    #[arg(long, env = "GATEHOUSE_CP_STORE", default_value = "sled", value_parser = ["sled", "etcd"])]
+    store: String,
+    /// etcd client URLs (comma-separated, or the flag repeated), e.g. https://10.0.0.5:2379.
+    #[arg(long, env = "GATEHOUSE_CP_ETCD_ENDPOINTS", value_delimiter = ',', global = true)]
+    etcd_endpoints: Vec<String>,
+    /// Prefix of every key Gatehouse keeps in etcd.
+    #[arg(long, env = "GATEHOUSE_CP_ETCD_PREFIX", default_value = "/gatehouse", global = true)]
+    etcd_prefix: String,
+    /// CA certificate (PEM) that etcd's server certificates chain to (https endpoints).
+    #[arg(long, env = "GATEHOUSE_CP_ETCD_CA_FILE", global = true)]
+    etcd_ca_file: Option<PathBuf>,
+    /// Client certificate (PEM) for etcd's client-certificate authentication.
+    #[arg(long, env = "GATEHOUSE_CP_ETCD_CERT", requires = "etcd_key", global = true)]
+    etcd_cert: Option<PathBuf>,
+    /// Its private key (PEM).
+    #[arg(long, env = "GATEHOUSE_CP_ETCD_KEY", requires = "etcd_cert", global = true)]
+    etcd_key: Option<PathBuf>,
+    /// etcd user (with --etcd-password-file).
+    #[arg(long, env = "GATEHOUSE_CP_ETCD_USER", requires = "etcd_password_file", global = true)]
+    etcd_user: Option<String>,
+    /// File holding the etcd user's password.
+    #[arg(long, env = "GATEHOUSE_CP_ETCD_PASSWORD_FILE", requires = "etcd_user", global = true)]
+    etcd_password_file: Option<PathBuf>,
+    /// Milliseconds one etcd request (or connection) may take before the write fails UNAVAILABLE.
+    #[arg(long, env = "GATEHOUSE_CP_ETCD_TIMEOUT_MS", default_value_t = 2000, global = true)]
+    etcd_timeout_ms: u64,
+}
+
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
@@ -84,7 +133,45 @@ async fn main() {
     gatehouse_shared::process::exit_on_error("gatehouse-cp", run(args)).await;
 }
 
+/// The etcd flags, checked.
+#[cfg(feature = "etcd")]
+fn etcd_options(args: &StoreArgs) -> anyhow::Result<gatehouse_control_plane::store::etcd::EtcdOptions> {
+    anyhow::ensure!(!args.etcd_endpoints.is_empty(), "--store etcd needs --etcd-endpoints URL[,URL...]");
+    for url in &args.etcd_endpoints {
+        anyhow::ensure!(
+            url.starts_with("http://") || url.starts_with("https://"),
+            "--etcd-endpoints {url} is not an http:// or https:// URL"
+        );
+    }
+    anyhow::ensure!(args.etcd_prefix.starts_with('/'), "--etcd-prefix {} must start with '/'", args.etcd_prefix);
+    Ok(gatehouse_control_plane::store::etcd::EtcdOptions {
+        endpoints: args.etcd_endpoints.clone(),
+        prefix: args.etcd_prefix.clone(),
+        ca_file: args.etcd_ca_file.clone(),
+        client_identity: args.etcd_cert.clone().zip(args.etcd_key.clone()),
+        user: args.etcd_user.clone().zip(args.etcd_password_file.clone()),
+        timeout: Duration::from_millis(args.etcd_timeout_ms.max(100)),
+    })
+}
+
+/// Where the configuration is kept, from the flags.
+fn store_config(args: &StoreArgs) -> anyhow::Result<StoreConfig> {
+    match args.store.as_str() {
+        #[cfg(feature = "etcd")]
+        "etcd" => Ok(StoreConfig::Etcd(etcd_options(args)?)),
+        #[cfg(not(feature = "etcd"))]
+        "etcd" => anyhow::bail!(
+            "--store etcd: this gatehouse-cp was built without etcd support; build it with `cargo build --release -p gatehouse-control-plane --features etcd` (needs protoc)"
+        ),
+        _ => Ok(StoreConfig::Sled),
+    }
+}
+
 async fn run(args: Args) -> anyhow::Result<()> {
+    if let Some(Command::Migrate { .. }) = args.command {
+        return Box::pin(migrate(&args)).await;
+    }
+    let store = store_config(&args.store)?;
     let transport = match (args.plaintext, args.tls_cert, args.tls_key) {
         (true, _, _) => Transport::Plaintext,
         (false, Some(cert), Some(key)) => Transport::TlsFiles { cert, key },
@@ -108,9 +195,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
             "none" => None,
             addr => Some(addr.parse().with_context(|| format!("--admin-listen {addr} is not an address"))?),
         },
+        store,
         ..ControlPlaneConfig::new(args.data_dir, args.listen)
     };
-    let control_plane = ControlPlane::bind(&config).await?;
+    let control_plane = Box::pin(ControlPlane::bind(&config)).await?;
     let access = control_plane.access();
     if let Some(ca) = &access.ca_file {
         println!("gatehouse-cp TLS CA (give it to data planes and gatehousectl): {}", ca.display());
@@ -126,4 +214,28 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     control_plane.serve(gatehouse_shared::process::shutdown_signal()).await.context("serving")?;
     Ok(())
+}
+
+/// `gatehouse-cp migrate --to-etcd`: copies the sled store into etcd.
+#[cfg(feature = "etcd")]
+async fn migrate(args: &Args) -> anyhow::Result<()> {
+    let options = etcd_options(&args.store)?;
+    let key_file = args.master_key_file.clone().unwrap_or_else(|| args.data_dir.join("master.key"));
+    let report = gatehouse_control_plane::store::migrate::sled_to_etcd(&args.data_dir, &key_file, &options).await?;
+    println!(
+        "copied revision {} ({} records, {} tokens) from {} into etcd under {}; start every control plane with --store etcd and --master-key-file {}",
+        report.revision,
+        report.records,
+        report.tokens,
+        args.data_dir.display(),
+        options.prefix,
+        key_file.display()
+    );
+    Ok(())
+}
+
+/// Without etcd support there is nothing to migrate to.
+#[cfg(not(feature = "etcd"))]
+async fn migrate(_: &Args) -> anyhow::Result<()> {
+    anyhow::bail!("migrate --to-etcd: this gatehouse-cp was built without etcd support; build it with --features etcd")
 }

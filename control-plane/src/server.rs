@@ -43,6 +43,17 @@ pub enum Transport {
     },
 }
 
+/// Where the configuration (and the tokens, and with etcd the fleet view) is kept.
+#[derive(Clone, Debug, Default)]
+pub enum StoreConfig {
+    /// sled in DATA_DIR/sled: one control plane.
+    #[default]
+    Sled,
+    /// etcd, shared by several control planes.
+    #[cfg(feature = "etcd")]
+    Etcd(crate::store::etcd::EtcdOptions),
+}
+
 /// How to start a control plane; [`ControlPlaneConfig::new`] gives the defaults.
 #[derive(Clone, Debug)]
 pub struct ControlPlaneConfig {
@@ -67,6 +78,8 @@ pub struct ControlPlaneConfig {
     pub admin_listen: Option<SocketAddr>,
     /// Time between two reads of the files linked certificates come from.
     pub source_poll: Duration,
+    /// sled, or etcd.
+    pub store: StoreConfig,
 }
 
 impl ControlPlaneConfig {
@@ -83,6 +96,7 @@ impl ControlPlaneConfig {
             limits: Limits::default(),
             admin_listen: None,
             source_poll: crate::sources::DEFAULT_POLL,
+            store: StoreConfig::Sled,
         }
     }
 }
@@ -117,6 +131,9 @@ pub enum StartError {
         #[source]
         source: StoreError,
     },
+    /// The configuration in etcd cannot be loaded.
+    #[error("cannot load the configuration from etcd")]
+    Etcd(#[source] StoreError),
     /// The master key cannot be loaded or created.
     #[error("master key")]
     MasterKey(#[source] SealError),
@@ -193,15 +210,30 @@ impl ControlPlane {
             .map_err(|source| StartError::DataDir { dir: dir.clone(), source })?;
         let key_file = config.master_key_file.clone().unwrap_or_else(|| dir.join("master.key"));
         let key = SealingKey::load_or_create(&key_file).map_err(StartError::MasterKey)?;
-        let db = sled::Config::new()
-            .path(dir.join("sled"))
-            .open()
-            .map_err(|source| StartError::Database { dir: dir.clone(), source })?;
-        // The store first: a database that lost writes stops the start before anything is written.
-        let watermark = crate::watermark::Watermark::new(dir.join("committed-revision"));
-        let store = Store::open(db.clone(), key, Some(watermark))
-            .map_err(|source| StartError::Store { dir: dir.clone(), source })?;
-        let tokens = Tokens::open(&db).map_err(StartError::Tokens)?;
+        let gateways = Arc::new(Gateways::default());
+        let (store, tokens) = match &config.store {
+            StoreConfig::Sled => {
+                let db = sled::Config::new()
+                    .path(dir.join("sled"))
+                    .open()
+                    .map_err(|source| StartError::Database { dir: dir.clone(), source })?;
+                // The store first: a database that lost writes stops the start before anything is written.
+                let watermark = crate::watermark::Watermark::new(dir.join("committed-revision"));
+                let store = Store::open(db.clone(), key, Some(watermark))
+                    .map_err(|source| StartError::Store { dir: dir.clone(), source })?;
+                (Arc::new(store), Arc::new(Tokens::open(&db).map_err(StartError::Tokens)?))
+            }
+            #[cfg(feature = "etcd")]
+            StoreConfig::Etcd(options) => {
+                // Boxed: the etcd client's futures are large, and most control planes run on sled.
+                let etcd = Box::pin(crate::store::etcd::Etcd::connect(options)).await.map_err(StartError::Etcd)?;
+                let store = Box::pin(Store::open_etcd(etcd.clone(), key)).await.map_err(StartError::Etcd)?;
+                let tokens = Box::pin(Tokens::open_etcd(etcd.clone())).await.map_err(StartError::Tokens)?;
+                let id = crate::random::secret("cp-")[..15].to_string();
+                crate::gateways::etcd::share(gateways.clone(), etcd, id);
+                (store, tokens)
+            }
+        };
         let mut access = Access { ca_file: None, initial_token_file: None };
         // No operator token (a first start, or every one revoked): make one, so whoever holds
         // the host can always manage the control plane again by restarting it.
@@ -211,11 +243,17 @@ impl ControlPlane {
                 .map(|n| if n == 0 { "admin".to_string() } else { format!("admin-{n}") })
                 .find(|name| !tokens.list().iter().any(|t| t.name == *name))
                 .expect("a free name");
-            let (_, secret) = tokens.create(&name, Role::Operator, None).await.map_err(StartError::Tokens)?;
-            gatehouse_shared::sealed::write_private_file(&path, format!("{secret}\n").as_bytes())
-                .map_err(|source| StartError::TokenFile { path: path.clone(), source })?;
-            tracing::info!(path = %path.display(), token = %name, "operator token written; keep it safe");
-            access.initial_token_file = Some(path);
+            match tokens.create(&name, Role::Operator, None).await {
+                Ok((_, secret)) => {
+                    gatehouse_shared::sealed::write_private_file(&path, format!("{secret}\n").as_bytes())
+                        .map_err(|source| StartError::TokenFile { path: path.clone(), source })?;
+                    tracing::info!(path = %path.display(), token = %name, "operator token written; keep it safe");
+                    access.initial_token_file = Some(path);
+                }
+                // Another control plane on the same store (etcd) made the first token meanwhile.
+                Err(TokenError::Exists(_)) => {}
+                Err(error) => return Err(StartError::Tokens(error)),
+            }
         } else if dir.join("operator.token").exists() {
             access.initial_token_file = Some(dir.join("operator.token"));
         }
@@ -236,16 +274,7 @@ impl ControlPlane {
             Some(addr) => Some(TcpListener::bind(addr).await.map_err(|source| StartError::Listen { addr, source })?),
             None => None,
         };
-        Ok(Self {
-            store: Arc::new(store),
-            tokens: Arc::new(tokens),
-            gateways: Arc::new(Gateways::default()),
-            listener,
-            admin_listener,
-            tls,
-            access,
-            config: config.clone(),
-        })
+        Ok(Self { store, tokens, gateways, listener, admin_listener, tls, access, config: config.clone() })
     }
 
     /// The gRPC listener's bound address.

@@ -1,6 +1,8 @@
-//! Durable configuration in sled. Every write is validated against the current state,
-//! applied as one atomic batch (records plus the new revision), flushed to disk, and only then
-//! made visible and published: an acknowledged write survives SIGKILL.
+//! Durable configuration, in sled (one control plane) or etcd (several). Every write is
+//! validated against the current state and committed as one atomic batch (records plus the new
+//! revision) that compares the revision it was validated at; only once the backend has it
+//! durably is it made visible and published: an acknowledged write survives SIGKILL. With etcd,
+//! what other control planes commit arrives through a watch and is installed the same way.
 
 use std::sync::Arc;
 
@@ -14,12 +16,18 @@ use crate::model::{
 };
 use crate::snapshot::{Published, PublishedRef};
 use crate::watermark::Watermark;
+use backend::{Backend, Op};
 
 mod apis;
+mod backend;
 mod certificate_sources;
 mod certificates;
 mod error;
+#[cfg(feature = "etcd")]
+pub mod etcd;
 mod hostnames;
+#[cfg(feature = "etcd")]
+pub mod migrate;
 mod records;
 mod rules;
 mod subscriptions;
@@ -95,21 +103,34 @@ pub(super) struct Change {
     remove_ca_sources: Vec<String>,
 }
 
+/// What a write decided, given the state it read: [`Store::write`] commits it, and runs the
+/// plan again on the newer state if another control plane committed in between.
+pub(super) enum Plan<T> {
+    /// Commit the change with the next revision, then answer `T`.
+    Commit(Change, T),
+    /// Record what data planes never see (a source's last read) without a new revision.
+    Record(Change, T),
+    /// Nothing to write: answer `T`.
+    Done(T),
+}
+
 // === impl Store ===
 
 /// The configuration store: the current [`State`], its revision history, and every write.
 pub struct Store {
-    db: sled::Db,
+    backend: Backend,
     /// Seals private keys and secrets before they reach the disk.
     key: SealingKey,
     /// Random id of this configuration store: revisions compare only within one.
     config_id: String,
     state: ArcSwap<State>,
-    /// One writer at a time: validation and commit see the same state.
+    /// One writer at a time on this control plane: validation and commit see the same state.
     writer: Mutex<()>,
+    /// Installing a committed batch (this control plane's or, with etcd, another's) into
+    /// `state`: holds the backend position of the last one installed, so none is installed
+    /// twice or out of order.
+    installed: std::sync::Mutex<i64>,
     published: watch::Sender<PublishedRef>,
-    /// Records each acknowledged revision beside the database.
-    watermark: Option<Watermark>,
     /// Recent revisions, oldest first, so a reconnecting data plane can get only what changed.
     history: std::sync::Mutex<std::collections::VecDeque<PublishedRef>>,
 }
@@ -117,8 +138,12 @@ pub struct Store {
 /// How many recent revisions are kept for incremental sync (unchanged entries are shared).
 const HISTORY: usize = 32;
 
+/// How many times a write is planned again after other control planes committed first.
+const MAX_ATTEMPTS: usize = 8;
+
 impl Store {
-    /// Opens the configuration in `db` (`key` seals private keys and secrets); `watermark` (if given) must not be ahead of what the database holds.
+    /// Opens the configuration in sled's `db` (`key` seals private keys and secrets);
+    /// `watermark` (if given) must not be ahead of what the database holds.
     pub fn open(db: sled::Db, key: SealingKey, watermark: Option<Watermark>) -> Result<Self, StoreError> {
         let stored_id = db.get(records::CONFIG_ID_KEY)?.map(|id| String::from_utf8_lossy(&id).into_owned());
         let state = records::load(&db, &key)?;
@@ -138,24 +163,34 @@ impl Store {
                 id
             }
         };
+        Ok(Self::with_state(Backend::Sled { db, watermark }, key, config_id, state, 0))
+    }
+
+    /// A store over `backend` holding `state`, loaded at backend position `position`.
+    fn with_state(backend: Backend, key: SealingKey, config_id: String, state: State, position: i64) -> Self {
         let first = Arc::new(Published::of(&state, None));
         let history = std::sync::Mutex::new(std::collections::VecDeque::from([first.clone()]));
         let published = watch::Sender::new(first);
-        Ok(Self {
-            db,
+        Self {
+            backend,
             key,
             config_id,
             state: ArcSwap::from_pointee(state),
             writer: Mutex::new(()),
+            installed: std::sync::Mutex::new(position),
             published,
             history,
-            watermark,
-        })
+        }
     }
 
     /// Random id of this configuration store: revisions compare only within one.
     pub fn config_id(&self) -> &str {
         &self.config_id
+    }
+
+    /// Which store this is, for logs and errors: "sled" or "etcd".
+    pub fn kind(&self) -> &'static str {
+        self.backend.kind()
     }
 
     /// A recent revision, if it is still remembered.
@@ -183,96 +218,148 @@ impl Store {
         self.published.subscribe()
     }
 
-    /// Waits until everything written is on disk.
+    /// Waits until everything written is durable.
     pub async fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush_async().await?;
-        Ok(())
+        self.backend.flush().await
     }
 
-    /// Writes the change and the next revision atomically, waits until sled has it on disk,
-    /// then makes it visible and publishes it. The caller holds the writer lock.
-    pub(super) async fn commit(&self, state: &State, change: Change) -> Result<Revision, StoreError> {
+    /// Runs `plan` on the current state and commits what it decides. When another control
+    /// plane committed first (etcd), waits until its revision is installed here and plans
+    /// again: rules and etags are always checked against the state the write lands on.
+    pub(super) async fn write<T>(
+        &self,
+        mut plan: impl FnMut(&State) -> Result<Plan<T>, StoreError>,
+    ) -> Result<T, StoreError> {
+        let _guard = self.writer.lock().await;
+        let mut attempt = 1;
+        loop {
+            let state = self.state();
+            let (change, answer, bump) = match plan(&state)? {
+                Plan::Done(answer) => return Ok(answer),
+                Plan::Commit(change, answer) => (change, answer, true),
+                Plan::Record(change, answer) => (change, answer, false),
+            };
+            match self.commit(&state, change, bump).await {
+                Ok(()) => return Ok(answer),
+                Err(StoreError::Moved { revision }) if attempt < MAX_ATTEMPTS => {
+                    attempt += 1;
+                    tracing::debug!(revision, attempt, "another control plane committed first; planning again");
+                    self.caught_up(revision).await?;
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    /// Waits until `revision` (committed elsewhere) is installed here.
+    async fn caught_up(&self, revision: Revision) -> Result<(), StoreError> {
+        let mut published = self.subscribe();
+        let wait = published.wait_for(|p| p.revision >= revision);
+        match tokio::time::timeout(std::time::Duration::from_secs(5), wait).await {
+            Ok(Ok(_)) => Ok(()),
+            _ => Err(StoreError::Unavailable {
+                store: self.kind(),
+                reason: format!("revision {revision} was committed but has not reached this control plane's watch"),
+            }),
+        }
+    }
+
+    /// Encodes the change (with the next revision when `bump`), commits it over the state's
+    /// revision, and installs it. The caller holds the writer lock.
+    async fn commit(&self, state: &State, change: Change, bump: bool) -> Result<(), StoreError> {
         let revision = state.revision + 1;
-        let mut batch = sled::Batch::default();
-        let mut next = state.clone();
+        let mut ops = Vec::new();
         for cert in change.put_certificates {
             let (key, value) = records::certificate_entry(&cert, revision, &self.key);
-            batch.insert(key, value);
-            next.certificates.insert(cert.id.clone(), StoredCertificate { revision, ..cert });
+            ops.push(Op::Put(key, value));
         }
         for ca in change.put_cas {
             let (key, value) = records::ca_entry(&ca, revision);
-            batch.insert(key, value);
-            next.ca_certificates.insert(ca.id.clone(), StoredCaCertificate { revision, ..ca });
+            ops.push(Op::Put(key, value));
         }
         for api in change.put_apis {
-            let api = Api { revision, ..api };
-            let (key, value) = records::api_entry(&api, &self.key);
-            batch.insert(key, value);
-            next.apis.insert(api.id.clone(), api);
+            let (key, value) = records::api_entry(&Api { revision, ..api }, &self.key);
+            ops.push(Op::Put(key, value));
         }
         for hostname in change.put_hostnames {
-            let hostname = Hostname { revision, ..hostname };
-            let (key, value) = records::hostname_entry(&hostname);
-            batch.insert(key, value);
-            next.hostnames.insert(hostname.name.clone(), hostname);
+            let (key, value) = records::hostname_entry(&Hostname { revision, ..hostname });
+            ops.push(Op::Put(key, value));
         }
         for subscription in change.put_subscriptions {
-            let subscription = Subscription { revision, ..subscription };
-            let (key, value) = records::subscription_entry(&subscription);
-            batch.insert(key, value);
-            next.subscriptions.insert(subscription.name.clone(), subscription);
-        }
-        for id in change.remove_certificates {
-            batch.remove(records::certificate_key(&id));
-            next.certificates.remove(&id);
-        }
-        for id in change.remove_cas {
-            batch.remove(records::ca_key(&id));
-            next.ca_certificates.remove(&id);
-        }
-        for id in change.remove_apis {
-            batch.remove(records::api_key(&id));
-            next.apis.remove(&id);
-        }
-        for name in change.remove_hostnames {
-            batch.remove(records::hostname_key(&name));
-            next.hostnames.remove(&name);
-        }
-        for name in change.remove_subscriptions {
-            batch.remove(records::subscription_key(&name));
-            next.subscriptions.remove(&name);
+            let (key, value) = records::subscription_entry(&Subscription { revision, ..subscription });
+            ops.push(Op::Put(key, value));
         }
         for (id, source) in change.put_sources {
             let (key, value) = records::source_entry(&id, &source, &self.key);
-            batch.insert(key, value);
-            next.certificate_sources.insert(id, source);
-        }
-        for id in change.remove_sources {
-            batch.remove(records::source_key(&id));
-            next.certificate_sources.remove(&id);
+            ops.push(Op::Put(key, value));
         }
         for (id, source) in change.put_ca_sources {
             let (key, value) = records::ca_source_entry(&id, &source, &self.key);
-            batch.insert(key, value);
-            next.ca_sources.insert(id, source);
+            ops.push(Op::Put(key, value));
         }
-        for id in change.remove_ca_sources {
-            batch.remove(records::ca_source_key(&id));
-            next.ca_sources.remove(&id);
+        let removed = [
+            change.remove_certificates.iter().map(|id| records::certificate_key(id)).collect::<Vec<_>>(),
+            change.remove_cas.iter().map(|id| records::ca_key(id)).collect(),
+            change.remove_apis.iter().map(|id| records::api_key(id)).collect(),
+            change.remove_hostnames.iter().map(|name| records::hostname_key(name)).collect(),
+            change.remove_subscriptions.iter().map(|name| records::subscription_key(name)).collect(),
+            change.remove_sources.iter().map(|id| records::source_key(id)).collect(),
+            change.remove_ca_sources.iter().map(|id| records::ca_source_key(id)).collect(),
+        ];
+        ops.extend(removed.into_iter().flatten().map(Op::Delete));
+        if bump {
+            ops.push(Op::Put(records::REVISION_KEY.as_bytes().to_vec(), revision.to_be_bytes().to_vec()));
         }
-        batch.insert(records::REVISION_KEY.as_bytes(), revision.to_be_bytes().to_vec());
-        self.db.apply_batch(batch)?;
-        self.db.flush_async().await?;
-        // The write is durable now; a watermark that cannot be written only weakens the check
-        // at the next start, so it is logged, not turned into a failed (yet committed) write.
-        if let Some(watermark) = &self.watermark
-            && let Err(error) = watermark.record(&self.config_id, revision)
-        {
-            tracing::error!(error = %gatehouse_shared::error_chain(&error), "cannot record the committed revision");
+        let position = self.backend.commit(&self.config_id, state.revision, &ops).await?;
+        self.install(position, ops)?;
+        if bump {
+            tracing::debug!(revision, "committed");
         }
+        Ok(())
+    }
 
-        next.revision = revision;
+    /// Installs one committed batch at backend position `position` (`None`: the next one, as
+    /// sled has no other writer) on top of the current state, and publishes it when it carries
+    /// a new revision. A batch at or before the last one installed is skipped: the watch
+    /// brings back this control plane's own commits.
+    pub(super) fn install(&self, position: Option<i64>, ops: Vec<Op>) -> Result<(), StoreError> {
+        let mut installed = self.installed.lock().expect("install lock");
+        let position = position.unwrap_or(*installed + 1);
+        if position <= *installed {
+            return Ok(());
+        }
+        let current = self.state();
+        let mut next = (*current).clone();
+        for op in &ops {
+            match op {
+                Op::Put(key, value) => records::apply(&mut next, key, Some(value), &self.key)?,
+                Op::Delete(key) => records::apply(&mut next, key, None, &self.key)?,
+            }
+        }
+        *installed = position;
+        self.replace(&current, next);
+        Ok(())
+    }
+
+    /// Installs a whole state read at backend position `position` (after the watch lost its
+    /// place): data planes get only what differs from what they have.
+    pub(super) fn install_all(&self, position: i64, next: State) {
+        let mut installed = self.installed.lock().expect("install lock");
+        if position <= *installed {
+            return;
+        }
+        *installed = position;
+        let current = self.state();
+        self.replace(&current, next);
+    }
+
+    /// Makes `next` the state, publishing it if its revision is new. The caller holds the
+    /// install lock.
+    fn replace(&self, current: &State, next: State) {
+        if next.revision == current.revision {
+            self.state.store(Arc::new(next));
+            return;
+        }
         let published = Arc::new(Published::of(&next, Some(&self.latest())));
         self.state.store(Arc::new(next));
         {
@@ -283,7 +370,5 @@ impl Store {
             }
         }
         self.published.send_replace(published);
-        tracing::debug!(revision, "committed");
-        Ok(revision)
     }
 }

@@ -118,6 +118,9 @@ pub enum TokenError {
     /// sled failed.
     #[error("the token store failed")]
     Storage(#[from] sled::Error),
+    /// The shared store (etcd) cannot be reached.
+    #[error(transparent)]
+    Unavailable(crate::store::StoreError),
 }
 
 impl From<TokenError> for Status {
@@ -130,6 +133,7 @@ impl From<TokenError> for Status {
                 Status::invalid_argument(error.to_string())
             }
             TokenError::Storage(_) => Status::internal(error.to_string()),
+            TokenError::Unavailable(_) => Status::unavailable(error.to_string()),
         }
     }
 }
@@ -150,9 +154,21 @@ struct TokenStored {
     data_plane_names: String,
 }
 
-/// The live tokens, kept in sled's `tokens` tree and looked up by hash.
+#[cfg(feature = "etcd")]
+mod etcd;
+
+/// Where tokens are kept.
+enum Storage {
+    /// sled's `tokens` tree, by name.
+    Sled(sled::Tree),
+    /// etcd, under `PREFIX/tokens/NAME`, shared by every control plane on it.
+    #[cfg(feature = "etcd")]
+    Etcd(Box<crate::store::etcd::Etcd>),
+}
+
+/// The live tokens, kept in sled or etcd and looked up by hash.
 pub struct Tokens {
-    tree: sled::Tree,
+    storage: Storage,
     by_hash: ArcSwap<HashMap<TokenId, Arc<TokenRecord>>>,
     /// Bumped on every revocation, so open streams re-check their token.
     revocations: watch::Sender<u64>,
@@ -169,22 +185,41 @@ fn hash(secret: &str) -> TokenId {
 impl Tokens {
     /// Loads the tokens stored in `db`.
     pub fn open(db: &sled::Db) -> Result<Self, TokenError> {
-        let tree = db.open_tree("tokens")?;
-        let tokens = Self {
-            tree,
-            by_hash: ArcSwap::default(),
-            revocations: watch::Sender::new(0),
-            send_gate: std::sync::RwLock::new(()),
-        };
-        tokens.reload()?;
+        let tokens = Self::with_storage(Storage::Sled(db.open_tree("tokens")?));
+        tokens.reload_sled()?;
         Ok(tokens)
     }
 
-    fn reload(&self) -> Result<(), TokenError> {
+    fn with_storage(storage: Storage) -> Self {
+        Self {
+            storage,
+            by_hash: ArcSwap::default(),
+            revocations: watch::Sender::new(0),
+            send_gate: std::sync::RwLock::new(()),
+        }
+    }
+
+    /// Reads every token again from where they are kept.
+    async fn reload(&self) -> Result<(), TokenError> {
+        match &self.storage {
+            Storage::Sled(_) => self.reload_sled(),
+            #[cfg(feature = "etcd")]
+            Storage::Etcd(etcd) => self.reload_etcd(etcd).await,
+        }
+    }
+
+    fn reload_sled(&self) -> Result<(), TokenError> {
+        let Storage::Sled(tree) = &self.storage else { return Ok(()) };
+        let values = tree.iter().values().collect::<Result<Vec<_>, _>>()?;
+        self.load(values.iter().map(|v| v.as_ref()));
+        Ok(())
+    }
+
+    /// Makes the stored records (`values`) the live tokens.
+    fn load<'a>(&self, values: impl Iterator<Item = &'a [u8]>) {
         let mut map = HashMap::new();
-        for item in self.tree.iter() {
-            let (_, value) = item?;
-            let Ok(stored) = <TokenStored as prost::Message>::decode(value.as_ref()) else { continue };
+        for value in values {
+            let Ok(stored) = <TokenStored as prost::Message>::decode(value) else { continue };
             let Ok(hash) = <[u8; 32]>::try_from(stored.hash.as_slice()) else { continue };
             // Unknown role codes fail closed: such a token authenticates as nothing.
             let role = match stored.role {
@@ -203,7 +238,6 @@ impl Tokens {
             );
         }
         self.by_hash.store(Arc::new(map));
-        Ok(())
     }
 
     /// Whether any operator token is live.
@@ -264,16 +298,20 @@ impl Tokens {
             hash: hash(&secret).to_vec(),
             data_plane_names: data_plane_names.as_str().to_string(),
         };
-        let inserted = self.tree.compare_and_swap(
-            name.as_bytes(),
-            None as Option<&[u8]>,
-            Some(prost::Message::encode_to_vec(&stored)),
-        )?;
-        if inserted.is_err() {
+        let value = prost::Message::encode_to_vec(&stored);
+        let inserted = match &self.storage {
+            Storage::Sled(tree) => {
+                let inserted = tree.compare_and_swap(name.as_bytes(), None as Option<&[u8]>, Some(value))?.is_ok();
+                tree.flush_async().await?;
+                inserted
+            }
+            #[cfg(feature = "etcd")]
+            Storage::Etcd(etcd) => etcd::insert_new(etcd, name, value).await?,
+        };
+        if !inserted {
             return Err(TokenError::Exists(name.to_string()));
         }
-        self.tree.flush_async().await?;
-        self.reload()?;
+        self.reload().await?;
         Ok((TokenRecord { name: name.to_string(), role, created, data_plane_names, hash: hash(&secret) }, secret))
     }
 
@@ -284,15 +322,28 @@ impl Tokens {
         if !force && operators.len() == 1 && operators[0].name == name {
             return Err(TokenError::LastOperator(name.to_string()));
         }
-        if self.tree.remove(name.as_bytes())?.is_none() {
+        let removed = match &self.storage {
+            Storage::Sled(tree) => {
+                let removed = tree.remove(name.as_bytes())?.is_some();
+                tree.flush_async().await?;
+                removed
+            }
+            #[cfg(feature = "etcd")]
+            Storage::Etcd(etcd) => etcd::remove(etcd, name).await?,
+        };
+        if !removed {
             return Err(TokenError::NotFound(name.to_string()));
         }
-        self.tree.flush_async().await?;
-        self.reload()?;
-        // Wait out any stream that checked the token before the reload and is sending now.
+        self.reload().await?;
+        self.revoked();
+        Ok(())
+    }
+
+    /// After a reload that dropped tokens: waits out any stream that checked its token before
+    /// the reload and is sending now, then tells every stream to check again.
+    fn revoked(&self) {
         drop(self.send_gate.write().unwrap_or_else(|poisoned| poisoned.into_inner()));
         self.revocations.send_modify(|n| *n += 1);
-        Ok(())
     }
 
     /// Changes on every revocation, so open streams re-check their token.

@@ -1,5 +1,8 @@
-//! Keeps the routing table current: one long-lived `ConfigSync.Sync` stream to the control
-//! plane, reconnected with capped exponential backoff and jitter. Each revision is applied off
+//! Keeps the routing table current: one long-lived `ConfigSync.Sync` stream to one of the
+//! control planes it knows. When a stream breaks or cannot be opened, the next control plane in
+//! the list is tried at once; only when a whole round of the list has failed does it wait,
+//! with capped exponential backoff and jitter. The control planes share one store, so the
+//! revision held is good with any of them. Each revision is applied off
 //! the request path (built on tokio's blocking pool, never on the proxy's workers), swapped in,
 //! then ACKed (or NACKed with the reason, keeping the last good table); one revision is in
 //! flight at a time. While the control plane is away, the last applied table keeps serving;
@@ -8,7 +11,7 @@
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use gatehouse_proto::v1::{self as pb, config_sync_client::ConfigSyncClient, sync_request::Message};
 use gatehouse_shared::client;
@@ -24,17 +27,20 @@ use crate::upstream::TrustAnchors;
 /// How a [`ConfigClient`] reaches the control plane and what it accepts from it.
 #[derive(Clone)]
 pub struct ConfigClientSettings {
-    /// e.g. https://127.0.0.1:7400
-    pub control_plane: String,
-    /// The CA the control plane's certificate is checked against (default: system roots).
+    /// The control planes' URLs, e.g. https://127.0.0.1:7400, tried in this order (round
+    /// robin) and at least one. They must share one store: a revision means the same
+    /// configuration on each.
+    pub control_planes: Vec<String>,
+    /// The CA every control plane's certificate is checked against (default: system roots).
     pub control_plane_ca: Option<std::path::PathBuf>,
     /// Bearer token with the gateway role.
     pub token: Option<String>,
     /// How this data plane is listed by `gateway list`.
     pub name: String,
-    /// First wait before a reconnect; doubled on each failure.
+    /// First wait before a reconnect, once every control plane has failed; doubled on each
+    /// such round.
     pub initial_backoff: Duration,
-    /// Longest wait before a reconnect.
+    /// Longest wait before a reconnect; a stream that stayed up this long counts as working.
     pub max_backoff: Duration,
     /// HTTP/2 keepalive on the stream: a frozen or cut-off control plane is noticed within
     /// two periods.
@@ -55,18 +61,21 @@ pub struct ConfigClientSettings {
 // === impl ConfigClientSettings ===
 
 impl ConfigClientSettings {
-    /// Checks what cannot get better by retrying (the URL, the CA file, the token's format),
-    /// so a misconfigured data plane stops at start with one clear line.
+    /// Checks what cannot get better by retrying (each URL, the CA file, the token's format),
+    /// so a misconfigured data plane stops at start with one clear line naming the culprit.
+    /// An empty list is the caller's to refuse (see `DataPlane::bind`).
     pub fn check(&self) -> Result<(), client::ClientError> {
-        client::endpoint(&self.control_plane, self.control_plane_ca.as_deref())?;
+        for url in &self.control_planes {
+            client::endpoint(url, self.control_plane_ca.as_deref())?;
+        }
         client::BearerToken::new(self.token.as_deref())?;
         Ok(())
     }
 
     /// Settings with the defaults of `gatehouse-dp`'s flags.
-    pub fn new(control_plane: String, name: String, trust: TrustAnchors) -> Self {
+    pub fn new(control_planes: Vec<String>, name: String, trust: TrustAnchors) -> Self {
         Self {
-            control_plane,
+            control_planes,
             control_plane_ca: None,
             token: None,
             name,
@@ -97,6 +106,8 @@ pub struct ConfigClient {
     current: Arc<Configuration>,
     /// Latest configuration to write to the cache (written off the sync path).
     cache_writes: Option<watch::Sender<Option<Arc<Configuration>>>>,
+    /// When the current session's control plane answered the hello.
+    connected_at: Option<Instant>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -124,7 +135,7 @@ enum SessionError {
 impl ConfigClient {
     /// A client that will keep `routing` current once [`run`](Self::run).
     pub fn new(settings: ConfigClientSettings, routing: Arc<Routing>) -> Self {
-        Self { settings, routing, current: Arc::default(), cache_writes: None }
+        Self { settings, routing, current: Arc::default(), cache_writes: None, connected_at: None }
     }
 
     /// Serves from the last-known-good cache (if it holds a usable configuration) and keeps
@@ -175,35 +186,53 @@ impl ConfigClient {
         self
     }
 
-    /// Runs forever: sync, and on any failure wait and reconnect.
+    /// Runs forever: sync, and on any failure move on to the next control plane (waiting
+    /// first when the whole list has failed).
     pub async fn run(mut self) {
-        let mut backoff = self.settings.initial_backoff;
+        let control_planes = self.settings.control_planes.clone();
+        if control_planes.is_empty() {
+            tracing::error!("no control plane to sync with");
+            return;
+        }
+        let mut failover =
+            Failover::new(control_planes.len(), self.settings.initial_backoff, self.settings.max_backoff);
         loop {
+            let control_plane = &control_planes[failover.current()];
             let applied_before = self.routing.revision();
-            let result = self.session().await;
+            let result = self.session(control_plane).await;
             self.routing.status.connected.store(false, Ordering::Relaxed);
-            if self.routing.revision() != applied_before {
-                // The session made progress: the next reconnect starts fast again.
-                backoff = self.settings.initial_backoff;
-            }
-            let wait = jittered(backoff);
-            match result {
-                Err(error) => tracing::warn!(
-                    control_plane = %self.settings.control_plane,
+            crate::metrics::global().connected_to(None);
+            let ended = SessionEnd {
+                applied: self.routing.revision() != applied_before,
+                stayed_up: self.connected_at.take().is_some_and(|at| at.elapsed() >= self.settings.max_backoff),
+            };
+            let wait = failover.session_ended(ended).map(jittered);
+            let next = &control_planes[failover.current()];
+            match (result, wait) {
+                (Err(error), None) => tracing::warn!(
+                    control_plane = %control_plane,
                     error = %error_chain(&error),
+                    next = %next,
+                    "cannot sync with the control plane; trying the next one"
+                ),
+                (Err(error), Some(wait)) => tracing::warn!(
+                    control_plane = %control_plane,
+                    error = %error_chain(&error),
+                    next = %next,
                     retry_in = ?wait,
                     "cannot sync with the control plane; retrying"
                 ),
-                Ok(()) => tracing::info!(retry_in = ?wait, "reconnecting to the control plane"),
+                (Ok(()), wait) => tracing::info!(next = %next, retry_in = ?wait, "reconnecting to the control plane"),
             }
-            tokio::time::sleep(wait).await;
-            backoff = (backoff * 2).min(self.settings.max_backoff);
+            if let Some(wait) = wait {
+                tokio::time::sleep(wait).await;
+            }
         }
     }
 
-    async fn session(&mut self) -> Result<(), SessionError> {
+    async fn session(&mut self, control_plane: &str) -> Result<(), SessionError> {
         let keepalive = self.settings.keepalive;
-        let endpoint = client::endpoint(&self.settings.control_plane, self.settings.control_plane_ca.as_deref())
+        let endpoint = client::endpoint(control_plane, self.settings.control_plane_ca.as_deref())
             .map_err(SessionError::Endpoint)?
             .http2_keep_alive_interval(keepalive)
             .keep_alive_timeout(keepalive)
@@ -235,9 +264,11 @@ impl ConfigClient {
             .map_err(SessionError::Refused)?
             .into_inner();
         self.routing.status.connected.store(true, Ordering::Relaxed);
+        self.connected_at = Some(Instant::now());
         // Connected and told nothing new means our configuration is current.
         crate::metrics::global().synced();
-        tracing::info!(control_plane = %self.settings.control_plane, held = self.current.revision, "config sync connected");
+        crate::metrics::global().connected_to(Some(control_plane));
+        tracing::info!(control_plane = %control_plane, held = self.current.revision, "config sync connected");
 
         let mut heartbeat = tokio::time::interval(keepalive);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -312,6 +343,66 @@ async fn off_the_workers<T: Send + 'static>(work: impl FnOnce() -> T + Send + 's
     }
 }
 
+/// How a sync session went, as far as choosing the next attempt goes.
+#[derive(Clone, Copy, Debug, Default)]
+struct SessionEnd {
+    /// It applied at least one revision: the next wait starts from the initial backoff again.
+    applied: bool,
+    /// It stayed connected for at least the longest backoff: that control plane was working,
+    /// so its failure starts a new round.
+    stayed_up: bool,
+}
+
+/// Which control plane to try next, and how long to wait first. A failed one is followed at
+/// once by the next in the list, so losing one control plane costs no backoff; a wait comes
+/// only when a whole round of the list has failed, and doubles with each such round (up to the
+/// cap). With one control plane a round is one attempt: every failure waits, as it always did.
+#[derive(Debug)]
+struct Failover {
+    count: usize,
+    current: usize,
+    /// Sessions ended since the last wait or the last one that stayed up.
+    failed_in_round: usize,
+    backoff: Duration,
+    initial_backoff: Duration,
+    max_backoff: Duration,
+}
+
+// === impl Failover ===
+
+impl Failover {
+    fn new(count: usize, initial_backoff: Duration, max_backoff: Duration) -> Self {
+        Self { count, current: 0, failed_in_round: 0, backoff: initial_backoff, initial_backoff, max_backoff }
+    }
+
+    /// The index of the control plane to try now.
+    fn current(&self) -> usize {
+        self.current
+    }
+
+    /// Moves on to the next control plane; returns the wait (before jitter) when this ended a
+    /// round in which none stayed up.
+    fn session_ended(&mut self, ended: SessionEnd) -> Option<Duration> {
+        if ended.applied {
+            self.backoff = self.initial_backoff;
+        }
+        if ended.stayed_up {
+            self.failed_in_round = 0;
+        }
+        // Short sessions count even when they applied something: control planes that answer
+        // and then drop every stream must not make the data plane spin through the list.
+        self.failed_in_round += 1;
+        self.current = (self.current + 1) % self.count;
+        if self.failed_in_round < self.count {
+            return None;
+        }
+        self.failed_in_round = 0;
+        let wait = self.backoff;
+        self.backoff = (self.backoff * 2).min(self.max_backoff);
+        Some(wait)
+    }
+}
+
 /// Full jitter in [d/2, d]: a fleet that lost its control plane does not reconnect in lockstep.
 fn jittered(d: Duration) -> Duration {
     let random = std::collections::hash_map::RandomState::new().build_hasher().finish();
@@ -344,8 +435,48 @@ mod tests {
     }
 
     fn client() -> ConfigClient {
-        let settings = ConfigClientSettings::new("http://127.0.0.1:1".into(), "test".into(), TrustAnchors::system());
+        let settings =
+            ConfigClientSettings::new(vec!["http://127.0.0.1:1".into()], "test".into(), TrustAnchors::system());
         ConfigClient::new(settings, Arc::new(Routing::default()))
+    }
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn one_control_plane_waits_after_every_failure_and_backs_off_as_before() {
+        let mut failover = Failover::new(1, 100 * MS, 400 * MS);
+        let failed = SessionEnd::default();
+        let waits: Vec<_> = (0..4).map(|_| failover.session_ended(failed)).collect();
+        assert_eq!(waits, [Some(100 * MS), Some(200 * MS), Some(400 * MS), Some(400 * MS)]);
+        assert_eq!(failover.current(), 0);
+        let applied = SessionEnd { applied: true, stayed_up: false };
+        assert_eq!(failover.session_ended(applied), Some(100 * MS), "progress starts the backoff over");
+    }
+
+    #[test]
+    fn a_failed_control_plane_is_followed_at_once_by_the_next_and_a_failed_round_waits() {
+        let mut failover = Failover::new(3, 100 * MS, 400 * MS);
+        let failed = SessionEnd::default();
+        assert_eq!((failover.session_ended(failed), failover.current()), (None, 1));
+        assert_eq!((failover.session_ended(failed), failover.current()), (None, 2));
+        assert_eq!((failover.session_ended(failed), failover.current()), (Some(100 * MS), 0), "round over");
+        assert_eq!(failover.session_ended(failed), None);
+        assert_eq!(failover.session_ended(failed), None);
+        assert_eq!(failover.session_ended(failed), Some(200 * MS));
+
+        // Control plane 0 served for a while, then went away: 1 and 2 are tried without a wait.
+        let served = SessionEnd { applied: true, stayed_up: true };
+        assert_eq!((failover.session_ended(served), failover.current()), (None, 1));
+        assert_eq!(failover.session_ended(failed), None);
+        assert_eq!(failover.session_ended(failed), Some(100 * MS), "the backoff started over");
+    }
+
+    #[test]
+    fn control_planes_that_drop_every_stream_at_once_still_get_a_wait_per_round() {
+        let mut failover = Failover::new(2, 100 * MS, 400 * MS);
+        let brief = SessionEnd { applied: true, stayed_up: false };
+        assert_eq!(failover.session_ended(brief), None);
+        assert_eq!(failover.session_ended(brief), Some(100 * MS));
     }
 
     #[tokio::test(flavor = "current_thread")]

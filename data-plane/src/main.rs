@@ -13,11 +13,20 @@ use gatehouse_data_plane::{DataPlane, DataPlaneConfig};
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Args {
-    /// URL of the control plane's gRPC API.
-    #[arg(long, env = "GATEHOUSE_DP_CONTROL_PLANE", default_value = "https://127.0.0.1:7400")]
-    control_plane: String,
-    /// CA certificate (PEM) the control plane's TLS certificate is checked against, e.g. the
-    /// control plane's DATA_DIR/tls/ca.pem [default: the system roots].
+    /// URL of a control plane's gRPC API; several, comma-separated or with the flag repeated,
+    /// must share one store: the first is tried first, and when a stream breaks or cannot be
+    /// opened the data plane moves on to the next (round robin), keeping the revision it holds.
+    #[arg(
+        long,
+        env = "GATEHOUSE_DP_CONTROL_PLANE",
+        value_name = "URL[,URL...]",
+        value_delimiter = ',',
+        default_value = "https://127.0.0.1:7400"
+    )]
+    control_plane: Vec<String>,
+    /// CA certificate (PEM) the control planes' TLS certificates are checked against (one file
+    /// for all of them), e.g. the control plane's DATA_DIR/tls/ca.pem [default: the system
+    /// roots].
     #[arg(long, env = "GATEHOUSE_DP_CONTROL_PLANE_CA")]
     control_plane_ca: Option<std::path::PathBuf>,
     /// File holding this data plane's gateway token (`gatehousectl token create NAME --role
@@ -147,7 +156,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             header_read_timeout: Duration::from_secs(args.header_read_timeout),
             shutdown_grace: Duration::from_secs(args.shutdown_grace),
         },
-        ..DataPlaneConfig::with_listeners(args.control_plane, args.listen.0, args.listen_https, args.admin_listen)
+        ..DataPlaneConfig::with_control_planes(args.control_plane, args.listen.0, args.listen_https, args.admin_listen)
     };
     let data_plane = DataPlane::bind(config).await?;
     // Tests and scripts read these lines, in this order, to learn the bound ports when

@@ -67,6 +67,13 @@ pub struct CertificateLabels {
     pub thumbprint: String,
 }
 
+/// Labels of the control plane info series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ControlPlaneLabels {
+    /// The control plane's URL, as given to `--control-plane`.
+    pub url: String,
+}
+
 /// Every series this data plane exports.
 pub struct Metrics {
     registry: Registry,
@@ -87,6 +94,7 @@ pub struct Metrics {
     applied_revision: Gauge,
     seconds_since_sync: Gauge<f64, std::sync::atomic::AtomicU64>,
     connected: Gauge,
+    control_plane: Family<ControlPlaneLabels, Gauge>,
     certificate_expiry_days: Family<CertificateLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     last_sync: std::sync::Mutex<Option<Instant>>,
 }
@@ -152,6 +160,12 @@ impl Metrics {
             "1 while the sync stream to the control plane is up",
             connected.clone(),
         );
+        let control_plane = Family::<ControlPlaneLabels, Gauge>::default();
+        registry.register(
+            "control_plane_info",
+            "1 for the URL of the control plane the sync stream is up with (no series while it is down)",
+            control_plane.clone(),
+        );
         let certificate_expiry_days = Family::<CertificateLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
         registry.register(
             "client_certificate_expiry_days",
@@ -170,6 +184,7 @@ impl Metrics {
             applied_revision,
             seconds_since_sync,
             connected,
+            control_plane,
             certificate_expiry_days,
             last_sync: std::sync::Mutex::new(None),
         }
@@ -178,6 +193,14 @@ impl Metrics {
     /// A configuration was applied, or the control plane confirmed the current one.
     pub fn synced(&self) {
         *self.last_sync.lock().expect("metrics lock") = Some(Instant::now());
+    }
+
+    /// The sync stream is up with the control plane at `url`, or (None) with none.
+    pub fn connected_to(&self, url: Option<&str>) {
+        self.control_plane.clear();
+        if let Some(url) = url {
+            self.control_plane.get_or_create(&ControlPlaneLabels { url: url.to_string() }).set(1);
+        }
     }
 
     /// For requests that matched no API (rare): looks the series up each time.

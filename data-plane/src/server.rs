@@ -22,9 +22,10 @@ use crate::upstream::{TrustAnchors, TrustError};
 /// (No `Debug`: it holds the gateway token.)
 #[derive(Clone)]
 pub struct DataPlaneConfig {
-    /// URL of the control plane's gRPC API.
-    pub control_plane: String,
-    /// CA certificate (PEM) the control plane's certificate is checked against [default: the
+    /// URLs of the control planes' gRPC API, at least one. The first is tried first; when a
+    /// stream breaks or cannot be opened, the next one (round robin). They must share one store.
+    pub control_planes: Vec<String>,
+    /// CA certificate (PEM) every control plane's certificate is checked against [default: the
     /// system roots].
     pub control_plane_ca: Option<PathBuf>,
     /// This data plane's gateway token; without one the control plane refuses it.
@@ -71,8 +72,19 @@ impl DataPlaneConfig {
         listen_https: Option<SocketAddr>,
         admin_listen: SocketAddr,
     ) -> Self {
+        Self::with_control_planes(vec![control_plane], listen, listen_https, admin_listen)
+    }
+
+    /// As [`DataPlaneConfig::with_listeners`], knowing several control planes (see
+    /// [`DataPlaneConfig::control_planes`]).
+    pub fn with_control_planes(
+        control_planes: Vec<String>,
+        listen: Option<SocketAddr>,
+        listen_https: Option<SocketAddr>,
+        admin_listen: SocketAddr,
+    ) -> Self {
         Self {
-            control_plane,
+            control_planes,
             control_plane_ca: None,
             token: None,
             control_plane_connect_timeout: Duration::from_secs(10),
@@ -131,6 +143,9 @@ pub enum StartError {
     /// A control plane setting that no retry can fix (URL, CA file, token format).
     #[error(transparent)]
     ControlPlane(#[from] ClientError),
+    /// The list of control planes is empty.
+    #[error("no control plane: give --control-plane URL[,URL...]")]
+    NoControlPlane,
     /// The last-known-good cache folder or key cannot be used.
     #[error(transparent)]
     Cache(#[from] CacheError),
@@ -158,6 +173,9 @@ impl DataPlane {
         if config.listen.is_none() && config.listen_https.is_none() {
             // Said before anything is bound.
             return Err(StartError::NoListener);
+        }
+        if config.control_planes.is_empty() {
+            return Err(StartError::NoControlPlane);
         }
         let mut trust = TrustAnchors::system();
         if let Some(path) = &config.backend_ca_file {
@@ -197,7 +215,7 @@ impl DataPlane {
                 .chain(https_addr.map(|addr| format!("https://{addr}")))
                 .collect(),
             connect_timeout: config.control_plane_connect_timeout,
-            ..ConfigClientSettings::new(config.control_plane, name, trust)
+            ..ConfigClientSettings::new(config.control_planes, name, trust)
         };
         settings.check()?;
         let routing = Arc::new(Routing::default());

@@ -6,6 +6,7 @@
 #![warn(missing_docs)]
 
 pub mod backend;
+pub mod etcd;
 pub mod fleet;
 pub mod http_client;
 pub mod pki;

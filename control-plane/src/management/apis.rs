@@ -79,7 +79,7 @@ impl ManagementService {
                         } else {
                             current.service_url.clone()
                         },
-                        binding,
+                        binding: binding.clone(),
                         tls: next,
                         hostnames: if fields.hostnames { patch.hostnames.clone() } else { current.hostnames.clone() },
                         subscription: SubscriptionSettings {

@@ -104,7 +104,12 @@ impl From<StoreError> for Status {
             | StoreError::CertificateOverPlainHttp(_)
             | StoreError::NoTrustedRoots
             | StoreError::Unmask(_) => Status::invalid_argument(error.to_string()),
-            StoreError::Storage(_) | StoreError::Corrupt { .. } | StoreError::Watermark(_) => {
+            StoreError::Unavailable { .. } => Status::unavailable(error.to_string()),
+            StoreError::Moved { .. } => Status::aborted(error.to_string()),
+            StoreError::Storage(_)
+            | StoreError::Corrupt { .. }
+            | StoreError::Watermark(_)
+            | StoreError::WrongMasterKey => {
                 tracing::error!(error = %error, cause = ?std::error::Error::source(&error), "store failure");
                 Status::internal(error.to_string())
             }

@@ -2,8 +2,6 @@
 //! refresh, which applies a new certificate through the upload's rules or keeps the last good
 //! one and records why.
 
-use std::sync::Arc;
-
 use crate::certificate::ClientCertificate;
 use crate::certificate::parse_crl;
 use crate::model::{CertificateSource, LastRefresh, Revision, SourceFiles, StoredCaCertificate, StoredCertificate};
@@ -11,7 +9,7 @@ use gatehouse_shared::CertificateInfo;
 
 use super::certificates::check_rotation;
 use super::rules::check_not_expired;
-use super::{ResourceKind, Store, StoreError, WriteOptions, records};
+use super::{Change, Plan, ResourceKind, Store, StoreError, WriteOptions};
 
 /// What a refresh did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,46 +49,44 @@ impl Store {
         content_hash: Vec<u8>,
         read: Result<ClientCertificate, String>,
     ) -> Result<RefreshOutcome, StoreError> {
-        let _guard = self.writer.lock().await;
-        let state = self.state();
-        if !state.certificates.contains_key(id) {
-            return Err(StoreError::NotFound { kind: ResourceKind::Certificate, id: id.to_string() });
-        }
-        let Some(source) = state.certificate_sources.get(id) else {
-            return Err(StoreError::NotLinked { kind: ResourceKind::Certificate, id: id.to_string() });
-        };
-        if &source.files != files {
-            return Ok(RefreshOutcome::Unchanged);
-        }
-        let mut source = CertificateSource { content_hash, ..source.clone() };
-        let checked = read.and_then(|certificate| {
-            // A refresh never moves to an expired certificate, used or not: it would only be worse.
-            check_not_expired(id, &certificate.info).map_err(|e| e.to_string())?;
-            check_rotation(&state, id, &certificate, false).map_err(|e| e.to_string())?;
-            Ok(certificate)
-        });
-        match checked {
-            Ok(certificate) if state.certificates[id].certificate.info.thumbprint == certificate.info.thumbprint => {
-                source.last_refresh = Some(LastRefresh { at: now(), ok: true, message: String::new() });
-                self.put_source(id, source, false).await?;
-                Ok(RefreshOutcome::Unchanged)
+        self.write(|state| {
+            if !state.certificates.contains_key(id) {
+                return Err(StoreError::NotFound { kind: ResourceKind::Certificate, id: id.to_string() });
             }
-            Ok(certificate) => {
-                source.last_refresh = Some(LastRefresh { at: now(), ok: true, message: String::new() });
-                let stored = StoredCertificate { id: id.to_string(), certificate, revision: state.revision + 1 };
-                let change = super::Change {
-                    put_certificates: vec![stored],
-                    put_sources: vec![(id.to_string(), source)],
-                    ..super::Change::default()
-                };
-                Ok(RefreshOutcome::Rotated(self.commit(&state, change).await?))
+            let Some(source) = state.certificate_sources.get(id) else {
+                return Err(StoreError::NotLinked { kind: ResourceKind::Certificate, id: id.to_string() });
+            };
+            if &source.files != files {
+                return Ok(Plan::Done(RefreshOutcome::Unchanged));
             }
-            Err(message) => {
-                source.last_refresh = Some(LastRefresh { at: now(), ok: false, message: message.clone() });
-                self.put_source(id, source, false).await?;
-                Ok(RefreshOutcome::Refused(message))
-            }
-        }
+            let mut source = CertificateSource { content_hash: content_hash.clone(), ..source.clone() };
+            let checked = read.clone().and_then(|certificate| {
+                // A refresh never moves to an expired certificate, used or not: it would only be worse.
+                check_not_expired(id, &certificate.info).map_err(|e| e.to_string())?;
+                check_rotation(state, id, &certificate, false).map_err(|e| e.to_string())?;
+                Ok(certificate)
+            });
+            let sources = |source| Change { put_sources: vec![(id.to_string(), source)], ..Change::default() };
+            Ok(match checked {
+                Ok(certificate)
+                    if state.certificates[id].certificate.info.thumbprint == certificate.info.thumbprint =>
+                {
+                    source.last_refresh = Some(LastRefresh { at: now(), ok: true, message: String::new() });
+                    Plan::Record(sources(source), RefreshOutcome::Unchanged)
+                }
+                Ok(certificate) => {
+                    source.last_refresh = Some(LastRefresh { at: now(), ok: true, message: String::new() });
+                    let stored = StoredCertificate { id: id.to_string(), certificate, revision: state.revision + 1 };
+                    let change = Change { put_certificates: vec![stored], ..sources(source) };
+                    Plan::Commit(change, RefreshOutcome::Rotated(state.revision + 1))
+                }
+                Err(message) => {
+                    source.last_refresh = Some(LastRefresh { at: now(), ok: false, message: message.clone() });
+                    Plan::Record(sources(source), RefreshOutcome::Refused(message))
+                }
+            })
+        })
+        .await
     }
 
     /// Stores the CA certificate read from `source` under `id` (keeping its CRL if the stored
@@ -123,71 +119,49 @@ impl Store {
         content_hash: Vec<u8>,
         read: Result<(Vec<u8>, CertificateInfo), String>,
     ) -> Result<RefreshOutcome, StoreError> {
-        let _guard = self.writer.lock().await;
-        let state = self.state();
-        let Some(stored) = state.ca_certificates.get(id) else {
-            return Err(StoreError::NotFound { kind: ResourceKind::CaCertificate, id: id.to_string() });
-        };
-        let Some(source) = state.ca_sources.get(id) else {
-            return Err(StoreError::NotLinked { kind: ResourceKind::CaCertificate, id: id.to_string() });
-        };
-        if &source.files != files {
-            return Ok(RefreshOutcome::Unchanged);
-        }
-        let mut source = CertificateSource { content_hash, ..source.clone() };
-        let checked = read.and_then(|(der, info)| {
-            if info.is_expired() {
-                return Err(format!("CA certificate refused: it expired on {}", super::rules::format_date(info.not_after)));
-            }
-            let crl = match &stored.crl {
-                None => None,
-                Some(crl) => Some(parse_crl(&crl.der, &der).map_err(|_| {
-                    "CA certificate refused: the CRL stored with this CA was not issued by the new certificate; upload the new CA's CRL with the certificate (gatehousectl ca upload ID --file F --crl C)".to_string()
-                })?),
+        self.write(|state| {
+            let Some(stored) = state.ca_certificates.get(id) else {
+                return Err(StoreError::NotFound { kind: ResourceKind::CaCertificate, id: id.to_string() });
             };
-            Ok((der, info, crl))
-        });
-        let ok = LastRefresh { at: now(), ok: true, message: String::new() };
-        match checked {
-            Ok((der, ..)) if der == stored.der => {
-                source.last_refresh = Some(ok);
-                self.put_source(id, source, true).await?;
-                Ok(RefreshOutcome::Unchanged)
+            let Some(source) = state.ca_sources.get(id) else {
+                return Err(StoreError::NotLinked { kind: ResourceKind::CaCertificate, id: id.to_string() });
+            };
+            if &source.files != files {
+                return Ok(Plan::Done(RefreshOutcome::Unchanged));
             }
-            Ok((der, info, crl)) => {
-                source.last_refresh = Some(ok);
-                let stored = StoredCaCertificate { id: id.to_string(), der, info, crl, revision: state.revision + 1 };
-                let change = super::Change {
-                    put_cas: vec![stored],
-                    put_ca_sources: vec![(id.to_string(), source)],
-                    ..super::Change::default()
+            let mut source = CertificateSource { content_hash: content_hash.clone(), ..source.clone() };
+            let checked = read.clone().and_then(|(der, info)| {
+                if info.is_expired() {
+                    return Err(format!("CA certificate refused: it expired on {}", super::rules::format_date(info.not_after)));
+                }
+                let crl = match &stored.crl {
+                    None => None,
+                    Some(crl) => Some(parse_crl(&crl.der, &der).map_err(|_| {
+                        "CA certificate refused: the CRL stored with this CA was not issued by the new certificate; upload the new CA's CRL with the certificate (gatehousectl ca upload ID --file F --crl C)".to_string()
+                    })?),
                 };
-                Ok(RefreshOutcome::Rotated(self.commit(&state, change).await?))
-            }
-            Err(message) => {
-                source.last_refresh = Some(LastRefresh { at: now(), ok: false, message: message.clone() });
-                self.put_source(id, source, true).await?;
-                Ok(RefreshOutcome::Refused(message))
-            }
-        }
-    }
-
-    /// Records a source's last read without a new revision: data planes do not see sources.
-    /// The caller holds the writer lock.
-    async fn put_source(&self, id: &str, source: CertificateSource, ca: bool) -> Result<(), StoreError> {
-        let (key, value) = match ca {
-            true => records::ca_source_entry(id, &source, &self.key),
-            false => records::source_entry(id, &source, &self.key),
-        };
-        self.db.insert(key, value)?;
-        self.db.flush_async().await?;
-        let mut next = (*self.state()).clone();
-        match ca {
-            true => next.ca_sources.insert(id.to_string(), source),
-            false => next.certificate_sources.insert(id.to_string(), source),
-        };
-        self.state.store(Arc::new(next));
-        Ok(())
+                Ok((der, info, crl))
+            });
+            let ok = LastRefresh { at: now(), ok: true, message: String::new() };
+            let sources = |source| Change { put_ca_sources: vec![(id.to_string(), source)], ..Change::default() };
+            Ok(match checked {
+                Ok((der, ..)) if der == stored.der => {
+                    source.last_refresh = Some(ok);
+                    Plan::Record(sources(source), RefreshOutcome::Unchanged)
+                }
+                Ok((der, info, crl)) => {
+                    source.last_refresh = Some(ok);
+                    let stored = StoredCaCertificate { id: id.to_string(), der, info, crl, revision: state.revision + 1 };
+                    let change = Change { put_cas: vec![stored], ..sources(source) };
+                    Plan::Commit(change, RefreshOutcome::Rotated(state.revision + 1))
+                }
+                Err(message) => {
+                    source.last_refresh = Some(LastRefresh { at: now(), ok: false, message: message.clone() });
+                    Plan::Record(sources(source), RefreshOutcome::Refused(message))
+                }
+            })
+        })
+        .await
     }
 }
 

@@ -4,7 +4,7 @@
 use crate::certificate::{ClientCertificate, Crl};
 
 use super::rules::{check_etag, check_not_expired, existing, hostnames_broken_by, validate_id};
-use super::{Change, ResourceKind, Store, StoreError, WriteOptions};
+use super::{Change, Plan, ResourceKind, Store, StoreError, WriteOptions};
 use crate::model::{Binding, CertificateSource, Revision, State, StoredCaCertificate, StoredCertificate};
 use gatehouse_shared::CertificateInfo;
 
@@ -32,37 +32,47 @@ impl Store {
         options: &WriteOptions,
     ) -> Result<StoredCertificate, StoreError> {
         validate_id(ResourceKind::Certificate, id)?;
-        let _guard = self.writer.lock().await;
-        let state = self.state();
-        check_etag(ResourceKind::Certificate, id, state.certificates.get(id).map(|c| c.revision), &options.if_match)?;
-        check_rotation(&state, id, &certificate, options.allow_expired)?;
-        let stored = StoredCertificate { id: id.to_string(), certificate, revision: state.revision + 1 };
-        let mut change = Change { put_certificates: vec![stored.clone()], ..Change::default() };
-        match source {
-            Some(source) => change.put_sources.push((id.to_string(), source)),
-            None if state.certificate_sources.contains_key(id) => change.remove_sources.push(id.to_string()),
-            None => {}
-        }
-        self.commit(&state, change).await?;
-        Ok(stored)
+        self.write(|state| {
+            check_etag(
+                ResourceKind::Certificate,
+                id,
+                state.certificates.get(id).map(|c| c.revision),
+                &options.if_match,
+            )?;
+            check_rotation(state, id, &certificate, options.allow_expired)?;
+            let stored = StoredCertificate {
+                id: id.to_string(),
+                certificate: certificate.clone(),
+                revision: state.revision + 1,
+            };
+            let mut change = Change { put_certificates: vec![stored.clone()], ..Change::default() };
+            match &source {
+                Some(source) => change.put_sources.push((id.to_string(), source.clone())),
+                None if state.certificate_sources.contains_key(id) => change.remove_sources.push(id.to_string()),
+                None => {}
+            }
+            Ok(Plan::Commit(change, stored))
+        })
+        .await
     }
 
     /// Deletes a certificate no API would be left without and no hostname is served with;
     /// returns the new revision.
     pub async fn delete_certificate(&self, id: &str, options: &WriteOptions) -> Result<Revision, StoreError> {
-        let _guard = self.writer.lock().await;
-        let state = self.state();
-        existing(ResourceKind::Certificate, id, &state.certificates, |c| c.revision, &options.if_match)?;
-        let apis = state.orphaned_without(id);
-        let hostnames = state.hostnames_using(id);
-        if !apis.is_empty() || !hostnames.is_empty() {
-            return Err(StoreError::CertificateInUse { id: id.to_string(), apis, hostnames });
-        }
-        let mut change = Change { remove_certificates: vec![id.to_string()], ..Change::default() };
-        if state.certificate_sources.contains_key(id) {
-            change.remove_sources.push(id.to_string());
-        }
-        self.commit(&state, change).await
+        self.write(|state| {
+            existing(ResourceKind::Certificate, id, &state.certificates, |c| c.revision, &options.if_match)?;
+            let apis = state.orphaned_without(id);
+            let hostnames = state.hostnames_using(id);
+            if !apis.is_empty() || !hostnames.is_empty() {
+                return Err(StoreError::CertificateInUse { id: id.to_string(), apis, hostnames });
+            }
+            let mut change = Change { remove_certificates: vec![id.to_string()], ..Change::default() };
+            if state.certificate_sources.contains_key(id) {
+                change.remove_sources.push(id.to_string());
+            }
+            Ok(Plan::Commit(change, state.revision + 1))
+        })
+        .await
     }
 
     /// Stores a CA certificate (already checked to be a CA) under `id`, with its CRL (already
@@ -91,42 +101,49 @@ impl Store {
         options: &WriteOptions,
     ) -> Result<StoredCaCertificate, StoreError> {
         validate_id(ResourceKind::CaCertificate, id)?;
-        let _guard = self.writer.lock().await;
-        let state = self.state();
-        check_etag(
-            ResourceKind::CaCertificate,
-            id,
-            state.ca_certificates.get(id).map(|c| c.revision),
-            &options.if_match,
-        )?;
-        let replaced = state.ca_certificates.get(id).is_some_and(|stored| stored.der != der);
-        let stored = StoredCaCertificate { id: id.to_string(), der, info, crl, revision: state.revision + 1 };
-        let mut change = Change { put_cas: vec![stored.clone()], ..Change::default() };
-        match source {
-            Some(source) => change.put_ca_sources.push((id.to_string(), source)),
-            None if replaced && state.ca_sources.contains_key(id) => change.remove_ca_sources.push(id.to_string()),
-            None => {}
-        }
-        self.commit(&state, change).await?;
-        Ok(stored)
+        self.write(|state| {
+            check_etag(
+                ResourceKind::CaCertificate,
+                id,
+                state.ca_certificates.get(id).map(|c| c.revision),
+                &options.if_match,
+            )?;
+            let replaced = state.ca_certificates.get(id).is_some_and(|stored| stored.der != der);
+            let stored = StoredCaCertificate {
+                id: id.to_string(),
+                der: der.clone(),
+                info: info.clone(),
+                crl: crl.clone(),
+                revision: state.revision + 1,
+            };
+            let mut change = Change { put_cas: vec![stored.clone()], ..Change::default() };
+            match &source {
+                Some(source) => change.put_ca_sources.push((id.to_string(), source.clone())),
+                None if replaced && state.ca_sources.contains_key(id) => change.remove_ca_sources.push(id.to_string()),
+                None => {}
+            }
+            Ok(Plan::Commit(change, stored))
+        })
+        .await
     }
 
     /// Deletes a CA certificate no API trusts for its backend and no hostname for client
     /// certificates; returns the new revision.
     pub async fn delete_ca_certificate(&self, id: &str, options: &WriteOptions) -> Result<Revision, StoreError> {
-        let _guard = self.writer.lock().await;
-        let state = self.state();
-        existing(ResourceKind::CaCertificate, id, &state.ca_certificates, |c| c.revision, &options.if_match)?;
-        let apis = state.ca_used_by(id);
-        let hostnames = state.ca_used_by_hostnames(id);
-        if !apis.is_empty() || !hostnames.is_empty() {
-            return Err(StoreError::CaInUse { id: id.to_string(), apis, hostnames });
-        }
-        let mut change = Change { remove_cas: vec![id.to_string()], ..Change::default() };
-        if state.ca_sources.contains_key(id) {
-            change.remove_ca_sources.push(id.to_string());
-        }
-        self.commit(&state, change).await
+        self.write(|state| {
+            existing(ResourceKind::CaCertificate, id, &state.ca_certificates, |c| c.revision, &options.if_match)?;
+            let apis = state.ca_used_by(id);
+            let hostnames = state.ca_used_by_hostnames(id);
+            if !apis.is_empty() || !hostnames.is_empty() {
+                return Err(StoreError::CaInUse { id: id.to_string(), apis, hostnames });
+            }
+            let mut change = Change { remove_cas: vec![id.to_string()], ..Change::default() };
+            if state.ca_sources.contains_key(id) {
+                change.remove_ca_sources.push(id.to_string());
+            }
+            Ok(Plan::Commit(change, state.revision + 1))
+        })
+        .await
     }
 }
 

@@ -5,6 +5,8 @@ use crate::certificate::ServerCertificateError;
 use crate::policy::UnmaskError;
 use gatehouse_shared::Thumbprint;
 
+use crate::model::Revision;
+
 /// The kinds of resource the store keeps, as messages name them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ResourceKind {
@@ -244,6 +246,29 @@ pub enum StoreError {
     /// sled failed.
     #[error("the configuration store failed")]
     Storage(#[from] sled::Error),
+    /// Another control plane committed first (revision `revision`), and planning the write
+    /// again kept losing the race.
+    #[error(
+        "the configuration kept changing under this write (now at revision {revision}): other control planes are writing at the same time; try again"
+    )]
+    Moved {
+        /// The revision the store holds now.
+        revision: Revision,
+    },
+    /// The store cannot be reached (etcd down or without a leader); nothing was written, or
+    /// (a timeout after sending) the outcome is unknown and shows in the next read.
+    #[error("the store ({store}) is unreachable: {reason}")]
+    Unavailable {
+        /// "etcd".
+        store: &'static str,
+        /// What the client said.
+        reason: String,
+    },
+    /// The master key does not open the store's key check.
+    #[error(
+        "the master key does not match the one this store was sealed with (its key check does not open): every control plane on one store needs the same --master-key-file"
+    )]
+    WrongMasterKey,
     /// The revision watermark cannot be read or written, or is ahead of the database.
     #[error(transparent)]
     Watermark(#[from] crate::watermark::WatermarkError),

@@ -2,7 +2,7 @@
 //! (`rules.rs`) before it is committed.
 
 use super::rules::{check_etag, check_hostname, existing, normalize_hostname};
-use super::{Change, HostnameDefinition, ResourceKind, Store, StoreError, WriteOptions};
+use super::{Change, HostnameDefinition, Plan, ResourceKind, Store, StoreError, WriteOptions};
 use crate::model::{Hostname, Revision};
 
 impl Store {
@@ -18,32 +18,39 @@ impl Store {
         options: &WriteOptions,
     ) -> Result<Hostname, StoreError> {
         let name = normalize_hostname(&definition.name)?;
-        let _guard = self.writer.lock().await;
-        let state = self.state();
-        check_etag(ResourceKind::Hostname, &name, state.hostnames.get(&name).map(|h| h.revision), &options.if_match)?;
-        let hostname = Hostname {
-            name,
-            certificate_id: definition.certificate_id,
-            default: definition.default,
-            negotiate_client_certificate: definition.negotiate_client_certificate,
-            client_ca_ids: definition.client_ca_ids,
-            revision: state.revision + 1,
-        };
-        check_hostname(&state, &hostname, options.allow_expired)?;
-        self.commit(&state, Change { put_hostnames: vec![hostname.clone()], ..Change::default() }).await?;
-        Ok(hostname)
+        self.write(|state| {
+            check_etag(
+                ResourceKind::Hostname,
+                &name,
+                state.hostnames.get(&name).map(|h| h.revision),
+                &options.if_match,
+            )?;
+            let hostname = Hostname {
+                name: name.clone(),
+                certificate_id: definition.certificate_id.clone(),
+                default: definition.default,
+                negotiate_client_certificate: definition.negotiate_client_certificate,
+                client_ca_ids: definition.client_ca_ids.clone(),
+                revision: state.revision + 1,
+            };
+            check_hostname(state, &hostname, options.allow_expired)?;
+            Ok(Plan::Commit(Change { put_hostnames: vec![hostname.clone()], ..Change::default() }, hostname))
+        })
+        .await
     }
 
     /// Deletes a hostname no API lists; returns the new revision.
     pub async fn delete_hostname(&self, name: &str, options: &WriteOptions) -> Result<Revision, StoreError> {
         let name = name.to_ascii_lowercase();
-        let _guard = self.writer.lock().await;
-        let state = self.state();
-        existing(ResourceKind::Hostname, &name, &state.hostnames, |h| h.revision, &options.if_match)?;
-        let apis = state.apis_on_hostname(&name);
-        if !apis.is_empty() {
-            return Err(StoreError::HostnameInUse { name, apis });
-        }
-        self.commit(&state, Change { remove_hostnames: vec![name], ..Change::default() }).await
+        self.write(|state| {
+            existing(ResourceKind::Hostname, &name, &state.hostnames, |h| h.revision, &options.if_match)?;
+            let apis = state.apis_on_hostname(&name);
+            if !apis.is_empty() {
+                return Err(StoreError::HostnameInUse { name: name.clone(), apis });
+            }
+            let change = Change { remove_hostnames: vec![name.clone()], ..Change::default() };
+            Ok(Plan::Commit(change, state.revision + 1))
+        })
+        .await
     }
 }

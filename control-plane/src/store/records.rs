@@ -48,67 +48,92 @@ pub(super) fn random_id() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Reads the whole configuration.
+/// Reads the whole configuration from sled.
 pub(super) fn load(db: &sled::Db, seal: &SealingKey) -> Result<State, StoreError> {
-    let corrupt = |key: &[u8], source: Box<dyn std::error::Error + Send + Sync>| StoreError::Corrupt {
+    let mut state = State::default();
+    for item in db.iter() {
+        let (key, value) = item?;
+        apply(&mut state, &key, Some(&value), seal)?;
+    }
+    Ok(state)
+}
+
+/// Applies one stored entry to `state`: `value` is the record, or `None` when the key was
+/// removed. Keys this module does not own (tokens, metadata) are left alone; the revision key
+/// sets the state's revision. Used for a full load (every entry once) and for the changes
+/// another control plane committed (etcd).
+pub(super) fn apply(state: &mut State, key: &[u8], value: Option<&[u8]>, seal: &SealingKey) -> Result<(), StoreError> {
+    let corrupt = |source: Box<dyn std::error::Error + Send + Sync>| StoreError::Corrupt {
         key: String::from_utf8_lossy(key).into_owned(),
         source,
     };
-    let mut state = State::default();
-    if let Some(bytes) = db.get(REVISION_KEY)? {
-        let raw: [u8; 8] = bytes
-            .as_ref()
-            .try_into()
-            .map_err(|_| corrupt(REVISION_KEY.as_bytes(), "revision is not 8 bytes".into()))?;
-        state.revision = u64::from_be_bytes(raw);
+    let Ok(text) = std::str::from_utf8(key) else {
+        return Ok(());
+    };
+    if text == REVISION_KEY {
+        if let Some(bytes) = value {
+            let raw: [u8; 8] = bytes.try_into().map_err(|_| corrupt("revision is not 8 bytes".into()))?;
+            state.revision = u64::from_be_bytes(raw);
+        }
+        return Ok(());
     }
-    for item in db.scan_prefix(CERT_PREFIX) {
-        let (key, value) = item?;
-        let record: CertificateRecord = prost::Message::decode(value.as_ref()).map_err(|e| corrupt(&key, e.into()))?;
+    if let Some(id) = text.strip_prefix(CERT_PREFIX) {
+        let Some(value) = value else {
+            state.certificates.remove(id);
+            return Ok(());
+        };
+        let record: CertificateRecord = prost::Message::decode(value).map_err(|e| corrupt(e.into()))?;
         // A key that does not open means the wrong master key (or tampering): say so, load nothing.
-        let private_key = seal.open(KEY_CONTEXT, &record.sealed_private_key).map_err(|e| corrupt(&key, e.into()))?;
-        let certificate =
-            ClientCertificate::from_parts(record.chain, private_key).map_err(|e| corrupt(&key, e.into()))?;
+        let private_key = seal.open(KEY_CONTEXT, &record.sealed_private_key).map_err(|e| corrupt(e.into()))?;
+        let certificate = ClientCertificate::from_parts(record.chain, private_key).map_err(|e| corrupt(e.into()))?;
         state
             .certificates
             .insert(record.id.clone(), StoredCertificate { id: record.id, certificate, revision: record.revision });
-    }
-    for item in db.scan_prefix(SOURCE_PREFIX) {
-        let (key, value) = item?;
-        let record: SourceRecord = prost::Message::decode(value.as_ref()).map_err(|e| corrupt(&key, e.into()))?;
-        let (id, source) = record.into_source(seal).map_err(|e| corrupt(&key, e.into()))?;
+    } else if let Some(id) = text.strip_prefix(SOURCE_PREFIX) {
+        let Some(value) = value else {
+            state.certificate_sources.remove(id);
+            return Ok(());
+        };
+        let record: SourceRecord = prost::Message::decode(value).map_err(|e| corrupt(e.into()))?;
+        let (id, source) = record.into_source(seal).map_err(|e| corrupt(e.into()))?;
         state.certificate_sources.insert(id, source);
-    }
-    for item in db.scan_prefix(CA_SOURCE_PREFIX) {
-        let (key, value) = item?;
-        let record: SourceRecord = prost::Message::decode(value.as_ref()).map_err(|e| corrupt(&key, e.into()))?;
-        let (id, source) = record.into_source(seal).map_err(|e| corrupt(&key, e.into()))?;
+    } else if let Some(id) = text.strip_prefix(CA_SOURCE_PREFIX) {
+        let Some(value) = value else {
+            state.ca_sources.remove(id);
+            return Ok(());
+        };
+        let record: SourceRecord = prost::Message::decode(value).map_err(|e| corrupt(e.into()))?;
+        let (id, source) = record.into_source(seal).map_err(|e| corrupt(e.into()))?;
         state.ca_sources.insert(id, source);
-    }
-    for item in db.scan_prefix(CA_PREFIX) {
-        let (key, value) = item?;
-        let record: CaRecord = prost::Message::decode(value.as_ref()).map_err(|e| corrupt(&key, e.into()))?;
-        let info = gatehouse_shared::certificate::describe_der(&record.der).map_err(|e| corrupt(&key, e.into()))?;
+    } else if let Some(id) = text.strip_prefix(CA_PREFIX) {
+        let Some(value) = value else {
+            state.ca_certificates.remove(id);
+            return Ok(());
+        };
+        let record: CaRecord = prost::Message::decode(value).map_err(|e| corrupt(e.into()))?;
+        let info = gatehouse_shared::certificate::describe_der(&record.der).map_err(|e| corrupt(e.into()))?;
         let crl = match record.crl.is_empty() {
             true => None,
-            false => {
-                Some(crate::certificate::parse_crl(&record.crl, &record.der).map_err(|e| corrupt(&key, e.into()))?)
-            }
+            false => Some(crate::certificate::parse_crl(&record.crl, &record.der).map_err(|e| corrupt(e.into()))?),
         };
         state.ca_certificates.insert(
             record.id.clone(),
             StoredCaCertificate { id: record.id, der: record.der, info, crl, revision: record.revision },
         );
-    }
-    for item in db.scan_prefix(API_PREFIX) {
-        let (key, value) = item?;
-        let record: ApiRecord = prost::Message::decode(value.as_ref()).map_err(|e| corrupt(&key, e.into()))?;
-        let api = record.into_api(seal).map_err(|e| corrupt(&key, e.into()))?;
+    } else if let Some(id) = text.strip_prefix(API_PREFIX) {
+        let Some(value) = value else {
+            state.apis.remove(id);
+            return Ok(());
+        };
+        let record: ApiRecord = prost::Message::decode(value).map_err(|e| corrupt(e.into()))?;
+        let api = record.into_api(seal).map_err(|e| corrupt(e.into()))?;
         state.apis.insert(api.id.clone(), api);
-    }
-    for item in db.scan_prefix(HOSTNAME_PREFIX) {
-        let (key, value) = item?;
-        let record: HostnameRecord = prost::Message::decode(value.as_ref()).map_err(|e| corrupt(&key, e.into()))?;
+    } else if let Some(name) = text.strip_prefix(HOSTNAME_PREFIX) {
+        let Some(value) = value else {
+            state.hostnames.remove(name);
+            return Ok(());
+        };
+        let record: HostnameRecord = prost::Message::decode(value).map_err(|e| corrupt(e.into()))?;
         let hostname = Hostname {
             name: record.name,
             certificate_id: record.certificate_id,
@@ -118,12 +143,14 @@ pub(super) fn load(db: &sled::Db, seal: &SealingKey) -> Result<State, StoreError
             revision: record.revision,
         };
         state.hostnames.insert(hostname.name.clone(), hostname);
-    }
-    for item in db.scan_prefix(SUBSCRIPTION_PREFIX) {
-        let (key, value) = item?;
-        let record: SubscriptionRecord = prost::Message::decode(value.as_ref()).map_err(|e| corrupt(&key, e.into()))?;
-        let subscription = record.into_subscription().map_err(|e| corrupt(&key, e.into()))?;
+    } else if let Some(name) = text.strip_prefix(SUBSCRIPTION_PREFIX) {
+        let Some(value) = value else {
+            state.subscriptions.remove(name);
+            return Ok(());
+        };
+        let record: SubscriptionRecord = prost::Message::decode(value).map_err(|e| corrupt(e.into()))?;
+        let subscription = record.into_subscription().map_err(|e| corrupt(e.into()))?;
         state.subscriptions.insert(subscription.name.clone(), subscription);
     }
-    Ok(state)
+    Ok(())
 }

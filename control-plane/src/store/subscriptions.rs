@@ -5,7 +5,7 @@
 use gatehouse_shared::api::quote;
 
 use super::rules::{existing, validate_id};
-use super::{Change, ResourceKind, Store, StoreError, WriteOptions};
+use super::{Change, Plan, ResourceKind, Store, StoreError, WriteOptions};
 use crate::model::{KeySlot, NewKey, Revision, Scope, State, Subscription, SubscriptionSettings, SubscriptionState};
 
 /// A subscription as the operator defines it with CreateSubscription.
@@ -43,25 +43,27 @@ impl Store {
         definition: SubscriptionDefinition,
     ) -> Result<CreatedSubscription, StoreError> {
         validate_id(ResourceKind::Subscription, &definition.name)?;
-        let _guard = self.writer.lock().await;
-        let state = self.state();
-        if state.subscriptions.contains_key(&definition.name) {
-            return Err(StoreError::Exists { kind: ResourceKind::Subscription, id: definition.name });
-        }
-        check_scope(&state, &definition.scope)?;
-        let (primary, secondary) = (NewKey::generate(), NewKey::generate());
-        let subscription = Subscription {
-            name: definition.name,
-            display_name: definition.display_name,
-            scope: definition.scope,
-            state: SubscriptionState::Active,
-            created: gatehouse_shared::unix_now(),
-            primary_key_sha256: primary.sha256,
-            secondary_key_sha256: secondary.sha256,
-            revision: state.revision + 1,
-        };
-        self.commit(&state, Change { put_subscriptions: vec![subscription.clone()], ..Change::default() }).await?;
-        Ok(CreatedSubscription { subscription, primary_key: primary.key, secondary_key: secondary.key })
+        self.write(|state| {
+            if state.subscriptions.contains_key(&definition.name) {
+                return Err(StoreError::Exists { kind: ResourceKind::Subscription, id: definition.name.clone() });
+            }
+            check_scope(state, &definition.scope)?;
+            let (primary, secondary) = (NewKey::generate(), NewKey::generate());
+            let subscription = Subscription {
+                name: definition.name.clone(),
+                display_name: definition.display_name.clone(),
+                scope: definition.scope.clone(),
+                state: SubscriptionState::Active,
+                created: gatehouse_shared::unix_now(),
+                primary_key_sha256: primary.sha256,
+                secondary_key_sha256: secondary.sha256,
+                revision: state.revision + 1,
+            };
+            let change = Change { put_subscriptions: vec![subscription.clone()], ..Change::default() };
+            let created = CreatedSubscription { subscription, primary_key: primary.key, secondary_key: secondary.key };
+            Ok(Plan::Commit(change, created))
+        })
+        .await
     }
 
     /// Suspends or resumes a subscription. One already in that state is returned as it is,
@@ -72,16 +74,19 @@ impl Store {
         wanted: SubscriptionState,
         options: &WriteOptions,
     ) -> Result<Subscription, StoreError> {
-        let _guard = self.writer.lock().await;
-        let state = self.state();
-        let current =
-            existing(ResourceKind::Subscription, name, &state.subscriptions, |s| s.revision, &options.if_match)?;
-        if current.state == wanted {
-            return Ok(current.clone());
-        }
-        let subscription = Subscription { state: wanted, revision: state.revision + 1, ..current.clone() };
-        self.commit(&state, Change { put_subscriptions: vec![subscription.clone()], ..Change::default() }).await?;
-        Ok(subscription)
+        self.write(|state| {
+            let current =
+                existing(ResourceKind::Subscription, name, &state.subscriptions, |s| s.revision, &options.if_match)?;
+            if current.state == wanted {
+                return Ok(Plan::Done(current.clone()));
+            }
+            let subscription = Subscription { state: wanted, revision: state.revision + 1, ..current.clone() };
+            Ok(Plan::Commit(
+                Change { put_subscriptions: vec![subscription.clone()], ..Change::default() },
+                subscription,
+            ))
+        })
+        .await
     }
 
     /// Replaces one of a subscription's keys with a new random one, returned with it: the old
@@ -92,26 +97,29 @@ impl Store {
         slot: KeySlot,
         options: &WriteOptions,
     ) -> Result<(Subscription, String), StoreError> {
-        let _guard = self.writer.lock().await;
-        let state = self.state();
-        let current =
-            existing(ResourceKind::Subscription, name, &state.subscriptions, |s| s.revision, &options.if_match)?;
-        let key = NewKey::generate();
-        let mut subscription = Subscription { revision: state.revision + 1, ..current.clone() };
-        match slot {
-            KeySlot::Primary => subscription.primary_key_sha256 = key.sha256,
-            KeySlot::Secondary => subscription.secondary_key_sha256 = key.sha256,
-        }
-        self.commit(&state, Change { put_subscriptions: vec![subscription.clone()], ..Change::default() }).await?;
-        Ok((subscription, key.key))
+        self.write(|state| {
+            let current =
+                existing(ResourceKind::Subscription, name, &state.subscriptions, |s| s.revision, &options.if_match)?;
+            let key = NewKey::generate();
+            let mut subscription = Subscription { revision: state.revision + 1, ..current.clone() };
+            match slot {
+                KeySlot::Primary => subscription.primary_key_sha256 = key.sha256,
+                KeySlot::Secondary => subscription.secondary_key_sha256 = key.sha256,
+            }
+            let change = Change { put_subscriptions: vec![subscription.clone()], ..Change::default() };
+            Ok(Plan::Commit(change, (subscription, key.key)))
+        })
+        .await
     }
 
     /// Deletes a subscription; its keys stop working. Returns the new revision.
     pub async fn delete_subscription(&self, name: &str, options: &WriteOptions) -> Result<Revision, StoreError> {
-        let _guard = self.writer.lock().await;
-        let state = self.state();
-        existing(ResourceKind::Subscription, name, &state.subscriptions, |s| s.revision, &options.if_match)?;
-        self.commit(&state, Change { remove_subscriptions: vec![name.to_string()], ..Change::default() }).await
+        self.write(|state| {
+            existing(ResourceKind::Subscription, name, &state.subscriptions, |s| s.revision, &options.if_match)?;
+            let change = Change { remove_subscriptions: vec![name.to_string()], ..Change::default() };
+            Ok(Plan::Commit(change, state.revision + 1))
+        })
+        .await
     }
 }
 
