@@ -343,6 +343,7 @@ impl Store {
 
     /// Installs a whole state read at backend position `position` (after the watch lost its
     /// place): data planes get only what differs from what they have.
+    #[cfg(feature = "etcd")]
     pub(super) fn install_all(&self, position: i64, next: State) {
         let mut installed = self.installed.lock().expect("install lock");
         if position <= *installed {

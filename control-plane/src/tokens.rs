@@ -185,8 +185,9 @@ fn hash(secret: &str) -> TokenId {
 impl Tokens {
     /// Loads the tokens stored in `db`.
     pub fn open(db: &sled::Db) -> Result<Self, TokenError> {
-        let tokens = Self::with_storage(Storage::Sled(db.open_tree("tokens")?));
-        tokens.reload_sled()?;
+        let tree = db.open_tree("tokens")?;
+        let tokens = Self::with_storage(Storage::Sled(tree.clone()));
+        tokens.reload_sled(&tree)?;
         Ok(tokens)
     }
 
@@ -202,14 +203,13 @@ impl Tokens {
     /// Reads every token again from where they are kept.
     async fn reload(&self) -> Result<(), TokenError> {
         match &self.storage {
-            Storage::Sled(_) => self.reload_sled(),
+            Storage::Sled(tree) => self.reload_sled(tree),
             #[cfg(feature = "etcd")]
             Storage::Etcd(etcd) => self.reload_etcd(etcd).await,
         }
     }
 
-    fn reload_sled(&self) -> Result<(), TokenError> {
-        let Storage::Sled(tree) = &self.storage else { return Ok(()) };
+    fn reload_sled(&self, tree: &sled::Tree) -> Result<(), TokenError> {
         let values = tree.iter().values().collect::<Result<Vec<_>, _>>()?;
         self.load(values.iter().map(|v| v.as_ref()));
         Ok(())
