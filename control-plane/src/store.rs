@@ -138,8 +138,8 @@ pub struct Store {
 /// How many recent revisions are kept for incremental sync (unchanged entries are shared).
 const HISTORY: usize = 32;
 
-/// How many times a write is planned again after other control planes committed first.
-const MAX_ATTEMPTS: usize = 8;
+/// How long a write keeps planning again while other control planes commit first.
+const RACE_FOR: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl Store {
     /// Opens the configuration in sled's `db` (`key` seals private keys and secrets);
@@ -231,7 +231,8 @@ impl Store {
         mut plan: impl FnMut(&State) -> Result<Plan<T>, StoreError>,
     ) -> Result<T, StoreError> {
         let _guard = self.writer.lock().await;
-        let mut attempt = 1;
+        let deadline = tokio::time::Instant::now() + RACE_FOR;
+        let mut attempt: u32 = 1;
         loop {
             let state = self.state();
             let (change, answer, bump) = match plan(&state)? {
@@ -241,10 +242,18 @@ impl Store {
             };
             match self.commit(&state, change, bump).await {
                 Ok(()) => return Ok(answer),
-                Err(StoreError::Moved { revision }) if attempt < MAX_ATTEMPTS => {
+                Err(StoreError::Moved { revision }) if tokio::time::Instant::now() < deadline => {
                     attempt += 1;
                     tracing::debug!(revision, attempt, "another control plane committed first; planning again");
                     self.caught_up(revision).await?;
+                    // A control plane writing in a loop would otherwise win every race: it
+                    // plans on its own commit at once, the loser only after its watch.
+                    let nanos = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .unwrap_or_default()
+                        .subsec_nanos();
+                    let jitter = u64::from(nanos % 1000) * u64::from(attempt.min(20));
+                    tokio::time::sleep(std::time::Duration::from_micros(jitter)).await;
                 }
                 Err(error) => return Err(error),
             }

@@ -1,5 +1,5 @@
-//! The store's rules in process, on a temporary sled database: what each write refuses, and
-//! that a refused write changes nothing.
+//! The store's rules in process, on a temporary sled database and (with the etcd feature) on
+//! a real etcd: what each write refuses, and that a refused write changes nothing.
 
 use crate::certificate::{ClientCertificate, ServerCertificateError};
 use gatehouse_shared::sealed::SealingKey;
@@ -8,10 +8,25 @@ use rcgen::ExtendedKeyUsagePurpose::{ClientAuth, ServerAuth};
 use super::*;
 use crate::model::etag;
 
-fn store() -> Store {
+fn sled_store() -> Arc<Store> {
     let db = sled::Config::new().temporary(true).open().unwrap();
-    Store::open(db, SealingKey::from_bytes(&[9u8; 32]).unwrap(), None).unwrap()
+    Arc::new(Store::open(db, SealingKey::from_bytes(&[9u8; 32]).unwrap(), None).unwrap())
 }
+
+/// An empty store of each kind: sled, and with the etcd feature an etcd one (a prefix of its
+/// own on the test etcd).
+async fn stores() -> Vec<Arc<Store>> {
+    #[allow(unused_mut)]
+    let mut stores = vec![sled_store()];
+    #[cfg(feature = "etcd")]
+    stores.push(etcd_fixture::store().await);
+    stores
+}
+
+#[cfg(feature = "etcd")]
+pub(super) mod etcd_fixture;
+#[cfg(feature = "etcd")]
+mod shared;
 
 /// A self-signed client certificate with its PKCS#8 key.
 fn certificate(name: &str) -> ClientCertificate {
@@ -77,92 +92,102 @@ const ANY: WriteOptions = WriteOptions { if_match: String::new(), allow_expired:
 
 #[tokio::test]
 async fn a_stale_etag_is_refused_and_writes_nothing() {
-    let store = store();
-    let first = store.put_api(api("a", "/a", None), &ANY).await.unwrap();
-    store.put_api(api("a", "/a2", None), &ANY).await.unwrap();
-    let revision = store.state().revision;
-    let stale = WriteOptions { if_match: etag(first.revision), ..ANY };
-    let error = store.put_api(api("a", "/a3", None), &stale).await.unwrap_err();
-    assert!(matches!(error, StoreError::EtagMismatch { kind: ResourceKind::Api, .. }), "{error}");
-    assert_eq!(store.state().revision, revision);
-    assert_eq!(store.state().apis["a"].path, "/a2");
-    let missing = WriteOptions { if_match: "7".into(), ..ANY };
-    let error = store.put_api(api("new", "/new", None), &missing).await.unwrap_err();
-    assert!(matches!(error, StoreError::EtagOnMissing { .. }), "{error}");
+    for store in stores().await {
+        eprintln!("on {}", store.kind());
+        let first = store.put_api(api("a", "/a", None), &ANY).await.unwrap();
+        store.put_api(api("a", "/a2", None), &ANY).await.unwrap();
+        let revision = store.state().revision;
+        let stale = WriteOptions { if_match: etag(first.revision), ..ANY };
+        let error = store.put_api(api("a", "/a3", None), &stale).await.unwrap_err();
+        assert!(matches!(error, StoreError::EtagMismatch { kind: ResourceKind::Api, .. }), "{error}");
+        assert_eq!(store.state().revision, revision);
+        assert_eq!(store.state().apis["a"].path, "/a2");
+        let missing = WriteOptions { if_match: "7".into(), ..ANY };
+        let error = store.put_api(api("new", "/new", None), &missing).await.unwrap_err();
+        assert!(matches!(error, StoreError::EtagOnMissing { .. }), "{error}");
+    }
 }
 
 #[tokio::test]
 async fn deleting_a_certificate_in_use_names_every_api() {
-    let store = store();
-    let cert = certificate("c");
-    let thumbprint = cert.info.thumbprint.clone();
-    store.upload_certificate("c", cert, &ANY).await.unwrap();
-    store.put_api(api("by-id", "/x", by_id("c")), &ANY).await.unwrap();
-    store.put_api(api("pinned", "/y", Some(Binding::Thumbprint(thumbprint))), &ANY).await.unwrap();
-    let error = store.delete_certificate("c", &ANY).await.unwrap_err();
-    match error {
-        StoreError::CertificateInUse { apis, .. } => assert_eq!(apis, ["by-id", "pinned"]),
-        other => panic!("{other}"),
+    for store in stores().await {
+        eprintln!("on {}", store.kind());
+        let cert = certificate("c");
+        let thumbprint = cert.info.thumbprint.clone();
+        store.upload_certificate("c", cert, &ANY).await.unwrap();
+        store.put_api(api("by-id", "/x", by_id("c")), &ANY).await.unwrap();
+        store.put_api(api("pinned", "/y", Some(Binding::Thumbprint(thumbprint))), &ANY).await.unwrap();
+        let error = store.delete_certificate("c", &ANY).await.unwrap_err();
+        match error {
+            StoreError::CertificateInUse { apis, .. } => assert_eq!(apis, ["by-id", "pinned"]),
+            other => panic!("{other}"),
+        }
+        assert!(store.state().certificates.contains_key("c"));
     }
-    assert!(store.state().certificates.contains_key("c"));
 }
 
 #[tokio::test]
 async fn rotating_away_from_a_pinned_thumbprint_is_refused_and_rotation_by_id_follows() {
-    let store = store();
-    let old = certificate("old");
-    let pinned = old.info.thumbprint.clone();
-    store.upload_certificate("c", old, &ANY).await.unwrap();
-    store.put_api(api("follows", "/f", by_id("c")), &ANY).await.unwrap();
-    store.put_api(api("pins", "/p", Some(Binding::Thumbprint(pinned.clone()))), &ANY).await.unwrap();
+    for store in stores().await {
+        eprintln!("on {}", store.kind());
+        let old = certificate("old");
+        let pinned = old.info.thumbprint.clone();
+        store.upload_certificate("c", old, &ANY).await.unwrap();
+        store.put_api(api("follows", "/f", by_id("c")), &ANY).await.unwrap();
+        store.put_api(api("pins", "/p", Some(Binding::Thumbprint(pinned.clone()))), &ANY).await.unwrap();
 
-    let error = store.upload_certificate("c", certificate("new"), &ANY).await.unwrap_err();
-    match error {
-        StoreError::PinnedByThumbprint { apis, thumbprint, .. } => {
-            assert_eq!(apis, ["pins"]);
-            assert_eq!(thumbprint, pinned);
+        let error = store.upload_certificate("c", certificate("new"), &ANY).await.unwrap_err();
+        match error {
+            StoreError::PinnedByThumbprint { apis, thumbprint, .. } => {
+                assert_eq!(apis, ["pins"]);
+                assert_eq!(thumbprint, pinned);
+            }
+            other => panic!("{other}"),
         }
-        other => panic!("{other}"),
+        // Unpinned, the rotation goes through and the API bound by id presents the new certificate.
+        store.set_api_binding("pins", Binding::None, &ANY).await.unwrap();
+        let new = certificate("new");
+        let new_thumbprint = new.info.thumbprint.clone();
+        store.upload_certificate("c", new, &ANY).await.unwrap();
+        let published = store.latest();
+        let route = published.routes.get("follows").expect("a route");
+        assert_eq!(route.client_certificate_thumbprint, new_thumbprint.as_str());
     }
-    // Unpinned, the rotation goes through and the API bound by id presents the new certificate.
-    store.set_api_binding("pins", Binding::None, &ANY).await.unwrap();
-    let new = certificate("new");
-    let new_thumbprint = new.info.thumbprint.clone();
-    store.upload_certificate("c", new, &ANY).await.unwrap();
-    let published = store.latest();
-    let route = published.routes.get("follows").expect("a route");
-    assert_eq!(route.client_certificate_thumbprint, new_thumbprint.as_str());
 }
 
 #[tokio::test]
 async fn a_certificate_binding_needs_https_and_ids_stay_plain() {
-    let store = store();
-    store.upload_certificate("c", certificate("c"), &ANY).await.unwrap();
-    let plain = ApiDefinition { service_url: "http://backend:8080".into(), ..api("a", "/a", by_id("c")) };
-    let error = store.put_api(plain, &ANY).await.unwrap_err();
-    assert!(matches!(error, StoreError::CertificateOverPlainHttp(_)), "{error}");
-    for id in ["", ".", "..", "a/b", "a b"] {
-        let error = store.put_api(api(id, "/z", None), &ANY).await.unwrap_err();
-        assert!(matches!(error, StoreError::InvalidId { kind: ResourceKind::Api, .. }), "{id}: {error}");
+    for store in stores().await {
+        eprintln!("on {}", store.kind());
+        store.upload_certificate("c", certificate("c"), &ANY).await.unwrap();
+        let plain = ApiDefinition { service_url: "http://backend:8080".into(), ..api("a", "/a", by_id("c")) };
+        let error = store.put_api(plain, &ANY).await.unwrap_err();
+        assert!(matches!(error, StoreError::CertificateOverPlainHttp(_)), "{error}");
+        for id in ["", ".", "..", "a/b", "a b"] {
+            let error = store.put_api(api(id, "/z", None), &ANY).await.unwrap_err();
+            assert!(matches!(error, StoreError::InvalidId { kind: ResourceKind::Api, .. }), "{id}: {error}");
+        }
+        assert_eq!(store.state().revision, 1, "only the upload was written");
     }
-    assert_eq!(store.state().revision, 1, "only the upload was written");
 }
 
 #[tokio::test]
 async fn an_update_changes_only_what_it_names() {
-    let store = store();
-    let tls = BackendTls { validate_name: false, ..BackendTls::default() };
-    store.put_api(ApiDefinition { display_name: "A".into(), tls, ..api("a", "/a", None) }, &ANY).await.unwrap();
-    store
-        .update_api(
-            "a",
-            |current| ApiDefinition { path: "/moved".into(), binding: None, ..current_definition(current) },
-            &ANY,
-        )
-        .await
-        .unwrap();
-    let api = &store.state().apis["a"];
-    assert_eq!((api.path.as_str(), api.display_name.as_str(), api.tls.validate_name), ("/moved", "A", false));
+    for store in stores().await {
+        eprintln!("on {}", store.kind());
+        let tls = BackendTls { validate_name: false, ..BackendTls::default() };
+        store.put_api(ApiDefinition { display_name: "A".into(), tls, ..api("a", "/a", None) }, &ANY).await.unwrap();
+        store
+            .update_api(
+                "a",
+                |current| ApiDefinition { path: "/moved".into(), binding: None, ..current_definition(current) },
+                &ANY,
+            )
+            .await
+            .unwrap();
+        let api = &store.state().apis["a"];
+        assert_eq!((api.path.as_str(), api.display_name.as_str(), api.tls.validate_name), ("/moved", "A", false));
+    }
 }
 
 fn current_definition(api: &Api) -> ApiDefinition {
@@ -248,219 +273,235 @@ async fn a_hostname_is_stored_lowercase_and_survives_a_restart() {
 
 #[tokio::test]
 async fn a_hostname_needs_an_unexpired_server_certificate_valid_for_its_name() {
-    let store = store();
-    let any = ANY;
-    let put = |name: &str, cert: &str| store.put_hostname(hostname(name, cert), &any);
-    let error = put("api.example.com", "missing").await.unwrap_err();
-    assert!(matches!(error, StoreError::NotFound { kind: ResourceKind::Certificate, .. }), "{error}");
+    for store in stores().await {
+        eprintln!("on {}", store.kind());
+        let any = ANY;
+        let put = |name: &str, cert: &str| store.put_hostname(hostname(name, cert), &any);
+        let error = put("api.example.com", "missing").await.unwrap_err();
+        assert!(matches!(error, StoreError::NotFound { kind: ResourceKind::Certificate, .. }), "{error}");
 
-    store
-        .upload_certificate("client-only", server_certificate(&["api.example.com"], &[ClientAuth]), &ANY)
-        .await
-        .unwrap();
-    store.upload_certificate("no-san", certificate("api.example.com"), &ANY).await.unwrap();
-    store.upload_certificate("exact", server_certificate(&["api.example.com"], &[ServerAuth]), &ANY).await.unwrap();
-    store
-        .upload_certificate("wildcard", server_certificate(&["*.example.com"], &[ServerAuth, ClientAuth]), &ANY)
-        .await
-        .unwrap();
-    // No extendedKeyUsage extension: usable for anything, serverAuth included.
-    store.upload_certificate("any-use", server_certificate(&["www.example.com"], &[]), &ANY).await.unwrap();
-    let refusal = |error: StoreError| match error {
-        StoreError::NotServerCertificate { reason, .. } => reason,
-        other => panic!("{other}"),
-    };
+        store
+            .upload_certificate("client-only", server_certificate(&["api.example.com"], &[ClientAuth]), &ANY)
+            .await
+            .unwrap();
+        store.upload_certificate("no-san", certificate("api.example.com"), &ANY).await.unwrap();
+        store.upload_certificate("exact", server_certificate(&["api.example.com"], &[ServerAuth]), &ANY).await.unwrap();
+        store
+            .upload_certificate("wildcard", server_certificate(&["*.example.com"], &[ServerAuth, ClientAuth]), &ANY)
+            .await
+            .unwrap();
+        // No extendedKeyUsage extension: usable for anything, serverAuth included.
+        store.upload_certificate("any-use", server_certificate(&["www.example.com"], &[]), &ANY).await.unwrap();
+        let refusal = |error: StoreError| match error {
+            StoreError::NotServerCertificate { reason, .. } => reason,
+            other => panic!("{other}"),
+        };
 
-    let error = put("api.example.com", "client-only").await.unwrap_err();
-    assert!(error.to_string().contains("does not include serverAuth"), "{error}");
-    assert_eq!(refusal(error), ServerCertificateError::NoServerAuth);
-    let error = put("api.example.com", "no-san").await.unwrap_err();
-    assert!(error.to_string().contains("has no subjectAltName DNS names"), "{error}");
-    assert_eq!(refusal(error), ServerCertificateError::NoDnsNames);
-    let error = put("other.example.com", "exact").await.unwrap_err();
-    assert!(error.to_string().contains("valid for api.example.com, not for 'other.example.com'"), "{error}");
-    // A wildcard hostname needs the wildcard name; a wildcard name covers one label only.
-    for (name, cert) in [("*.example.com", "exact"), ("a.b.example.com", "wildcard"), ("example.com", "wildcard")] {
-        let reason = refusal(put(name, cert).await.unwrap_err());
-        assert!(matches!(reason, ServerCertificateError::NotValidForName { .. }), "{name}: {reason}");
+        let error = put("api.example.com", "client-only").await.unwrap_err();
+        assert!(error.to_string().contains("does not include serverAuth"), "{error}");
+        assert_eq!(refusal(error), ServerCertificateError::NoServerAuth);
+        let error = put("api.example.com", "no-san").await.unwrap_err();
+        assert!(error.to_string().contains("has no subjectAltName DNS names"), "{error}");
+        assert_eq!(refusal(error), ServerCertificateError::NoDnsNames);
+        let error = put("other.example.com", "exact").await.unwrap_err();
+        assert!(error.to_string().contains("valid for api.example.com, not for 'other.example.com'"), "{error}");
+        // A wildcard hostname needs the wildcard name; a wildcard name covers one label only.
+        for (name, cert) in [("*.example.com", "exact"), ("a.b.example.com", "wildcard"), ("example.com", "wildcard")] {
+            let reason = refusal(put(name, cert).await.unwrap_err());
+            assert!(matches!(reason, ServerCertificateError::NotValidForName { .. }), "{name}: {reason}");
+        }
+        assert_eq!(store.state().revision, 5, "only the uploads were written");
+
+        put("api.example.com", "exact").await.unwrap();
+        put("shop.example.com", "wildcard").await.unwrap();
+        put("*.example.com", "wildcard").await.unwrap();
+        put("www.example.com", "any-use").await.unwrap();
+
+        let mut expired = rcgen::CertificateParams::new(vec!["old.example.com".to_string()]).unwrap();
+        expired.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        expired.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let der = expired.self_signed(&key).unwrap().der().to_vec();
+        let cert = ClientCertificate::from_parts(vec![der], key.serialize_der()).unwrap();
+        store.upload_certificate("expired", cert, &ANY).await.unwrap();
+        let error = put("old.example.com", "expired").await.unwrap_err();
+        assert!(matches!(error, StoreError::Expired { .. }), "{error}");
+        let allow = WriteOptions { allow_expired: true, ..ANY };
+        store.put_hostname(hostname("old.example.com", "expired"), &allow).await.unwrap();
+        // As with bindings, expiry is checked when the hostname gets the certificate, not on every put.
+        let asks = HostnameDefinition { negotiate_client_certificate: true, ..hostname("old.example.com", "expired") };
+        store.put_hostname(asks, &ANY).await.unwrap();
     }
-    assert_eq!(store.state().revision, 5, "only the uploads were written");
-
-    put("api.example.com", "exact").await.unwrap();
-    put("shop.example.com", "wildcard").await.unwrap();
-    put("*.example.com", "wildcard").await.unwrap();
-    put("www.example.com", "any-use").await.unwrap();
-
-    let mut expired = rcgen::CertificateParams::new(vec!["old.example.com".to_string()]).unwrap();
-    expired.not_before = rcgen::date_time_ymd(2020, 1, 1);
-    expired.not_after = rcgen::date_time_ymd(2021, 1, 1);
-    let key = rcgen::KeyPair::generate().unwrap();
-    let der = expired.self_signed(&key).unwrap().der().to_vec();
-    let cert = ClientCertificate::from_parts(vec![der], key.serialize_der()).unwrap();
-    store.upload_certificate("expired", cert, &ANY).await.unwrap();
-    let error = put("old.example.com", "expired").await.unwrap_err();
-    assert!(matches!(error, StoreError::Expired { .. }), "{error}");
-    let allow = WriteOptions { allow_expired: true, ..ANY };
-    store.put_hostname(hostname("old.example.com", "expired"), &allow).await.unwrap();
-    // As with bindings, expiry is checked when the hostname gets the certificate, not on every put.
-    let asks = HostnameDefinition { negotiate_client_certificate: true, ..hostname("old.example.com", "expired") };
-    store.put_hostname(asks, &ANY).await.unwrap();
 }
 
 #[tokio::test]
 async fn a_second_default_hostname_is_refused_naming_the_default() {
-    let store = store();
-    store.upload_certificate("c", server_certificate(&["*.example.com"], &[ServerAuth]), &ANY).await.unwrap();
-    let default = |name: &str| HostnameDefinition { default: true, ..hostname(name, "c") };
-    store.put_hostname(default("a.example.com"), &ANY).await.unwrap();
-    // Putting the default again keeps it the default.
-    store.put_hostname(default("a.example.com"), &ANY).await.unwrap();
-    let error = store.put_hostname(default("b.example.com"), &ANY).await.unwrap_err();
-    match &error {
-        StoreError::DefaultHostnameTaken { name, default } => {
-            assert_eq!((name.as_str(), default.as_str()), ("b.example.com", "a.example.com"))
+    for store in stores().await {
+        eprintln!("on {}", store.kind());
+        store.upload_certificate("c", server_certificate(&["*.example.com"], &[ServerAuth]), &ANY).await.unwrap();
+        let default = |name: &str| HostnameDefinition { default: true, ..hostname(name, "c") };
+        store.put_hostname(default("a.example.com"), &ANY).await.unwrap();
+        // Putting the default again keeps it the default.
+        store.put_hostname(default("a.example.com"), &ANY).await.unwrap();
+        let error = store.put_hostname(default("b.example.com"), &ANY).await.unwrap_err();
+        match &error {
+            StoreError::DefaultHostnameTaken { name, default } => {
+                assert_eq!((name.as_str(), default.as_str()), ("b.example.com", "a.example.com"))
+            }
+            other => panic!("{other}"),
         }
-        other => panic!("{other}"),
+        assert!(!store.state().hostnames.contains_key("b.example.com"));
+        // Moving the default is two writes, on purpose.
+        store.put_hostname(hostname("a.example.com", "c"), &ANY).await.unwrap();
+        store.put_hostname(default("b.example.com"), &ANY).await.unwrap();
+        assert_eq!(store.state().default_hostname("").map(|h| h.name.as_str()), Some("b.example.com"));
     }
-    assert!(!store.state().hostnames.contains_key("b.example.com"));
-    // Moving the default is two writes, on purpose.
-    store.put_hostname(hostname("a.example.com", "c"), &ANY).await.unwrap();
-    store.put_hostname(default("b.example.com"), &ANY).await.unwrap();
-    assert_eq!(store.state().default_hostname("").map(|h| h.name.as_str()), Some("b.example.com"));
 }
 
 #[tokio::test]
 async fn client_cas_must_exist_and_stay_while_a_hostname_trusts_them() {
-    let store = store();
-    store.upload_certificate("c", server_certificate(&["api.example.com"], &[ServerAuth]), &ANY).await.unwrap();
-    let with_ca = HostnameDefinition { client_ca_ids: vec!["clients".into()], ..hostname("api.example.com", "c") };
-    let error = store.put_hostname(with_ca.clone(), &ANY).await.unwrap_err();
-    assert!(matches!(error, StoreError::NotFound { kind: ResourceKind::CaCertificate, .. }), "{error}");
-    let (der, info) = ca_certificate("Clients CA");
-    store.upload_ca_certificate("clients", der, info, None, &ANY).await.unwrap();
-    store.put_hostname(with_ca, &ANY).await.unwrap();
-    match store.delete_ca_certificate("clients", &ANY).await.unwrap_err() {
-        StoreError::CaInUse { apis, hostnames, .. } => {
-            assert!(apis.is_empty());
-            assert_eq!(hostnames, ["api.example.com"]);
+    for store in stores().await {
+        eprintln!("on {}", store.kind());
+        store.upload_certificate("c", server_certificate(&["api.example.com"], &[ServerAuth]), &ANY).await.unwrap();
+        let with_ca = HostnameDefinition { client_ca_ids: vec!["clients".into()], ..hostname("api.example.com", "c") };
+        let error = store.put_hostname(with_ca.clone(), &ANY).await.unwrap_err();
+        assert!(matches!(error, StoreError::NotFound { kind: ResourceKind::CaCertificate, .. }), "{error}");
+        let (der, info) = ca_certificate("Clients CA");
+        store.upload_ca_certificate("clients", der, info, None, &ANY).await.unwrap();
+        store.put_hostname(with_ca, &ANY).await.unwrap();
+        match store.delete_ca_certificate("clients", &ANY).await.unwrap_err() {
+            StoreError::CaInUse { apis, hostnames, .. } => {
+                assert!(apis.is_empty());
+                assert_eq!(hostnames, ["api.example.com"]);
+            }
+            other => panic!("{other}"),
         }
-        other => panic!("{other}"),
     }
 }
 
 #[tokio::test]
 async fn a_hostname_apis_list_must_exist_and_cannot_be_deleted() {
-    let store = store();
-    let error = store.put_api(api_on("a", "/a", &["api.example.com"]), &ANY).await.unwrap_err();
-    match &error {
-        StoreError::NotFound { kind: ResourceKind::Hostname, id } => assert_eq!(id, "api.example.com"),
-        other => panic!("{other}"),
+    for store in stores().await {
+        eprintln!("on {}", store.kind());
+        let error = store.put_api(api_on("a", "/a", &["api.example.com"]), &ANY).await.unwrap_err();
+        match &error {
+            StoreError::NotFound { kind: ResourceKind::Hostname, id } => assert_eq!(id, "api.example.com"),
+            other => panic!("{other}"),
+        }
+        store.upload_certificate("c", server_certificate(&["api.example.com"], &[ServerAuth]), &ANY).await.unwrap();
+        store.put_hostname(hostname("api.example.com", "c"), &ANY).await.unwrap();
+        store.put_api(api_on("a", "/a", &["api.example.com"]), &ANY).await.unwrap();
+        store.put_api(api_on("b", "/b", &["api.example.com"]), &ANY).await.unwrap();
+        let error = store.delete_hostname("api.example.com", &ANY).await.unwrap_err();
+        match &error {
+            StoreError::HostnameInUse { apis, .. } => assert_eq!(apis, &["a", "b"]),
+            other => panic!("{other}"),
+        }
+        assert!(error.to_string().contains("used by APIs: a, b"), "{error}");
+        // An update that clears the list frees it.
+        for id in ["a", "b"] {
+            let clear = |current: &Api| ApiDefinition { hostnames: Vec::new(), ..current_definition(current) };
+            store.update_api(id, clear, &ANY).await.unwrap();
+        }
+        store.delete_hostname("API.example.com", &ANY).await.unwrap();
+        assert!(store.state().hostnames.is_empty());
     }
-    store.upload_certificate("c", server_certificate(&["api.example.com"], &[ServerAuth]), &ANY).await.unwrap();
-    store.put_hostname(hostname("api.example.com", "c"), &ANY).await.unwrap();
-    store.put_api(api_on("a", "/a", &["api.example.com"]), &ANY).await.unwrap();
-    store.put_api(api_on("b", "/b", &["api.example.com"]), &ANY).await.unwrap();
-    let error = store.delete_hostname("api.example.com", &ANY).await.unwrap_err();
-    match &error {
-        StoreError::HostnameInUse { apis, .. } => assert_eq!(apis, &["a", "b"]),
-        other => panic!("{other}"),
-    }
-    assert!(error.to_string().contains("used by APIs: a, b"), "{error}");
-    // An update that clears the list frees it.
-    for id in ["a", "b"] {
-        let clear = |current: &Api| ApiDefinition { hostnames: Vec::new(), ..current_definition(current) };
-        store.update_api(id, clear, &ANY).await.unwrap();
-    }
-    store.delete_hostname("API.example.com", &ANY).await.unwrap();
-    assert!(store.state().hostnames.is_empty());
 }
 
 #[tokio::test]
 async fn apis_share_a_path_only_on_disjoint_lists_of_hostnames() {
-    let store = store();
-    store.upload_certificate("c", server_certificate(&["*.example.com"], &[ServerAuth]), &ANY).await.unwrap();
-    for name in ["a.example.com", "b.example.com", "c.example.com"] {
-        store.put_hostname(hostname(name, "c"), &ANY).await.unwrap();
-    }
-    store.put_api(api_on("on-a", "/orders", &["a.example.com"]), &ANY).await.unwrap();
-    store.put_api(api_on("on-b-c", "/orders", &["b.example.com", "c.example.com"]), &ANY).await.unwrap();
-    let error = store.put_api(api_on("on-c", "/orders", &["c.example.com"]), &ANY).await.unwrap_err();
-    match &error {
-        StoreError::PathTaken { api, hostnames, .. } => {
-            assert_eq!((api.as_str(), hostnames.as_slice()), ("on-b-c", &["c.example.com".to_string()][..]))
+    for store in stores().await {
+        eprintln!("on {}", store.kind());
+        store.upload_certificate("c", server_certificate(&["*.example.com"], &[ServerAuth]), &ANY).await.unwrap();
+        for name in ["a.example.com", "b.example.com", "c.example.com"] {
+            store.put_hostname(hostname(name, "c"), &ANY).await.unwrap();
         }
-        other => panic!("{other}"),
+        store.put_api(api_on("on-a", "/orders", &["a.example.com"]), &ANY).await.unwrap();
+        store.put_api(api_on("on-b-c", "/orders", &["b.example.com", "c.example.com"]), &ANY).await.unwrap();
+        let error = store.put_api(api_on("on-c", "/orders", &["c.example.com"]), &ANY).await.unwrap_err();
+        match &error {
+            StoreError::PathTaken { api, hostnames, .. } => {
+                assert_eq!((api.as_str(), hostnames.as_slice()), ("on-b-c", &["c.example.com".to_string()][..]))
+            }
+            other => panic!("{other}"),
+        }
+        assert!(error.to_string().contains("on hostnames c.example.com"), "{error}");
+        // Without hostnames an API answers on every host: it shares its path with nobody.
+        let error = store.put_api(api("anywhere", "/orders", None), &ANY).await.unwrap_err();
+        assert!(error.to_string().contains("without hostnames answers on every host"), "{error}");
+        store.put_api(api("anywhere", "/other", None), &ANY).await.unwrap();
+        let error = store.put_api(api_on("on-a-too", "/other", &["a.example.com"]), &ANY).await.unwrap_err();
+        assert!(matches!(error, StoreError::PathTaken { .. }), "{error}");
+        // A hostname another API on the path lists is taken until that API drops it.
+        let error =
+            store.put_api(api_on("on-a", "/orders", &["a.example.com", "c.example.com"]), &ANY).await.unwrap_err();
+        assert!(matches!(error, StoreError::PathTaken { .. }), "{error}");
+        store.put_api(api_on("on-b-c", "/orders", &["b.example.com"]), &ANY).await.unwrap();
+        store.put_api(api_on("on-c", "/orders", &["c.example.com"]), &ANY).await.unwrap();
     }
-    assert!(error.to_string().contains("on hostnames c.example.com"), "{error}");
-    // Without hostnames an API answers on every host: it shares its path with nobody.
-    let error = store.put_api(api("anywhere", "/orders", None), &ANY).await.unwrap_err();
-    assert!(error.to_string().contains("without hostnames answers on every host"), "{error}");
-    store.put_api(api("anywhere", "/other", None), &ANY).await.unwrap();
-    let error = store.put_api(api_on("on-a-too", "/other", &["a.example.com"]), &ANY).await.unwrap_err();
-    assert!(matches!(error, StoreError::PathTaken { .. }), "{error}");
-    // A hostname another API on the path lists is taken until that API drops it.
-    let error = store.put_api(api_on("on-a", "/orders", &["a.example.com", "c.example.com"]), &ANY).await.unwrap_err();
-    assert!(matches!(error, StoreError::PathTaken { .. }), "{error}");
-    store.put_api(api_on("on-b-c", "/orders", &["b.example.com"]), &ANY).await.unwrap();
-    store.put_api(api_on("on-c", "/orders", &["c.example.com"]), &ANY).await.unwrap();
 }
 
 #[tokio::test]
 async fn a_hostnames_certificate_cannot_be_deleted_or_rotated_to_one_that_cannot_serve_it() {
-    let store = store();
-    store
-        .upload_certificate("c", server_certificate(&["api.example.com", "*.example.com"], &[ServerAuth]), &ANY)
-        .await
-        .unwrap();
-    for name in ["api.example.com", "*.example.com"] {
-        store.put_hostname(hostname(name, "c"), &ANY).await.unwrap();
-    }
-    let error = store.delete_certificate("c", &ANY).await.unwrap_err();
-    match &error {
-        StoreError::CertificateInUse { apis, hostnames, .. } => {
-            assert!(apis.is_empty());
-            assert_eq!(hostnames, &["*.example.com", "api.example.com"]);
+    for store in stores().await {
+        eprintln!("on {}", store.kind());
+        store
+            .upload_certificate("c", server_certificate(&["api.example.com", "*.example.com"], &[ServerAuth]), &ANY)
+            .await
+            .unwrap();
+        for name in ["api.example.com", "*.example.com"] {
+            store.put_hostname(hostname(name, "c"), &ANY).await.unwrap();
         }
-        other => panic!("{other}"),
-    }
-    assert!(error.to_string().contains("used by hostnames: *.example.com, api.example.com"), "{error}");
+        let error = store.delete_certificate("c", &ANY).await.unwrap_err();
+        match &error {
+            StoreError::CertificateInUse { apis, hostnames, .. } => {
+                assert!(apis.is_empty());
+                assert_eq!(hostnames, &["*.example.com", "api.example.com"]);
+            }
+            other => panic!("{other}"),
+        }
+        assert!(error.to_string().contains("used by hostnames: *.example.com, api.example.com"), "{error}");
 
-    // Rotation re-checks every hostname served with the id.
-    let error =
-        store.upload_certificate("c", server_certificate(&["api.example.com"], &[ServerAuth]), &ANY).await.unwrap_err();
-    match &error {
-        StoreError::BreaksHostnames { hostnames, .. } => {
-            let names: Vec<&str> = hostnames.iter().map(|(name, _)| name.as_str()).collect();
-            assert_eq!(names, ["*.example.com"]);
+        // Rotation re-checks every hostname served with the id.
+        let error = store
+            .upload_certificate("c", server_certificate(&["api.example.com"], &[ServerAuth]), &ANY)
+            .await
+            .unwrap_err();
+        match &error {
+            StoreError::BreaksHostnames { hostnames, .. } => {
+                let names: Vec<&str> = hostnames.iter().map(|(name, _)| name.as_str()).collect();
+                assert_eq!(names, ["*.example.com"]);
+            }
+            other => panic!("{other}"),
         }
-        other => panic!("{other}"),
-    }
-    let client_only = server_certificate(&["api.example.com", "*.example.com"], &[ClientAuth]);
-    match store.upload_certificate("c", client_only, &ANY).await.unwrap_err() {
-        StoreError::BreaksHostnames { hostnames, .. } => {
-            assert_eq!(hostnames.len(), 2);
-            assert!(hostnames.iter().all(|(_, reason)| *reason == ServerCertificateError::NoServerAuth));
+        let client_only = server_certificate(&["api.example.com", "*.example.com"], &[ClientAuth]);
+        match store.upload_certificate("c", client_only, &ANY).await.unwrap_err() {
+            StoreError::BreaksHostnames { hostnames, .. } => {
+                assert_eq!(hostnames.len(), 2);
+                assert!(hostnames.iter().all(|(_, reason)| *reason == ServerCertificateError::NoServerAuth));
+            }
+            other => panic!("{other}"),
         }
-        other => panic!("{other}"),
+        // An expired one is refused too, unless allowed.
+        let mut expired =
+            rcgen::CertificateParams::new(vec!["api.example.com".into(), "*.example.com".into()]).unwrap();
+        expired.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        expired.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let der = expired.self_signed(&key).unwrap().der().to_vec();
+        let expired = ClientCertificate::from_parts(vec![der], key.serialize_der()).unwrap();
+        let error = store.upload_certificate("c", expired, &ANY).await.unwrap_err();
+        assert!(matches!(error, StoreError::Expired { .. }), "{error}");
+        // A certificate that serves both goes through, and data planes get it for both hostnames.
+        let next = server_certificate(&["*.example.com", "api.example.com"], &[ServerAuth]);
+        let thumbprint = next.info.thumbprint.to_string();
+        store.upload_certificate("c", next, &ANY).await.unwrap();
+        let published = store.latest();
+        for name in ["api.example.com", "*.example.com"] {
+            assert_eq!(published.hostnames[name].certificate_thumbprint, thumbprint);
+        }
+        assert_eq!(published.identities.keys().collect::<Vec<_>>(), [&thumbprint]);
     }
-    // An expired one is refused too, unless allowed.
-    let mut expired = rcgen::CertificateParams::new(vec!["api.example.com".into(), "*.example.com".into()]).unwrap();
-    expired.not_before = rcgen::date_time_ymd(2020, 1, 1);
-    expired.not_after = rcgen::date_time_ymd(2021, 1, 1);
-    let key = rcgen::KeyPair::generate().unwrap();
-    let der = expired.self_signed(&key).unwrap().der().to_vec();
-    let expired = ClientCertificate::from_parts(vec![der], key.serialize_der()).unwrap();
-    let error = store.upload_certificate("c", expired, &ANY).await.unwrap_err();
-    assert!(matches!(error, StoreError::Expired { .. }), "{error}");
-    // A certificate that serves both goes through, and data planes get it for both hostnames.
-    let next = server_certificate(&["*.example.com", "api.example.com"], &[ServerAuth]);
-    let thumbprint = next.info.thumbprint.to_string();
-    store.upload_certificate("c", next, &ANY).await.unwrap();
-    let published = store.latest();
-    for name in ["api.example.com", "*.example.com"] {
-        assert_eq!(published.hostnames[name].certificate_thumbprint, thumbprint);
-    }
-    assert_eq!(published.identities.keys().collect::<Vec<_>>(), [&thumbprint]);
 }
 
 /// A self-signed CA (key usage keyCertSign and cRLSign) and a CRL it signed revoking serial 7.
@@ -567,68 +608,76 @@ async fn a_certificate_source_survives_a_restart_with_its_password_sealed_and_an
 
 #[tokio::test]
 async fn a_refused_refresh_keeps_the_last_good_certificate_and_records_why() {
-    let store = store();
-    let good = certificate("good");
-    let good_thumbprint = good.info.thumbprint.clone();
-    store.link_certificate("c", good, pfx_source("", ""), &ANY).await.unwrap();
-    store.put_api(api("follows", "/f", by_id("c")), &ANY).await.unwrap();
-    let revision = store.state().revision;
+    for store in stores().await {
+        eprintln!("on {}", store.kind());
+        let good = certificate("good");
+        let good_thumbprint = good.info.thumbprint.clone();
+        store.link_certificate("c", good, pfx_source("", ""), &ANY).await.unwrap();
+        store.put_api(api("follows", "/f", by_id("c")), &ANY).await.unwrap();
+        let revision = store.state().revision;
 
-    let outcome =
-        store.refresh_certificate("c", &X, vec![2], Err("certificate refused: the PFX password is incorrect".into()));
-    assert_eq!(
-        outcome.await.unwrap(),
-        RefreshOutcome::Refused("certificate refused: the PFX password is incorrect".into())
-    );
-    let state = store.state();
-    assert_eq!(state.revision, revision, "a refused refresh makes no revision");
-    assert_eq!(state.certificates["c"].certificate.info.thumbprint, good_thumbprint);
-    let last = state.certificate_sources["c"].last_refresh.clone().unwrap();
-    assert!(!last.ok);
-    assert_eq!(last.message, "certificate refused: the PFX password is incorrect");
-    assert!(state.refresh_failed("c"));
-    assert_eq!(state.certificate_sources["c"].content_hash, [2]);
+        let outcome = store.refresh_certificate(
+            "c",
+            &X,
+            vec![2],
+            Err("certificate refused: the PFX password is incorrect".into()),
+        );
+        assert_eq!(
+            outcome.await.unwrap(),
+            RefreshOutcome::Refused("certificate refused: the PFX password is incorrect".into())
+        );
+        let state = store.state();
+        assert_eq!(state.revision, revision, "a refused refresh makes no revision");
+        assert_eq!(state.certificates["c"].certificate.info.thumbprint, good_thumbprint);
+        let last = state.certificate_sources["c"].last_refresh.clone().unwrap();
+        assert!(!last.ok);
+        assert_eq!(last.message, "certificate refused: the PFX password is incorrect");
+        assert!(state.refresh_failed("c"));
+        assert_eq!(state.certificate_sources["c"].content_hash, [2]);
 
-    // An expired certificate is refused too, named as an upload would.
-    let key = rcgen::KeyPair::generate().unwrap();
-    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.not_before = rcgen::date_time_ymd(2020, 1, 1);
-    params.not_after = rcgen::date_time_ymd(2021, 1, 1);
-    let expired =
-        ClientCertificate::from_parts(vec![params.self_signed(&key).unwrap().der().to_vec()], key.serialize_der())
-            .unwrap();
-    match store.refresh_certificate("c", &X, vec![3], Ok(expired)).await.unwrap() {
-        RefreshOutcome::Refused(message) => assert!(message.contains("expired"), "{message}"),
-        other => panic!("{other:?}"),
+        // An expired certificate is refused too, named as an upload would.
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        let expired =
+            ClientCertificate::from_parts(vec![params.self_signed(&key).unwrap().der().to_vec()], key.serialize_der())
+                .unwrap();
+        match store.refresh_certificate("c", &X, vec![3], Ok(expired)).await.unwrap() {
+            RefreshOutcome::Refused(message) => assert!(message.contains("expired"), "{message}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(store.state().certificates["c"].certificate.info.thumbprint, good_thumbprint);
+
+        // A valid new one becomes a revision the API bound by id presents, and clears the failure.
+        let new = certificate("new");
+        let new_thumbprint = new.info.thumbprint.clone();
+        let outcome = store.refresh_certificate("c", &X, vec![4], Ok(new)).await.unwrap();
+        assert!(matches!(outcome, RefreshOutcome::Rotated(r) if r == revision + 1));
+        assert_eq!(store.latest().routes["follows"].client_certificate_thumbprint, new_thumbprint.as_str());
+        assert!(!store.state().refresh_failed("c"));
     }
-    assert_eq!(store.state().certificates["c"].certificate.info.thumbprint, good_thumbprint);
-
-    // A valid new one becomes a revision the API bound by id presents, and clears the failure.
-    let new = certificate("new");
-    let new_thumbprint = new.info.thumbprint.clone();
-    let outcome = store.refresh_certificate("c", &X, vec![4], Ok(new)).await.unwrap();
-    assert!(matches!(outcome, RefreshOutcome::Rotated(r) if r == revision + 1));
-    assert_eq!(store.latest().routes["follows"].client_certificate_thumbprint, new_thumbprint.as_str());
-    assert!(!store.state().refresh_failed("c"));
 }
 
 #[tokio::test]
 async fn a_refresh_passes_the_rules_of_an_upload_and_needs_a_source() {
-    let store = store();
-    let old = certificate("old");
-    let pinned = old.info.thumbprint.clone();
-    store.upload_certificate("plain", certificate("plain"), &ANY).await.unwrap();
-    assert!(matches!(
-        store.refresh_certificate("plain", &X, vec![1], Ok(certificate("x"))).await,
-        Err(StoreError::NotLinked { .. })
-    ));
-    store.link_certificate("c", old, pfx_source("", ""), &ANY).await.unwrap();
-    store.put_api(api("pins", "/p", Some(Binding::Thumbprint(pinned.clone()))), &ANY).await.unwrap();
-    match store.refresh_certificate("c", &X, vec![2], Ok(certificate("new"))).await.unwrap() {
-        RefreshOutcome::Refused(message) => assert!(message.contains("pinned to thumbprint"), "{message}"),
-        other => panic!("{other:?}"),
+    for store in stores().await {
+        eprintln!("on {}", store.kind());
+        let old = certificate("old");
+        let pinned = old.info.thumbprint.clone();
+        store.upload_certificate("plain", certificate("plain"), &ANY).await.unwrap();
+        assert!(matches!(
+            store.refresh_certificate("plain", &X, vec![1], Ok(certificate("x"))).await,
+            Err(StoreError::NotLinked { .. })
+        ));
+        store.link_certificate("c", old, pfx_source("", ""), &ANY).await.unwrap();
+        store.put_api(api("pins", "/p", Some(Binding::Thumbprint(pinned.clone()))), &ANY).await.unwrap();
+        match store.refresh_certificate("c", &X, vec![2], Ok(certificate("new"))).await.unwrap() {
+            RefreshOutcome::Refused(message) => assert!(message.contains("pinned to thumbprint"), "{message}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(store.state().certificates["c"].certificate.info.thumbprint, pinned);
     }
-    assert_eq!(store.state().certificates["c"].certificate.info.thumbprint, pinned);
 }
 
 fn ca_source() -> CertificateSource {
@@ -641,45 +690,54 @@ fn ca_source() -> CertificateSource {
 
 #[tokio::test]
 async fn a_linked_ca_rotates_on_a_valid_file_keeps_the_last_good_one_otherwise_and_never_drops_its_crl() {
-    let store = store();
-    let files = ca_source().files;
-    let (der, info, crl) = ca_with_crl("Old CA");
-    store.upload_ca_certificate("ca", der.clone(), info.clone(), Some(crl), &ANY).await.unwrap();
-    // Linking the same CA keeps its CRL (the CRL is still the CA's).
-    store.link_ca_certificate("ca", der.clone(), info, ca_source(), &ANY).await.unwrap();
-    assert!(store.state().ca_certificates["ca"].crl.is_some());
+    for store in stores().await {
+        eprintln!("on {}", store.kind());
+        let files = ca_source().files;
+        let (der, info, crl) = ca_with_crl("Old CA");
+        store.upload_ca_certificate("ca", der.clone(), info.clone(), Some(crl), &ANY).await.unwrap();
+        // Linking the same CA keeps its CRL (the CRL is still the CA's).
+        store.link_ca_certificate("ca", der.clone(), info, ca_source(), &ANY).await.unwrap();
+        assert!(store.state().ca_certificates["ca"].crl.is_some());
 
-    // A file that is not a CA is refused and recorded; the old CA stays.
-    let refused = store.refresh_ca_certificate("ca", &files, vec![2], Err("CA certificate refused: x".into()));
-    assert_eq!(refused.await.unwrap(), RefreshOutcome::Refused("CA certificate refused: x".into()));
-    assert!(store.state().refresh_failed_ca("ca"));
-    // A new CA the stored CRL was not issued by is refused: revocation is never dropped silently.
-    let (new_der, new_info) = ca_certificate("New CA");
-    match store.refresh_ca_certificate("ca", &files, vec![3], Ok((new_der.clone(), new_info.clone()))).await.unwrap() {
-        RefreshOutcome::Refused(message) => assert!(message.contains("CRL"), "{message}"),
-        other => panic!("{other:?}"),
+        // A file that is not a CA is refused and recorded; the old CA stays.
+        let refused = store.refresh_ca_certificate("ca", &files, vec![2], Err("CA certificate refused: x".into()));
+        assert_eq!(refused.await.unwrap(), RefreshOutcome::Refused("CA certificate refused: x".into()));
+        assert!(store.state().refresh_failed_ca("ca"));
+        // A new CA the stored CRL was not issued by is refused: revocation is never dropped silently.
+        let (new_der, new_info) = ca_certificate("New CA");
+        match store
+            .refresh_ca_certificate("ca", &files, vec![3], Ok((new_der.clone(), new_info.clone())))
+            .await
+            .unwrap()
+        {
+            RefreshOutcome::Refused(message) => assert!(message.contains("CRL"), "{message}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(store.state().ca_certificates["ca"].der, der);
+
+        // Without a CRL the new CA becomes a revision; an upload of another CA drops the link.
+        store.upload_ca_certificate("plain", new_der.clone(), new_info.clone(), None, &ANY).await.unwrap();
+        store.link_ca_certificate("plain", new_der, new_info, ca_source(), &ANY).await.unwrap();
+        let (newer_der, newer_info) = ca_certificate("Newer CA");
+        let outcome =
+            store.refresh_ca_certificate("plain", &files, vec![4], Ok((newer_der.clone(), newer_info.clone())));
+        assert!(matches!(outcome.await.unwrap(), RefreshOutcome::Rotated(_)));
+        assert_eq!(store.state().ca_certificates["plain"].der, newer_der);
+        assert!(!store.state().refresh_failed_ca("plain"));
+        let (other_der, other_info) = ca_certificate("Other CA");
+        store.upload_ca_certificate("plain", other_der, other_info, None, &ANY).await.unwrap();
+        assert!(!store.state().ca_sources.contains_key("plain"));
     }
-    assert_eq!(store.state().ca_certificates["ca"].der, der);
-
-    // Without a CRL the new CA becomes a revision; an upload of another CA drops the link.
-    store.upload_ca_certificate("plain", new_der.clone(), new_info.clone(), None, &ANY).await.unwrap();
-    store.link_ca_certificate("plain", new_der, new_info, ca_source(), &ANY).await.unwrap();
-    let (newer_der, newer_info) = ca_certificate("Newer CA");
-    let outcome = store.refresh_ca_certificate("plain", &files, vec![4], Ok((newer_der.clone(), newer_info.clone())));
-    assert!(matches!(outcome.await.unwrap(), RefreshOutcome::Rotated(_)));
-    assert_eq!(store.state().ca_certificates["plain"].der, newer_der);
-    assert!(!store.state().refresh_failed_ca("plain"));
-    let (other_der, other_info) = ca_certificate("Other CA");
-    store.upload_ca_certificate("plain", other_der, other_info, None, &ANY).await.unwrap();
-    assert!(!store.state().ca_sources.contains_key("plain"));
 }
 
 #[tokio::test]
 async fn paths_that_differ_only_in_case_are_one_path() {
-    let store = store();
-    store.put_api(api("lower", "/orders", None), &ANY).await.unwrap();
-    let error = store.put_api(api("upper", "/Orders", None), &ANY).await.unwrap_err();
-    assert!(matches!(error, StoreError::PathTaken { .. }), "{error}");
+    for store in stores().await {
+        eprintln!("on {}", store.kind());
+        store.put_api(api("lower", "/orders", None), &ANY).await.unwrap();
+        let error = store.put_api(api("upper", "/Orders", None), &ANY).await.unwrap_err();
+        assert!(matches!(error, StoreError::PathTaken { .. }), "{error}");
+    }
 }
 
 /// Opens the database in `dir` again. sled's flusher thread may hold the file lock a moment
