@@ -46,7 +46,9 @@ pub(crate) fn endpoint() -> String {
                 dir = dir.display(),
                 parent = std::process::id(),
             );
-            std::process::Command::new("sh").arg("-c").arg(script).spawn().expect("sh starts etcd");
+            let mut watcher = std::process::Command::new("sh").arg("-c").arg(script).spawn().expect("sh starts etcd");
+            // Reaped when it ends, after this process: nothing waits on it but this thread.
+            std::thread::spawn(move || watcher.wait());
             let deadline = Instant::now() + Duration::from_secs(20);
             while !healthy(client) {
                 assert!(
@@ -86,7 +88,7 @@ pub(crate) async fn store() -> Arc<Store> {
 
 /// The etcd store under `prefix`, as a control plane opens it.
 pub(crate) async fn open(prefix: &str) -> Arc<Store> {
-    let endpoint = tokio::task::spawn_blocking(endpoint).await.unwrap();
-    let _ = endpoint;
+    // The first call starts etcd and waits for it: not on the runtime's thread.
+    tokio::task::spawn_blocking(endpoint).await.unwrap();
     Store::open_etcd(connect(prefix).await, SealingKey::from_bytes(&[9u8; 32]).unwrap()).await.unwrap()
 }
