@@ -57,6 +57,16 @@ impl World {
     /// loopback, its log in the folder. The second and later ones get the first one's token
     /// files: the tokens live in etcd.
     async fn control_plane(&self, n: usize, endpoints: Option<String>) -> anyhow::Result<ControlPlane> {
+        self.control_plane_with(n, endpoints, &[]).await
+    }
+
+    /// As [`Self::control_plane`], with extra flags.
+    async fn control_plane_with(
+        &self,
+        n: usize,
+        endpoints: Option<String>,
+        extra: &[&str],
+    ) -> anyhow::Result<ControlPlane> {
         let dir = self.dir.path().join(format!("cp{n}"));
         std::fs::create_dir_all(&dir)?;
         let first = self.dir.path().join("cp1");
@@ -67,7 +77,7 @@ impl World {
         }
         let endpoints = endpoints.unwrap_or_else(|| self.etcd.endpoints_arg());
         let key = self.key.display().to_string();
-        let flags = [
+        let mut flags = vec![
             "--plaintext",
             "--store",
             "etcd",
@@ -78,6 +88,7 @@ impl World {
             "--keepalive",
             "1",
         ];
+        flags.extend(extra);
         let log = self.dir.path().join(format!("cp{n}.log"));
         ControlPlane::start_logging(&dir, "127.0.0.1:0".parse()?, &flags, Some(&log)).await
     }
@@ -351,6 +362,62 @@ where
             Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
         }
     }
+}
+
+/// The store's revision as `cp` lists it with the fleet.
+async fn revision(cp: &ControlPlane) -> anyhow::Result<u64> {
+    let out = ctl(&cp.access(), &["gateway", "list", "-o", "json"], None).await?;
+    anyhow::ensure!(out.success, "{}", out.stderr);
+    let list: serde_json::Value = serde_json::from_str(&out.stdout)?;
+    list["revision"].as_u64().ok_or_else(|| anyhow::anyhow!("no revision in {list}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn linked_files_read_by_every_control_plane_rotate_once() -> anyhow::Result<()> {
+    let w = world(1).await?;
+    let cp1 = w.control_plane_with(1, None, &["--source-poll", "1"]).await?;
+    let cp2 = w.control_plane_with(2, None, &["--source-poll", "1"]).await?;
+    let ca = TestCa::new("Linked CA")?;
+    let (a, b) = (ca.client("linked-a")?, ca.client("linked-b")?);
+    let backend = EchoBackend::start(&ca.server(&["localhost"])?, ClientAuth::TrustedBy(ca.der())).await?;
+    let backend_ca = ca.write_pem(w.dir.path(), "linked-ca.pem")?;
+    let pfx = w.dir.path().join("linked.pfx");
+    let password = w.dir.path().join("pw.txt");
+    std::fs::write(&pfx, a.pfx("pw")?)?;
+    std::fs::write(&password, "pw")?;
+    let (pfx_arg, password_arg) = (pfx.display().to_string(), password.display().to_string());
+    let out =
+        ctl(&cp1.access(), &["cert", "link", "c", "--pfx", &pfx_arg, "--password-file", &password_arg], None).await?;
+    assert!(out.success, "{}", out.stderr);
+    let mut m = cp1.management().await?;
+    let put = m.put_api(api("linked", "/linked", &backend.url(), Some(Kind::CertificateId("c".into())))).await?;
+    let mut access = cp2.access();
+    access.url = cp2.url();
+    let dp = DataPlane::start(&access, "dp-linked", Some(&backend_ca)).await?;
+    wait_acked(&mut m, &[&dp.name], put.into_inner().revision, ACK).await?;
+    let before = revision(&cp1).await?;
+
+    // Renewed on disk: both control planes read it; it becomes exactly one revision.
+    let tmp = pfx.with_extension("tmp");
+    std::fs::write(&tmp, b.pfx("pw")?)?;
+    std::fs::rename(&tmp, &pfx)?;
+    let http = HttpClient::default();
+    until(Duration::from_secs(10), || async {
+        let reply = http.get(&dp.url("/linked")).await?;
+        anyhow::ensure!(reply.presented() == Some(b.thumbprint.as_str()), "still {:?}", reply.presented());
+        Ok(())
+    })
+    .await?;
+    // Three more polls of each control plane: nothing new to commit.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(revision(&cp1).await?, before + 1, "the renewal was committed more than once");
+    assert_eq!(revision(&cp2).await?, before + 1);
+    for cp in [&cp1, &cp2] {
+        let out = ctl(&cp.access(), &["cert", "show", "c", "-o", "json"], None).await?;
+        let shown: serde_json::Value = serde_json::from_str(&out.stdout)?;
+        assert_eq!(shown["thumbprint"], b.thumbprint.as_str(), "{shown}");
+    }
+    Ok(())
 }
 
 fn copy_tokens(from: &Path, to: &Path) -> anyhow::Result<()> {
