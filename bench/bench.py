@@ -414,13 +414,42 @@ def rotation_suite():
     harness("gatehouse-rotation-bench", "--seconds", 3 if SMOKE else 30, "--clients", 8 if SMOKE else 64)
 
 
-SUITES = {"proxy": proxy_suite, "https": https_suite, "propagation": propagation_suite, "scale": scale_suite, "rotation": rotation_suite}
+# === several control planes on etcd ===
+
+def etcd_unavailable():
+    """Why the ha suite cannot run on this machine (a reason outside the code), or None."""
+    if os.environ.get("GATEHOUSE_BENCH_NO_ETCD"):
+        return os.environ["GATEHOUSE_BENCH_NO_ETCD"]
+    if not os.path.exists("/usr/bin/etcd"):
+        return "/usr/bin/etcd is missing (Debian's etcd-server; bash .ci/deps installs it)"
+    return None
+
+
+def ha_suite():
+    """sled vs etcd (1 and 3 members): PutApi latency and throughput; failover when a control
+    plane is SIGKILLed; propagation to a fleet split over two control planes."""
+    reason = etcd_unavailable()
+    if reason:
+        log(f"ha suite skipped: {reason}")
+        return
+    if SMOKE:
+        harness("gatehouse-ha-bench", "writes", "--writes", 20, "--writers", 8, "--rounds", 1)
+        harness("gatehouse-ha-bench", "failover", "--data-planes", 2, "--rounds", 1)
+        harness("gatehouse-ha-bench", "propagation", "--data-planes", 2, "--changes", 5)
+    else:
+        harness("gatehouse-ha-bench", "writes", "--writes", 500, "--writers", 8, "--rounds", 3)
+        harness("gatehouse-ha-bench", "failover", "--data-planes", 10, "--rounds", 5)
+        harness("gatehouse-ha-bench", "propagation", "--data-planes", 10, "--changes", 50)
+
+
+SUITES = {"proxy": proxy_suite, "https": https_suite, "propagation": propagation_suite, "scale": scale_suite,
+          "rotation": rotation_suite, "ha": ha_suite}
 
 if __name__ == "__main__":
     os.environ.setdefault("GATEHOUSE_BENCH", "1")
     chosen = list(SUITES) if SUITE in ("all", "smoke") else [SUITE]
     if any(s not in SUITES for s in chosen):
-        sys.exit(f"unknown suite {SUITE}: use all, proxy, https, propagation, scale, rotation or smoke")
+        sys.exit(f"unknown suite {SUITE}: use all, proxy, https, propagation, scale, rotation, ha or smoke")
     log(f"machine: {CPUS} cores, {os.uname().release}; binaries from {BIN}")
     try:
         for s in chosen:
