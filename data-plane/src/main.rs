@@ -44,6 +44,11 @@ struct Args {
     /// Seconds to connect (TCP) to a backend before the client gets 502.
     #[arg(long, env = "GATEHOUSE_DP_BACKEND_CONNECT_TIMEOUT", default_value_t = 10)]
     backend_connect_timeout: u64,
+    /// Seconds a backend connection takes new requests; then it is closed once idle, so a
+    /// rotated client certificate or changed backend trust reaches even the busiest
+    /// connection within this time. 0: no limit.
+    #[arg(long, env = "GATEHOUSE_DP_MAX_CONNECTION_AGE", default_value_t = 300)]
+    max_connection_age: u64,
     /// Address API clients send plaintext requests to (HTTP/1.1 and h2c); `none` turns
     /// plaintext off (then --listen-https is needed).
     #[arg(long, env = "GATEHOUSE_DP_LISTEN", default_value = "127.0.0.1:8080")]
@@ -146,6 +151,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         name: args.name,
         backend_ca_file: args.backend_ca_file,
         backend_connect_timeout: Duration::from_secs(args.backend_connect_timeout),
+        max_connection_age: (args.max_connection_age > 0).then(|| Duration::from_secs(args.max_connection_age)),
         cache_dir: args.cache_dir,
         cache_key_file: args.cache_key_file,
         max_routes: args.max_routes,

@@ -91,6 +91,8 @@ pub struct Metrics {
     pub upstream_connections_opened: Counter,
     /// Connections to backends open now.
     pub upstream_connections_open: Gauge,
+    /// Backend pools renewed at --max-connection-age (the old one's connections close once idle).
+    pub upstream_pool_renewals: Counter,
     applied_revision: Gauge,
     seconds_since_sync: Gauge<f64, std::sync::atomic::AtomicU64>,
     connected: Gauge,
@@ -146,6 +148,12 @@ impl Metrics {
             "Connections to backends open now",
             upstream_connections_open.clone(),
         );
+        let upstream_pool_renewals = Counter::default();
+        registry.register(
+            "upstream_pool_renewals",
+            "Backend pools renewed at --max-connection-age: the old connections take no new request and close once idle",
+            upstream_pool_renewals.clone(),
+        );
         let applied_revision = Gauge::default();
         registry.register("config_revision", "Configuration revision applied", applied_revision.clone());
         let seconds_since_sync = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
@@ -181,6 +189,7 @@ impl Metrics {
             client_certificate_failures,
             upstream_connections_opened,
             upstream_connections_open,
+            upstream_pool_renewals,
             applied_revision,
             seconds_since_sync,
             connected,

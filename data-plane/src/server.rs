@@ -47,6 +47,8 @@ pub struct DataPlaneConfig {
     pub backend_ca_file: Option<PathBuf>,
     /// Time to connect (TCP) to a backend.
     pub backend_connect_timeout: Duration,
+    /// How long a backend connection takes new requests (`None`: no limit).
+    pub max_connection_age: Option<Duration>,
     /// Folder of the last-known-good configuration cache, if any.
     pub cache_dir: Option<PathBuf>,
     /// Key file sealing the cache [default: cache.key in `cache_dir`].
@@ -95,6 +97,7 @@ impl DataPlaneConfig {
             admin_listen,
             backend_ca_file: None,
             backend_connect_timeout: Duration::from_secs(10),
+            max_connection_age: Some(Duration::from_secs(300)),
             cache_dir: None,
             cache_key_file: None,
             max_routes: 100_000,
@@ -181,7 +184,9 @@ impl DataPlane {
         if let Some(path) = &config.backend_ca_file {
             trust = trust.with_pem_file(path)?;
         }
-        let trust = trust.with_connect_timeout(config.backend_connect_timeout);
+        let trust = trust
+            .with_connect_timeout(config.backend_connect_timeout)
+            .with_max_connection_age(config.max_connection_age);
         let plaintext = match config.listen {
             Some(addr) => Some(bind(addr).await.map_err(|source| StartError::Listen { addr, source })?),
             None => None,

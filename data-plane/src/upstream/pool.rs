@@ -1,5 +1,6 @@
 //! One backend pool: a hyper-util client with its own rustls configuration (and so its own
-//! session cache) for one TLS identity, counting the connections it opens.
+//! session cache) for one TLS identity, counting the connections it opens, and renewed (a new
+//! client, the old one's connections closed once idle) every --max-connection-age.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +22,26 @@ use super::{TrustAnchors, UpstreamError, UpstreamKey};
 pub struct Upstream {
     /// What every connection of this pool shares.
     pub key: UpstreamKey,
+    /// The client taking new requests; in-flight requests keep the one they started on.
+    current: arc_swap::ArcSwap<Generation>,
+    /// Makes the connections of every generation.
+    connector: Counting<HttpsConnector<HttpConnector>>,
+    /// How long one generation takes new requests.
+    max_age: Option<Duration>,
+}
+
+/// One client of a pool and when it was made: dropped when its last request is done, which
+/// closes its connections.
+struct Generation {
     client: Client<Counting<HttpsConnector<HttpConnector>>, Incoming>,
+    born: std::time::Instant,
+}
+
+impl Generation {
+    fn new(connector: Counting<HttpsConnector<HttpConnector>>) -> Self {
+        let client = Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(60)).build(connector);
+        Self { client, born: std::time::Instant::now() }
+    }
 }
 
 // === impl Upstream ===
@@ -61,8 +81,8 @@ impl Upstream {
             .enable_http1()
             .wrap_connector(http);
         let connector = Counting(connector);
-        let client = Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(60)).build(connector);
-        Ok(Self { key, client })
+        let current = arc_swap::ArcSwap::from_pointee(Generation::new(connector.clone()));
+        Ok(Self { key, current, connector, max_age: trust.max_connection_age() })
     }
 
     /// Sends `request` on one of this pool's connections (opening one if none is idle).
@@ -70,7 +90,29 @@ impl Upstream {
         &self,
         request: http::Request<Incoming>,
     ) -> Result<http::Response<Incoming>, hyper_util::client::legacy::Error> {
-        self.client.request(request).await
+        let generation = self.generation();
+        generation.client.request(request).await
+    }
+
+    /// The generation taking new requests, renewed once it is older than the maximum age: no
+    /// connection takes new requests for longer, however busy, so what a rotation or a trust
+    /// change retired is gone within that time.
+    fn generation(&self) -> Arc<Generation> {
+        let current = self.current.load_full();
+        match self.max_age {
+            Some(age) if current.born.elapsed() >= age => {
+                let fresh = Arc::new(Generation::new(self.connector.clone()));
+                let previous = self.current.compare_and_swap(&current, fresh.clone());
+                if Arc::ptr_eq(&previous, &current) {
+                    crate::metrics::global().upstream_pool_renewals.inc();
+                    fresh
+                } else {
+                    // Another request renewed it first.
+                    self.current.load_full()
+                }
+            }
+            _ => current,
+        }
     }
 }
 

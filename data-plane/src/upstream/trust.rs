@@ -17,6 +17,9 @@ pub struct TrustAnchors {
     bundle_fingerprint: Option<String>,
     /// TCP connect timeout for backends.
     connect_timeout: Duration,
+    /// Connections older than this take no new request (an identity rotated away, or a
+    /// backend's changed trust, reaches even the busiest connection within this time).
+    max_connection_age: Option<Duration>,
 }
 
 /// Why a `--backend-ca-file` bundle cannot be used.
@@ -66,7 +69,7 @@ impl TrustAnchors {
                 Arc::new(roots)
             })
             .clone();
-        Self { roots, bundle_fingerprint: None, connect_timeout: Duration::from_secs(10) }
+        Self { roots, bundle_fingerprint: None, connect_timeout: Duration::from_secs(10), max_connection_age: None }
     }
 
     /// SHA-256 (hex) of the extra CA bundle, if one was added.
@@ -77,6 +80,11 @@ impl TrustAnchors {
     /// The same anchors, with this TCP connect timeout for backends.
     pub fn with_connect_timeout(self, connect_timeout: Duration) -> Self {
         Self { connect_timeout, ..self }
+    }
+
+    /// The same anchors, with backend connections used for at most `age` (`None`: no limit).
+    pub fn with_max_connection_age(self, age: Option<Duration>) -> Self {
+        Self { max_connection_age: age, ..self }
     }
 
     /// Adds every certificate of a PEM bundle as a trust anchor.
@@ -108,5 +116,10 @@ impl TrustAnchors {
     /// TCP connect timeout for backends.
     pub(super) fn connect_timeout(&self) -> Duration {
         self.connect_timeout
+    }
+
+    /// How long a backend connection may be used for new requests.
+    pub(super) fn max_connection_age(&self) -> Option<Duration> {
+        self.max_connection_age
     }
 }
