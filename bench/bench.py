@@ -439,7 +439,7 @@ def ha_suite():
     else:
         harness("gatehouse-ha-bench", "writes", "--writes", 500, "--writers", 8, "--rounds", 3)
         harness("gatehouse-ha-bench", "failover", "--data-planes", 10, "--rounds", 5)
-        harness("gatehouse-ha-bench", "propagation", "--data-planes", 10, "--changes", 50)
+        harness("gatehouse-ha-bench", "propagation", "--data-planes", 10, "--changes", 200)
 
 
 SUITES = {"proxy": proxy_suite, "https": https_suite, "propagation": propagation_suite, "scale": scale_suite,

@@ -11,6 +11,7 @@ mod certificates;
 mod errors;
 mod fleet;
 mod hostnames;
+mod named_values;
 mod rollout;
 mod subscriptions;
 mod update_mask;
@@ -274,6 +275,35 @@ impl Management for ManagementService {
         request: Request<pb::DeleteHostnameRequest>,
     ) -> Result<Response<pb::DeleteHostnameResponse>, Status> {
         audited(request, "DeleteHostname", |r| r.name.clone(), |r| self.delete_hostname_inner(r), |r| r.revision).await
+    }
+
+    async fn put_named_value(
+        &self,
+        request: Request<pb::PutNamedValueRequest>,
+    ) -> Result<Response<pb::NamedValue>, Status> {
+        audited(request, "PutNamedValue", |r| r.name.clone(), |r| self.put_named_value_inner(r), |r| r.revision).await
+    }
+
+    async fn get_named_value(
+        &self,
+        request: Request<pb::GetNamedValueRequest>,
+    ) -> Result<Response<pb::NamedValue>, Status> {
+        Ok(Response::new(self.get_named_value_inner(&request.into_inner().name)?))
+    }
+
+    async fn list_named_values(
+        &self,
+        _: Request<pb::ListNamedValuesRequest>,
+    ) -> Result<Response<pb::ListNamedValuesResponse>, Status> {
+        Ok(Response::new(self.list_named_values_inner()))
+    }
+
+    async fn delete_named_value(
+        &self,
+        request: Request<pb::DeleteNamedValueRequest>,
+    ) -> Result<Response<pb::DeleteNamedValueResponse>, Status> {
+        audited(request, "DeleteNamedValue", |r| r.name.clone(), |r| self.delete_named_value_inner(r), |r| r.revision)
+            .await
     }
 
     async fn list_gateways(

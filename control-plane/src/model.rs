@@ -177,6 +177,31 @@ pub struct Hostname {
     pub revision: Revision,
 }
 
+/// A named value, APIM's way: policies name it `{{name}}`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NamedValue {
+    /// Letters, digits, '-', '_', '.'.
+    pub name: String,
+    /// The value (sealed at rest when secret; never shown when secret).
+    pub value: String,
+    /// Write-only: reads show the mask.
+    pub secret: bool,
+    /// The revision it was last written at.
+    pub revision: Revision,
+}
+
+impl std::fmt::Debug for NamedValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let value = if self.secret { crate::policy::MASK } else { self.value.as_str() };
+        f.debug_struct("NamedValue")
+            .field("name", &self.name)
+            .field("value", &value)
+            .field("secret", &self.secret)
+            .field("revision", &self.revision)
+            .finish()
+    }
+}
+
 /// Everything the control plane knows at one revision.
 #[derive(Clone, Debug, Default)]
 pub struct State {
@@ -196,9 +221,25 @@ pub struct State {
     pub certificate_sources: BTreeMap<String, CertificateSource>,
     /// Sources of linked CA certificates, by CA certificate id. Not sent to data planes.
     pub ca_sources: BTreeMap<String, CertificateSource>,
+    /// Named values by name (data planes get them substituted into policies).
+    pub named_values: BTreeMap<String, NamedValue>,
 }
 
 impl State {
+    /// Ids of the APIs whose policy names the named value `name`.
+    pub fn apis_naming(&self, name: &str) -> Vec<String> {
+        self.apis
+            .values()
+            .filter(|api| crate::policy::named_values::referenced(&api.policy).contains(name))
+            .map(|api| api.id.clone())
+            .collect()
+    }
+
+    /// The API's policy with its named values substituted, as data planes apply it.
+    pub fn resolved_policy(&self, policy: &Policy) -> Result<Policy, crate::policy::named_values::ResolveError> {
+        crate::policy::named_values::resolve(policy, |name| self.named_values.get(name).map(|v| v.value.as_str()))
+    }
+
     /// Whether the CA certificate is linked to a file and its last read was refused.
     pub fn refresh_failed_ca(&self, id: &str) -> bool {
         self.ca_sources.get(id).and_then(|s| s.last_refresh.as_ref()).is_some_and(|last| !last.ok)

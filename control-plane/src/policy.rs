@@ -4,14 +4,17 @@
 //! `forward-client-certificate` in `<inbound>`, `<forward-request timeout>` in `<backend>`.
 //!
 //! A document must never mean something else here than in APIM: whatever this gateway would not
-//! do as written (an unknown element or attribute, a named value, a policy expression, a backend
-//! that is not forwarded to) is refused with its line and column, never accepted literally.
+//! do as written (an unknown element or attribute, a named value where APIM would not read one,
+//! a policy expression, a backend that is not forwarded to) is refused with its line and column,
+//! never accepted literally. Named values (`{{name}}`) are read where APIM reads them for these
+//! elements: the Basic username and password and `set-header` values.
 
 use std::fmt;
 
 use gatehouse_shared::Thumbprint;
 
 mod client_certificate;
+pub mod named_values;
 mod parse;
 mod render;
 mod secrets;

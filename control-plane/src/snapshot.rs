@@ -189,7 +189,11 @@ impl Published {
                     ca_thumbprints: credentials.cas(state, &api.tls.ca_ids),
                     exclude_system_roots: !api.tls.system_roots,
                 }),
-                headers: header_actions(&api.policy),
+                headers: header_actions(&state.resolved_policy(&api.policy).unwrap_or_else(|error| {
+                    // The store checks every write that could cause this; never send a literal {{name}}.
+                    tracing::error!(api = %api.id, %error, "policy named values do not resolve; no header actions sent");
+                    crate::policy::Policy::default()
+                })),
                 backend_timeout_seconds: api.policy.backend_timeout.unwrap_or(0),
                 hostnames: api.hostnames.clone(),
                 subscription_required: api.subscription.required,

@@ -28,12 +28,14 @@ pub mod etcd;
 mod hostnames;
 #[cfg(feature = "etcd")]
 pub mod migrate;
+mod named_values;
 mod records;
 mod rules;
 mod subscriptions;
 
 pub use certificate_sources::RefreshOutcome;
 pub use error::{ResourceKind, StoreError};
+pub use named_values::MAX_VALUE_BYTES;
 pub use rules::is_plain_id;
 pub use subscriptions::{CreatedSubscription, SubscriptionDefinition};
 #[cfg(test)]
@@ -101,6 +103,8 @@ pub(super) struct Change {
     remove_sources: Vec<String>,
     put_ca_sources: Vec<(String, CertificateSource)>,
     remove_ca_sources: Vec<String>,
+    put_named_values: Vec<crate::model::NamedValue>,
+    remove_named_values: Vec<String>,
 }
 
 /// What a write decided, given the state it read: [`Store::write`] commits it, and runs the
@@ -302,6 +306,10 @@ impl Store {
             let (key, value) = records::source_entry(&id, &source, &self.key);
             ops.push(Op::Put(key, value));
         }
+        for named in change.put_named_values {
+            let (key, value) = records::named_value_entry(&crate::model::NamedValue { revision, ..named }, &self.key);
+            ops.push(Op::Put(key, value));
+        }
         for (id, source) in change.put_ca_sources {
             let (key, value) = records::ca_source_entry(&id, &source, &self.key);
             ops.push(Op::Put(key, value));
@@ -314,6 +322,7 @@ impl Store {
             change.remove_subscriptions.iter().map(|name| records::subscription_key(name)).collect(),
             change.remove_sources.iter().map(|id| records::source_key(id)).collect(),
             change.remove_ca_sources.iter().map(|id| records::ca_source_key(id)).collect(),
+            change.remove_named_values.iter().map(|name| records::named_value_key(name)).collect(),
         ];
         ops.extend(removed.into_iter().flatten().map(Op::Delete));
         if bump {

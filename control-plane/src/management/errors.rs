@@ -104,6 +104,10 @@ impl From<StoreError> for Status {
             | StoreError::CertificateOverPlainHttp(_)
             | StoreError::NoTrustedRoots
             | StoreError::Unmask(_) => Status::invalid_argument(error.to_string()),
+            StoreError::InvalidNamedValue { .. }
+            | StoreError::NamedValueUnresolved(_)
+            | StoreError::NamedValueBreaksApi { .. } => Status::invalid_argument(error.to_string()),
+            StoreError::NamedValueInUse { apis, .. } => blocked_by(&error, in_use(apis, &[])),
             StoreError::Unavailable { .. } => Status::unavailable(error.to_string()),
             StoreError::Moved { .. } => Status::aborted(error.to_string()),
             StoreError::Storage(_)

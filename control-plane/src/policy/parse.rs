@@ -2,7 +2,7 @@
 
 use roxmltree::Node;
 
-use super::value::{check_header_name, check_header_value, check_host_header, check_literal};
+use super::value::{Named, check_header_name, check_header_value, check_host_header, check_literal};
 use super::{BasicAuth, Binding, ExistsAction, InboundElement, MAX_POLICY_BYTES, Policy, PolicyError, SetHeader};
 use gatehouse_shared::Thumbprint;
 
@@ -162,7 +162,7 @@ fn base(element: Node<'_, '_>) -> Result<(), PolicyError> {
 }
 
 fn certificate(element: Node<'_, '_>) -> Result<Binding, PolicyError> {
-    let [thumbprint, id] = attributes(element, ["thumbprint", "certificate-id"], &[])?;
+    let [thumbprint, id] = attributes(element, ["thumbprint", "certificate-id"], &[], &[])?;
     no_content(element)?;
     match (thumbprint, id) {
         (Some(t), None) => Ok(Binding::Thumbprint(Thumbprint::parse(t).map_err(|e| invalid(element, e.to_string()))?)),
@@ -172,7 +172,8 @@ fn certificate(element: Node<'_, '_>) -> Result<Binding, PolicyError> {
 }
 
 fn basic(element: Node<'_, '_>) -> Result<BasicAuth, PolicyError> {
-    let [username, password] = attributes(element, ["username", "password"], &["username", "password"])?;
+    let [username, password] =
+        attributes(element, ["username", "password"], &["username", "password"], &["username", "password"])?;
     no_content(element)?;
     let (username, password) = (username.unwrap_or_default(), password.unwrap_or_default());
     if username.contains(':') {
@@ -182,7 +183,7 @@ fn basic(element: Node<'_, '_>) -> Result<BasicAuth, PolicyError> {
 }
 
 fn set_header(element: Node<'_, '_>) -> Result<SetHeader, PolicyError> {
-    let [name, action, secret] = attributes(element, ["name", "exists-action", "secret"], &["name"])?;
+    let [name, action, secret] = attributes(element, ["name", "exists-action", "secret"], &["name"], &[])?;
     let name = name.unwrap_or_default();
     check_header_name(name).map_err(|m| invalid(element, m))?;
     let action = match action.unwrap_or("override") {
@@ -250,7 +251,7 @@ fn text(value: Node<'_, '_>) -> Result<String, PolicyError> {
         return Err(invalid(value, "<value> holds text only (policy expressions are not supported)"));
     }
     let text: String = value.children().filter(|n| n.is_text()).filter_map(|n| n.text()).collect();
-    check_literal(&text).map_err(|m| invalid(value, m))?;
+    check_literal(&text, Named::Read).map_err(|m| invalid(value, m))?;
     check_header_value(&text).map_err(|m| invalid(value, m))?;
     Ok(text)
 }
@@ -269,18 +270,21 @@ fn no_content(node: Node<'_, '_>) -> Result<(), PolicyError> {
     Ok(())
 }
 
-/// The values of `known` attributes in order, each a literal; unknown attributes and missing
-/// `required` ones are errors.
+/// The values of `known` attributes in order, each a literal (or, for those in `named`, a
+/// literal with named value references); unknown attributes and missing `required` ones are
+/// errors.
 fn attributes<'a, const N: usize>(
     node: Node<'a, '_>,
     known: [&str; N],
     required: &[&str],
+    named: &[&str],
 ) -> Result<[Option<&'a str>; N], PolicyError> {
     for attr in node.attributes() {
         if attr.namespace().is_some() || !known.contains(&attr.name()) {
             return Err(invalid(node, format!("unknown attribute '{}'; known: {}", attr.name(), known.join(", "))));
         }
-        check_literal(attr.value()).map_err(|m| invalid(node, format!("attribute '{}': {m}", attr.name())))?;
+        let reads = if named.contains(&attr.name()) { Named::Read } else { Named::Refused };
+        check_literal(attr.value(), reads).map_err(|m| invalid(node, format!("attribute '{}': {m}", attr.name())))?;
     }
     for name in required {
         if node.attribute(*name).is_none() {
@@ -363,21 +367,21 @@ mod tests {
     }
 
     #[test]
-    fn expressions_and_named_values_are_refused_wherever_they_are() {
+    fn expressions_are_refused_everywhere_and_named_values_outside_credentials_and_header_values() {
         let expression = "policy expressions are not supported";
-        let named = "named values are not supported yet";
+        let named = "named values are read only in";
         let cases = [
             ("<authentication-certificate thumbprint=\"@(context.Variables[&quot;t&quot;])\" />", expression),
             ("<authentication-certificate certificate-id=\"{{client-cert}}\" />", named),
-            ("<authentication-basic username=\"{{user}}\" password=\"p\" />", named),
             ("<authentication-basic username=\"u\" password=\" @(1)\" />", expression),
+            ("<authentication-basic username=\"{{a b}}\" password=\"p\" />", "not a named value reference"),
             ("<set-header name=\"{{header}}\"><value>x</value></set-header>", named),
             ("<set-header name=\"a\" exists-action=\"@(x)\"><value>x</value></set-header>", expression),
             ("<set-header name=\"a\" secret=\"{{flag}}\"><value>x</value></set-header>", named),
-            ("<set-header name=\"a\"><value>Bearer {{token}}</value></set-header>", named),
             ("<set-header name=\"a\"><value>\n      @{ return 1; }</value></set-header>", expression),
             ("<set-header name=\"a\"><value><![CDATA[@(x)]]></value></set-header>", expression),
             ("<set-header name=\"a\"><value>&#64;(x)</value></set-header>", expression),
+            ("<set-header name=\"Host\"><value>{{host}}</value></set-header>", "not host or host:port"),
         ];
         for (element, expected) in cases {
             let xml = inbound(element);
@@ -386,6 +390,14 @@ mod tests {
         }
         let error = refusal("<policies><backend><forward-request timeout=\"{{t}}\" /></backend></policies>");
         assert!(error.contains("attribute 'timeout': named values"), "{error}");
+        // Where APIM reads them, references are kept as written.
+        let policy = parse(&inbound(
+            "<authentication-basic username=\"{{user}}\" password=\"{{pw}}\" />\
+             <set-header name=\"a\"><value>Bearer {{token}}</value></set-header>",
+        ))
+        .unwrap();
+        assert_eq!(policy.basic.unwrap().password, "{{pw}}");
+        assert_eq!(policy.headers[0].values, ["Bearer {{token}}"]);
     }
 
     #[test]

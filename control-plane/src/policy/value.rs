@@ -4,17 +4,30 @@
 
 use super::{ExistsAction, MAX_BACKEND_TIMEOUT_SECS};
 
-/// APIM would evaluate `@(…)`/`@{…}` and substitute `{{name}}`; taking either literally would
-/// send the backend something else than the document means, so both are refused.
-pub(super) fn check_literal(text: &str) -> Result<(), &'static str> {
+/// Whether a value may hold `{{name}}` references to named values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Named {
+    /// A Basic username or password, or a set-header value: references are read.
+    Read,
+    /// Anywhere else: a reference would be taken literally, so it is refused.
+    Refused,
+}
+
+/// APIM would evaluate `@(…)`/`@{…}`: taking it literally would send the backend something else
+/// than the document means, so it is refused. `{{name}}` is a named value where `named` reads
+/// them (its name must be valid) and refused elsewhere.
+pub(super) fn check_literal(text: &str, named: Named) -> Result<(), String> {
     // APIM reads an expression after leading white space too (a multi-line `<value>`).
     let start = text.trim_start();
     if start.starts_with("@(") || start.starts_with("@{") {
-        return Err("policy expressions are not supported; give a literal value");
+        return Err("policy expressions are not supported; give a literal value".into());
     }
     // A named value can sit anywhere in a value ("Bearer {{token}}"); a lone "{{" is literal.
-    if text.find("{{").is_some_and(|open| text[open + 2..].contains("}}")) {
-        return Err("named values are not supported yet; give the value itself");
+    let references = super::named_values::references(text)?;
+    if named == Named::Refused && !references.is_empty() {
+        return Err(
+            "named values are read only in authentication-basic and set-header values; give the value itself".into()
+        );
     }
     Ok(())
 }
@@ -98,13 +111,17 @@ mod tests {
     #[test]
     fn expressions_and_named_values_are_not_literals() {
         for expression in ["@(context.Request.Id)", "@{ return \"x\"; }", "  \n\t@(1)"] {
-            assert!(check_literal(expression).unwrap_err().contains("policy expressions"), "{expression}");
+            assert!(check_literal(expression, Named::Read).unwrap_err().contains("policy expressions"), "{expression}");
         }
         for named in ["{{api-key}}", "Bearer {{token}}", "{{a}}b{{c}}"] {
-            assert!(check_literal(named).unwrap_err().contains("named values are not supported yet"), "{named}");
+            assert!(
+                check_literal(named, Named::Refused).unwrap_err().contains("named values are read only in"),
+                "{named}"
+            );
+            assert_eq!(check_literal(named, Named::Read), Ok(()), "{named}");
         }
         for literal in ["", "plain", "a@(b", "user@example.com", "{{", "}} {{", "{ {x} }"] {
-            assert_eq!(check_literal(literal), Ok(()), "{literal}");
+            assert_eq!(check_literal(literal, Named::Refused), Ok(()), "{literal}");
         }
     }
 

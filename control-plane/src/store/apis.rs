@@ -81,6 +81,8 @@ impl Store {
                 return Ok(Plan::Done(api.clone()));
             }
             check_issuer_cas(state, &policy)?;
+            // Every {{name}} it names exists, and the substituted values are valid.
+            state.resolved_policy(&policy)?;
             if policy.certificate != api.policy.certificate {
                 check_binding(state, &policy.certificate, options.allow_expired)?;
                 check_scheme(&api.service_url, &policy.certificate)?;

@@ -20,6 +20,8 @@ pub enum ResourceKind {
     Hostname,
     /// A subscription: keys API clients present.
     Subscription,
+    /// A named value policies refer to.
+    NamedValue,
 }
 
 impl ResourceKind {
@@ -31,6 +33,7 @@ impl ResourceKind {
             Self::Api => "API",
             Self::Hostname => "hostname",
             Self::Subscription => "subscription",
+            Self::NamedValue => "named value",
         }
     }
 }
@@ -246,6 +249,35 @@ pub enum StoreError {
     /// sled failed.
     #[error("the configuration store failed")]
     Storage(#[from] sled::Error),
+    /// A named value's name or value breaks the rules.
+    #[error("named value {name} refused: {reason}")]
+    InvalidNamedValue {
+        /// The name given, quoted.
+        name: String,
+        /// Which rule.
+        reason: &'static str,
+    },
+    /// A policy names a named value that does not exist, or that breaks it once substituted.
+    #[error(transparent)]
+    NamedValueUnresolved(#[from] crate::policy::named_values::ResolveError),
+    /// The new value would break a policy that names it.
+    #[error("named value '{name}' cannot take this value: in API '{api}', {source}")]
+    NamedValueBreaksApi {
+        /// The named value.
+        name: String,
+        /// The API whose policy it breaks.
+        api: String,
+        /// How.
+        source: crate::policy::named_values::ResolveError,
+    },
+    /// Deleting a named value that policies name.
+    #[error("named value '{name}' is named by the policy of APIs: {}; remove it from them first", apis.join(", "))]
+    NamedValueInUse {
+        /// The named value.
+        name: String,
+        /// The APIs whose policies name it.
+        apis: Vec<String>,
+    },
     /// Another control plane committed first (revision `revision`), and planning the write
     /// again kept losing the race.
     #[error(

@@ -1,5 +1,5 @@
-//! The configuration as sled stores it: protobuf-encoded records under `cert/`, `ca/`, `api/`,
-//! `host/` and `sub/` keys, private keys and secrets sealed under the master key, and the revision and
+//! The configuration as the store keeps it (in sled or etcd): protobuf-encoded records under
+//! `cert/`, `ca/`, `api/`, `host/`, `sub/` and `nv/` keys, private keys and secrets sealed under the master key, and the revision and
 //! configuration id under `meta/`. Encoding for a commit and loading at start live here; the
 //! rules a write must pass live in `rules.rs`.
 
@@ -7,6 +7,7 @@ mod api;
 mod certificate;
 mod client_certificate;
 mod hostname;
+mod named_value;
 mod source;
 mod subscription;
 
@@ -19,12 +20,14 @@ use crate::model::{Hostname, State, StoredCaCertificate, StoredCertificate};
 pub(super) use api::{api_entry, api_key};
 pub(super) use certificate::{ca_entry, ca_key, certificate_entry, certificate_key};
 pub(super) use hostname::{hostname_entry, hostname_key};
+pub(super) use named_value::{named_value_entry, named_value_key};
 pub(super) use source::{ca_source_entry, ca_source_key, source_entry, source_key};
 pub(super) use subscription::{subscription_entry, subscription_key};
 
 use api::ApiRecord;
 use certificate::{CaRecord, CertificateRecord};
 use hostname::HostnameRecord;
+use named_value::NamedValueRecord;
 use source::SourceRecord;
 use subscription::SubscriptionRecord;
 
@@ -38,6 +41,7 @@ const CA_PREFIX: &str = "ca/";
 const API_PREFIX: &str = "api/";
 const HOSTNAME_PREFIX: &str = "host/";
 const SUBSCRIPTION_PREFIX: &str = "sub/";
+const NAMED_VALUE_PREFIX: &str = "nv/";
 pub(super) const REVISION_KEY: &str = "meta/revision";
 pub(super) const CONFIG_ID_KEY: &str = "meta/config-id";
 
@@ -143,6 +147,14 @@ pub(super) fn apply(state: &mut State, key: &[u8], value: Option<&[u8]>, seal: &
             revision: record.revision,
         };
         state.hostnames.insert(hostname.name.clone(), hostname);
+    } else if let Some(name) = text.strip_prefix(NAMED_VALUE_PREFIX) {
+        let Some(value) = value else {
+            state.named_values.remove(name);
+            return Ok(());
+        };
+        let record: NamedValueRecord = prost::Message::decode(value).map_err(|e| corrupt(e.into()))?;
+        let named = record.into_named_value(seal).map_err(corrupt)?;
+        state.named_values.insert(named.name.clone(), named);
     } else if let Some(name) = text.strip_prefix(SUBSCRIPTION_PREFIX) {
         let Some(value) = value else {
             state.subscriptions.remove(name);

@@ -740,6 +740,73 @@ async fn paths_that_differ_only_in_case_are_one_path() {
     }
 }
 
+#[tokio::test]
+async fn named_values_are_substituted_for_data_planes_checked_on_every_write_and_kept_while_named() {
+    for store in stores().await {
+        eprintln!("on {}", store.kind());
+        store.put_api(api("orders", "/orders", None), &ANY).await.unwrap();
+        let xml = r#"<policies><inbound>
+            <authentication-basic username="{{user}}" password="{{pw}}" />
+            <set-header name="x-key"><value>k-{{user}}</value></set-header>
+        </inbound></policies>"#;
+        let policy = crate::policy::parse(xml).unwrap();
+        let error = store.set_api_policy("orders", policy.clone(), &ANY).await.unwrap_err();
+        assert!(error.to_string().contains("no such named value"), "{error}");
+
+        store.put_named_value("user", "svc", false, &ANY).await.unwrap();
+        store.put_named_value("pw", "s3cret", true, &ANY).await.unwrap();
+        store.set_api_policy("orders", policy, &ANY).await.unwrap();
+        let headers = |store: &Store| store.latest().routes["orders"].headers.clone();
+        let basic = |user: &str, pw: &str| {
+            use base64::Engine as _;
+            format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pw}")))
+        };
+        assert_eq!(headers(&store)[0].values, [basic("svc", "s3cret")]);
+        assert_eq!(headers(&store)[1].values, ["k-svc"]);
+
+        // A new value is a new revision, and data planes get it substituted.
+        let before = store.state().revision;
+        let changed = store.put_named_value("pw", "n3w", true, &ANY).await.unwrap();
+        assert_eq!(changed.revision, before + 1);
+        assert_eq!(headers(&store)[0].values, [basic("svc", "n3w")]);
+        // The same value again writes nothing.
+        assert_eq!(store.put_named_value("pw", "n3w", true, &ANY).await.unwrap().revision, before + 1);
+
+        // A value that breaks a policy naming it is refused (without showing it), as is a delete.
+        let error = store.put_named_value("user", "a:b", false, &ANY).await.unwrap_err();
+        assert!(matches!(&error, StoreError::NamedValueBreaksApi { api, .. } if api == "orders"), "{error}");
+        let error = store.put_named_value("pw", "line\nHIDDEN", true, &ANY).await.unwrap_err();
+        assert!(error.to_string().contains("control character") && !error.to_string().contains("HIDDEN"), "{error}");
+        let error = store.delete_named_value("user", &ANY).await.unwrap_err();
+        assert!(matches!(&error, StoreError::NamedValueInUse { apis, .. } if apis == &["orders"]), "{error}");
+        assert_eq!(store.state().named_values["user"].value, "svc");
+
+        store.set_api_policy("orders", crate::policy::Policy::default(), &ANY).await.unwrap();
+        store.delete_named_value("user", &ANY).await.unwrap();
+        assert!(!store.state().named_values.contains_key("user"));
+    }
+}
+
+#[tokio::test]
+async fn a_secret_named_value_is_sealed_at_rest_and_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = || Store::open(reopen(dir.path()), SealingKey::from_bytes(&[9u8; 32]).unwrap(), None).unwrap();
+    let store = open();
+    store.put_named_value("pw", "sup3r-s3cret-value", true, &ANY).await.unwrap();
+    store.put_named_value("user", "plain-user-name", false, &ANY).await.unwrap();
+    store.flush().await.unwrap();
+    drop(store);
+    let db = reopen(dir.path());
+    let raw: Vec<u8> = db.iter().flat_map(|item| item.unwrap().1.to_vec()).collect();
+    let contains = |needle: &[u8]| raw.windows(needle.len()).any(|w| w == needle);
+    assert!(!contains(b"sup3r-s3cret-value"), "a secret named value is stored in clear");
+    assert!(contains(b"plain-user-name"));
+    drop(db);
+    let state = open().state();
+    assert_eq!(state.named_values["pw"].value, "sup3r-s3cret-value");
+    assert!(state.named_values["pw"].secret);
+}
+
 /// Opens the database in `dir` again. sled's flusher thread may hold the file lock a moment
 /// after the previous handle is dropped, so a "could not acquire lock" is waited out (2 s at most).
 pub(super) fn reopen(dir: &std::path::Path) -> sled::Db {

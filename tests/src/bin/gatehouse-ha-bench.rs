@@ -12,6 +12,7 @@ use anyhow::{Context, ensure};
 use clap::{Parser, Subcommand};
 use gatehouse_tests::etcd::EtcdCluster;
 use gatehouse_tests::fleet::wait_acked;
+use gatehouse_tests::http_client::HttpClient;
 use gatehouse_tests::process::{Access, ControlPlane, DataPlane, Management};
 use gatehouse_tests::requests::api;
 
@@ -86,6 +87,9 @@ struct WriteFigures {
     one_rates: Vec<f64>,
     many: Vec<Duration>,
     many_rates: Vec<f64>,
+    /// CPU time (ms) the control plane, the etcd members and this load generator used
+    /// during the measured loads.
+    cpu: [f64; 3],
 }
 
 async fn write_figures(writes: usize, writers: usize, rounds: usize) -> anyhow::Result<()> {
@@ -102,8 +106,13 @@ async fn write_figures(writes: usize, writers: usize, rounds: usize) -> anyhow::
     let mut figures: Vec<WriteFigures> = stores.iter().map(|_| WriteFigures::default()).collect();
     for round in 1..=rounds {
         for ((installation, cp), figures) in installations.iter().zip(&mut figures) {
+            let before = installation.cpu_ms(cp);
             let one = write_load(&cp.access(), 1, writes).await?;
             let many = write_load(&cp.access(), writers, writes).await?;
+            let after = installation.cpu_ms(cp);
+            for (total, (b, a)) in figures.cpu.iter_mut().zip(before.iter().zip(after)) {
+                *total += a - b;
+            }
             println!(
                 "  round {round} {:<16} 1 writer {:>7.0} writes/s, {writers} writers {:>7.0} writes/s",
                 installation.store.label(),
@@ -164,6 +173,20 @@ async fn write_figures(writes: usize, writers: usize, rounds: usize) -> anyhow::
             format!("x{:.2}", s[4] / sled[4]),
             format!("x{:.2}", s[5] / sled[5]),
         );
+    }
+    let measured = (figures[0].one.len() + figures[0].many.len()) as f64;
+    println!("CPU time per write during the measured loads (ms; 10 ms clock ticks, over {measured} writes):");
+    for ((installation, _), figures) in installations.iter().zip(&figures) {
+        let [cp, etcd, client] = figures.cpu.map(|ms| ms / measured);
+        println!(
+            "  {:<16} control plane {cp:.2}, etcd {etcd:.2}, load generator {client:.2}",
+            installation.store.label()
+        );
+    }
+    for (installation, _) in &installations {
+        if let Some(etcd) = &installation.etcd {
+            println!("  {:<16} {}", installation.store.label(), wal_fsyncs(etcd).await);
+        }
     }
     for (installation, _) in &installations {
         installation.report_logs();
@@ -447,6 +470,12 @@ impl Installation {
         log.lines().any(|l| l.contains("config sync connected") && l.contains(&format!("control_plane={url}")))
     }
 
+    /// CPU time used so far (ms) by `cp`, by the etcd members and by this process.
+    fn cpu_ms(&self, cp: &ControlPlane) -> [f64; 3] {
+        let etcd = self.etcd.as_ref().map_or(0.0, |etcd| etcd_pids(etcd).into_iter().map(cpu_ms).sum());
+        [cp.process.pid().map_or(0.0, cpu_ms), etcd, cpu_ms(std::process::id())]
+    }
+
     /// Prints how many warnings and errors the control planes logged, with the first few.
     fn report_logs(&self) {
         let mut lines = Vec::new();
@@ -519,27 +548,60 @@ fn memory(cp: &ControlPlane) -> String {
     format!("{:.1}/{:.1}", status_kib(pid, "VmRSS:") as f64 / 1024.0, status_kib(pid, "VmHWM:") as f64 / 1024.0)
 }
 
-/// The RSS of `cluster`'s members (this process's children named etcd that listen on one of
-/// its client URLs), in MiB.
+/// The RSS of `cluster`'s members, in MiB.
 fn etcd_rss_mib(cluster: &EtcdCluster) -> f64 {
+    etcd_pids(cluster).into_iter().map(|pid| status_kib(pid, "VmRSS:")).sum::<u64>() as f64 / 1024.0
+}
+
+/// The process ids of `cluster`'s members: this process's children named etcd that listen on
+/// one of its client URLs.
+fn etcd_pids(cluster: &EtcdCluster) -> Vec<u32> {
     let me = std::process::id().to_string();
     let endpoints = cluster.endpoints();
-    let kib: u64 = std::fs::read_dir("/proc")
+    std::fs::read_dir("/proc")
         .into_iter()
         .flatten()
         .flatten()
         .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
         .filter(|pid| {
-            // "PID (comm) STATE PPID ...": the parent is the second field after the name.
             let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
             let Some((name, rest)) = stat.split_once(") ") else { return false };
             let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
             let cmdline = String::from_utf8_lossy(&cmdline);
+            // "PID (comm) STATE PPID ...": the parent is the second field after the name.
             name.ends_with("(etcd")
                 && rest.split_whitespace().nth(1) == Some(me.as_str())
                 && endpoints.iter().any(|url| cmdline.split('\0').any(|arg| arg == url))
         })
-        .map(|pid| status_kib(pid, "VmRSS:"))
-        .sum();
-    kib as f64 / 1024.0
+        .collect()
+}
+
+/// User plus system CPU time of `pid` so far, in ms (Linux counts it in 10 ms ticks).
+fn cpu_ms(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat.split_once(") ").map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+    // After the name: state is field 0, utime 11, stime 12.
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    (ticks(11) + ticks(12)) as f64 * 10.0
+}
+
+/// How many WAL fsyncs `cluster`'s members did and how long they took on average, from
+/// their /metrics.
+async fn wal_fsyncs(cluster: &EtcdCluster) -> String {
+    let (mut count, mut seconds) = (0.0, 0.0);
+    for endpoint in cluster.endpoints() {
+        let Ok(reply) = HttpClient::default().get(&format!("{endpoint}/metrics")).await else { continue };
+        for line in reply.body.lines() {
+            let value = |name: &str| line.strip_prefix(name).and_then(|v| v.trim().parse::<f64>().ok());
+            if let Some(v) = value("etcd_disk_wal_fsync_duration_seconds_count ") {
+                count += v;
+            } else if let Some(v) = value("etcd_disk_wal_fsync_duration_seconds_sum ") {
+                seconds += v;
+            }
+        }
+    }
+    if count == 0.0 {
+        return "no WAL fsync figures in etcd's /metrics".into();
+    }
+    format!("WAL fsyncs (all members, whole run): {count:.0}, mean {:.3} ms", seconds / count * 1000.0)
 }

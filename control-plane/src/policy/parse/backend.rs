@@ -52,7 +52,7 @@ fn forward_request(element: Node<'_, '_>) -> Result<Option<u32>, PolicyError> {
         "buffer-request-body",
         "buffer-response",
     ];
-    let values = attributes(element, KNOWN, &[])?;
+    let values = attributes(element, KNOWN, &[], &[])?;
     no_content(element)?;
     for (name, value) in KNOWN.iter().zip(values).skip(1) {
         match (*name, value) {

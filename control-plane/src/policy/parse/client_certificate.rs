@@ -22,7 +22,7 @@ const GATEWAY_HEADERS: [&str; 6] =
 pub(super) fn validate_client_certificate(element: Node<'_, '_>) -> Result<ClientCertificateValidation, PolicyError> {
     const FLAGS: [&str; 5] =
         ["validate-revocation", "validate-trust", "validate-not-before", "validate-not-after", "ignore-error"];
-    let values = attributes(element, FLAGS, &[])?;
+    let values = attributes(element, FLAGS, &[], &[])?;
     let defaults = ClientCertificateValidation::default();
     let mut flags = [
         defaults.validate_revocation,
@@ -81,7 +81,7 @@ fn identity(element: Node<'_, '_>) -> Result<CertificateIdentity, PolicyError> {
         "issuer-thumbprint",
         "issuer-certificate-id",
     ];
-    let values = attributes(element, CLAIMS, &[])?;
+    let values = attributes(element, CLAIMS, &[], &[])?;
     no_content(element)?;
     if values.iter().all(Option::is_none) {
         return Err(invalid(
@@ -130,7 +130,7 @@ fn identity(element: Node<'_, '_>) -> Result<CertificateIdentity, PolicyError> {
 
 /// `<forward-client-certificate>`: the header names, lowercase.
 pub(super) fn forward_client_certificate(element: Node<'_, '_>) -> Result<ForwardClientCertificate, PolicyError> {
-    let [thumbprint, subject] = attributes(element, ["thumbprint-header", "subject-header"], &[])?;
+    let [thumbprint, subject] = attributes(element, ["thumbprint-header", "subject-header"], &[], &[])?;
     no_content(element)?;
     if thumbprint.is_none() && subject.is_none() {
         return Err(invalid(element, "give thumbprint-header=\"...\", subject-header=\"...\" or both"));
@@ -257,7 +257,7 @@ mod tests {
             (identity("issuer-subject=\"XX=1\""), "unknown attribute 'XX'"),
             (identity("dns-name=\"a b\""), "not a DNS name"),
             (identity("issuer-certificate-id=\"ca\" issuer-subject=\"CN=x\""), "cannot be combined"),
-            (identity("common-name=\"{{cn}}\""), "named values are not supported"),
+            (identity("common-name=\"{{cn}}\""), "named values are read only in"),
             (format!("{}{}", vcc("", ""), vcc("", "")), "only one validate-client-certificate"),
             ("<forward-client-certificate thumbprint-header=\"x-t\" />".into(), "add <validate-client-certificate>"),
         ];
