@@ -160,6 +160,20 @@ impl pb::config_sync_server::ConfigSync for ConfigSyncService {
         }
         let slot = StreamSlot::take(&self.streams, caller.token_id, self.max_streams_per_token)?;
         let held = if hello.config_id == self.store.config_id() { hello.revision } else { 0 };
+        // A data plane ahead of this control plane (it came from another one on the same etcd)
+        // would be sent an older configuration: wait until this one has caught up, or send it
+        // on to another control plane.
+        if self.store.is_shared() && held > self.store.state().revision {
+            let mut published = self.store.subscribe();
+            let caught_up = published.wait_for(|p| p.revision >= held);
+            if tokio::time::timeout(std::time::Duration::from_secs(5), caught_up).await.is_err() {
+                let ours = self.store.state().revision;
+                tracing::warn!(gateway = %hello.name.escape_debug(), held, ours, "data plane is ahead of this control plane");
+                return Err(Status::unavailable(format!(
+                    "this control plane is at revision {ours}, behind the data plane's {held}: it cannot reach the store; try another control plane"
+                )));
+            }
+        }
         let reported = Reported {
             version: hello.version.clone(),
             instance_id: hello.instance_id.clone(),

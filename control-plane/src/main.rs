@@ -156,6 +156,11 @@ fn etcd_options(args: &StoreArgs) -> anyhow::Result<gatehouse_control_plane::sto
 
 /// Where the configuration is kept, from the flags.
 fn store_config(args: &StoreArgs) -> anyhow::Result<StoreConfig> {
+    // etcd flags on a sled control plane mean a forgotten --store: it would serve another store.
+    anyhow::ensure!(
+        args.store == "etcd" || args.etcd_endpoints.is_empty(),
+        "--etcd-endpoints is set but --store is sled: add --store etcd, or drop the etcd flags"
+    );
     match args.store.as_str() {
         #[cfg(feature = "etcd")]
         "etcd" => Ok(StoreConfig::Etcd(etcd_options(args)?)),

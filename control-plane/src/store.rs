@@ -130,10 +130,12 @@ pub struct Store {
     state: ArcSwap<State>,
     /// One writer at a time on this control plane: validation and commit see the same state.
     writer: Mutex<()>,
-    /// Installing a committed batch (this control plane's or, with etcd, another's) into
-    /// `state`: holds the backend position of the last one installed, so none is installed
-    /// twice or out of order.
-    installed: std::sync::Mutex<i64>,
+    /// Held while a committed batch is installed into `state`.
+    installing: std::sync::Mutex<()>,
+    /// The backend position of the last batch installed. With etcd only the watch installs,
+    /// in etcd's order, this control plane's own commits included: none is installed twice,
+    /// none out of order, none skipped.
+    installed: watch::Sender<i64>,
     published: watch::Sender<PublishedRef>,
     /// Recent revisions, oldest first, so a reconnecting data plane can get only what changed.
     history: std::sync::Mutex<std::collections::VecDeque<PublishedRef>>,
@@ -181,7 +183,8 @@ impl Store {
             config_id,
             state: ArcSwap::from_pointee(state),
             writer: Mutex::new(()),
-            installed: std::sync::Mutex::new(position),
+            installing: std::sync::Mutex::new(()),
+            installed: watch::Sender::new(position),
             published,
             history,
         }
@@ -195,6 +198,12 @@ impl Store {
     /// Which store this is, for logs and errors: "sled" or "etcd".
     pub fn kind(&self) -> &'static str {
         self.backend.kind()
+    }
+
+    /// Whether other control planes write to this store too (etcd): then this one may be
+    /// behind a data plane that was connected to another.
+    pub fn is_shared(&self) -> bool {
+        !matches!(self.backend, Backend::Sled { .. })
     }
 
     /// A recent revision, if it is still remembered.
@@ -239,10 +248,22 @@ impl Store {
         let mut attempt: u32 = 1;
         loop {
             let state = self.state();
-            let (change, answer, bump) = match plan(&state)? {
-                Plan::Done(answer) => return Ok(answer),
-                Plan::Commit(change, answer) => (change, answer, true),
-                Plan::Record(change, answer) => (change, answer, false),
+            let (change, answer, bump) = match plan(&state) {
+                Ok(Plan::Commit(change, answer)) => (change, answer, true),
+                Ok(Plan::Record(change, answer)) => (change, answer, false),
+                // Nothing to commit, so no comparison would catch a stale state: an answer
+                // (or a refusal) stands only if no other control plane has committed since.
+                done => match (self.backend.newer_revision(state.revision).await, done) {
+                    (Ok(Some(revision)), _) if tokio::time::Instant::now() < deadline => {
+                        self.caught_up(revision).await?;
+                        continue;
+                    }
+                    // A refusal stands when the store cannot be asked; "nothing to do" does not.
+                    (Err(unreachable), Ok(_)) => return Err(unreachable),
+                    (_, Ok(Plan::Done(answer))) => return Ok(answer),
+                    (_, Ok(_)) => unreachable!("commits and records are handled above"),
+                    (_, Err(refusal)) => return Err(refusal),
+                },
             };
             match self.commit(&state, change, bump).await {
                 Ok(()) => return Ok(answer),
@@ -261,6 +282,22 @@ impl Store {
                 }
                 Err(error) => return Err(error),
             }
+        }
+    }
+
+    /// Whether `revision` exists, waiting for it to be installed here if another control
+    /// plane committed it and this one's watch has not brought it yet.
+    pub async fn has_revision(&self, revision: Revision) -> Result<bool, StoreError> {
+        let current = self.state().revision;
+        if revision <= current {
+            return Ok(true);
+        }
+        match self.backend.newer_revision(current).await? {
+            Some(latest) if latest >= revision => {
+                self.caught_up(revision).await?;
+                Ok(true)
+            }
+            _ => Ok(false),
         }
     }
 
@@ -328,22 +365,38 @@ impl Store {
         if bump {
             ops.push(Op::Put(records::REVISION_KEY.as_bytes().to_vec(), revision.to_be_bytes().to_vec()));
         }
-        let position = self.backend.commit(&self.config_id, state.revision, &ops).await?;
-        self.install(position, ops)?;
+        match self.backend.commit(&self.config_id, state.revision, &ops).await? {
+            // sled: this process is the only writer.
+            None => self.install(None, ops)?,
+            // etcd: committed; the watch installs it in etcd's order.
+            Some(position) => self.installed_through(position).await,
+        }
         if bump {
             tracing::debug!(revision, "committed");
         }
         Ok(())
     }
 
+    /// Waits until the watch has installed backend position `position` (a commit of this
+    /// control plane's), so that what a write returns is what reads here show. The commit is
+    /// durable either way: a watch that lags only delays that.
+    async fn installed_through(&self, position: i64) {
+        let mut installed = self.installed.subscribe();
+        let wait = installed.wait_for(|p| *p >= position);
+        if tokio::time::timeout(std::time::Duration::from_secs(5), wait).await.is_err() {
+            tracing::warn!(position, "committed, but the watch has not brought the commit back within 5 s");
+        }
+    }
+
     /// Installs one committed batch at backend position `position` (`None`: the next one, as
     /// sled has no other writer) on top of the current state, and publishes it when it carries
-    /// a new revision. A batch at or before the last one installed is skipped: the watch
-    /// brings back this control plane's own commits.
+    /// a new revision. A batch at or before the last one installed is skipped (a watch that
+    /// resumed may deliver one again).
     pub(super) fn install(&self, position: Option<i64>, ops: Vec<Op>) -> Result<(), StoreError> {
-        let mut installed = self.installed.lock().expect("install lock");
-        let position = position.unwrap_or(*installed + 1);
-        if position <= *installed {
+        let _installing = self.installing.lock().expect("install lock");
+        let last = *self.installed.borrow();
+        let position = position.unwrap_or(last + 1);
+        if position <= last {
             return Ok(());
         }
         let current = self.state();
@@ -354,8 +407,8 @@ impl Store {
                 Op::Delete(key) => records::apply(&mut next, key, None, &self.key)?,
             }
         }
-        *installed = position;
         self.replace(&current, next);
+        self.installed.send_replace(position);
         Ok(())
     }
 
@@ -363,13 +416,13 @@ impl Store {
     /// place): data planes get only what differs from what they have.
     #[cfg(feature = "etcd")]
     pub(super) fn install_all(&self, position: i64, next: State) {
-        let mut installed = self.installed.lock().expect("install lock");
-        if position <= *installed {
+        let _installing = self.installing.lock().expect("install lock");
+        if position <= *self.installed.borrow() {
             return;
         }
-        *installed = position;
         let current = self.state();
         self.replace(&current, next);
+        self.installed.send_replace(position);
     }
 
     /// Makes `next` the state, publishing it if its revision is new. The caller holds the

@@ -175,6 +175,10 @@ pub struct Tokens {
     /// Streams check their token and send under the read side; a revocation takes the write
     /// side before it returns, so nothing is sent on a revoked token's stream afterwards.
     send_gate: std::sync::RwLock<()>,
+    /// The store position the live tokens were read at (etcd): an older read never replaces a
+    /// newer one, so a token revoked here cannot come back.
+    #[cfg_attr(not(feature = "etcd"), allow(dead_code))]
+    loaded_at: std::sync::Mutex<i64>,
 }
 
 fn hash(secret: &str) -> TokenId {
@@ -197,6 +201,7 @@ impl Tokens {
             by_hash: ArcSwap::default(),
             revocations: watch::Sender::new(0),
             send_gate: std::sync::RwLock::new(()),
+            loaded_at: std::sync::Mutex::new(0),
         }
     }
 

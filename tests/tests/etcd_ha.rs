@@ -321,6 +321,44 @@ async fn a_control_plane_whose_watch_was_compacted_away_reloads_and_catches_up()
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_data_plane_never_rolls_back_to_a_control_plane_that_is_behind() -> anyhow::Result<()> {
+    let mut w = world(3).await?;
+    let endpoints = w.etcd.endpoints();
+    let mut cp1 = w.control_plane(1, Some(endpoints[..2].join(","))).await?;
+    // cp2 reaches etcd through member 2 only: with member 2 down it falls behind.
+    let cp2 = w.control_plane(2, Some(endpoints[2].clone())).await?;
+    configure(&cp1, &w, "orders", "/orders").await?;
+    w.etcd.kill(2);
+    let mut m1 = cp1.management().await?;
+    let newer = until(Duration::from_secs(10), || {
+        let mut m1 = m1.clone();
+        let url = w.backend.url();
+        async move {
+            let put = m1.put_api(api("newer", "/newer", &url, Some(Kind::CertificateId("ha".into())))).await?;
+            Ok(put.into_inner().revision)
+        }
+    })
+    .await?;
+    let dp = w.data_plane(&[&cp1, &cp2], "dp-1").await?;
+    wait_acked(&mut m1, &[&dp.name], newer, ACK).await?;
+
+    // cp1 dies; cp2 has not seen `newer`: the data plane keeps what it has.
+    cp1.process.kill().await;
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let http = HttpClient::default();
+    let reply = http.get(&dp.url("/newer")).await?;
+    assert_eq!(reply.status, StatusCode::OK, "the data plane lost /newer: {}", reply.body);
+    let log = w.log("dp-1");
+    assert!(log.contains("behind the data plane"), "cp2 did not say it is behind:\n{log}");
+
+    // Member 2 returns: cp2 catches up and the data plane syncs with it.
+    w.etcd.start_member(2).await?;
+    wait_acked(&mut cp2.management().await?, &[&dp.name], newer, ACK).await?;
+    assert_eq!(http.get(&dp.url("/newer")).await?.status, StatusCode::OK);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_sled_store_migrates_into_etcd_and_serves_from_there() -> anyhow::Result<()> {
     let w = world(1).await?;
     let sled_dir = w.dir.path().join("sled-cp");

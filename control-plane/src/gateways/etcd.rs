@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use etcd_client::{EventType, PutOptions, WatchOptions};
+use etcd_client::{EventType, PutOptions, Txn, TxnOp, WatchOptions};
 
 use super::{Gateway, Gateways, Reported};
 use crate::store::etcd::Etcd;
@@ -111,9 +111,9 @@ pub fn share(gateways: Arc<Gateways>, etcd: Etcd, id: String) {
     tokio::spawn(follow(gateways, etcd, id));
 }
 
-/// Writes this control plane's data planes whenever they change, under a lease kept alive
-/// here; a lost lease (etcd away for longer than its time) is replaced and everything written
-/// again.
+/// Writes this control plane's data planes whenever they change, under a lease kept alive by
+/// a task of its own (so a burst of writes never delays it); a lost lease (etcd away for longer
+/// than its time) is replaced and everything written again.
 async fn record(gateways: Arc<Gateways>, etcd: Etcd, id: String) {
     let mut changes = gateways.subscribe();
     let mut client = etcd.client();
@@ -129,62 +129,67 @@ async fn record(gateways: Arc<Gateways>, etcd: Etcd, id: String) {
                 continue;
             }
         };
-        let (mut keeper, mut answers) = match client.lease_keep_alive(lease).await {
-            Ok(pair) => pair,
-            Err(error) => {
-                tracing::warn!(
-                    error = crate::store::etcd::describe(&error),
-                    "cannot keep the fleet lease alive; trying again"
-                );
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-        };
+        let (lost_tx, mut lost) = tokio::sync::oneshot::channel();
+        let keeper = tokio::spawn(keep_alive(etcd.clone(), lease, lost_tx));
         let mut written: HashMap<String, GatewayRecord> = HashMap::new();
-        let mut tick = tokio::time::interval(Duration::from_secs((LEASE_TTL_SECONDS / 3) as u64));
         'lease: loop {
             changes.borrow_and_update();
             let current: HashMap<String, GatewayRecord> =
                 gateways.local().iter().map(|(name, g)| (name.clone(), GatewayRecord::from(g))).collect();
+            let mut operations = Vec::new();
             for (name, record) in &current {
                 // last_seen alone moves on every message: not worth a write.
                 let same = written
                     .get(name)
                     .is_some_and(|w| GatewayRecord { last_seen_ms: w.last_seen_ms, ..record.clone() } == *w);
-                if same {
-                    continue;
+                if !same {
+                    let key = etcd.key(&format!("fleet/{name}/{id}"));
+                    let value = prost::Message::encode_to_vec(record);
+                    operations.push(TxnOp::put(key, value, Some(PutOptions::new().with_lease(lease))));
                 }
-                let key = etcd.key(&format!("fleet/{name}/{id}"));
-                let value = prost::Message::encode_to_vec(record);
-                if let Err(error) = client.put(key, value, Some(PutOptions::new().with_lease(lease))).await {
+            }
+            for name in written.keys().filter(|name| !current.contains_key(*name)) {
+                operations.push(TxnOp::delete(etcd.key(&format!("fleet/{name}/{id}")), None));
+            }
+            // Many changes become few transactions (etcd takes up to 128 operations in one).
+            for chunk in operations.chunks(100) {
+                if let Err(error) = client.txn(Txn::new().and_then(chunk.to_vec())).await {
                     tracing::warn!(error = crate::store::etcd::describe(&error), "cannot record the fleet in etcd");
                     tokio::time::sleep(Duration::from_secs(1)).await;
+                    // Written again in full under a new lease.
                     break 'lease;
                 }
-                written.insert(name.clone(), record.clone());
             }
-            let gone: Vec<String> = written.keys().filter(|name| !current.contains_key(*name)).cloned().collect();
-            for name in gone {
-                let _ = client.delete(etcd.key(&format!("fleet/{name}/{id}")), None).await;
-                written.remove(&name);
-            }
+            written = current;
             tokio::select! {
-                changed = changes.changed() => if changed.is_err() { return },
-                _ = tick.tick() => {
-                    if keeper.keep_alive().await.is_err() {
-                        break 'lease;
-                    }
-                    match answers.message().await {
-                        Ok(Some(answer)) if answer.ttl() > 0 => {}
-                        _ => {
-                            tracing::warn!("the fleet lease in etcd expired; taking a new one");
-                            break 'lease;
-                        }
-                    }
+                changed = changes.changed() => if changed.is_err() { keeper.abort(); return },
+                _ = &mut lost => {
+                    tracing::warn!("the fleet lease in etcd expired; taking a new one");
+                    break 'lease;
                 }
             }
         }
+        keeper.abort();
     }
+}
+
+/// Keeps `lease` alive every third of its time; says so on `lost` when it cannot.
+async fn keep_alive(etcd: Etcd, lease: i64, lost: tokio::sync::oneshot::Sender<()>) {
+    let mut client = etcd.client();
+    if let Ok((mut keeper, mut answers)) = client.lease_keep_alive(lease).await {
+        let mut tick = tokio::time::interval(Duration::from_secs((LEASE_TTL_SECONDS / 3) as u64));
+        loop {
+            tick.tick().await;
+            if keeper.keep_alive().await.is_err() {
+                break;
+            }
+            match answers.message().await {
+                Ok(Some(answer)) if answer.ttl() > 0 => {}
+                _ => break,
+            }
+        }
+    }
+    let _ = lost.send(());
 }
 
 /// Keeps `gateways`' view of the other control planes' data planes current.

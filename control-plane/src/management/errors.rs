@@ -113,6 +113,8 @@ impl From<StoreError> for Status {
             StoreError::Storage(_)
             | StoreError::Corrupt { .. }
             | StoreError::Watermark(_)
+            | StoreError::BackendRefused { .. }
+            | StoreError::UnfinishedMigration { .. }
             | StoreError::WrongMasterKey => {
                 tracing::error!(error = %error, cause = ?std::error::Error::source(&error), "store failure");
                 Status::internal(error.to_string())

@@ -21,7 +21,7 @@ impl ManagementService {
     pub(super) async fn wait_for(&self, request: pb::WaitForRolloutRequest) -> Result<pb::Rollout, Status> {
         use pb::gateway_rollout::Result as Outcome;
         let revision = request.revision;
-        if revision > self.store.state().revision {
+        if !self.store.has_revision(revision).await? {
             return Err(Status::invalid_argument(format!("revision {revision} does not exist yet")));
         }
         let timeout = match request.timeout_ms {

@@ -77,6 +77,20 @@ impl Backend {
         }
     }
 
+    /// The store's revision if it is newer than `revision`: a linearizable read with etcd
+    /// (another control plane may have committed); never with sled, whose writes are all this
+    /// process's.
+    pub(super) async fn newer_revision(&self, revision: Revision) -> Result<Option<Revision>, StoreError> {
+        match self {
+            Self::Sled { .. } => {
+                let _ = revision;
+                Ok(None)
+            }
+            #[cfg(feature = "etcd")]
+            Self::Etcd(etcd) => Ok(Some(etcd.revision().await?).filter(|r| *r > revision)),
+        }
+    }
+
     /// Waits until everything committed is durable (etcd acknowledges only durable writes).
     pub(super) async fn flush(&self) -> Result<(), StoreError> {
         match self {

@@ -296,6 +296,20 @@ pub enum StoreError {
         /// What the client said.
         reason: String,
     },
+    /// A `gatehouse-cp migrate` into this prefix did not finish.
+    #[error("a migration into the etcd prefix {prefix} did not finish: run gatehouse-cp migrate --to-etcd again")]
+    UnfinishedMigration {
+        /// The etcd prefix.
+        prefix: String,
+    },
+    /// The store answered, and refused: its permissions or limits need fixing.
+    #[error("the store ({store}) refused the request: {reason}")]
+    BackendRefused {
+        /// "etcd".
+        store: &'static str,
+        /// What it said.
+        reason: String,
+    },
     /// The master key does not open the store's key check.
     #[error(
         "the master key does not match the one this store was sealed with (its key check does not open): every control plane on one store needs the same --master-key-file"

@@ -18,6 +18,8 @@ use crate::model::{Revision, State};
 /// Sealed with the master key on first start; a control plane whose key does not open it
 /// refuses to start.
 pub(super) const KEY_CHECK_KEY: &str = "meta/key-check";
+/// Set while `gatehouse-cp migrate` copies a store in: no control plane starts on a half copy.
+pub(super) const MIGRATING_KEY: &str = "meta/migrating";
 const KEY_CHECK_CONTEXT: &[u8] = b"gatehouse-cp-key-check-v1";
 const KEY_CHECK_TEXT: &[u8] = b"gatehouse";
 
@@ -61,9 +63,21 @@ impl std::fmt::Debug for Etcd {
     }
 }
 
-/// Why etcd cannot be used.
+/// Why etcd cannot be used: unreachable (no connection, no leader, a timeout), or a refusal
+/// to fix in the configuration (permissions, a request too large).
 pub fn unavailable(error: etcd_client::Error) -> StoreError {
-    StoreError::Unavailable { store: "etcd", reason: describe(&error) }
+    let reason = describe(&error);
+    let unreachable = match &error {
+        etcd_client::Error::GRpcStatus(status) => matches!(
+            status.code(),
+            tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled | tonic::Code::Unknown
+        ),
+        _ => true,
+    };
+    match unreachable {
+        true => StoreError::Unavailable { store: "etcd", reason },
+        false => StoreError::BackendRefused { store: "etcd", reason },
+    }
 }
 
 /// One line for an etcd client error: the status message and its causes, without the debug
@@ -93,8 +107,13 @@ impl Etcd {
             .with_keep_alive(Duration::from_secs(2), options.timeout)
             .with_keep_alive_while_idle(true)
             .with_require_leader(true);
-        if options.ca_file.is_some() || options.client_identity.is_some() {
-            let mut tls = etcd_client::TlsOptions::new();
+        let https = options.endpoints.iter().any(|url| url.starts_with("https://"));
+        if https || options.ca_file.is_some() || options.client_identity.is_some() {
+            // Without --etcd-ca-file, the system roots (etcd-client trusts none by itself).
+            let mut tls = match options.ca_file {
+                None => etcd_client::TlsOptions::new().with_native_roots(),
+                Some(_) => etcd_client::TlsOptions::new(),
+            };
             if let Some(ca) = &options.ca_file {
                 let pem = std::fs::read(ca).map_err(|e| invalid(format!("cannot read {}: {e}", ca.display())))?;
                 tls = tls.ca_certificate(etcd_client::Certificate::from_pem(pem));
@@ -183,6 +202,13 @@ impl EtcdBackend {
         full
     }
 
+    /// The global revision as etcd holds it now (a linearizable read).
+    pub(super) async fn revision(&self) -> Result<Revision, StoreError> {
+        let key = self.config_key(records::REVISION_KEY.as_bytes());
+        let response = self.etcd.client().get(key, None).await.map_err(unavailable)?;
+        Ok(response.kvs().first().and_then(|kv| <[u8; 8]>::try_from(kv.value()).ok()).map_or(0, u64::from_be_bytes))
+    }
+
     /// Commits `ops` if `meta/revision` still holds `base`; returns etcd's revision of the
     /// commit. A request that never reached a member with a leader is sent again (the
     /// comparison makes that safe) until the request timeout has passed once more.
@@ -233,9 +259,11 @@ impl EtcdBackend {
 fn never_applied(error: &etcd_client::Error) -> bool {
     match error {
         etcd_client::Error::TransportError(_) => true,
+        // No connection could be made, or the member refused before proposing (no leader).
+        // Anything else (a timeout, a member stopping) may have been applied.
         etcd_client::Error::GRpcStatus(status) => {
-            let message = status.message();
-            status.code() == tonic::Code::Unavailable && !message.contains("timed out") && !message.contains("timeout")
+            status.code() == tonic::Code::Unavailable
+                && (status.message().contains("connect") || status.message() == "etcdserver: no leader")
         }
         _ => false,
     }
@@ -247,14 +275,22 @@ impl Store {
     /// commit. Fails with [`StoreError::WrongMasterKey`] when `key` is not the store's key.
     pub async fn open_etcd(etcd: Etcd, key: SealingKey) -> Result<Arc<Self>, StoreError> {
         let config = |rest: &str| etcd.key(&format!("config/{rest}"));
-        let init = Txn::new().when([Compare::version(config(records::CONFIG_ID_KEY), CompareOp::Equal, 0)]).and_then([
-            TxnOp::put(config(records::CONFIG_ID_KEY), records::random_id(), None),
-            TxnOp::put(config(records::REVISION_KEY), 0u64.to_be_bytes().to_vec(), None),
-            TxnOp::put(config(KEY_CHECK_KEY), key_check(&key), None),
-        ]);
+        let init = Txn::new()
+            .when([
+                Compare::version(config(records::CONFIG_ID_KEY), CompareOp::Equal, 0),
+                Compare::version(config(MIGRATING_KEY), CompareOp::Equal, 0),
+            ])
+            .and_then([
+                TxnOp::put(config(records::CONFIG_ID_KEY), records::random_id(), None),
+                TxnOp::put(config(records::REVISION_KEY), 0u64.to_be_bytes().to_vec(), None),
+                TxnOp::put(config(KEY_CHECK_KEY), key_check(&key), None),
+            ]);
         etcd.client().txn(init).await.map_err(unavailable)?;
         let (position, entries) = etcd.get_all("config/").await?;
         let find = |wanted: &str| entries.iter().find(|(k, _)| k == wanted.as_bytes()).map(|(_, v)| v.clone());
+        if find(MIGRATING_KEY).is_some() {
+            return Err(StoreError::UnfinishedMigration { prefix: etcd.prefix.clone() });
+        }
         let check = find(KEY_CHECK_KEY).unwrap_or_default();
         if key.open(KEY_CHECK_CONTEXT, &check).ok().as_deref() != Some(KEY_CHECK_TEXT) {
             return Err(StoreError::WrongMasterKey);

@@ -1,13 +1,14 @@
 //! `gatehouse-cp migrate --to-etcd`: copies a sled store (records and tokens, as they are:
-//! sealed under the same master key) into an empty etcd prefix. The store's id and revision
-//! go last, in one transaction, so a control plane never starts on a half-copied store.
+//! sealed under the same master key) into an empty etcd prefix. A marker goes first and the
+//! store's id and revision last, in one transaction that removes the marker: a control plane
+//! refuses to start while the marker is there, so it never serves a half copy.
 
 use std::path::{Path, PathBuf};
 
 use etcd_client::{Compare, CompareOp, Txn, TxnOp};
 use gatehouse_shared::sealed::{SealError, SealingKey};
 
-use super::etcd::{Etcd, EtcdOptions, KEY_CHECK_KEY, key_check, unavailable};
+use super::etcd::{Etcd, EtcdOptions, KEY_CHECK_KEY, MIGRATING_KEY, key_check, unavailable};
 use super::{Store, StoreError, records};
 
 /// Puts per etcd transaction (etcd allows 128 operations in one by default).
@@ -91,15 +92,24 @@ pub async fn sled_to_etcd(data_dir: &Path, key_file: &Path, options: &EtcdOption
         token_count += 1;
     }
     let mut client = etcd.client();
+    // First the marker that keeps control planes off the half copy (a copy that stopped
+    // half-way is simply run again: the puts overwrite).
+    let config = |rest: &str| etcd.key(&format!("config/{rest}"));
+    let marker = Txn::new()
+        .when([Compare::version(config_id_key.clone(), CompareOp::Equal, 0)])
+        .and_then([TxnOp::put(config(MIGRATING_KEY), "1", None)]);
+    if !client.txn(marker).await.map_err(|e| MigrateError::Etcd(unavailable(e)))?.succeeded() {
+        return Err(MigrateError::NotEmpty(options.prefix.clone()));
+    }
     for chunk in puts.chunks(CHUNK) {
         client.txn(Txn::new().and_then(chunk.to_vec())).await.map_err(|e| MigrateError::Etcd(unavailable(e)))?;
     }
     let config_id = store.config_id().to_string();
-    let config = |rest: &str| etcd.key(&format!("config/{rest}"));
     let last = Txn::new().when([Compare::version(config_id_key, CompareOp::Equal, 0)]).and_then([
         TxnOp::put(config(records::REVISION_KEY), revision.to_be_bytes().to_vec(), None),
         TxnOp::put(config(KEY_CHECK_KEY), key_check(&store.key), None),
         TxnOp::put(config(records::CONFIG_ID_KEY), config_id, None),
+        TxnOp::delete(config(MIGRATING_KEY), None),
     ]);
     let response = client.txn(last).await.map_err(|e| MigrateError::Etcd(unavailable(e)))?;
     if !response.succeeded() {

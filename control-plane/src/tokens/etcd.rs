@@ -41,9 +41,14 @@ impl Tokens {
         Ok(tokens)
     }
 
+    /// Reads the tokens again; a read older than the one in use is dropped.
     pub(super) async fn reload_etcd(&self, etcd: &Etcd) -> Result<(), TokenError> {
-        let (_, entries) = etcd.get_all("tokens/").await.map_err(TokenError::Unavailable)?;
-        self.load(entries.iter().map(|(_, value)| value.as_slice()));
+        let (position, entries) = etcd.get_all("tokens/").await.map_err(TokenError::Unavailable)?;
+        let mut loaded_at = self.loaded_at.lock().expect("tokens lock");
+        if position >= *loaded_at {
+            self.load(entries.iter().map(|(_, value)| value.as_slice()));
+            *loaded_at = position;
+        }
         Ok(())
     }
 }
@@ -62,8 +67,10 @@ async fn follow(tokens: Weak<Tokens>, etcd: Etcd) {
                 }
                 while let Ok(Some(response)) = stream.message().await {
                     let Some(tokens) = tokens.upgrade() else { return };
-                    if let Err(error) = tokens.reload_etcd(&etcd).await {
-                        tracing::warn!(error = %gatehouse_shared::error_chain(&error), "cannot reload the tokens from etcd");
+                    // A revocation must take here too: read until the read works.
+                    while let Err(error) = tokens.reload_etcd(&etcd).await {
+                        tracing::warn!(error = %gatehouse_shared::error_chain(&error), "cannot reload the tokens from etcd; trying again");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
                     }
                     if response.events().iter().any(|e| e.event_type() == etcd_client::EventType::Delete) {
                         tokens.revoked();
