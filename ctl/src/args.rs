@@ -8,6 +8,7 @@ mod ca;
 mod cert;
 mod gateway;
 mod hostname;
+mod named_value;
 mod subscription;
 mod token;
 
@@ -20,10 +21,12 @@ pub use ca::CaCommand;
 pub use cert::{CertCommand, PasswordSource};
 pub use gateway::GatewayCommand;
 pub use hostname::HostnameCommand;
+pub use named_value::NamedValueCommand;
 pub use subscription::SubscriptionCommand;
 pub use token::{TokenCommand, TokenRole};
 
-/// Operate a Gatehouse control plane: client certificates, APIs, hostnames, subscriptions, gateways.
+/// Operate a Gatehouse control plane: client certificates, APIs, hostnames, subscriptions, named
+/// values, gateways.
 #[derive(Parser, Debug)]
 #[command(name = "gatehousectl", version, after_help = EXAMPLES)]
 pub struct Cli {
@@ -61,6 +64,7 @@ const EXAMPLES: &str = "Examples:
   gatehousectl api credentials orders --client-cert orders-client
   gatehousectl hostname put api.example.com --cert api-server --default
   gatehousectl subscription create partner-a --api orders
+  gatehousectl nv put backend-pw --secret --value-file pw.txt
   gatehousectl gateway list -o json";
 
 /// How results are printed (`-o`).
@@ -95,6 +99,9 @@ pub enum Noun {
     /// Subscriptions: the keys API clients present to APIs that require one.
     #[command(subcommand)]
     Subscription(SubscriptionCommand),
+    /// Named values: text policies name as {{name}} (secret ones are write-only).
+    #[command(subcommand, name = "nv", alias = "named-value")]
+    NamedValue(NamedValueCommand),
     /// Print a shell completion script.
     #[command(after_help = "Example:\n  gatehousectl completions bash > /etc/bash_completion.d/gatehousectl")]
     Completions {

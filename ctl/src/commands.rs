@@ -6,6 +6,7 @@ mod ca;
 mod cert;
 mod gateway;
 mod hostname;
+mod named_value;
 mod subscription;
 mod token;
 
@@ -40,6 +41,7 @@ async fn run_command(
         Noun::Hostname(command) => hostname::run(server, format, command).await?,
         Noun::Token(command) => token::run(server, format, command).await?,
         Noun::Subscription(command) => subscription::run(server, format, command).await?,
+        Noun::NamedValue(command) => named_value::run(server, format, command).await?,
         Noun::Gateway(command) => gateway::run(server, format, command).await?,
         Noun::Completions { .. } => unreachable!("handled above"),
     };

@@ -1,5 +1,5 @@
-//! What gatehousectl reads besides its flags: input files (capped in size), the PFX password
-//! and policy XML.
+//! What gatehousectl reads besides its flags: input files (capped in size), the PFX password,
+//! policy XML and named values.
 
 use std::io::Read;
 use std::path::Path;
@@ -43,13 +43,41 @@ pub fn read_password(source: PasswordSource) -> anyhow::Result<String> {
     } else {
         String::new()
     };
-    if raw.ends_with('\n') {
-        raw.pop();
-        if raw.ends_with('\r') {
-            raw.pop();
+    strip_one_newline(&mut raw);
+    Ok(raw)
+}
+
+/// A named value's value from a file, or from stdin when the path is "-", without one
+/// trailing newline (LF or CRLF): files and `echo` end with one that is not part of the value.
+pub fn read_named_value(path: &Path) -> anyhow::Result<String> {
+    let mut text = if path.as_os_str() == "-" {
+        let mut bytes = Vec::new();
+        std::io::stdin()
+            .take(MAX_INPUT_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .context("cannot read the value from stdin")?;
+        anyhow::ensure!(
+            bytes.len() as u64 <= MAX_INPUT_BYTES,
+            "stdin holds more than {} MiB; gatehousectl reads no larger input",
+            MAX_INPUT_BYTES >> 20
+        );
+        String::from_utf8(bytes).context("the value on stdin is not UTF-8 text")?
+    } else {
+        String::from_utf8(read_input(path)?).with_context(|| format!("{} is not UTF-8 text", path.display()))?
+    };
+    strip_one_newline(&mut text);
+    Ok(text)
+}
+
+/// Drops one trailing LF or CRLF, if there is one; a second newline is kept (and then refused
+/// by whoever checks the text, rather than silently lost).
+fn strip_one_newline(text: &mut String) {
+    if text.ends_with('\n') {
+        text.pop();
+        if text.ends_with('\r') {
+            text.pop();
         }
     }
-    Ok(raw)
 }
 
 /// Policy XML from a file, or from stdin when the path is "-".
@@ -77,6 +105,20 @@ mod tests {
         assert_eq!(read_password(source()).unwrap(), "secret");
         std::fs::write(&path, "secret\n\n").unwrap();
         assert_eq!(read_password(source()).unwrap(), "secret\n");
+    }
+
+    #[test]
+    fn a_named_value_file_loses_one_trailing_newline_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("value.txt");
+        std::fs::write(&path, "svc-orders\r\n").unwrap();
+        assert_eq!(read_named_value(&path).unwrap(), "svc-orders");
+        std::fs::write(&path, "no newline").unwrap();
+        assert_eq!(read_named_value(&path).unwrap(), "no newline");
+        std::fs::write(&path, "two\n\n").unwrap();
+        assert_eq!(read_named_value(&path).unwrap(), "two\n");
+        std::fs::write(&path, [0xff, 0xfe]).unwrap();
+        assert!(read_named_value(&path).unwrap_err().to_string().contains("not UTF-8"));
     }
 
     #[test]

@@ -250,7 +250,7 @@ pub enum StoreError {
     #[error("the configuration store failed")]
     Storage(#[from] sled::Error),
     /// A named value's name or value breaks the rules.
-    #[error("named value {name} refused: {reason}")]
+    #[error("named value '{name}' refused: {reason}")]
     InvalidNamedValue {
         /// The name given, quoted.
         name: String,
