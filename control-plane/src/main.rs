@@ -12,10 +12,13 @@ use gatehouse_control_plane::{ControlPlane, ControlPlaneConfig, StoreConfig, Tra
 /// Gatehouse control plane: stores client certificates and APIs (sled, or etcd shared by
 /// several control planes) and streams configuration to every data plane.
 #[derive(Parser, Debug)]
-#[command(version)]
+#[command(name = "gatehouse-cp", version = gatehouse_shared::VERSION)]
 struct Args {
     #[command(subcommand)]
     command: Option<Command>,
+    /// --config FILE (GATEHOUSE_CP_CONFIG) and --print-config.
+    #[command(flatten)]
+    config: gatehouse_shared::config_file::ConfigArgs,
     /// Folder for the database (sled), the master key, the initial operator token and the
     /// generated TLS CA (created 0700 if missing).
     #[arg(long, env = "GATEHOUSE_CP_DATA_DIR", default_value = "gatehouse-data", global = true)]
@@ -128,7 +131,8 @@ struct StoreArgs {
 
 #[tokio::main]
 async fn main() {
-    let args = Args::parse();
+    // Flags, then GATEHOUSE_CP_* variables, then the --config file, then the defaults.
+    let args: Args = gatehouse_shared::config_file::parse("gatehouse-cp", "GATEHOUSE_CP_CONFIG");
     gatehouse_shared::process::init_logging(&args.log, args.log_format);
     gatehouse_shared::process::exit_on_error("gatehouse-cp", run(args)).await;
 }

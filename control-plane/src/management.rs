@@ -7,6 +7,7 @@ use gatehouse_proto::v1::{self as pb, management_server::Management};
 use tonic::{Request, Response, Status};
 
 mod apis;
+mod apply;
 mod certificates;
 mod errors;
 mod fleet;
@@ -277,6 +278,20 @@ impl Management for ManagementService {
         audited(request, "DeleteHostname", |r| r.name.clone(), |r| self.delete_hostname_inner(r), |r| r.revision).await
     }
 
+    async fn apply_configuration(
+        &self,
+        request: Request<pb::ApplyConfigurationRequest>,
+    ) -> Result<Response<pb::ApplyConfigurationResponse>, Status> {
+        audited(
+            request,
+            "ApplyConfiguration",
+            |_| "configuration".to_string(),
+            |r| self.apply_configuration_inner(r),
+            |r| r.revision,
+        )
+        .await
+    }
+
     async fn put_named_value(
         &self,
         request: Request<pb::PutNamedValueRequest>,
@@ -303,6 +318,21 @@ impl Management for ManagementService {
         request: Request<pb::DeleteNamedValueRequest>,
     ) -> Result<Response<pb::DeleteNamedValueResponse>, Status> {
         audited(request, "DeleteNamedValue", |r| r.name.clone(), |r| self.delete_named_value_inner(r), |r| r.revision)
+            .await
+    }
+
+    async fn link_named_value(
+        &self,
+        request: Request<pb::LinkNamedValueRequest>,
+    ) -> Result<Response<pb::NamedValue>, Status> {
+        audited(request, "LinkNamedValue", |r| r.name.clone(), |r| self.link_named_value_inner(r), |r| r.revision).await
+    }
+
+    async fn refresh_named_value(
+        &self,
+        request: Request<pb::RefreshNamedValueRequest>,
+    ) -> Result<Response<pb::NamedValue>, Status> {
+        audited(request, "RefreshNamedValue", |r| r.name.clone(), |r| self.refresh_named_value_inner(r), |r| r.revision)
             .await
     }
 

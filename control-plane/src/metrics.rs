@@ -48,6 +48,13 @@ pub struct RefreshLabels {
     pub certificate_id: String,
 }
 
+/// Labels of the named value refresh failure counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NamedValueLabels {
+    /// The named value's name.
+    pub name: String,
+}
+
 /// The control plane's metrics and their registry.
 pub struct Metrics {
     registry: Registry,
@@ -60,6 +67,7 @@ pub struct Metrics {
     certificate_expiry_days: Family<CertificateLabels, Gauge<f64, AtomicU64>>,
     certificate_refresh_failures: Family<RefreshLabels, Counter>,
     ca_certificate_refresh_failures: Family<RefreshLabels, Counter>,
+    named_value_refresh_failures: Family<NamedValueLabels, Counter>,
 }
 
 /// One control plane per process, so one registry.
@@ -101,6 +109,12 @@ impl Metrics {
             "Reads of a linked CA certificate's file that were refused (the last good certificate stayed)",
             ca_certificate_refresh_failures.clone(),
         );
+        let named_value_refresh_failures = Family::<NamedValueLabels, Counter>::default();
+        registry.register(
+            "named_value_refresh_failures",
+            "Reads of a linked named value's file that were refused (the last good value stayed)",
+            named_value_refresh_failures.clone(),
+        );
         Self {
             registry,
             grpc_requests,
@@ -110,7 +124,13 @@ impl Metrics {
             certificate_expiry_days,
             certificate_refresh_failures,
             ca_certificate_refresh_failures,
+            named_value_refresh_failures,
         }
+    }
+
+    /// Counts one refused refresh of a linked named value.
+    pub fn named_value_refresh_failed(&self, name: &str) {
+        self.named_value_refresh_failures.get_or_create(&NamedValueLabels { name: name.into() }).inc();
     }
 
     /// Counts one refused refresh of a linked CA certificate.

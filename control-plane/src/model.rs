@@ -79,14 +79,14 @@ impl std::fmt::Debug for SourceFiles {
     }
 }
 
-/// The outcome of the last read of a certificate's source.
+/// The outcome of the last read of a certificate's or a named value's source.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LastRefresh {
     /// When, in Unix seconds.
     pub at: i64,
-    /// Whether the files held a certificate that was applied (or was the one stored already).
+    /// Whether the files held what was applied (or what was stored already).
     pub ok: bool,
-    /// Why the files were refused; empty when ok.
+    /// Why the files were refused; empty when ok. Never holds a named value's value.
     pub message: String,
 }
 
@@ -137,7 +137,7 @@ impl Default for BackendTls {
 }
 
 /// An API: requests under a path prefix go to one backend service, with its policy.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Api {
     /// The operator-chosen id.
     pub id: String,
@@ -202,6 +202,19 @@ impl std::fmt::Debug for NamedValue {
     }
 }
 
+/// Where a linked named value comes from (a file Vault Agent or a Kubernetes Secret volume
+/// writes), and how its last read went.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NamedValueSource {
+    /// Absolute path of the file on the control plane's host.
+    pub path: String,
+    /// SHA-256 of what the file held at the last read (or of the read error), so an unchanged
+    /// file is neither checked again nor counted as a new failure.
+    pub content_hash: Vec<u8>,
+    /// The last read.
+    pub last_refresh: Option<LastRefresh>,
+}
+
 /// Everything the control plane knows at one revision.
 #[derive(Clone, Debug, Default)]
 pub struct State {
@@ -223,6 +236,8 @@ pub struct State {
     pub ca_sources: BTreeMap<String, CertificateSource>,
     /// Named values by name (data planes get them substituted into policies).
     pub named_values: BTreeMap<String, NamedValue>,
+    /// Sources of linked named values, by name. Not sent to data planes.
+    pub named_value_sources: BTreeMap<String, NamedValueSource>,
 }
 
 impl State {
@@ -243,6 +258,11 @@ impl State {
     /// Whether the CA certificate is linked to a file and its last read was refused.
     pub fn refresh_failed_ca(&self, id: &str) -> bool {
         self.ca_sources.get(id).and_then(|s| s.last_refresh.as_ref()).is_some_and(|last| !last.ok)
+    }
+
+    /// Whether the named value is linked to a file and its last read was refused.
+    pub fn refresh_failed_named_value(&self, name: &str) -> bool {
+        self.named_value_sources.get(name).and_then(|s| s.last_refresh.as_ref()).is_some_and(|last| !last.ok)
     }
 
     /// Whether the certificate is linked to files and their last read was refused.

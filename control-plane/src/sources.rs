@@ -1,9 +1,14 @@
-//! Watching the files linked certificates come from: every poll, each source's files are read
-//! (following symlinks anew, so in-place writes, rename-over and Kubernetes symlink swaps are all
-//! seen); when what they hold changed, the store applies it or keeps the last good certificate.
+//! Watching the files linked certificates and named values come from: every poll, each source's
+//! files are read (following symlinks anew, so in-place writes, rename-over and Kubernetes
+//! symlink swaps are all seen); when what they hold changed, the store applies it or keeps the
+//! last good certificate (or value). Named values' files are read in `named_values.rs`.
 
 use std::sync::Arc;
 use std::time::Duration;
+
+mod named_values;
+
+pub use named_values::{ValueFile, ValueFileError, refresh_named_value};
 
 use crate::certificate::{ClientCertificate, SourceContents, error_hash};
 use crate::management::Limits;
@@ -128,6 +133,11 @@ pub async fn watch(store: Arc<Store>, limits: Limits, poll: Duration) {
         for id in ca_ids {
             let result = refresh_ca(&store, &id, &limits, false).await;
             log_failure(&id, result);
+        }
+        let names: Vec<String> = store.state().named_value_sources.keys().cloned().collect();
+        for name in names {
+            let result = refresh_named_value(&store, &name, false).await;
+            log_failure(&name, result);
         }
     }
 }

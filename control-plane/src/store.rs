@@ -19,6 +19,7 @@ use crate::watermark::Watermark;
 use backend::{Backend, Op};
 
 mod apis;
+pub mod apply;
 mod backend;
 mod certificate_sources;
 mod certificates;
@@ -28,6 +29,7 @@ pub mod etcd;
 mod hostnames;
 #[cfg(feature = "etcd")]
 pub mod migrate;
+mod named_value_sources;
 mod named_values;
 mod records;
 mod rules;
@@ -35,7 +37,7 @@ mod subscriptions;
 
 pub use certificate_sources::RefreshOutcome;
 pub use error::{ResourceKind, StoreError};
-pub use named_values::MAX_VALUE_BYTES;
+pub use named_values::{MAX_VALUE_BYTES, check_named_value};
 pub use rules::is_plain_id;
 pub use subscriptions::{CreatedSubscription, SubscriptionDefinition};
 #[cfg(test)]
@@ -105,6 +107,8 @@ pub(super) struct Change {
     remove_ca_sources: Vec<String>,
     put_named_values: Vec<crate::model::NamedValue>,
     remove_named_values: Vec<String>,
+    put_named_value_sources: Vec<(String, crate::model::NamedValueSource)>,
+    remove_named_value_sources: Vec<String>,
 }
 
 /// What a write decided, given the state it read: [`Store::write`] commits it, and runs the
@@ -351,6 +355,10 @@ impl Store {
             let (key, value) = records::ca_source_entry(&id, &source, &self.key);
             ops.push(Op::Put(key, value));
         }
+        for (name, source) in change.put_named_value_sources {
+            let (key, value) = records::named_value_source_entry(&name, &source);
+            ops.push(Op::Put(key, value));
+        }
         let removed = [
             change.remove_certificates.iter().map(|id| records::certificate_key(id)).collect::<Vec<_>>(),
             change.remove_cas.iter().map(|id| records::ca_key(id)).collect(),
@@ -360,6 +368,7 @@ impl Store {
             change.remove_sources.iter().map(|id| records::source_key(id)).collect(),
             change.remove_ca_sources.iter().map(|id| records::ca_source_key(id)).collect(),
             change.remove_named_values.iter().map(|name| records::named_value_key(name)).collect(),
+            change.remove_named_value_sources.iter().map(|name| records::named_value_source_key(name)).collect(),
         ];
         ops.extend(removed.into_iter().flatten().map(Op::Delete));
         if bump {

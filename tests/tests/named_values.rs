@@ -2,15 +2,17 @@
 //! `gatehousectl nv`, an API's policy names them as `{{name}}` in its Basic credentials and in a
 //! header, and the echo backend reports the headers the data plane sent. A changed value reaches
 //! the very next request once `--wait` returns; a secret one is never shown again, nor kept in
-//! clear on disk or in a log.
+//! clear on disk or in a log. A value linked to a file (Vault Agent, a Kubernetes Secret) follows
+//! the file, and a broken or missing file keeps the last good value.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use bytes::Bytes;
 use gatehouse_proto::v1 as pb;
 use gatehouse_tests::backend::{ClientAuth, EchoBackend};
-use gatehouse_tests::http_client::HttpClient;
+use gatehouse_tests::http_client::{HttpClient, sample};
 use gatehouse_tests::pki::TestCa;
 use gatehouse_tests::process::{Access, ControlPlane, CtlOutput, DataPlane, ctl};
 use gatehouse_tests::requests::upload;
@@ -192,6 +194,167 @@ async fn named_values_fill_policy_credentials_and_a_change_reaches_the_next_requ
         assert!(!found_under(&cp_dir, secret.as_bytes())?, "{secret} is in clear in the control plane's store");
         for (plane, log) in &logs {
             assert!(!log.windows(secret.len()).any(|w| w == secret.as_bytes()), "{secret} is in the {plane}'s log");
+        }
+    }
+    Ok(())
+}
+
+/// How long a file change may take to reach the backend (polled every second).
+const SWAP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The Basic password from a linked file; the client certificate the echo backend requires.
+const LINKED_POLICY: &str = r#"<policies>
+  <inbound>
+    <base />
+    <authentication-certificate certificate-id="client" />
+    <authentication-basic username="svc-orders" password="{{backend-pw}}" />
+  </inbound>
+  <backend><base /></backend>
+  <outbound><base /></outbound>
+  <on-error><base /></on-error>
+</policies>"#;
+
+/// Writes `text` beside `path`, then renames it over `path` (what Vault Agent does).
+fn rename_over(path: &Path, text: &str) -> anyhow::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+/// Sends requests until the backend sees `authorization`; returns how long that took.
+async fn until_backend_sees(dp: &DataPlane, authorization: &str) -> anyhow::Result<Duration> {
+    let start = Instant::now();
+    loop {
+        let seen = backend_saw(dp).await?;
+        if seen["authorization"] == authorization {
+            return Ok(start.elapsed());
+        }
+        anyhow::ensure!(start.elapsed() < SWAP_TIMEOUT, "the backend still saw {}", seen["authorization"]);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until `nv show NAME -o json` shows a failed last refresh whose message holds `holds`;
+/// returns the named value shown.
+async fn until_refresh_failed(access: &Access, name: &str, holds: &str) -> anyhow::Result<serde_json::Value> {
+    let start = Instant::now();
+    loop {
+        let shown = json(&ctl(access, &["nv", "show", name, "-o", "json"], None).await?);
+        let last = &shown["last_refresh"];
+        if last["ok"] == false && last["message"].as_str().is_some_and(|m| m.contains(holds)) {
+            return Ok(shown);
+        }
+        anyhow::ensure!(start.elapsed() < SWAP_TIMEOUT, "no failed refresh saying '{holds}' recorded: {shown}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_named_value_linked_to_a_file_follows_it_and_a_broken_or_missing_file_keeps_the_last_good_value()
+-> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let ca = TestCa::new("Linked Named Values CA")?;
+    let ca_file = ca.write_pem(dir.path(), "ca.pem")?;
+    let (cp_dir, cp_log) = (dir.path().join("cp"), dir.path().join("cp.log"));
+    let flags = ["--source-poll", "1", "--log", "trace"];
+    let cp = ControlPlane::start_logging(&cp_dir, "127.0.0.1:0".parse()?, &flags, Some(&cp_log)).await?;
+    let dp = DataPlane::start(&cp.access(), "dp-linked-values", Some(&ca_file)).await?;
+    let backend = EchoBackend::start(&ca.server(&["localhost"])?, ClientAuth::TrustedBy(ca.der())).await?;
+    cp.management().await?.upload_certificate(upload("client", ca.client("gateway")?.pfx("pw")?, "pw")).await?;
+    let access = cp.access();
+    let service_url = backend.url();
+    let args = ["api", "put", "orders", "--path", "/orders", "--service-url", &service_url, "--client-cert", "client"];
+    write(&access, &args, None).await?;
+    let secrets = dir.path().join("secrets");
+    std::fs::create_dir_all(&secrets)?;
+    let pw_path = secrets.join("backend-pw");
+    let pw_file = pw_path.display().to_string();
+    let (first, second, third) = ("first-l1nked-pw", "second-l1nked-pw", "third-l1nked-pw");
+
+    // A relative path, or a file holding what a put would refuse, is refused; nothing is stored.
+    let error = refused(&access, &["nv", "link", "backend-pw", "--file", "secrets/backend-pw", "--secret"]).await?;
+    assert!(error.contains("absolute"), "{error}");
+    std::fs::write(&pw_path, "two\nlines\n")?;
+    let error = refused(&access, &["nv", "link", "backend-pw", "--file", &pw_file, "--secret"]).await?;
+    assert!(error.contains("control character") && !error.contains("lines"), "{error}");
+    let error = refused(&access, &["nv", "show", "backend-pw"]).await?;
+    assert!(error.contains("not found"), "{error}");
+
+    // Linked: the control plane reads the file (one trailing newline is not the value).
+    std::fs::write(&pw_path, format!("{first}\n"))?;
+    let linked =
+        json(&write(&access, &["-o", "json", "nv", "link", "backend-pw", "--file", &pw_file, "--secret"], None).await?);
+    assert_eq!((linked["value"].as_str(), linked["secret"].as_bool()), (Some("********"), Some(true)), "{linked}");
+    assert_eq!(
+        (&linked["source"]["file"], &linked["last_refresh"]["ok"]),
+        (&serde_json::json!(pw_file), &serde_json::json!(true))
+    );
+    let policy_file = file(dir.path(), "policy.xml", LINKED_POLICY)?;
+    write(&access, &["api", "policy", "orders", "--set", &policy_file], None).await?;
+    assert_eq!(backend_saw(&dp).await?["authorization"], basic("svc-orders", first));
+
+    // Renamed over: the backend sees the new password within a poll or two.
+    rename_over(&pw_path, &format!("{second}\n"))?;
+    let took = until_backend_sees(&dp, &basic("svc-orders", second)).await?;
+    println!("named value file swap (rename over) to the backend seeing the new value: {took:?} (--source-poll 1)");
+
+    // Garbage (a control character) keeps the last good value, and says why without the value.
+    std::fs::write(&pw_path, "HIDDEN\u{1b}[2Jgarbage\n")?;
+    let shown = until_refresh_failed(&access, "backend-pw", "control character").await?;
+    assert!(!shown.to_string().contains("HIDDEN") && shown["value"] == "********", "{shown}");
+    assert_eq!(backend_saw(&dp).await?["authorization"], basic("svc-orders", second));
+    let table = ctl(&access, &["nv", "show", "backend-pw"], None).await?;
+    assert!(
+        table.stdout.contains(&format!("file {pw_file}")) && table.stdout.contains("FAILED at"),
+        "{}",
+        table.stdout
+    );
+    // Refreshing now says the same, as INVALID_ARGUMENT.
+    let request = pb::RefreshNamedValueRequest { name: "backend-pw".into() };
+    let status = cp.management().await?.refresh_named_value(request).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(status.message().contains("control character") && !status.message().contains("HIDDEN"), "{status:?}");
+    // The failures are counted.
+    let metrics = HttpClient::default().get(&format!("http://{}/metrics", cp.admin)).await?.body;
+    let failures = sample(&metrics, r#"gatehouse_cp_named_value_refresh_failures_total{name="backend-pw"}"#)
+        .unwrap_or_else(|| panic!("named value refresh failures missing:\n{metrics}"));
+    assert!(failures >= 2.0, "{failures}");
+
+    // A removed file keeps it too.
+    std::fs::remove_file(&pw_path)?;
+    until_refresh_failed(&access, "backend-pw", &format!("cannot read {pw_file}")).await?;
+    assert_eq!(backend_saw(&dp).await?["authorization"], basic("svc-orders", second));
+
+    // Restored and refreshed at once: once --wait returns, the next request carries it.
+    std::fs::write(&pw_path, format!("{third}\n"))?;
+    let refreshed = json(&write(&access, &["-o", "json", "nv", "refresh", "backend-pw"], None).await?);
+    assert_eq!(refreshed["last_refresh"]["ok"], true, "{refreshed}");
+    assert_eq!(backend_saw(&dp).await?["authorization"], basic("svc-orders", third));
+    let list = ctl(&access, &["nv", "list"], None).await?;
+    let row = list.stdout.lines().find(|l| l.starts_with("backend-pw ")).unwrap_or_default();
+    assert!(row.contains(&pw_file) && row.contains(" ok ") && row.ends_with("orders"), "{}", list.stdout);
+
+    // A put replaces the value and drops the link: the file no longer matters.
+    let put_file = file(dir.path(), "put.txt", "put-by-hand\n")?;
+    let put = json(
+        &write(&access, &["-o", "json", "nv", "put", "backend-pw", "--secret", "--value-file", &put_file], None)
+            .await?,
+    );
+    assert!(put["source"].is_null() && put["last_refresh"].is_null(), "{put}");
+    let error = refused(&access, &["nv", "refresh", "backend-pw"]).await?;
+    assert!(error.contains("no source") && error.contains("nv link"), "{error}");
+    rename_over(&pw_path, "ignored-now\n")?;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(backend_saw(&dp).await?["authorization"], basic("svc-orders", "put-by-hand"));
+
+    // No linked secret in any answer, the control plane's log (at trace level) or its data dir.
+    let log = std::fs::read(&cp_log)?;
+    for secret in [first, second, third] {
+        assert!(!found_under(&cp_dir, secret.as_bytes())?, "{secret} is in clear in the control plane's store");
+        assert!(!log.windows(secret.len()).any(|w| w == secret.as_bytes()), "{secret} is in the control plane's log");
+        for out in [&linked, &refreshed, &shown] {
+            assert!(!out.to_string().contains(secret), "{out}");
         }
     }
     Ok(())

@@ -62,7 +62,7 @@ impl ManagementService {
                 ));
             }
         };
-        check_absolute(&files)?;
+        check_absolute(&files.paths())?;
         let (max_bytes, max_chain) = (self.limits.max_pfx_bytes, self.limits.max_chain_length);
         let read_files = files.clone();
         // Reading files and decrypting a PFX (PBKDF2) are blocking work.
@@ -118,7 +118,7 @@ impl ManagementService {
     ) -> Result<Response<pb::CaCertificate>, Status> {
         let request = request.into_inner();
         let files = SourceFiles::Ca { path: request.path };
-        check_absolute(&files)?;
+        check_absolute(&files.paths())?;
         let (read_files, max_bytes) = (files.clone(), self.limits.max_pfx_bytes);
         let read = tokio::task::spawn_blocking(move || {
             let contents = SourceContents::read(&read_files, max_bytes)?;
@@ -213,8 +213,8 @@ impl ManagementService {
 }
 
 /// Source paths are the control plane's: a relative one would depend on where it was started.
-fn check_absolute(files: &SourceFiles) -> Result<(), Status> {
-    match files.paths().into_iter().find(|p| !std::path::Path::new(p).is_absolute()) {
+pub(super) fn check_absolute(paths: &[&str]) -> Result<(), Status> {
+    match paths.iter().find(|p| !std::path::Path::new(p).is_absolute()) {
         Some(relative) => Err(Status::invalid_argument(format!(
             "source path '{}' is relative: give absolute paths on the control plane's host",
             relative.escape_debug()

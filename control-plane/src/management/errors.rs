@@ -48,9 +48,37 @@ fn in_use(apis: &[String], hostnames: &[String]) -> Vec<PreconditionViolation> {
     apis.chain(hostnames).collect()
 }
 
+/// A refused declaration: one BadRequest field violation per refused resource (field
+/// `KIND/ID`); FAILED_PRECONDITION when any refusal is one, else INVALID_ARGUMENT.
+fn declaration_refused(error: &StoreError, errors: &[(crate::store::ResourceKind, String, StoreError)]) -> Status {
+    let mut details = ErrorDetails::new();
+    let mut code = Code::InvalidArgument;
+    for (kind, id, refusal) in errors {
+        let field = format!("{}/{id}", kind.as_str().replace(' ', "-").to_ascii_lowercase());
+        details.add_bad_request_violation(field, refusal.to_string());
+        if matches!(
+            refusal,
+            StoreError::CertificateInUse { .. }
+                | StoreError::CaInUse { .. }
+                | StoreError::HostnameInUse { .. }
+                | StoreError::NamedValueInUse { .. }
+                | StoreError::ApiHasSubscriptions { .. }
+                | StoreError::PinnedByThumbprint { .. }
+                | StoreError::BreaksHostnames { .. }
+                | StoreError::Expired { .. }
+        ) {
+            code = Code::FailedPrecondition;
+        }
+    }
+    Status::with_error_details(code, error.to_string(), details)
+}
+
 impl From<StoreError> for Status {
     fn from(error: StoreError) -> Self {
         match &error {
+            StoreError::Declaration(errors) => declaration_refused(&error, errors),
+            StoreError::DeclaredThumbprint { .. } => Status::failed_precondition(error.to_string()),
+            StoreError::Unreadable { .. } => Status::invalid_argument(error.to_string()),
             StoreError::NotFound { .. } | StoreError::ThumbprintNotFound(_) => Status::not_found(error.to_string()),
             StoreError::PathTaken { .. } | StoreError::Exists { .. } => Status::already_exists(error.to_string()),
             StoreError::CertificateInUse { apis, hostnames, .. } | StoreError::CaInUse { apis, hostnames, .. } => {

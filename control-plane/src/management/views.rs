@@ -9,8 +9,7 @@ use tonic::Status;
 
 use crate::gateways::GatewayState;
 use crate::model::{
-    Api, BackendTls, Binding, CertificateSource, Hostname, SourceFiles, State, StoredCaCertificate, StoredCertificate,
-    etag,
+    Api, BackendTls, Binding, Hostname, LastRefresh, SourceFiles, State, StoredCaCertificate, StoredCertificate, etag,
 };
 use crate::tokens::Role;
 
@@ -39,18 +38,15 @@ pub(super) fn certificate_view(state: &State, stored: &StoredCertificate) -> pb:
         etag: etag(stored.revision),
         expired: info.is_expired(),
         source: state.certificate_sources.get(&stored.id).map(|s| source_view(&s.files)),
-        last_refresh: state
-            .certificate_sources
-            .get(&stored.id)
-            .and_then(|s| s.last_refresh.as_ref())
-            .map(|last| pb::LastRefresh { at: Some(timestamp(last.at)), ok: last.ok, message: last.message.clone() }),
+        last_refresh: last_refresh_view(
+            state.certificate_sources.get(&stored.id).and_then(|s| s.last_refresh.as_ref()),
+        ),
     }
 }
 
-/// How the last read of a source went.
-fn last_refresh_view(source: Option<&CertificateSource>) -> Option<pb::LastRefresh> {
-    let last = source?.last_refresh.as_ref()?;
-    Some(pb::LastRefresh { at: Some(timestamp(last.at)), ok: last.ok, message: last.message.clone() })
+/// How the last read of a source (a certificate's or a named value's) went.
+pub(super) fn last_refresh_view(last: Option<&LastRefresh>) -> Option<pb::LastRefresh> {
+    last.map(|last| pb::LastRefresh { at: Some(timestamp(last.at)), ok: last.ok, message: last.message.clone() })
 }
 
 /// A source as operators see it: paths, never the password.
@@ -84,7 +80,7 @@ pub(super) fn ca_view(state: &State, stored: &StoredCaCertificate) -> pb::CaCert
         crl_this_update: stored.crl.as_ref().map(|crl| timestamp(crl.this_update)),
         crl_entries: stored.crl.as_ref().map_or(0, |crl| crl.entries.min(u32::MAX as usize) as u32),
         source: state.ca_sources.get(&stored.id).map(|s| source_view(&s.files)),
-        last_refresh: last_refresh_view(state.ca_sources.get(&stored.id)),
+        last_refresh: last_refresh_view(state.ca_sources.get(&stored.id).and_then(|s| s.last_refresh.as_ref())),
     }
 }
 

@@ -98,7 +98,11 @@ impl Store {
 
 /// Checks an API definition against `state`. Its hostnames must exist; its path must not be
 /// another API's on a host both would answer on (see [`State::api_with_path`]).
-fn plan_api(state: &State, definition: ApiDefinition, options: &WriteOptions) -> Result<Plan<Api>, StoreError> {
+pub(super) fn plan_api(
+    state: &State,
+    definition: ApiDefinition,
+    options: &WriteOptions,
+) -> Result<Plan<Api>, StoreError> {
     let path = gatehouse_shared::api::normalize_path(&definition.path)?;
     gatehouse_shared::api::parse_service_url(&definition.service_url)?;
     let existing = state.apis.get(&definition.id);

@@ -11,15 +11,15 @@ use super::certificates::check_rotation;
 use super::rules::check_not_expired;
 use super::{Change, Plan, ResourceKind, Store, StoreError, WriteOptions};
 
-/// What a refresh did.
+/// What a refresh (of a linked certificate, CA certificate or named value) did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RefreshOutcome {
-    /// The files held a new certificate, now stored at this revision.
+    /// The files held a new certificate (or value), now stored at this revision.
     Rotated(Revision),
-    /// The files hold the certificate stored already.
+    /// The files hold what is stored already.
     Unchanged,
-    /// The files were refused (the message, as an upload would say it); the last good
-    /// certificate stays.
+    /// The files were refused (the message, as an upload or a put would say it); the last good
+    /// certificate (or value) stays.
     Refused(String),
 }
 
@@ -166,6 +166,6 @@ impl Store {
 }
 
 /// Now, in Unix seconds.
-fn now() -> i64 {
+pub(super) fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }

@@ -181,13 +181,10 @@ pub enum StoreError {
         /// The APIs that pin it.
         apis: Vec<String>,
     },
-    /// Refreshing a certificate that is not linked to files.
-    #[error(
-        "{kind} '{id}' has no source to refresh from: it was uploaded; link it to files first (gatehousectl {} link)",
-        if matches!(.kind, ResourceKind::CaCertificate) { "ca" } else { "cert" }
-    )]
+    /// Refreshing a certificate or a named value that is not linked to files.
+    #[error("{kind} '{id}' has no source to refresh from: {}", how_to_link(*.kind))]
     NotLinked {
-        /// Certificate or CA certificate.
+        /// Certificate, CA certificate or named value.
         kind: ResourceKind,
         /// Its id.
         id: String,
@@ -249,6 +246,25 @@ pub enum StoreError {
     /// sled failed.
     #[error("the configuration store failed")]
     Storage(#[from] sled::Error),
+    /// A declared certificate does not have the thumbprint the declaration says.
+    #[error("certificate '{id}' has thumbprint {actual}, the declaration says {declared}")]
+    DeclaredThumbprint {
+        /// The certificate id.
+        id: String,
+        /// The thumbprint declared.
+        declared: Thumbprint,
+        /// The certificate's.
+        actual: Thumbprint,
+    },
+    /// A declared resource cannot be read (a bad PFX, CA certificate, thumbprint or policy).
+    #[error("{reason}")]
+    Unreadable {
+        /// Why, as the resource's own upload or write would say it.
+        reason: String,
+    },
+    /// A declaration was refused: every resource that breaks a rule, with why.
+    #[error("the declaration was refused, nothing was changed: {}", declaration_errors(.0))]
+    Declaration(Vec<(ResourceKind, String, StoreError)>),
     /// A named value's name or value breaks the rules.
     #[error("named value '{name}' refused: {reason}")]
     InvalidNamedValue {
@@ -329,6 +345,20 @@ pub enum StoreError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+}
+
+/// How a resource of `kind` that was written by hand comes to have a source.
+fn how_to_link(kind: ResourceKind) -> &'static str {
+    match kind {
+        ResourceKind::CaCertificate => "it was uploaded; link it to files first (gatehousectl ca link)",
+        ResourceKind::NamedValue => "it was put; link it to a file first (gatehousectl nv link NAME --file PATH)",
+        _ => "it was uploaded; link it to files first (gatehousectl cert link)",
+    }
+}
+
+/// "api 'a': why; hostname 'b': why".
+fn declaration_errors(errors: &[(ResourceKind, String, StoreError)]) -> String {
+    errors.iter().map(|(kind, id, error)| format!("{kind} '{id}': {error}")).collect::<Vec<_>>().join("; ")
 }
 
 /// "APIs: a, b; hostnames: x", leaving out an empty kind.

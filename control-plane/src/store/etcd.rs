@@ -234,6 +234,16 @@ impl EtcdBackend {
                     tracing::debug!(error = describe(&error), "etcd request not applied; sending it again");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
+                Err(error) if describe(&error).contains("too many operations") => {
+                    return Err(StoreError::BackendRefused {
+                        store: "etcd",
+                        reason: format!(
+                            "this change writes {} records in one transaction, more than etcd takes \
+                             (--max-txn-ops, 128 by default): raise it on every etcd member, or apply in parts",
+                            ops.len() + 1
+                        ),
+                    });
+                }
                 Err(error) => return Err(unavailable(error)),
             }
         };

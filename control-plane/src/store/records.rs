@@ -1,7 +1,8 @@
 //! The configuration as the store keeps it (in sled or etcd): protobuf-encoded records under
-//! `cert/`, `ca/`, `api/`, `host/`, `sub/` and `nv/` keys, private keys and secrets sealed under the master key, and the revision and
-//! configuration id under `meta/`. Encoding for a commit and loading at start live here; the
-//! rules a write must pass live in `rules.rs`.
+//! `cert/`, `ca/`, `api/`, `host/`, `sub/` and `nv/` keys (the sources of linked ones under
+//! `certsrc/`, `casrc/` and `nvsrc/`), private keys and secrets sealed under the master key, and
+//! the revision and configuration id under `meta/`. Encoding for a commit and loading at start
+//! live here; the rules a write must pass live in `rules.rs`.
 
 mod api;
 mod certificate;
@@ -20,14 +21,14 @@ use crate::model::{Hostname, State, StoredCaCertificate, StoredCertificate};
 pub(super) use api::{api_entry, api_key};
 pub(super) use certificate::{ca_entry, ca_key, certificate_entry, certificate_key};
 pub(super) use hostname::{hostname_entry, hostname_key};
-pub(super) use named_value::{named_value_entry, named_value_key};
+pub(super) use named_value::{named_value_entry, named_value_key, named_value_source_entry, named_value_source_key};
 pub(super) use source::{ca_source_entry, ca_source_key, source_entry, source_key};
 pub(super) use subscription::{subscription_entry, subscription_key};
 
 use api::ApiRecord;
 use certificate::{CaRecord, CertificateRecord};
 use hostname::HostnameRecord;
-use named_value::NamedValueRecord;
+use named_value::{NamedValueRecord, NamedValueSourceRecord};
 use source::SourceRecord;
 use subscription::SubscriptionRecord;
 
@@ -42,6 +43,7 @@ const API_PREFIX: &str = "api/";
 const HOSTNAME_PREFIX: &str = "host/";
 const SUBSCRIPTION_PREFIX: &str = "sub/";
 const NAMED_VALUE_PREFIX: &str = "nv/";
+const NAMED_VALUE_SOURCE_PREFIX: &str = "nvsrc/";
 pub(super) const REVISION_KEY: &str = "meta/revision";
 pub(super) const CONFIG_ID_KEY: &str = "meta/config-id";
 
@@ -147,6 +149,14 @@ pub(super) fn apply(state: &mut State, key: &[u8], value: Option<&[u8]>, seal: &
             revision: record.revision,
         };
         state.hostnames.insert(hostname.name.clone(), hostname);
+    } else if let Some(name) = text.strip_prefix(NAMED_VALUE_SOURCE_PREFIX) {
+        let Some(value) = value else {
+            state.named_value_sources.remove(name);
+            return Ok(());
+        };
+        let record: NamedValueSourceRecord = prost::Message::decode(value).map_err(|e| corrupt(e.into()))?;
+        let (name, source) = record.into_source();
+        state.named_value_sources.insert(name, source);
     } else if let Some(name) = text.strip_prefix(NAMED_VALUE_PREFIX) {
         let Some(value) = value else {
             state.named_values.remove(name);

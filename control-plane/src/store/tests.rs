@@ -15,7 +15,7 @@ fn sled_store() -> Arc<Store> {
 
 /// An empty store of each kind: sled, and with the etcd feature an etcd one (a prefix of its
 /// own on the test etcd).
-async fn stores() -> Vec<Arc<Store>> {
+pub(super) async fn stores() -> Vec<Arc<Store>> {
     #[allow(unused_mut)]
     let mut stores = vec![sled_store()];
     #[cfg(feature = "etcd")]
@@ -23,13 +23,14 @@ async fn stores() -> Vec<Arc<Store>> {
     stores
 }
 
+mod declarations;
 #[cfg(feature = "etcd")]
 pub(super) mod etcd_fixture;
 #[cfg(feature = "etcd")]
 mod shared;
 
 /// A self-signed client certificate with its PKCS#8 key.
-fn certificate(name: &str) -> ClientCertificate {
+pub(super) fn certificate(name: &str) -> ClientCertificate {
     let key = rcgen::KeyPair::generate().unwrap();
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     params.distinguished_name.push(rcgen::DnType::CommonName, name);
@@ -39,7 +40,7 @@ fn certificate(name: &str) -> ClientCertificate {
 
 /// A self-signed certificate with these subjectAltName DNS names and extended key usages (none:
 /// no extendedKeyUsage extension).
-fn server_certificate(names: &[&str], usages: &[rcgen::ExtendedKeyUsagePurpose]) -> ClientCertificate {
+pub(super) fn server_certificate(names: &[&str], usages: &[rcgen::ExtendedKeyUsagePurpose]) -> ClientCertificate {
     let key = rcgen::KeyPair::generate().unwrap();
     let mut params = rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
     params.distinguished_name.push(rcgen::DnType::CommonName, names.first().copied().unwrap_or("server"));
@@ -57,7 +58,7 @@ fn ca_certificate(name: &str) -> (Vec<u8>, gatehouse_shared::CertificateInfo) {
     crate::certificate::parse_ca_certificate(params.self_signed(&key).unwrap().der()).unwrap()
 }
 
-fn hostname(name: &str, certificate_id: &str) -> HostnameDefinition {
+pub(super) fn hostname(name: &str, certificate_id: &str) -> HostnameDefinition {
     HostnameDefinition {
         name: name.into(),
         certificate_id: certificate_id.into(),
@@ -67,7 +68,7 @@ fn hostname(name: &str, certificate_id: &str) -> HostnameDefinition {
     }
 }
 
-fn api(id: &str, path: &str, binding: Option<Binding>) -> ApiDefinition {
+pub(super) fn api(id: &str, path: &str, binding: Option<Binding>) -> ApiDefinition {
     ApiDefinition {
         id: id.into(),
         display_name: String::new(),
@@ -88,7 +89,7 @@ fn by_id(id: &str) -> Option<Binding> {
     Some(Binding::CertificateId(id.into()))
 }
 
-const ANY: WriteOptions = WriteOptions { if_match: String::new(), allow_expired: false };
+pub(super) const ANY: WriteOptions = WriteOptions { if_match: String::new(), allow_expired: false };
 
 #[tokio::test]
 async fn a_stale_etag_is_refused_and_writes_nothing() {
@@ -805,6 +806,191 @@ async fn a_secret_named_value_is_sealed_at_rest_and_survives_a_restart() {
     let state = open().state();
     assert_eq!(state.named_values["pw"].value, "sup3r-s3cret-value");
     assert!(state.named_values["pw"].secret);
+}
+
+fn value_source(path: &str) -> crate::model::NamedValueSource {
+    crate::model::NamedValueSource { path: path.into(), content_hash: vec![1], last_refresh: None }
+}
+
+#[tokio::test]
+async fn a_linked_named_value_rotates_on_a_valid_read_and_keeps_the_last_good_value_otherwise() {
+    for store in stores().await {
+        eprintln!("on {}", store.kind());
+        let pw_file = "/run/secrets/orders-pw";
+        store.put_api(api("orders", "/orders", None), &ANY).await.unwrap();
+        store.link_named_value("user", "svc", false, value_source("/run/secrets/user"), &ANY).await.unwrap();
+        let linked = store.link_named_value("pw", "s3cret", true, value_source(pw_file), &ANY).await.unwrap();
+        let last = store.state().named_value_sources["pw"].last_refresh.clone();
+        assert!(linked.secret && last.is_some_and(|r| r.ok));
+        let xml =
+            r#"<policies><inbound><authentication-basic username="{{user}}" password="{{pw}}" /></inbound></policies>"#;
+        store.set_api_policy("orders", crate::policy::parse(xml).unwrap(), &ANY).await.unwrap();
+        let authorization = |store: &Store| store.latest().routes["orders"].headers[0].values.clone();
+        let basic = |user: &str, pw: &str| {
+            use base64::Engine as _;
+            vec![format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pw}")))]
+        };
+        assert_eq!(authorization(&store), basic("svc", "s3cret"));
+
+        // A new value is a new revision data planes get substituted; the source records the read.
+        let revision = store.state().revision;
+        let outcome = store.refresh_named_value("pw", pw_file, vec![2], Ok("n3w".into())).await.unwrap();
+        assert_eq!(outcome, RefreshOutcome::Rotated(revision + 1));
+        assert_eq!(authorization(&store), basic("svc", "n3w"));
+        let state = store.state();
+        assert!(state.named_values["pw"].secret, "a refresh keeps the value secret");
+        assert_eq!(state.named_value_sources["pw"].content_hash, [2]);
+        assert!(!state.refresh_failed_named_value("pw"));
+        // The same value again (a file rewritten unchanged but for its newline) makes no revision.
+        let outcome = store.refresh_named_value("pw", pw_file, vec![3], Ok("n3w".into())).await.unwrap();
+        assert_eq!((outcome, store.state().revision), (RefreshOutcome::Unchanged, revision + 1));
+        assert_eq!(store.state().named_value_sources["pw"].content_hash, [3]);
+
+        // A file that is gone, or holds what a put would refuse, keeps the last good value and
+        // says why, without the value.
+        let gone = "cannot read /run/secrets/orders-pw: No such file or directory (os error 2)";
+        let outcome = store.refresh_named_value("pw", pw_file, vec![4], Err(gone.into())).await.unwrap();
+        assert_eq!(outcome, RefreshOutcome::Refused(gone.into()));
+        let state = store.state();
+        assert_eq!((state.revision, state.named_values["pw"].value.as_str()), (revision + 1, "n3w"));
+        assert!(state.refresh_failed_named_value("pw"));
+        assert_eq!(state.named_value_sources["pw"].last_refresh.as_ref().unwrap().message, gone);
+        match store.refresh_named_value("pw", pw_file, vec![5], Ok("line\nHIDDEN".into())).await.unwrap() {
+            RefreshOutcome::Refused(message) => {
+                assert!(message.contains("control character") && !message.contains("HIDDEN"), "{message}")
+            }
+            other => panic!("{other:?}"),
+        }
+        // A value that would break the policy naming it is refused, naming the API.
+        match store.refresh_named_value("user", "/run/secrets/user", vec![6], Ok("a:b".into())).await.unwrap() {
+            RefreshOutcome::Refused(message) => {
+                assert!(message.contains("API 'orders'") && !message.contains("a:b"), "{message}")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(store.state().revision, revision + 1, "refusals make no revision");
+        assert_eq!(authorization(&store), basic("svc", "n3w"));
+
+        // A read of a file the name is no longer linked to is dropped; so is nothing else.
+        let outcome = store.refresh_named_value("pw", "/old/path", vec![7], Ok("other".into())).await.unwrap();
+        assert_eq!(outcome, RefreshOutcome::Unchanged);
+        assert_eq!(store.state().named_values["pw"].value, "n3w");
+        let fixed = store.refresh_named_value("pw", pw_file, vec![8], Ok("n3w".into())).await.unwrap();
+        assert_eq!(fixed, RefreshOutcome::Unchanged);
+        assert!(!store.state().refresh_failed_named_value("pw"), "a good read clears the failure");
+    }
+}
+
+#[tokio::test]
+async fn a_named_value_link_follows_the_rules_of_a_put_and_a_put_or_a_delete_ends_it() {
+    for store in stores().await {
+        eprintln!("on {}", store.kind());
+        // A value a put would refuse is refused, and nothing is stored, not even the source.
+        let error = store.link_named_value("bad", "x\ny", true, value_source("/f"), &ANY).await.unwrap_err();
+        assert!(matches!(error, StoreError::InvalidNamedValue { .. }), "{error}");
+        let error = store.link_named_value("a b", "x", false, value_source("/f"), &ANY).await.unwrap_err();
+        assert!(matches!(error, StoreError::InvalidNamedValue { .. }), "{error}");
+        let state = store.state();
+        assert!(state.named_values.is_empty() && state.named_value_sources.is_empty());
+
+        // Refreshing what was put, or what does not exist, says so.
+        store.put_named_value("plain", "v", false, &ANY).await.unwrap();
+        let error = store.refresh_named_value("plain", "/f", vec![1], Ok("w".into())).await.unwrap_err();
+        assert!(matches!(error, StoreError::NotLinked { kind: ResourceKind::NamedValue, .. }), "{error}");
+        assert!(error.to_string().contains("gatehousectl nv link"), "{error}");
+        let error = store.refresh_named_value("missing", "/f", vec![1], Ok("w".into())).await.unwrap_err();
+        assert!(matches!(error, StoreError::NotFound { kind: ResourceKind::NamedValue, .. }), "{error}");
+
+        // Linking a put value to a file holding the same value records only the link.
+        let revision = store.state().revision;
+        let linked = store.link_named_value("plain", "v", false, value_source("/f"), &ANY).await.unwrap();
+        assert_eq!((linked.revision, store.state().revision), (revision, revision));
+        assert_eq!(store.state().named_value_sources["plain"].path, "/f");
+        // A put drops the link, even of the same value; so does a delete.
+        store.put_named_value("plain", "v", false, &ANY).await.unwrap();
+        assert!(!store.state().named_value_sources.contains_key("plain"));
+        store.link_named_value("plain", "w", false, value_source("/g"), &ANY).await.unwrap();
+        assert_eq!(store.state().named_values["plain"].value, "w");
+        store.delete_named_value("plain", &ANY).await.unwrap();
+        let state = store.state();
+        assert!(!state.named_values.contains_key("plain") && !state.named_value_sources.contains_key("plain"));
+        // A stale etag refuses a link as it refuses a put.
+        store.put_named_value("e", "1", false, &ANY).await.unwrap();
+        let stale = WriteOptions { if_match: "1".into(), ..ANY };
+        let error = store.link_named_value("e", "2", false, value_source("/f"), &stale).await.unwrap_err();
+        assert!(matches!(error, StoreError::EtagMismatch { .. }), "{error}");
+    }
+}
+
+#[tokio::test]
+async fn the_poller_reads_a_linked_file_again_only_when_it_changed() {
+    for store in stores().await {
+        eprintln!("on {}", store.kind());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        let path_text = path.to_str().unwrap().to_string();
+        std::fs::write(&path, "t0k-1\n").unwrap();
+        let read = crate::sources::ValueFile::read("token", &path_text);
+        let source = crate::model::NamedValueSource {
+            path: path_text.clone(),
+            content_hash: read.content_hash,
+            last_refresh: None,
+        };
+        store.link_named_value("token", &read.value.unwrap(), true, source, &ANY).await.unwrap();
+        assert_eq!(store.state().named_values["token"].value, "t0k-1");
+
+        let refresh = |force| crate::sources::refresh_named_value(&store, "token", force);
+        assert_eq!(refresh(false).await.unwrap(), RefreshOutcome::Unchanged);
+        let tmp = dir.path().join("token.tmp");
+        std::fs::write(&tmp, "t0k-2\n").unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
+        assert!(matches!(refresh(false).await.unwrap(), RefreshOutcome::Rotated(_)));
+        assert_eq!(store.state().named_values["token"].value, "t0k-2");
+
+        std::fs::remove_file(&path).unwrap();
+        let RefreshOutcome::Refused(message) = refresh(false).await.unwrap() else {
+            panic!("a missing file is refused")
+        };
+        assert!(message.starts_with(&format!("cannot read {path_text}: ")), "{message}");
+        let at = store.state().named_value_sources["token"].last_refresh.clone().unwrap();
+        // A lasting failure is recorded once, not at every poll; a forced refresh reports it again.
+        assert_eq!(refresh(false).await.unwrap(), RefreshOutcome::Unchanged);
+        assert_eq!(store.state().named_value_sources["token"].last_refresh, Some(at));
+        assert!(matches!(refresh(true).await.unwrap(), RefreshOutcome::Refused(_)));
+        assert_eq!(store.state().named_values["token"].value, "t0k-2");
+    }
+}
+
+#[tokio::test]
+async fn a_linked_secret_named_value_is_sealed_at_rest_and_its_source_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = || Store::open(reopen(dir.path()), SealingKey::from_bytes(&[9u8; 32]).unwrap(), None).unwrap();
+    let store = open();
+    store.link_named_value("pw", "linked-s3cret-value", true, value_source("/run/secrets/pw"), &ANY).await.unwrap();
+    let failed = store.refresh_named_value("pw", "/run/secrets/pw", vec![2], Err("cannot read /run/secrets/pw".into()));
+    assert!(matches!(failed.await.unwrap(), RefreshOutcome::Refused(_)));
+    let linked = store.state().named_value_sources["pw"].clone();
+    store.flush().await.unwrap();
+    drop(store);
+
+    let db = reopen(dir.path());
+    let raw: Vec<u8> = db.iter().flat_map(|item| item.unwrap().1.to_vec()).collect();
+    assert!(!raw.windows(19).any(|w| w == b"linked-s3cret-value"), "a linked secret is stored in clear");
+    assert!(db.get(records::named_value_source_key("pw")).unwrap().is_some());
+    drop(db);
+
+    let store = open();
+    let state = store.state();
+    assert_eq!(
+        (state.named_values["pw"].value.as_str(), state.named_values["pw"].secret),
+        ("linked-s3cret-value", true)
+    );
+    assert_eq!(state.named_value_sources["pw"], linked);
+    assert!(state.refresh_failed_named_value("pw"));
+    // A put replaces the value and drops the link, also after a restart.
+    store.put_named_value("pw", "put-by-hand", true, &ANY).await.unwrap();
+    drop(store);
+    assert!(!open().state().named_value_sources.contains_key("pw"));
 }
 
 /// Opens the database in `dir` again. sled's flusher thread may hold the file lock a moment

@@ -28,6 +28,28 @@ pub enum NamedValueCommand {
         #[command(flatten)]
         write: WriteFlags,
     },
+    /// Link NAME to a file on the CONTROL PLANE's host (Vault Agent, a Kubernetes Secret volume):
+    /// read now with the rules of a put (one trailing newline ignored), then re-read every
+    /// --source-poll; a valid change becomes a new revision, an invalid or missing file keeps the
+    /// last good value. A later `nv put` to NAME drops the link.
+    #[command(
+        after_help = "Examples:\n  gatehousectl --wait nv link backend-pw --file /vault/secrets/orders-pw --secret\n  gatehousectl nv link backend-user --file /etc/gatehouse/secrets/orders/username\n\nThe path is an absolute path on the control plane's host; the control plane reads the file, gatehousectl never does.\nnv show NAME shows the file and how its last read went (a failed one says why, never the value)."
+    )]
+    Link {
+        /// Letters, digits, '-', '_', '.'; at most 256.
+        name: String,
+        /// File on the control plane's host (absolute path) holding the value.
+        #[arg(long, value_name = "PATH")]
+        file: String,
+        /// Write-only: sealed at rest, and every read shows ******** instead.
+        #[arg(long)]
+        secret: bool,
+        #[command(flatten)]
+        write: WriteFlags,
+    },
+    /// Re-read a linked named value's file now.
+    #[command(after_help = "Example:\n  gatehousectl --wait nv refresh backend-pw")]
+    Refresh { name: String },
     /// List named values with the APIs whose policy names each (secret values masked).
     #[command(after_help = "Example:\n  gatehousectl nv list -o json")]
     List,

@@ -1,5 +1,6 @@
-//! `nv`: put (create or replace), list, show and delete named values. The value is read from a
-//! file or stdin; the rules (names, lengths, the policies naming it) are the control plane's.
+//! `nv`: put (create or replace), link to a file, refresh, list, show and delete named values.
+//! A put's value is read here from a file or stdin; a linked file is read by the control plane.
+//! The rules (names, lengths, the policies naming it) are the control plane's.
 
 use gatehouse_proto::v1 as pb;
 
@@ -16,6 +17,18 @@ pub async fn run(server: &Server, format: Format, command: NamedValueCommand) ->
             let value = read_named_value(&value_file)?;
             let request = pb::PutNamedValueRequest { name, value, secret, if_match: write.if_match };
             let named = connect(server).await?.put_named_value(request).await.map_err(status)?.into_inner();
+            output::print_named_value(format, &named);
+            Some(named.revision)
+        }
+        NamedValueCommand::Link { name, file, secret, write } => {
+            let request = pb::LinkNamedValueRequest { name, path: file, secret, if_match: write.if_match };
+            let named = connect(server).await?.link_named_value(request).await.map_err(status)?.into_inner();
+            output::print_named_value(format, &named);
+            Some(named.revision)
+        }
+        NamedValueCommand::Refresh { name } => {
+            let request = pb::RefreshNamedValueRequest { name };
+            let named = connect(server).await?.refresh_named_value(request).await.map_err(status)?.into_inner();
             output::print_named_value(format, &named);
             Some(named.revision)
         }

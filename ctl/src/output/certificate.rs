@@ -59,8 +59,8 @@ fn certificate_json(c: &pb::Certificate) -> Value {
     })
 }
 
-/// The last read of a source for `-o json`.
-fn last_refresh_json(r: &pb::LastRefresh) -> Value {
+/// The last read of a source (a certificate's or a named value's) for `-o json`.
+pub(super) fn last_refresh_json(r: &pb::LastRefresh) -> Value {
     json!({ "at": rfc3339(r.at.as_ref()), "ok": r.ok, "message": r.message })
 }
 
@@ -86,8 +86,8 @@ fn source_text(source: Option<&pb::CertificateSource>) -> String {
     }
 }
 
-/// "ok at 2026-11-29T06:00:00Z" or "FAILED at …: why", or "-".
-fn last_refresh_text(last: Option<&pb::LastRefresh>) -> String {
+/// "ok at 2026-11-29T06:00:00Z" or "FAILED at …: why", or "-" (certificates and named values).
+pub(super) fn last_refresh_text(last: Option<&pb::LastRefresh>) -> String {
     match last {
         None => "-".into(),
         Some(r) if r.ok => format!("ok at {}", rfc3339(r.at.as_ref())),

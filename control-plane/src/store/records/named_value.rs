@@ -1,10 +1,10 @@
 //! A named value as the store keeps it: the value in clear, or sealed under the master key when
-//! it is secret.
+//! it is secret; and, for a linked one, the file it is read from and how its last read went.
 
 use gatehouse_shared::sealed::SealingKey;
 
-use super::{NAMED_VALUE_PREFIX, SECRET_CONTEXT};
-use crate::model::NamedValue;
+use super::{NAMED_VALUE_PREFIX, NAMED_VALUE_SOURCE_PREFIX, SECRET_CONTEXT};
+use crate::model::{LastRefresh, NamedValue, NamedValueSource};
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub(super) struct NamedValueRecord {
@@ -50,4 +50,57 @@ pub(in crate::store) fn named_value_entry(named: &NamedValue, seal: &SealingKey)
 
 pub(in crate::store) fn named_value_key(name: &str) -> Vec<u8> {
     format!("{NAMED_VALUE_PREFIX}{name}").into_bytes()
+}
+
+/// Where a linked named value comes from. Holds no value: that is in the named value's record
+/// (sealed when secret), and a failed read's message never carries one.
+#[derive(Clone, PartialEq, prost::Message)]
+pub(super) struct NamedValueSourceRecord {
+    #[prost(string, tag = "1")]
+    name: String,
+    #[prost(string, tag = "2")]
+    path: String,
+    #[prost(bytes = "vec", tag = "3")]
+    content_hash: Vec<u8>,
+    #[prost(bool, tag = "4")]
+    refreshed: bool,
+    #[prost(int64, tag = "5")]
+    refreshed_at: i64,
+    #[prost(bool, tag = "6")]
+    refresh_ok: bool,
+    #[prost(string, tag = "7")]
+    refresh_message: String,
+}
+
+impl NamedValueSourceRecord {
+    /// The name and its source.
+    pub(super) fn into_source(self) -> (String, NamedValueSource) {
+        let last_refresh = self.refreshed.then_some(LastRefresh {
+            at: self.refreshed_at,
+            ok: self.refresh_ok,
+            message: self.refresh_message,
+        });
+        (self.name, NamedValueSource { path: self.path, content_hash: self.content_hash, last_refresh })
+    }
+}
+
+/// The batch entry for a named value's source.
+pub(in crate::store) fn named_value_source_entry(name: &str, source: &NamedValueSource) -> (Vec<u8>, Vec<u8>) {
+    let mut record = NamedValueSourceRecord {
+        name: name.to_string(),
+        path: source.path.clone(),
+        content_hash: source.content_hash.clone(),
+        ..NamedValueSourceRecord::default()
+    };
+    if let Some(last) = &source.last_refresh {
+        record.refreshed = true;
+        record.refreshed_at = last.at;
+        record.refresh_ok = last.ok;
+        record.refresh_message = last.message.clone();
+    }
+    (named_value_source_key(name), prost::Message::encode_to_vec(&record))
+}
+
+pub(in crate::store) fn named_value_source_key(name: &str) -> Vec<u8> {
+    format!("{NAMED_VALUE_SOURCE_PREFIX}{name}").into_bytes()
 }
