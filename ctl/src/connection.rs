@@ -5,11 +5,15 @@ use std::path::{Path, PathBuf};
 
 use anyhow::anyhow;
 use gatehouse_proto::v1::management_client::ManagementClient;
-use gatehouse_shared::client::BearerToken;
+use gatehouse_shared::client::{BearerToken, resolve_token};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 use crate::args::Cli;
+use crate::contexts::{self, Context};
+
+/// The variable that may hold the operator token itself.
+const TOKEN_VARIABLE: &str = "GATEHOUSE_CTL_TOKEN";
 
 /// A `Management` client that sends the operator's token with every call.
 pub type Client = ManagementClient<InterceptedService<Channel, BearerToken>>;
@@ -21,6 +25,9 @@ pub struct Server {
     token: Option<String>,
 }
 
+/// The control plane gatehousectl talks to when neither a flag nor a context names one.
+const DEFAULT_SERVER: &str = "https://127.0.0.1:7400";
+
 /// Where `gatehouse-cp` keeps its files when run with its default --data-dir in this folder,
 /// then where `gatehouse-demo` keeps its control plane's.
 const LOCAL_DATA_DIRS: [&str; 2] = ["gatehouse-data", "demo-data/control-plane"];
@@ -28,9 +35,30 @@ const LOCAL_DATA_DIRS: [&str; 2] = ["gatehouse-data", "demo-data/control-plane"]
 // === impl Server ===
 
 impl Server {
-    /// The server the flags name, with the CA file and token found in a local data dir when
-    /// the flags give none.
+    /// Where to connect and with what, field by field: the flag (or its GATEHOUSE_CTL_*
+    /// variable), then the context (--context, else the current one). Without a context, the
+    /// CA file and token of a control plane run in this folder, as before contexts existed;
+    /// with one, never those: they belong to another control plane than the context's.
     pub fn from_cli(cli: &Cli) -> anyhow::Result<Self> {
+        match contexts::selected(cli.context.as_deref())? {
+            Some((name, context)) => Self::from_context(cli, &name, context),
+            None => Self::from_local_defaults(cli),
+        }
+    }
+
+    fn from_context(cli: &Cli, name: &str, context: Context) -> anyhow::Result<Self> {
+        let ca_file = match &cli.ca_file {
+            Some(path) => Some(path.clone()),
+            None => context.existing_ca_file(name)?,
+        };
+        let token = match resolve_token(cli.token_file.as_deref(), TOKEN_VARIABLE, None)? {
+            Some(token) => Some(token),
+            None => context.read_token(name)?,
+        };
+        Ok(Self { url: cli.server.clone().unwrap_or(context.server), ca_file, token })
+    }
+
+    fn from_local_defaults(cli: &Cli) -> anyhow::Result<Self> {
         let local = LOCAL_DATA_DIRS
             .iter()
             .map(Path::new)
@@ -38,12 +66,8 @@ impl Server {
             .unwrap_or(Path::new(LOCAL_DATA_DIRS[0]));
         let ca_file = cli.ca_file.clone().or_else(|| Some(local.join("tls/ca.pem")).filter(|p| p.is_file()));
         let default_token = local.join("operator.token");
-        let token = gatehouse_shared::client::resolve_token(
-            cli.token_file.as_deref(),
-            "GATEHOUSE_CTL_TOKEN",
-            Some(&default_token),
-        )?;
-        Ok(Self { url: cli.server.clone(), ca_file, token })
+        let token = resolve_token(cli.token_file.as_deref(), TOKEN_VARIABLE, Some(&default_token))?;
+        Ok(Self { url: cli.server.clone().unwrap_or_else(|| DEFAULT_SERVER.to_string()), ca_file, token })
     }
 
     /// `error` with a hint appended when it looks like a connection problem a flag fixes.

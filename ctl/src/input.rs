@@ -1,5 +1,5 @@
 //! What gatehousectl reads besides its flags: input files (capped in size), the PFX password,
-//! policy XML and named values.
+//! policy XML, named values and declarations.
 
 use std::io::Read;
 use std::path::Path;
@@ -78,6 +78,27 @@ fn strip_one_newline(text: &mut String) {
             text.pop();
         }
     }
+}
+
+/// A declaration (YAML or JSON) from a file, or from stdin when the path is "-"; capped in size
+/// like every input file.
+pub fn read_declaration(path: &Path) -> anyhow::Result<String> {
+    let bytes = if path.as_os_str() == "-" {
+        let mut bytes = Vec::new();
+        std::io::stdin()
+            .take(MAX_INPUT_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .context("cannot read the declaration from stdin")?;
+        anyhow::ensure!(
+            bytes.len() as u64 <= MAX_INPUT_BYTES,
+            "stdin holds more than {} MiB; gatehousectl reads no larger input",
+            MAX_INPUT_BYTES >> 20
+        );
+        bytes
+    } else {
+        read_input(path)?
+    };
+    String::from_utf8(bytes).with_context(|| format!("{} is not UTF-8 text", path.display()))
 }
 
 /// Policy XML from a file, or from stdin when the path is "-".

@@ -1,12 +1,14 @@
 //! `gatehousectl`: see `gatehousectl --help`.
 
-use clap::Parser;
-
 #[tokio::main(flavor = "current_thread")]
-async fn main() {
-    let cli = gatehouse_ctl::Cli::parse();
-    if let Err(error) = gatehouse_ctl::run(cli).await {
-        eprintln!("gatehousectl: {error:#}");
-        std::process::exit(1);
+async fn main() -> std::process::ExitCode {
+    let cli = gatehouse_ctl::Cli::from_command_line();
+    let failure = cli.failure_code();
+    match gatehouse_ctl::run(cli).await {
+        Ok(status) => status,
+        Err(error) => {
+            eprintln!("gatehousectl: {error:#}");
+            std::process::ExitCode::from(failure)
+        }
     }
 }

@@ -3,6 +3,8 @@
 
 mod api;
 mod certificate;
+mod context;
+mod declaration;
 mod gateway;
 mod hostname;
 mod named_value;
@@ -13,6 +15,8 @@ mod token;
 
 pub use api::{print_api, print_apis, print_policy, print_replaced};
 pub use certificate::{print_ca, print_cas, print_certificate, print_certificates};
+pub use context::{ContextChange, print_context_change, print_contexts, print_current_context};
+pub use declaration::{print_applied, print_declaration};
 pub use gateway::{print_gateways, print_trust_bundle_warning};
 pub use hostname::{print_hostname, print_hostnames};
 pub use named_value::{print_named_value, print_named_values};
@@ -28,12 +32,6 @@ pub fn print_deleted(format: Format, kind: &str, id: &str, revision: u64) {
         Format::Json => print_json(&serde_json::json!({ "deleted": id, "revision": revision })),
         Format::Table => println!("{kind} {id} deleted (revision {revision})"),
     }
-}
-
-/// The completion script for `shell`, on stdout.
-pub fn print_completions(shell: clap_complete::Shell) {
-    use clap::CommandFactory;
-    clap_complete::generate(shell, &mut crate::Cli::command(), "gatehousectl", &mut std::io::stdout());
 }
 
 /// Pretty-printed JSON on stdout.

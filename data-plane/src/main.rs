@@ -1,5 +1,5 @@
 //! `gatehouse-dp`: a Gatehouse data plane. Parses flags (each with its GATEHOUSE_DP_*
-//! variable), starts the runtime, and hands the configuration to [`DataPlane`].
+//! variable and its key in the --config file), starts the runtime, and hands the configuration to [`DataPlane`].
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -11,8 +11,11 @@ use gatehouse_data_plane::{DataPlane, DataPlaneConfig};
 /// Gatehouse data plane: proxies API clients' requests to backends, presenting each API's
 /// client certificate, with configuration streamed from the control plane.
 #[derive(Parser, Debug)]
-#[command(version)]
+#[command(name = "gatehouse-dp", version = gatehouse_shared::VERSION)]
 struct Args {
+    /// --config FILE (GATEHOUSE_DP_CONFIG) and --print-config.
+    #[command(flatten)]
+    config: gatehouse_shared::config_file::ConfigArgs,
     /// URL of a control plane's gRPC API; several, comma-separated or with the flag repeated,
     /// must share one store: the first is tried first, and when a stream breaks or cannot be
     /// opened the data plane moves on to the next (round robin), keeping the revision it holds.
@@ -122,7 +125,8 @@ impl std::str::FromStr for Listen {
 }
 
 fn main() {
-    let args = Args::parse();
+    // Flags, then GATEHOUSE_DP_* variables, then the --config file, then the defaults.
+    let args: Args = gatehouse_shared::config_file::parse("gatehouse-dp", "GATEHOUSE_DP_CONFIG");
     gatehouse_shared::process::init_logging(&args.log, args.log_format);
     // One worker is a single-threaded event loop (as an nginx worker is): no cross-thread
     // wake-ups, which matters when the proxy has one core.

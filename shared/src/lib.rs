@@ -10,6 +10,7 @@ pub mod admin;
 pub mod api;
 pub mod certificate;
 pub mod client;
+pub mod config_file;
 pub mod crypto;
 pub mod headers;
 pub mod process;
@@ -20,6 +21,12 @@ pub mod thumbprint;
 
 pub use certificate::CertificateInfo;
 pub use thumbprint::Thumbprint;
+
+/// What every binary's `--version` prints after its name: the workspace version, then the git
+/// commit it was built from and that commit's date, e.g. `0.1.0 (git 1a2b3c4d5e6f, 2026-11-29)`.
+/// Without a git checkout the commit comes from `GATEHOUSE_GIT_COMMIT` (and the date from
+/// `GATEHOUSE_GIT_DATE`) at build time, else it reads `git unknown` (see `shared/build.rs`).
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (git ", env!("GATEHOUSE_BUILD_GIT"), ")");
 
 /// An error and all its causes on one line ("a: b: c"), for logs and NACK reasons.
 pub fn error_chain(error: &dyn std::error::Error) -> String {

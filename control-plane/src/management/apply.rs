@@ -11,7 +11,7 @@ use super::views::{binding_from, parse_thumbprint, tls_from};
 use crate::certificate::ClientCertificate;
 use crate::model::{Scope, SubscriptionSettings, SubscriptionState};
 use crate::store::apply::{
-    Declaration, DeclaredApi, DeclaredCa, DeclaredCertificate, DeclaredNamedValue, DeclaredSubscription,
+    CaToStore, Declaration, DeclaredApi, DeclaredCa, DeclaredCertificate, DeclaredNamedValue, DeclaredSubscription,
 };
 use crate::store::{ApiDefinition, HostnameDefinition, ResourceKind, StoreError};
 
@@ -31,6 +31,12 @@ impl ManagementService {
         let mut declaration = Declaration { prune: request.prune, ..Declaration::default() };
 
         for ca in request.ca_certificates {
+            if ca.certificate.is_empty() {
+                // A reference to the stored CA; a CRL given is checked against it by the store.
+                let crl_der = (!ca.crl.is_empty()).then_some(ca.crl);
+                declaration.ca_certificates.push(DeclaredCa { id: ca.id, certificate: None, crl_der });
+                continue;
+            }
             let parsed = crate::certificate::parse_ca_certificate(&ca.certificate)
                 .map_err(|e| format!("CA certificate refused: {e}"))
                 .and_then(|(der, info)| match ca.crl.is_empty() {
@@ -40,7 +46,10 @@ impl ManagementService {
                         .map_err(|e| format!("CRL refused: {e}")),
                 });
             match parsed {
-                Ok((der, info, crl)) => declaration.ca_certificates.push(DeclaredCa { id: ca.id, der, info, crl }),
+                Ok((der, info, crl)) => {
+                    let certificate = Some(CaToStore { id: ca.id.clone(), der, info, crl });
+                    declaration.ca_certificates.push(DeclaredCa { id: ca.id, certificate, crl_der: None });
+                }
                 Err(reason) => errors.push(unreadable(ResourceKind::CaCertificate, &ca.id, reason)),
             }
         }

@@ -36,6 +36,12 @@ pub(super) fn references(text: &str) -> Result<Vec<&str>, String> {
     Ok(names)
 }
 
+/// Whether `text` is one named value reference and nothing else (`{{name}}`): it shows no
+/// secret, so reads need not mask it.
+pub fn is_reference(text: &str) -> bool {
+    text.strip_prefix("{{").and_then(|rest| rest.strip_suffix("}}")).is_some_and(is_valid_name)
+}
+
 /// Every named value the policy refers to.
 pub fn referenced(policy: &Policy) -> BTreeSet<String> {
     let mut texts: Vec<&str> = Vec::new();

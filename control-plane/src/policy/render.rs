@@ -20,7 +20,9 @@ pub fn render(policy: &Policy, mask: bool) -> String {
         }
     }
     if let Some(basic) = &policy.basic {
-        let password = if mask { MASK } else { basic.password.as_str() };
+        // A lone named value reference is no secret: the secret is in the named value.
+        let reference = super::named_values::is_reference(&basic.password);
+        let password = if mask && !reference { MASK } else { basic.password.as_str() };
         let _ = writeln!(
             xml,
             "    <authentication-basic username=\"{}\" password=\"{}\" />",
@@ -37,7 +39,8 @@ pub fn render(policy: &Policy, mask: bool) -> String {
         }
         let _ = writeln!(xml, "    <set-header name=\"{name}\" exists-action=\"{action}\"{secret}>");
         for value in &header.values {
-            let value = if mask && header.secret { MASK } else { value.as_str() };
+            let reference = super::named_values::is_reference(value);
+            let value = if mask && header.secret && !reference { MASK } else { value.as_str() };
             let _ = writeln!(xml, "      <value>{}</value>", escape(value));
         }
         xml.push_str("    </set-header>\n");

@@ -18,10 +18,23 @@ use super::rules::{check_binding, check_hostname, check_issuer_cas, check_scheme
 use super::subscriptions::CreatedSubscription;
 use super::{ApiDefinition, Change, HostnameDefinition, Plan, ResourceKind, Store, StoreError, WriteOptions};
 
-/// A CA certificate as declared (already parsed and checked to be a CA, its CRL to be its own).
+/// A CA certificate as declared: a reference to the stored one (optionally with a new CRL for
+/// it), or a certificate to store.
 #[derive(Clone, Debug)]
 pub struct DeclaredCa {
     /// Its id.
+    pub id: String,
+    /// The certificate to store (already parsed and checked to be a CA, its CRL to be its
+    /// own); `None`: a reference to the stored one.
+    pub certificate: Option<CaToStore>,
+    /// For a reference: a CRL (DER) to put beside the stored certificate.
+    pub crl_der: Option<Vec<u8>>,
+}
+
+/// A CA certificate to store, with its CRL.
+#[derive(Clone, Debug)]
+pub struct CaToStore {
+    /// The id it goes under.
     pub id: String,
     /// The certificate, DER.
     pub der: Vec<u8>,
@@ -216,6 +229,23 @@ impl Store {
 fn plan_ca(state: &State, ca: &DeclaredCa, revision: Revision) -> Result<Option<(Change, Action)>, StoreError> {
     validate_id(ResourceKind::CaCertificate, &ca.id)?;
     let existing = state.ca_certificates.get(&ca.id);
+    let ca = match (&ca.certificate, existing) {
+        (Some(declared), _) => declared,
+        // A reference keeps the stored CA (and its CRL, unless a new one is declared).
+        (None, Some(stored)) => {
+            let crl = match &ca.crl_der {
+                None => return Ok(None),
+                Some(der) => crate::certificate::parse_crl(der, &stored.der)
+                    .map_err(|e| StoreError::Unreadable { reason: format!("CRL refused: {e}") })?,
+            };
+            if stored.crl.as_ref().is_some_and(|c| c.der == crl.der) {
+                return Ok(None);
+            }
+            let updated = StoredCaCertificate { crl: Some(crl), revision, ..stored.clone() };
+            return Ok(Some((Change { put_cas: vec![updated], ..Change::default() }, Action::Update)));
+        }
+        (None, None) => return Err(StoreError::NotFound { kind: ResourceKind::CaCertificate, id: ca.id.clone() }),
+    };
     if existing.is_some_and(|stored| stored.der == ca.der && stored.crl == ca.crl) {
         return Ok(None);
     }
@@ -300,7 +330,12 @@ fn plan_named_value(
     let existing = state.named_values.get(&declared.name);
     let value = match (&declared.value, existing) {
         (Some(value), _) => value.clone(),
-        (None, Some(stored)) if stored.secret && declared.secret => stored.value.clone(),
+        // Kept: a secret (exports never hold it), or a value a linked file decides.
+        (None, Some(stored))
+            if (stored.secret && declared.secret) || state.named_value_sources.contains_key(&declared.name) =>
+        {
+            stored.value.clone()
+        }
         (None, _) => {
             return Err(StoreError::InvalidNamedValue {
                 name: gatehouse_shared::api::quote(&declared.name),
@@ -315,7 +350,7 @@ fn plan_named_value(
     let named = NamedValue { name: declared.name.clone(), value, secret: declared.secret, revision };
     let mut change = Change { put_named_values: vec![named.clone()], ..Change::default() };
     // As a put: a declared value replaces a linked file's.
-    if state.named_value_sources.contains_key(&named.name) {
+    if declared.value.is_some() && state.named_value_sources.contains_key(&named.name) {
         change.remove_named_value_sources.push(named.name.clone());
     }
     let mut next = state.clone();

@@ -19,7 +19,8 @@ use gatehouse_tests::pki::TestCa;
 
 #[derive(Parser, Debug)]
 #[command(
-    version,
+    name = "gatehouse-demo",
+    version = gatehouse_shared::VERSION,
     about = "Runs a control plane, a data plane and an mTLS backend on loopback, and shows a client certificate switch"
 )]
 struct Args {
