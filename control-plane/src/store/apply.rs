@@ -306,14 +306,7 @@ fn plan_hostname(
     revision: Revision,
 ) -> Result<Option<(Change, Action)>, StoreError> {
     let name = normalize_hostname(&definition.name)?;
-    let hostname = Hostname {
-        name: name.clone(),
-        certificate_id: definition.certificate_id.clone(),
-        default: definition.default,
-        negotiate_client_certificate: definition.negotiate_client_certificate,
-        client_ca_ids: definition.client_ca_ids.clone(),
-        revision,
-    };
+    let hostname = super::hostnames::hostname_of(definition, name.clone(), revision);
     let existing = state.hostnames.get(&name);
     if existing.is_some_and(|stored| Hostname { revision, ..stored.clone() } == hostname) {
         return Ok(None);
@@ -347,20 +340,12 @@ fn plan_named_value(
     if existing.is_some_and(|stored| stored.value == value && stored.secret == declared.secret) {
         return Ok(None);
     }
+    super::named_values::check_named_by(state, &declared.name, &value)?;
     let named = NamedValue { name: declared.name.clone(), value, secret: declared.secret, revision };
     let mut change = Change { put_named_values: vec![named.clone()], ..Change::default() };
     // As a put: a declared value replaces a linked file's.
     if declared.value.is_some() && state.named_value_sources.contains_key(&named.name) {
         change.remove_named_value_sources.push(named.name.clone());
-    }
-    let mut next = state.clone();
-    next.named_values.insert(named.name.clone(), named.clone());
-    for api in state.apis_naming(&named.name) {
-        next.resolved_policy(&state.apis[&api].policy).map_err(|source| StoreError::NamedValueBreaksApi {
-            name: named.name.clone(),
-            api,
-            source,
-        })?;
     }
     Ok(Some((change, action(existing.is_some()))))
 }

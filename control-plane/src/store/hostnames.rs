@@ -25,14 +25,7 @@ impl Store {
                 state.hostnames.get(&name).map(|h| h.revision),
                 &options.if_match,
             )?;
-            let hostname = Hostname {
-                name: name.clone(),
-                certificate_id: definition.certificate_id.clone(),
-                default: definition.default,
-                negotiate_client_certificate: definition.negotiate_client_certificate,
-                client_ca_ids: definition.client_ca_ids.clone(),
-                revision: state.revision + 1,
-            };
+            let hostname = hostname_of(&definition, name.clone(), state.revision + 1);
             check_hostname(state, &hostname, options.allow_expired)?;
             Ok(Plan::Commit(Change { put_hostnames: vec![hostname.clone()], ..Change::default() }, hostname))
         })
@@ -52,5 +45,17 @@ impl Store {
             Ok(Plan::Commit(change, state.revision + 1))
         })
         .await
+    }
+}
+
+/// The hostname a definition describes, under its normalized `name`, at `revision`.
+pub(super) fn hostname_of(definition: &HostnameDefinition, name: String, revision: Revision) -> Hostname {
+    Hostname {
+        name,
+        certificate_id: definition.certificate_id.clone(),
+        default: definition.default,
+        negotiate_client_certificate: definition.negotiate_client_certificate,
+        client_ca_ids: definition.client_ca_ids.clone(),
+        revision,
     }
 }
