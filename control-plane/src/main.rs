@@ -95,6 +95,44 @@ enum Command {
         #[arg(long, required = true)]
         to_etcd: bool,
     },
+    /// Writes a backup of the store in --data-dir (every record at one revision, private keys and
+    /// secrets sealed under the master key, and the tokens) to --out, mode 0600. While a control
+    /// plane runs on --data-dir the backup comes from it (CreateBackup, operator token); else
+    /// from the database directly (then the master key must be there).
+    Backup(BackupArgs),
+    /// Restores a backup into an empty --data-dir (the master key may be there already, or
+    /// given with --master-key-file); start a control plane on it afterwards.
+    Restore {
+        /// The backup file.
+        #[arg(long)]
+        from: PathBuf,
+    },
+    /// Re-seals every private key and secret of the store in --data-dir under a new master
+    /// key, then makes the key file (DATA_DIR/master.key or --master-key-file) hold it and keeps
+    /// the old key as KEY.old. Stop the control plane first.
+    RotateMasterKey {
+        /// The new key (32 bytes, mode 0600); made, random, if the file does not exist.
+        #[arg(long)]
+        new_key_file: PathBuf,
+    },
+}
+
+/// `gatehouse-cp backup`: where the backup goes, and how to reach a running control plane.
+#[derive(clap::Args, Debug)]
+struct BackupArgs {
+    /// The backup file to write.
+    #[arg(long)]
+    out: PathBuf,
+    /// The running control plane to take it from [default: https://127.0.0.1:PORT of --listen,
+    /// used when the database is in use].
+    #[arg(long)]
+    server: Option<String>,
+    /// File holding an operator token [default: DATA_DIR/operator.token].
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+    /// CA the control plane's TLS certificate chains to [default: DATA_DIR/tls/ca.pem].
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
 }
 
 /// Where the configuration is kept.
@@ -134,7 +172,8 @@ async fn main() {
     // Flags, then GATEHOUSE_CP_* variables, then the --config file, then the defaults.
     let args: Args = gatehouse_shared::config_file::parse("gatehouse-cp", "GATEHOUSE_CP_CONFIG");
     gatehouse_shared::process::init_logging(&args.log, args.log_format);
-    gatehouse_shared::process::exit_on_error("gatehouse-cp", run(args)).await;
+    // Boxed: with etcd, serving and every maintenance command make one large future.
+    Box::pin(gatehouse_shared::process::exit_on_error("gatehouse-cp", run(args))).await;
 }
 
 /// The etcd flags, checked.
@@ -177,8 +216,12 @@ fn store_config(args: &StoreArgs) -> anyhow::Result<StoreConfig> {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    if let Some(Command::Migrate { .. }) = args.command {
-        return Box::pin(migrate(&args)).await;
+    match &args.command {
+        Some(Command::Migrate { .. }) => return Box::pin(migrate(&args)).await,
+        Some(Command::Backup(backup_args)) => return backup(&args, backup_args).await,
+        Some(Command::Restore { from }) => return restore(&args, from),
+        Some(Command::RotateMasterKey { new_key_file }) => return rotate_master_key(&args, new_key_file),
+        None => {}
     }
     let store = store_config(&args.store)?;
     let transport = match (args.plaintext, args.tls_cert, args.tls_key) {
@@ -247,4 +290,92 @@ async fn migrate(args: &Args) -> anyhow::Result<()> {
 #[cfg(not(feature = "etcd"))]
 async fn migrate(_: &Args) -> anyhow::Result<()> {
     anyhow::bail!("migrate --to-etcd: this gatehouse-cp was built without etcd support; build it with --features etcd")
+}
+
+/// The master key file: --master-key-file, else DATA_DIR/master.key.
+fn key_file(args: &Args) -> PathBuf {
+    args.master_key_file.clone().unwrap_or_else(|| args.data_dir.join("master.key"))
+}
+
+/// Backups, restores and key rotations work on the sled store in --data-dir; `more` ends the
+/// refusal of an etcd store.
+fn sled_only(args: &Args, command: &str, more: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.store.store == "sled",
+        "{command} works on the sled store in --data-dir; with --store etcd, back up etcd itself (etcdctl snapshot save) and keep the master key apart from it{more}"
+    );
+    Ok(())
+}
+
+/// "1 record", "3 records".
+fn count(n: usize, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
+}
+
+/// `gatehouse-cp backup --out FILE`.
+async fn backup(args: &Args, backup_args: &BackupArgs) -> anyhow::Result<()> {
+    use gatehouse_control_plane::store::backup::{self, Origin, Remote};
+    sled_only(args, "backup", "")?;
+    let local = Remote::local(&args.data_dir, args.listen, args.plaintext);
+    let running = Remote {
+        url: backup_args.server.clone().unwrap_or(local.url),
+        ca_file: backup_args.ca_file.clone().or(local.ca_file),
+        token_file: backup_args.token_file.clone().unwrap_or(local.token_file),
+    };
+    let key_file = key_file(args);
+    let (taken, origin) = backup::take(&args.data_dir, &key_file, &running, backup_args.server.is_some()).await?;
+    backup::write(&taken, &backup_args.out)?;
+    let from = match origin {
+        Origin::Database => format!("the database in {}", args.data_dir.display()),
+        Origin::ControlPlane(url) => format!("the control plane at {url}"),
+    };
+    println!(
+        "backup of revision {} (configuration {}: {}, {}) from {from} written to {}; it opens nothing without the master key: keep the two apart",
+        taken.revision,
+        taken.config_id,
+        count(taken.record_count(), "record"),
+        count(taken.token_count(), "token"),
+        backup_args.out.display()
+    );
+    Ok(())
+}
+
+/// `gatehouse-cp restore --from FILE`.
+fn restore(args: &Args, from: &std::path::Path) -> anyhow::Result<()> {
+    use gatehouse_control_plane::store::backup;
+    sled_only(args, "restore", "")?;
+    let taken = backup::read(from)?;
+    let restored = backup::restore(&args.data_dir, &taken, &key_file(args))?;
+    println!(
+        "restored revision {} of configuration {} ({}, {}) into {} as configuration {} (data planes get a full snapshot); start gatehouse-cp --data-dir {} with the same master key",
+        restored.revision,
+        restored.backup_config_id,
+        count(restored.records, "record"),
+        count(restored.tokens, "token"),
+        args.data_dir.display(),
+        restored.config_id,
+        args.data_dir.display()
+    );
+    Ok(())
+}
+
+/// `gatehouse-cp rotate-master-key --new-key-file F`.
+fn rotate_master_key(args: &Args, new_key_file: &std::path::Path) -> anyhow::Result<()> {
+    sled_only(
+        args,
+        "rotate-master-key",
+        " (rotating the master key of an etcd store, which every control plane shares, is not built yet)",
+    )?;
+    let rotated =
+        gatehouse_control_plane::store::backup::rotate_master_key(&args.data_dir, &key_file(args), new_key_file)?;
+    if rotated.made_new_key {
+        println!("made a new random key in {}", new_key_file.display());
+    }
+    println!(
+        "re-sealed {} under the new key; {} holds it now, and the old key is in {}: start the control plane, check that it serves, then delete the old key (backups made before now open only with it: take a new backup)",
+        count(rotated.resealed, "record"),
+        rotated.key_file.display(),
+        rotated.old_key_file.display()
+    );
+    Ok(())
 }

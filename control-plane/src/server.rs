@@ -131,6 +131,16 @@ pub enum StartError {
         #[source]
         source: StoreError,
     },
+    /// The master key does not open the store in the data directory.
+    #[error(
+        "the master key {key_file} does not open the configuration in {dir}: the store was sealed under another key; start with that one (--master-key-file)"
+    )]
+    WrongMasterKey {
+        /// The key file given.
+        key_file: PathBuf,
+        /// The data directory.
+        dir: PathBuf,
+    },
     /// The configuration in etcd cannot be loaded.
     #[error("cannot load the configuration from etcd")]
     Etcd(#[source] StoreError),
@@ -219,8 +229,12 @@ impl ControlPlane {
                     .map_err(|source| StartError::Database { dir: dir.clone(), source })?;
                 // The store first: a database that lost writes stops the start before anything is written.
                 let watermark = crate::watermark::Watermark::new(dir.join("committed-revision"));
-                let store = Store::open(db.clone(), key, Some(watermark))
-                    .map_err(|source| StartError::Store { dir: dir.clone(), source })?;
+                let store = Store::open(db.clone(), key, Some(watermark)).map_err(|source| match source {
+                    StoreError::WrongMasterKey => {
+                        StartError::WrongMasterKey { key_file: key_file.clone(), dir: dir.clone() }
+                    }
+                    source => StartError::Store { dir: dir.clone(), source },
+                })?;
                 (Arc::new(store), Arc::new(Tokens::open(&db).map_err(StartError::Tokens)?))
             }
             #[cfg(feature = "etcd")]

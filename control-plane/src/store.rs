@@ -21,6 +21,7 @@ use backend::{Backend, Op};
 mod apis;
 pub mod apply;
 mod backend;
+pub mod backup;
 mod certificate_sources;
 mod certificates;
 mod error;
@@ -153,13 +154,25 @@ const RACE_FOR: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl Store {
     /// Opens the configuration in sled's `db` (`key` seals private keys and secrets);
-    /// `watermark` (if given) must not be ahead of what the database holds.
+    /// `watermark` (if given) must not be ahead of what the database holds. Fails with
+    /// [`StoreError::WrongMasterKey`] when `key` does not open the store's key check (made on
+    /// first open).
     pub fn open(db: sled::Db, key: SealingKey, watermark: Option<Watermark>) -> Result<Self, StoreError> {
         let stored_id = db.get(records::CONFIG_ID_KEY)?.map(|id| String::from_utf8_lossy(&id).into_owned());
+        // Another master key is named as such, before a record fails to open under it.
+        let key_check = db.get(records::KEY_CHECK_KEY)?;
+        if key_check.as_ref().is_some_and(|check| !records::opens_key_check(&key, check)) {
+            return Err(StoreError::WrongMasterKey);
+        }
         let state = records::load(&db, &key)?;
         // Before anything is written: a database that lost writes is not written over.
         if let Some(watermark) = &watermark {
             watermark.check(stored_id.as_deref(), state.revision)?;
+        }
+        // Stores from before key checks get theirs once every record opened under this key.
+        if key_check.is_none() {
+            db.insert(records::KEY_CHECK_KEY, records::key_check(&key))?;
+            db.flush()?;
         }
         let config_id = match stored_id {
             Some(id) => id,

@@ -328,7 +328,7 @@ pub enum StoreError {
     },
     /// The master key does not open the store's key check.
     #[error(
-        "the master key does not match the one this store was sealed with (its key check does not open): every control plane on one store needs the same --master-key-file"
+        "the master key does not match the one this store was sealed with (its key check does not open): give that key (--master-key-file); every control plane on one store needs the same one"
     )]
     WrongMasterKey,
     /// The revision watermark cannot be read or written, or is ahead of the database.

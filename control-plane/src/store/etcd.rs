@@ -12,22 +12,12 @@ use etcd_client::{Client, Compare, CompareOp, EventType, GetOptions, Txn, TxnOp,
 use gatehouse_shared::sealed::SealingKey;
 
 use super::backend::{Backend, Op};
+use super::records::{KEY_CHECK_KEY, key_check};
 use super::{Store, StoreError, records};
 use crate::model::{Revision, State};
 
-/// Sealed with the master key on first start; a control plane whose key does not open it
-/// refuses to start.
-pub(super) const KEY_CHECK_KEY: &str = "meta/key-check";
 /// Set while `gatehouse-cp migrate` copies a store in: no control plane starts on a half copy.
 pub(super) const MIGRATING_KEY: &str = "meta/migrating";
-const KEY_CHECK_CONTEXT: &[u8] = b"gatehouse-cp-key-check-v1";
-const KEY_CHECK_TEXT: &[u8] = b"gatehouse";
-
-/// The key check for `key`: what a control plane with another key cannot open.
-pub(super) fn key_check(key: &SealingKey) -> Vec<u8> {
-    key.seal(KEY_CHECK_CONTEXT, KEY_CHECK_TEXT)
-}
-
 /// Entries read per range request when loading everything.
 const PAGE: i64 = 500;
 
@@ -302,7 +292,7 @@ impl Store {
             return Err(StoreError::UnfinishedMigration { prefix: etcd.prefix.clone() });
         }
         let check = find(KEY_CHECK_KEY).unwrap_or_default();
-        if key.open(KEY_CHECK_CONTEXT, &check).ok().as_deref() != Some(KEY_CHECK_TEXT) {
+        if !records::opens_key_check(&key, &check) {
             return Err(StoreError::WrongMasterKey);
         }
         let config_id = String::from_utf8_lossy(&find(records::CONFIG_ID_KEY).unwrap_or_default()).into_owned();

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use etcd_client::{Compare, CompareOp, Txn, TxnOp};
 use gatehouse_shared::sealed::{SealError, SealingKey};
 
-use super::etcd::{Etcd, EtcdOptions, KEY_CHECK_KEY, MIGRATING_KEY, key_check, unavailable};
+use super::etcd::{Etcd, EtcdOptions, MIGRATING_KEY, unavailable};
+use super::records::{KEY_CHECK_KEY, key_check};
 use super::{Store, StoreError, records};
 
 /// Puts per etcd transaction (etcd allows 128 operations in one by default).

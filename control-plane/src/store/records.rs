@@ -1,7 +1,7 @@
 //! The configuration as the store keeps it (in sled or etcd): protobuf-encoded records under
 //! `cert/`, `ca/`, `api/`, `host/`, `sub/` and `nv/` keys (the sources of linked ones under
 //! `certsrc/`, `casrc/` and `nvsrc/`), private keys and secrets sealed under the master key, and
-//! the revision and configuration id under `meta/`. Encoding for a commit and loading at start
+//! the revision, configuration id and master key check under `meta/`. Encoding for a commit and loading at start
 //! live here; the rules a write must pass live in `rules.rs`.
 
 mod api;
@@ -46,6 +46,21 @@ const NAMED_VALUE_PREFIX: &str = "nv/";
 const NAMED_VALUE_SOURCE_PREFIX: &str = "nvsrc/";
 pub(super) const REVISION_KEY: &str = "meta/revision";
 pub(super) const CONFIG_ID_KEY: &str = "meta/config-id";
+/// Sealed with the master key when the store is made; a master key that does not open it is
+/// refused before any record is read (sled and etcd; a backup carries one too).
+pub(super) const KEY_CHECK_KEY: &str = "meta/key-check";
+const KEY_CHECK_CONTEXT: &[u8] = b"gatehouse-cp-key-check-v1";
+const KEY_CHECK_TEXT: &[u8] = b"gatehouse";
+
+/// The key check for `key`: what a control plane with another key cannot open.
+pub(super) fn key_check(key: &SealingKey) -> Vec<u8> {
+    key.seal(KEY_CHECK_CONTEXT, KEY_CHECK_TEXT)
+}
+
+/// Whether `check` is a key check made with `key`.
+pub(super) fn opens_key_check(key: &SealingKey, check: &[u8]) -> bool {
+    key.open(KEY_CHECK_CONTEXT, check).ok().as_deref() == Some(KEY_CHECK_TEXT)
+}
 
 pub(super) fn random_id() -> String {
     use ring::rand::SecureRandom;
