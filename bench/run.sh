@@ -26,4 +26,5 @@ else
   export GATEHOUSE_BENCH_NO_ETCD="protoc is missing (Debian's protobuf-compiler; bash .ci/deps installs it), so gatehouse-cp was built without etcd support"
 fi
 "${build[@]}"
-exec python3 bench/bench.py "$suite" "target/$profile"
+# The binaries are where cargo put them: CARGO_TARGET_DIR when it is set.
+exec python3 bench/bench.py "$suite" "${CARGO_TARGET_DIR:-target}/$profile"
