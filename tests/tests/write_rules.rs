@@ -189,14 +189,18 @@ async fn no_sequence_of_policy_writes_reads_a_secret_back() -> anyhow::Result<()
     let read = m.get_api_policy(pb::GetApiPolicyRequest { api_id: "a".into() }).await?.into_inner().xml;
     assert!(!read.contains("basic-pw-1") && !read.contains("key-value-1"), "{read}");
     assert!(read.contains("svc2"), "{read}");
-    // Named values and expressions are refused, never forwarded literally.
-    for value in ["{{backend-key}}", "@(context.Request.Headers.GetValueOrDefault(\"k\"))", "  @{ return \"x\"; }"] {
+    // Expressions, and named values that do not exist, are refused: never forwarded literally.
+    for (value, says) in [
+        ("{{backend-key}}", "no such named value"),
+        ("@(context.Request.Headers.GetValueOrDefault(\"k\"))", "not supported"),
+        ("  @{ return \"x\"; }", "not supported"),
+    ] {
         let xml = format!(
             r#"<policies><inbound><set-header name="X-K" exists-action="override"><value>{value}</value></set-header></inbound></policies>"#
         );
         let status = m.set_api_policy(set_policy("a", &xml)).await.unwrap_err();
         assert_eq!(status.code(), Code::InvalidArgument, "{value}: {status:?}");
-        assert!(status.message().contains("not supported"), "{}", status.message());
+        assert!(status.message().contains(says), "{}", status.message());
     }
     Ok(())
 }
