@@ -140,6 +140,7 @@ impl Hook {
     /// `template` with its `@PLACEHOLDERS@` replaced by the patterns.
     fn fill(&self, template: &str) -> String {
         template
+            .replace("@WORD_SCAN@\n", WORD_SCAN)
             .replace("@ID_VERBS@\n", &self.id_verbs)
             .replace("@ID_FLAGS@\n", &self.id_flags)
             .replace("@CONNECTION_FLAGS@", &CONNECTION_FLAGS.join("|"))
@@ -182,20 +183,11 @@ fn collect_value_options(command: &Command, into: &mut std::collections::BTreeSe
 
 /// The bash hook. It splits the line itself (on white space only): bash's COMP_WORDS also
 /// splits at ':' and '=', which cuts a --server URL into pieces.
-const BASH_HOOK: &str = r#"# Ids from the control plane, for the words that name one: `gatehousectl __complete KIND`
-# prints them (nothing on any error, within 2 seconds). Everything else: _gatehousectl above.
-_gatehousectl_with_ids() {
-    local line="${COMP_LINE:0:COMP_POINT}" cur="" prev="" noun="" verb="" kind="" word id
-    local -i i arguments=0
-    local -a words connection=()
-    read -r -a words <<< "$line"
-    if [[ "$line" != *[[:space:]] && ${#words[@]} -gt 1 ]]; then
-        cur="${words[${#words[@]}-1]}"
-        unset "words[${#words[@]}-1]"
-    fi
-    prev="${words[${#words[@]}-1]}"
-    for (( i = 1; i < ${#words[@]}; i++ )); do
-        word="${words[i]}"
+/// The body both hooks share (bash and zsh read it alike): the loop over the words before the
+/// cursor, picking out the connection flags, the noun, the verb and how many arguments follow,
+/// then the choice of the id kind wanted at the cursor (`kind`), from the flag before it or the
+/// verb's first argument.
+const WORD_SCAN: &str = r#"        word="${words[i]}"
         case "$word" in
             @CONNECTION_FLAGS@) connection+=("$word" "${words[i+1]}"); i+=1 ;;
             @CONNECTION_FLAGS_EQ@) connection+=("$word") ;;
@@ -218,6 +210,22 @@ _gatehousectl_with_ids() {
                 esac
             fi ;;
     esac
+"#;
+
+const BASH_HOOK: &str = r#"# Ids from the control plane, for the words that name one: `gatehousectl __complete KIND`
+# prints them (nothing on any error, within 2 seconds). Everything else: _gatehousectl above.
+_gatehousectl_with_ids() {
+    local line="${COMP_LINE:0:COMP_POINT}" cur="" prev="" noun="" verb="" kind="" word id
+    local -i i arguments=0
+    local -a words connection=()
+    read -r -a words <<< "$line"
+    if [[ "$line" != *[[:space:]] && ${#words[@]} -gt 1 ]]; then
+        cur="${words[${#words[@]}-1]}"
+        unset "words[${#words[@]}-1]"
+    fi
+    prev="${words[${#words[@]}-1]}"
+    for (( i = 1; i < ${#words[@]}; i++ )); do
+@WORD_SCAN@
     if [[ -z "$kind" ]]; then
         _gatehousectl "$@"
         return
@@ -249,29 +257,7 @@ _gatehousectl() {
     local -i i arguments=0
     local -a connection ids
     for (( i = 2; i < CURRENT; i++ )); do
-        word="${words[i]}"
-        case "$word" in
-            @CONNECTION_FLAGS@) connection+=("$word" "${words[i+1]}"); i+=1 ;;
-            @CONNECTION_FLAGS_EQ@) connection+=("$word") ;;
-            @VALUE_OPTIONS@) i+=1 ;;
-            -*) ;;
-            *)
-                if [[ -z "$noun" ]]; then noun="$word"
-                elif [[ -z "$verb" ]]; then verb="$word"
-                else arguments+=1
-                fi ;;
-        esac
-    done
-    case "$prev" in
-@ID_FLAGS@
-        @CONNECTION_FLAGS@|@VALUE_OPTIONS@) ;;
-        *)
-            if [[ $arguments -eq 0 && "$cur" != -* ]]; then
-                case "$noun $verb" in
-@ID_VERBS@
-                esac
-            fi ;;
-    esac
+@WORD_SCAN@
     if [[ -z "$kind" ]]; then
         _gatehousectl_clap "$@"
         return

@@ -96,13 +96,10 @@ impl Store {
     }
 }
 
-/// Checks an API definition against `state`. Its hostnames must exist; its path must not be
-/// another API's on a host both would answer on (see [`State::api_with_path`]).
-pub(super) fn plan_api(
-    state: &State,
-    definition: ApiDefinition,
-    options: &WriteOptions,
-) -> Result<Plan<Api>, StoreError> {
+/// The API a definition makes on `state` (at the next revision), checked: its hostnames must
+/// exist; its path must not be another API's on a host both would answer on (see
+/// [`State::api_with_path`]).
+pub(super) fn checked_api(state: &State, definition: ApiDefinition, options: &WriteOptions) -> Result<Api, StoreError> {
     let path = gatehouse_shared::api::normalize_path(&definition.path)?;
     gatehouse_shared::api::parse_service_url(&definition.service_url)?;
     let existing = state.apis.get(&definition.id);
@@ -133,5 +130,11 @@ pub(super) fn plan_api(
         subscription,
         revision: state.revision + 1,
     };
+    Ok(api)
+}
+
+/// Commits the checked API.
+fn plan_api(state: &State, definition: ApiDefinition, options: &WriteOptions) -> Result<Plan<Api>, StoreError> {
+    let api = checked_api(state, definition, options)?;
     Ok(Plan::Commit(Change { put_apis: vec![api.clone()], ..Change::default() }, api))
 }

@@ -358,9 +358,7 @@ fn plan_api(state: &State, declared: &DeclaredApi, revision: Revision) -> Result
     if let Some(policy) = &declared.policy {
         definition.binding = Some(policy.certificate.clone());
     }
-    let Plan::Commit(_, mut api) = super::apis::plan_api(state, definition, &WriteOptions::default())? else {
-        unreachable!("plan_api always commits");
-    };
+    let mut api = super::apis::checked_api(state, definition, &WriteOptions::default())?;
     let policy = match &declared.policy {
         Some(policy) => {
             let policy = match existing {
