@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod certificate;
 pub mod config_sync;
+pub mod console;
 pub mod gateways;
 pub mod management;
 pub mod metrics;

@@ -76,6 +76,9 @@ struct Args {
     /// Seconds between two reads of the files linked certificates come from (cert link).
     #[arg(long, env = "GATEHOUSE_CP_SOURCE_POLL", default_value_t = 10)]
     source_poll: u64,
+    /// Seconds a web console session may sit unused before it is signed out.
+    #[arg(long, env = "GATEHOUSE_CP_CONSOLE_IDLE_TIMEOUT", default_value_t = 900)]
+    console_idle_timeout: u64,
     /// Log format: text or json.
     #[arg(long, env = "GATEHOUSE_CP_LOG_FORMAT", default_value = "text")]
     log_format: gatehouse_shared::process::LogFormat,
@@ -243,6 +246,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             max_streams_per_token: args.max_streams_per_token,
         },
         source_poll: Duration::from_secs(args.source_poll.max(1)),
+        console_idle: Duration::from_secs(args.console_idle_timeout.max(1)),
         admin_listen: match args.admin_listen.as_str() {
             "none" => None,
             addr => Some(addr.parse().with_context(|| format!("--admin-listen {addr} is not an address"))?),

@@ -28,6 +28,7 @@ use crate::store::Store;
 use crate::tokens::{Role, Tokens};
 
 /// The operators' `Management` gRPC service.
+#[derive(Clone)]
 pub struct ManagementService {
     store: Arc<Store>,
     gateways: Arc<Gateways>,

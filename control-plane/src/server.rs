@@ -80,6 +80,8 @@ pub struct ControlPlaneConfig {
     pub source_poll: Duration,
     /// sled, or etcd.
     pub store: StoreConfig,
+    /// A console session unused for this long is signed out.
+    pub console_idle: Duration,
 }
 
 impl ControlPlaneConfig {
@@ -97,6 +99,7 @@ impl ControlPlaneConfig {
             admin_listen: None,
             source_poll: crate::sources::DEFAULT_POLL,
             store: StoreConfig::Sled,
+            console_idle: Duration::from_secs(15 * 60),
         }
     }
 }
@@ -337,14 +340,18 @@ impl ControlPlane {
         let limits = self.config.limits.clone();
         let max_message = limits.max_message_bytes;
         let watcher = tokio::spawn(crate::sources::watch(self.store.clone(), limits.clone(), self.config.source_poll));
-        let management = pb::management_server::ManagementServer::new(ManagementService::new(
+        let service = ManagementService::new(
             self.store.clone(),
             self.gateways.clone(),
             self.tokens.clone(),
             self.config.stale_after,
-            limits,
-        ))
-        .max_decoding_message_size(max_message);
+            limits.clone(),
+        );
+        // The console calls the same service as gRPC clients; its uploads are as large as a
+        // message may be.
+        let console =
+            crate::console::router(service.clone(), self.tokens.clone(), self.config.console_idle, max_message);
+        let management = pb::management_server::ManagementServer::new(service).max_decoding_message_size(max_message);
         let sync = pb::config_sync_server::ConfigSyncServer::new(ConfigSyncService::new(
             self.store.clone(),
             self.gateways.clone(),
@@ -355,6 +362,8 @@ impl ControlPlane {
         .max_encoding_message_size(usize::MAX);
         tracing::info!(%addr, tls = self.tls.is_some(), revision = self.store.state().revision, "control plane serving");
         let mut builder = tonic::transport::Server::builder()
+            // Browsers reach the console over HTTP/1.1 where TLS does not negotiate HTTP/2.
+            .accept_http1(true)
             // A data plane frozen or cut off mid-stream is noticed within two keepalive periods.
             .http2_keepalive_interval(Some(self.config.keepalive))
             .http2_keepalive_timeout(Some(self.config.keepalive));
@@ -381,18 +390,21 @@ impl ControlPlane {
             ));
         }
         let gateways = self.gateways.clone();
+        let mut grpc = tonic::service::Routes::builder();
         // Health and reflection are open (they reveal no configuration); Management needs an
-        // operator token and ConfigSync a gateway token.
+        // operator token and ConfigSync a gateway token; the console signs operators in itself.
+        grpc.add_service(health)
+            .add_service(reflection)
+            .add_service(InterceptedService::new(management, RequireRole::new(self.tokens.clone(), Role::Operator)))
+            .add_service(InterceptedService::new(sync, RequireRole::new(self.tokens.clone(), Role::Gateway)));
+        let routes = tonic::service::Routes::from(grpc.routes().into_axum_router().merge(console));
         let result = builder
             .layer(
                 tower::ServiceBuilder::new()
                     .layer(crate::metrics::GrpcMetricsLayer)
                     .layer(crate::oversize::OversizeLayer { limit: self.config.limits.max_message_bytes }),
             )
-            .add_service(health)
-            .add_service(reflection)
-            .add_service(InterceptedService::new(management, RequireRole::new(self.tokens.clone(), Role::Operator)))
-            .add_service(InterceptedService::new(sync, RequireRole::new(self.tokens.clone(), Role::Gateway)))
+            .add_routes(routes)
             .serve_with_incoming_shutdown(incoming, async move {
                 shutdown.await;
                 gateways.close_all();

@@ -256,6 +256,27 @@ impl Tokens {
         self.by_hash.load().get(&hash(secret)).cloned()
     }
 
+    /// The caller a bearer `secret` stands for, if it is live and has `role`: the one check
+    /// behind every management and sync call and the console's sign-in.
+    pub fn caller(&self, secret: &str, role: Role) -> Result<Caller, Status> {
+        let record =
+            self.authenticate(secret.trim()).ok_or_else(|| Status::unauthenticated("invalid or revoked token"))?;
+        if record.role != role {
+            return Err(Status::permission_denied(format!(
+                "token '{}' has the {} role; this service needs the {} role",
+                record.name,
+                record.role.as_str(),
+                role.as_str()
+            )));
+        }
+        Ok(Caller {
+            token: record.name.clone(),
+            token_id: record.hash,
+            role: record.role,
+            data_plane_names: record.data_plane_names.clone(),
+        })
+    }
+
     /// Whether this exact token (not merely one with its name) is still live.
     pub fn is_live(&self, token: &TokenId) -> bool {
         self.by_hash.load().contains_key(token)
@@ -382,24 +403,8 @@ impl tonic::service::Interceptor for RequireRole {
             .ok()
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or_else(|| Status::unauthenticated("the authorization header must be 'Bearer <token>'"))?;
-        let record = self
-            .tokens
-            .authenticate(secret.trim())
-            .ok_or_else(|| Status::unauthenticated("invalid or revoked token"))?;
-        if record.role != self.role {
-            return Err(Status::permission_denied(format!(
-                "token '{}' has the {} role; this service needs the {} role",
-                record.name,
-                record.role.as_str(),
-                self.role.as_str()
-            )));
-        }
-        request.extensions_mut().insert(Caller {
-            token: record.name.clone(),
-            token_id: record.hash,
-            role: record.role,
-            data_plane_names: record.data_plane_names.clone(),
-        });
+        let caller = self.tokens.caller(secret, self.role)?;
+        request.extensions_mut().insert(caller);
         Ok(request)
     }
 }

@@ -1,0 +1,303 @@
+//! The Certificates and CA certificates pages: lists with expiry, use and source, uploads whose
+//! refusals show beside the file field, and deletion behind a confirmation that names the APIs
+//! still using the certificate (the server refuses it while they do).
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::response::{Html, IntoResponse, Response};
+use gatehouse_proto::v1 as pb;
+use gatehouse_proto::v1::management_server::Management as _;
+use maud::{Markup, html};
+
+use super::form::Write;
+use super::layout::{self, csrf_field, expiry, page, thumbprint};
+use super::{Console, Ctx, http_status};
+
+/// GET /console/certificates
+pub async fn list(State(console): State<Arc<Console>>, ctx: Ctx) -> Response {
+    certificates_page(&console, &ctx, None, "").await.into_response()
+}
+
+/// POST /console/certificates: uploads (or rotates) a PFX.
+pub async fn upload(State(console): State<Arc<Console>>, Write { ctx, fields }: Write) -> Response {
+    let id = fields.get("id").trim().to_string();
+    let request = pb::UploadCertificateRequest {
+        id: id.clone(),
+        pfx: fields.file("pfx"),
+        password: fields.get("password").to_string(),
+        ..Default::default()
+    };
+    match console.management.upload_certificate(ctx.request(request)).await {
+        Ok(certificate) => {
+            let certificate = certificate.into_inner();
+            let what = format!("Certificate {} uploaded, thumbprint {}", certificate.id, certificate.thumbprint);
+            console.done(&ctx, what, certificate.revision, "/console/certificates").await
+        }
+        Err(status) => {
+            (http_status(&status), certificates_page(&console, &ctx, Some(status.message()), &id).await).into_response()
+        }
+    }
+}
+
+async fn certificates_page(console: &Console, ctx: &Ctx, upload_error: Option<&str>, id: &str) -> Html<String> {
+    let listed = console.management.list_certificates(ctx.request(pb::ListCertificatesRequest {})).await;
+    let (certificates, error) = match listed {
+        Ok(list) => (list.into_inner().certificates, None),
+        Err(status) => (Vec::new(), Some(status.message().to_string())),
+    };
+    page(
+        ctx,
+        "Certificates",
+        error.as_deref(),
+        html! {
+            p.hint { "Client certificates the gateway presents to backends. Bind one to an API in the API's Security section." }
+            div.table-wrap {
+                table #certificates {
+                    thead { tr { th { "Id" } th { "Subject" } th { "Thumbprint" } th { "Expires" } th { "Used by" } th { "Source" } th { "" } } }
+                    tbody {
+                        @for c in &certificates {
+                            tr data-id=(c.id) {
+                                td.id { (c.id) }
+                                td.subject { (c.subject) }
+                                td.thumbprint { (thumbprint(&c.thumbprint)) }
+                                td.expiry { (expiry(c.not_after.as_ref())) }
+                                td.used-by { (c.used_by.join(", ")) }
+                                td.source { (source(c.source.as_ref(), c.last_refresh.as_ref())) }
+                                td.actions { a.delete href=(format!("/console/certificates/{}/delete", c.id)) { "Delete" span.visually-hidden { " " (c.id) } } }
+                            }
+                        }
+                        @if certificates.is_empty() { tr { td colspan="7" { "No certificates yet." } } }
+                    }
+                }
+            }
+            form #add-certificate.card method="post" action="/console/certificates" enctype="multipart/form-data" {
+                h2 { "+ Add a certificate" }
+                (csrf_field(ctx))
+                label for="cert-id" { "Id" }
+                input #cert-id type="text" name="id" value=(id) required pattern="[A-Za-z0-9._-]{1,64}";
+                p.hint { "Uploading under an existing id rotates that certificate: APIs bound by id present the new one on their next request." }
+                label for="cert-pfx" { "PFX file (.pfx, .p12)" }
+                input #cert-pfx type="file" name="pfx" accept=".pfx,.p12,application/x-pkcs12" required
+                    aria-describedby=[upload_error.map(|_| "cert-pfx-error")];
+                @if let Some(error) = upload_error {
+                    p #cert-pfx-error.field-error role="alert" { (error) }
+                }
+                label for="cert-password" { "Password" }
+                input #cert-password type="password" name="password" autocomplete="off";
+                button #cert-upload type="submit" { "Upload" }
+            }
+        },
+    )
+}
+
+/// Where a certificate comes from, and how its last refresh went.
+fn source(source: Option<&pb::CertificateSource>, refresh: Option<&pb::LastRefresh>) -> Markup {
+    use pb::certificate_source::Kind;
+    let text = match source.and_then(|s| s.kind.as_ref()) {
+        None => "upload".to_string(),
+        Some(Kind::Pfx(pfx)) => format!("file {}", pfx.path),
+        Some(Kind::Pem(pem)) => format!("files {}, {}", pem.certificate_path, pem.key_path),
+        Some(Kind::CaFile(path)) => format!("file {path}"),
+    };
+    html! {
+        (text)
+        @if let Some(refresh) = refresh {
+            br;
+            @if refresh.ok {
+                span.state-ok { "refreshed " (layout::timestamp(refresh.at.as_ref())) }
+            } @else {
+                span.state-bad { "refresh failed " (layout::timestamp(refresh.at.as_ref())) ": " (refresh.message) }
+            }
+        }
+    }
+}
+
+/// GET /console/certificates/{id}/delete: asks, naming the APIs that still use it.
+pub async fn confirm_delete(State(console): State<Arc<Console>>, ctx: Ctx, Path(id): Path<String>) -> Response {
+    let found = console.management.get_certificate(ctx.request(pb::GetCertificateRequest { id: id.clone() })).await;
+    match found {
+        Ok(certificate) => {
+            let c = certificate.into_inner();
+            delete_page(&ctx, "certificates", &c.id, &c.subject, &c.thumbprint, &c.used_by, None).into_response()
+        }
+        Err(status) => {
+            (http_status(&status), page(&ctx, "Certificates", Some(status.message()), html! {})).into_response()
+        }
+    }
+}
+
+/// POST /console/certificates/{id}/delete
+pub async fn delete(State(console): State<Arc<Console>>, Path(id): Path<String>, write: Write) -> Response {
+    let ctx = write.ctx;
+    let request = pb::DeleteCertificateRequest { id: id.clone(), if_match: String::new() };
+    match console.management.delete_certificate(ctx.request(request)).await {
+        Ok(deleted) => {
+            console
+                .done(&ctx, format!("Certificate {id} deleted"), deleted.into_inner().revision, "/console/certificates")
+                .await
+        }
+        Err(status) => {
+            let current =
+                console.management.get_certificate(ctx.request(pb::GetCertificateRequest { id: id.clone() })).await;
+            let (subject, thumb, used_by) = match current {
+                Ok(c) => {
+                    let c = c.into_inner();
+                    (c.subject, c.thumbprint, c.used_by)
+                }
+                Err(_) => Default::default(),
+            };
+            let body = delete_page(&ctx, "certificates", &id, &subject, &thumb, &used_by, Some(status.message()));
+            (http_status(&status), body).into_response()
+        }
+    }
+}
+
+/// GET /console/ca-certificates
+pub async fn list_ca(State(console): State<Arc<Console>>, ctx: Ctx) -> Response {
+    ca_page(&console, &ctx, None, "").await.into_response()
+}
+
+/// POST /console/ca-certificates: uploads a CA certificate (PEM or DER).
+pub async fn upload_ca(State(console): State<Arc<Console>>, Write { ctx, fields }: Write) -> Response {
+    let id = fields.get("id").trim().to_string();
+    let request = pb::UploadCaCertificateRequest {
+        id: id.clone(),
+        certificate: fields.file("certificate"),
+        ..Default::default()
+    };
+    match console.management.upload_ca_certificate(ctx.request(request)).await {
+        Ok(ca) => {
+            let ca = ca.into_inner();
+            let what = format!("CA certificate {} uploaded, thumbprint {}", ca.id, ca.thumbprint);
+            console.done(&ctx, what, ca.revision, "/console/ca-certificates").await
+        }
+        Err(status) => {
+            (http_status(&status), ca_page(&console, &ctx, Some(status.message()), &id).await).into_response()
+        }
+    }
+}
+
+async fn ca_page(console: &Console, ctx: &Ctx, upload_error: Option<&str>, id: &str) -> Html<String> {
+    let listed = console.management.list_ca_certificates(ctx.request(pb::ListCaCertificatesRequest {})).await;
+    let (cas, error) = match listed {
+        Ok(list) => (list.into_inner().ca_certificates, None),
+        Err(status) => (Vec::new(), Some(status.message().to_string())),
+    };
+    page(
+        ctx,
+        "CA certificates",
+        error.as_deref(),
+        html! {
+            p.hint { "Roots an API can trust for its backend's server certificate (the API's backend trust), and hostnames for API clients' certificates." }
+            div.table-wrap {
+                table #ca-certificates {
+                    thead { tr { th { "Id" } th { "Subject" } th { "Thumbprint" } th { "Expires" } th { "Used by" } th { "Source" } th { "" } } }
+                    tbody {
+                        @for c in &cas {
+                            tr data-id=(c.id) {
+                                td.id { (c.id) }
+                                td.subject { (c.subject) }
+                                td.thumbprint { (thumbprint(&c.thumbprint)) }
+                                td.expiry { (expiry(c.not_after.as_ref())) }
+                                td.used-by { (c.used_by.join(", ")) }
+                                td.source { (source(c.source.as_ref(), c.last_refresh.as_ref())) }
+                                td.actions { a.delete href=(format!("/console/ca-certificates/{}/delete", c.id)) { "Delete" } }
+                            }
+                        }
+                        @if cas.is_empty() { tr { td colspan="7" { "No CA certificates yet." } } }
+                    }
+                }
+            }
+            form #add-ca.card method="post" action="/console/ca-certificates" enctype="multipart/form-data" {
+                h2 { "+ Add a CA certificate" }
+                (csrf_field(ctx))
+                label for="ca-id" { "Id" }
+                input #ca-id type="text" name="id" value=(id) required pattern="[A-Za-z0-9._-]{1,64}";
+                label for="ca-file" { "Certificate file (PEM or DER)" }
+                input #ca-file type="file" name="certificate" accept=".pem,.crt,.cer,.der" required
+                    aria-describedby=[upload_error.map(|_| "ca-file-error")];
+                @if let Some(error) = upload_error {
+                    p #ca-file-error.field-error role="alert" { (error) }
+                }
+                button #ca-upload type="submit" { "Upload" }
+            }
+        },
+    )
+}
+
+/// GET /console/ca-certificates/{id}/delete
+pub async fn confirm_delete_ca(State(console): State<Arc<Console>>, ctx: Ctx, Path(id): Path<String>) -> Response {
+    match find_ca(&console, &ctx, &id).await {
+        Some(c) => {
+            delete_page(&ctx, "ca-certificates", &c.id, &c.subject, &c.thumbprint, &c.used_by, None).into_response()
+        }
+        None => {
+            let error = format!("no CA certificate with id '{id}'");
+            (http::StatusCode::NOT_FOUND, page(&ctx, "CA certificates", Some(&error), html! {})).into_response()
+        }
+    }
+}
+
+/// POST /console/ca-certificates/{id}/delete
+pub async fn delete_ca(State(console): State<Arc<Console>>, Path(id): Path<String>, write: Write) -> Response {
+    let ctx = write.ctx;
+    let request = pb::DeleteCaCertificateRequest { id: id.clone(), if_match: String::new() };
+    match console.management.delete_ca_certificate(ctx.request(request)).await {
+        Ok(deleted) => {
+            let revision = deleted.into_inner().revision;
+            console.done(&ctx, format!("CA certificate {id} deleted"), revision, "/console/ca-certificates").await
+        }
+        Err(status) => {
+            let c = find_ca(&console, &ctx, &id).await.unwrap_or_default();
+            let body = delete_page(
+                &ctx,
+                "ca-certificates",
+                &id,
+                &c.subject,
+                &c.thumbprint,
+                &c.used_by,
+                Some(status.message()),
+            );
+            (http_status(&status), body).into_response()
+        }
+    }
+}
+
+async fn find_ca(console: &Console, ctx: &Ctx, id: &str) -> Option<pb::CaCertificate> {
+    let list = console.management.list_ca_certificates(ctx.request(pb::ListCaCertificatesRequest {})).await.ok()?;
+    list.into_inner().ca_certificates.into_iter().find(|c| c.id == id)
+}
+
+/// The confirmation before deleting from `collection` ("certificates" or "ca-certificates").
+fn delete_page(
+    ctx: &Ctx,
+    collection: &str,
+    id: &str,
+    subject: &str,
+    thumb: &str,
+    used_by: &[String],
+    error: Option<&str>,
+) -> Html<String> {
+    let title = if collection == "certificates" { "Certificates" } else { "CA certificates" };
+    page(
+        ctx,
+        title,
+        error,
+        html! {
+            section.card {
+                p #delete-question { "Delete " strong { (id) } " (" (subject) ", " (thumbprint(thumb)) ")?" }
+                @if !used_by.is_empty() {
+                    p #in-use-warning.field-error { "These APIs use it; deleting is refused until they no longer do:" }
+                    ul #used-by { @for api in used_by { li { a href=(format!("/console/apis/{api}")) { (api) } } } }
+                }
+                form #delete-form method="post" action=(format!("/console/{collection}/{id}/delete")) {
+                    (csrf_field(ctx))
+                    button #confirm-delete.danger type="submit" { "Delete " (id) }
+                    " "
+                    a href=(format!("/console/{collection}")) { "Cancel" }
+                }
+            }
+        },
+    )
+}
