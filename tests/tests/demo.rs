@@ -29,11 +29,14 @@ fn the_demos_try_it_lines_run_as_printed() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut export = None;
+    let (mut export, mut console) = (None, None);
     for line in BufReader::new(demo.stdout.take().unwrap()).lines() {
         let line = line.unwrap();
         if let Some(rest) = line.trim().strip_prefix("export ") {
             export = Some(rest.to_string());
+        }
+        if let Some(url) = line.strip_prefix("Web console: ") {
+            console = Some(url.trim().to_string());
         }
         if line.contains("Press Ctrl-C") {
             break;
@@ -49,11 +52,17 @@ fn the_demos_try_it_lines_run_as_printed() {
         command.env(name, value);
     }
     let output = command.output().unwrap();
+    // The console's printed address answers with its sign-in page, over the CA the export names.
+    let ca = export.split_whitespace().find_map(|a| a.strip_prefix("GATEHOUSE_CTL_CA_FILE=")).unwrap();
+    let console = console.expect("the demo prints the console's address");
+    let page = Command::new("curl").args(["-sSL", "--cacert", ca, &console]).output().unwrap();
     demo.kill().unwrap();
     demo.wait().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     assert!(stdout.contains("demo-client-a") && stdout.contains("demo-client-b"), "{stdout}");
+    let page = String::from_utf8_lossy(&page.stdout);
+    assert!(page.contains("id=\"sign-in\"") && page.contains("Operator token"), "{console}: {page}");
 }
 
 #[test]

@@ -184,6 +184,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
         absolute(&pki_dir.join("demo-client-b.pfx")).display(),
         absolute(&pki_dir.join("password.txt")).display()
     );
+    println!();
+    println!("Web console: {cp_url}/console/");
+    println!(
+        "  sign in with the operator token in {}; the browser does not know the demo's CA ({}), so accept its warning or import that file",
+        absolute(&operator_token_file).display(),
+        absolute(&ca_file_cp).display()
+    );
     if args.once {
         return Ok(());
     }
