@@ -13,7 +13,7 @@ mod certificates;
 mod fleet;
 mod form;
 mod layout;
-pub mod session;
+mod session;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,12 +39,14 @@ pub struct Console {
     management: ManagementService,
     tokens: Arc<Tokens>,
     sessions: Sessions,
+    /// Largest body a form may post.
+    max_upload: usize,
 }
 
 /// The console's routes, to merge with the gRPC services. Sessions end after `idle` without a
 /// request; uploads are limited to `max_upload` bytes.
 pub fn router(management: ManagementService, tokens: Arc<Tokens>, idle: Duration, max_upload: usize) -> Router {
-    let console = Arc::new(Console { management, tokens, sessions: Sessions::new(idle) });
+    let console = Arc::new(Console { management, tokens, sessions: Sessions::new(idle), max_upload });
     Router::new()
         .route("/console", get(|| async { Redirect::to("/console/") }))
         .route("/console/", get(home))
@@ -67,6 +69,7 @@ pub fn router(management: ManagementService, tokens: Arc<Tokens>, idle: Duration
         .route("/console/hostnames", get(fleet::hostnames))
         .route("/console/subscriptions", get(fleet::subscriptions))
         .route("/console/gateways", get(fleet::gateways))
+        .route("/console/{*rest}", get(not_found))
         .layer(axum::extract::DefaultBodyLimit::max(max_upload))
         .layer(axum::middleware::map_response(layout::secure_headers))
         .with_state(console)
@@ -84,8 +87,9 @@ impl FromRequestParts<Arc<Console>> for Ctx {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, console: &Arc<Console>) -> Result<Self, Response> {
+        let used = parts.uri.query() != Some(layout::AUTO_REFRESH);
         let touched =
-            session::id_from_cookies(&parts.headers).and_then(|id| console.sessions.touch(&id, &console.tokens));
+            session::id_from_cookies(&parts.headers).and_then(|id| console.sessions.touch(&id, &console.tokens, used));
         match touched {
             Some((session, notice)) => Ok(Ctx { session, notice, extensions: parts.extensions.clone() }),
             None => Err(Redirect::to("/console/sign-in").into_response()),
@@ -113,7 +117,7 @@ impl Console {
     /// next page and redirects there.
     async fn done(&self, ctx: &Ctx, what: String, revision: u64, to: &str) -> Response {
         let rollout = self.rollout(ctx, revision).await;
-        self.sessions.set_notice(&ctx.session.id, Notice::Done(format!("{what} (revision {revision}): {rollout}")));
+        self.sessions.set_notice(&ctx.session.id, Notice(format!("{what} (revision {revision}): {rollout}")));
         Redirect::to(to).into_response()
     }
 
@@ -183,22 +187,39 @@ struct SignIn {
     token: String,
 }
 
-/// Exchanges an operator token for a session: the same check as every management call.
-async fn sign_in(State(console): State<Arc<Console>>, axum::Form(form): axum::Form<SignIn>) -> Response {
+/// Exchanges an operator token for a session: the same check as every management call. Both
+/// outcomes go to the audit log with the browser's address.
+async fn sign_in(
+    State(console): State<Arc<Console>>,
+    extensions: http::Extensions,
+    axum::Form(form): axum::Form<SignIn>,
+) -> Response {
+    let peer = tonic::Request::from_parts(tonic::metadata::MetadataMap::new(), extensions, ())
+        .remote_addr()
+        .map_or_else(|| "-".to_string(), |a| a.to_string());
     match console.tokens.caller(&form.token, Role::Operator) {
         Ok(caller) => {
-            tracing::info!(target: "gatehouse::audit", who = %caller.token.escape_debug(), "console sign-in");
+            tracing::info!(target: "gatehouse::audit", who = %caller.token.escape_debug(), %peer, result = "ok", "console sign-in");
             let session = console.sessions.open(caller);
             ([(http::header::SET_COOKIE, session::cookie(&session))], Redirect::to("/console/certificates"))
                 .into_response()
         }
         Err(status) => {
-            let reason = match status.code() {
-                tonic::Code::PermissionDenied => format!("{}; the console needs the operator role", status.message()),
-                _ => status.message().to_string(),
-            };
-            (http_status(&status), layout::sign_in(Some(&reason))).into_response()
+            tracing::info!(target: "gatehouse::audit", %peer, result = ?status.code(), reason = %status.message(), "console sign-in refused");
+            (http_status(&status), layout::sign_in(Some(status.message()))).into_response()
         }
+    }
+}
+
+/// Any other address under /console/: a page saying so, not the gRPC fallback.
+async fn not_found(ctx: Result<Ctx, Response>) -> Response {
+    match ctx {
+        Ok(ctx) => (
+            http::StatusCode::NOT_FOUND,
+            layout::page(&ctx, "Not found", Some("There is no such page in the console."), maud::html! {}),
+        )
+            .into_response(),
+        Err(to_sign_in) => to_sign_in,
     }
 }
 

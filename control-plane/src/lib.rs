@@ -7,7 +7,7 @@
 pub mod audit;
 pub mod certificate;
 pub mod config_sync;
-pub mod console;
+mod console;
 pub mod gateways;
 pub mod management;
 pub mod metrics;

@@ -225,6 +225,8 @@ fn grpc_code(headers: &http::HeaderMap) -> Option<String> {
 }
 
 fn record(method: &str, code: &str) {
+    // Paths no service serves are one series, not one per path a client made up.
+    let method = if code == "Unimplemented" { "unknown" } else { method };
     global().grpc_requests.get_or_create(&GrpcLabels { method: method.to_string(), code: code.to_string() }).inc();
 }
 

@@ -2,8 +2,6 @@
 //! APIs and their policies, subscriptions, as one immutable `State` per revision. What data
 //! planes receive is built from it in `snapshot.rs`.
 
-use std::collections::BTreeMap;
-
 use crate::certificate::ClientCertificate;
 pub use crate::policy::{BasicAuth, Binding, ClientCertificateValidation, ExistsAction, Policy, SetHeader};
 use gatehouse_shared::{CertificateInfo, Thumbprint};
@@ -215,29 +213,33 @@ pub struct NamedValueSource {
     pub last_refresh: Option<LastRefresh>,
 }
 
+/// A map by id or name, persistent: a copy costs nothing and a change copies only its path,
+/// so each revision of a large configuration shares all but what changed with the previous one.
+pub type Map<V> = imbl::OrdMap<String, V>;
+
 /// Everything the control plane knows at one revision.
 #[derive(Clone, Debug, Default)]
 pub struct State {
     /// The revision this state is.
     pub revision: Revision,
     /// Client certificates by id.
-    pub certificates: BTreeMap<String, StoredCertificate>,
+    pub certificates: Map<StoredCertificate>,
     /// CA certificates by id.
-    pub ca_certificates: BTreeMap<String, StoredCaCertificate>,
+    pub ca_certificates: Map<StoredCaCertificate>,
     /// APIs by id.
-    pub apis: BTreeMap<String, Api>,
+    pub apis: Map<Api>,
     /// Hostnames by name.
-    pub hostnames: BTreeMap<String, Hostname>,
+    pub hostnames: Map<Hostname>,
     /// Subscriptions by name.
-    pub subscriptions: BTreeMap<String, Subscription>,
+    pub subscriptions: Map<Subscription>,
     /// Sources of linked client certificates, by certificate id. Not sent to data planes.
-    pub certificate_sources: BTreeMap<String, CertificateSource>,
+    pub certificate_sources: Map<CertificateSource>,
     /// Sources of linked CA certificates, by CA certificate id. Not sent to data planes.
-    pub ca_sources: BTreeMap<String, CertificateSource>,
+    pub ca_sources: Map<CertificateSource>,
     /// Named values by name (data planes get them substituted into policies).
-    pub named_values: BTreeMap<String, NamedValue>,
+    pub named_values: Map<NamedValue>,
     /// Sources of linked named values, by name. Not sent to data planes.
-    pub named_value_sources: BTreeMap<String, NamedValueSource>,
+    pub named_value_sources: Map<NamedValueSource>,
 }
 
 impl State {

@@ -362,7 +362,8 @@ impl ControlPlane {
         .max_encoding_message_size(usize::MAX);
         tracing::info!(%addr, tls = self.tls.is_some(), revision = self.store.state().revision, "control plane serving");
         let mut builder = tonic::transport::Server::builder()
-            // Browsers reach the console over HTTP/1.1 where TLS does not negotiate HTTP/2.
+            // The console in browsers: over plaintext (loopback) they speak HTTP/1.1; over TLS
+            // the listener offers HTTP/2 only, which every current browser speaks.
             .accept_http1(true)
             // A data plane frozen or cut off mid-stream is noticed within two keepalive periods.
             .http2_keepalive_interval(Some(self.config.keepalive))

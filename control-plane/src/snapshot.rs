@@ -1,9 +1,10 @@
 //! What data planes receive: a committed revision as routes, hostnames, identities (client and
 //! server certificates with their private keys), CA certificates and subscriptions (their keys'
 //! hashes), keyed for diffing, with entries shared between revisions
-//! when they are unchanged. Built from the domain model (`model.rs`) after every commit.
+//! when they are unchanged. Built from the domain model (`model.rs`) after every commit: a
+//! commit that changed only APIs rebuilds only their routes, so a change costs what it changes.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 
 use base64::Engine as _;
@@ -13,6 +14,9 @@ use crate::model::{
     ClientCertificateValidation, ExistsAction, Policy, Revision, State, StoredCaCertificate, StoredCertificate,
     Subscription, SubscriptionState,
 };
+
+/// Entries by key, persistent (see [`crate::model::Map`]).
+pub type Entries<T> = imbl::OrdMap<String, Arc<T>>;
 
 /// The previous entry when it is equal, so unchanged entries are shared between revisions.
 fn reuse<T: PartialEq>(previous: Option<&Arc<T>>, current: T) -> Arc<T> {
@@ -74,15 +78,18 @@ pub struct Published {
     /// When it was committed.
     pub committed_at: std::time::SystemTime,
     /// By API id.
-    pub routes: BTreeMap<String, Arc<pb::RouteConfig>>,
+    pub routes: Entries<pb::RouteConfig>,
     /// By thumbprint.
-    pub identities: BTreeMap<String, Arc<pb::ClientIdentity>>,
+    pub identities: Entries<pb::ClientIdentity>,
     /// By thumbprint.
-    pub cas: BTreeMap<String, Arc<pb::TrustedCa>>,
+    pub cas: Entries<pb::TrustedCa>,
     /// By name.
-    pub hostnames: BTreeMap<String, Arc<pb::HostnameConfig>>,
+    pub hostnames: Entries<pb::HostnameConfig>,
     /// By name: the hashes of their keys, never the keys.
-    pub subscriptions: BTreeMap<String, Arc<pb::SubscriptionConfig>>,
+    pub subscriptions: Entries<pb::SubscriptionConfig>,
+    /// The state it was made from: the next revision compares its state with this one to
+    /// rebuild only what changed. (Maps share their structure, so this costs little.)
+    source: State,
 }
 
 /// A published revision, shared between the store's history and the sync streams.
@@ -93,8 +100,8 @@ pub type PublishedRef = Arc<Published>;
 /// revision's where equal.
 struct Credentials<'a> {
     previous: Option<&'a Published>,
-    identities: BTreeMap<String, Arc<pb::ClientIdentity>>,
-    cas: BTreeMap<String, Arc<pb::TrustedCa>>,
+    identities: Entries<pb::ClientIdentity>,
+    cas: Entries<pb::TrustedCa>,
 }
 
 impl Credentials<'_> {
@@ -171,69 +178,32 @@ impl Credentials<'_> {
 impl Published {
     /// What data planes receive: every route and hostname, and the identities (with private
     /// keys) and CA certificates that they use, and nothing else. Entries equal to `previous`'s
-    /// are shared with it, so a revision costs memory only for what changed.
+    /// are shared with it, so a revision costs memory only for what changed; when only APIs,
+    /// hostnames or subscriptions changed since `previous`, only they are built again.
     pub fn of(state: &State, previous: Option<&Published>) -> Self {
-        let mut credentials = Credentials { previous, identities: BTreeMap::new(), cas: BTreeMap::new() };
-        let mut routes: BTreeMap<String, Arc<pb::RouteConfig>> = BTreeMap::new();
+        match previous {
+            Some(previous) if previous.credentials_unchanged(state) => Self::changed_since(state, previous),
+            _ => Self::whole(state, previous),
+        }
+    }
+
+    /// Whether everything routes take from outside their API (certificates, CA certificates,
+    /// named values) is as it was in this revision's state.
+    fn credentials_unchanged(&self, state: &State) -> bool {
+        self.source.certificates.ptr_eq(&state.certificates)
+            && self.source.ca_certificates.ptr_eq(&state.ca_certificates)
+            && self.source.named_values.ptr_eq(&state.named_values)
+    }
+
+    /// Every entry built from `state`, shared with `previous` where equal.
+    fn whole(state: &State, previous: Option<&Published>) -> Self {
+        let mut credentials = Credentials { previous, identities: Entries::new(), cas: Entries::new() };
+        let mut routes = Entries::new();
         for api in state.apis.values() {
-            let thumbprint =
-                state.resolve(&api.policy.certificate).map(|stored| credentials.identity(stored)).unwrap_or_default();
-            let route = pb::RouteConfig {
-                api_id: api.id.clone(),
-                path: api.path.clone(),
-                service_url: api.service_url.clone(),
-                client_certificate_thumbprint: thumbprint,
-                tls: Some(pb::RouteTls {
-                    skip_chain_validation: !api.tls.validate_chain,
-                    skip_name_validation: !api.tls.validate_name,
-                    ca_thumbprints: credentials.cas(state, &api.tls.ca_ids),
-                    exclude_system_roots: !api.tls.system_roots,
-                }),
-                headers: header_actions(&state.resolved_policy(&api.policy).unwrap_or_else(|error| {
-                    // The store checks every write that could cause this; never send a literal {{name}}.
-                    tracing::error!(api = %api.id, %error, "policy named values do not resolve; no header actions sent");
-                    crate::policy::Policy::default()
-                })),
-                backend_timeout_seconds: api.policy.backend_timeout.unwrap_or(0),
-                hostnames: api.hostnames.clone(),
-                subscription_required: api.subscription.required,
-                subscription_key_header: api.subscription.header.clone(),
-                client_certificate_validation: api
-                    .policy
-                    .client_certificate
-                    .as_ref()
-                    .map(|v| credentials.client_certificate_validation(state, v)),
-                forward_client_certificate: api.policy.forward_client_certificate.as_ref().map(|f| {
-                    pb::ForwardClientCertificate {
-                        thumbprint_header: f.thumbprint_header.clone().unwrap_or_default(),
-                        subject_header: f.subject_header.clone().unwrap_or_default(),
-                    }
-                }),
-            };
+            let route = route_config(state, api, &mut credentials);
             routes.insert(api.id.clone(), reuse(previous.and_then(|p| p.routes.get(&api.id)), route));
         }
-        let mut hostnames: BTreeMap<String, Arc<pb::HostnameConfig>> = BTreeMap::new();
-        for hostname in state.hostnames.values() {
-            // The store keeps a hostname's certificate from being deleted.
-            let Some(stored) = state.certificates.get(&hostname.certificate_id) else { continue };
-            let config = pb::HostnameConfig {
-                name: hostname.name.clone(),
-                certificate_thumbprint: credentials.identity(stored),
-                default: hostname.default,
-                negotiate_client_certificate: hostname.negotiate_client_certificate,
-                client_ca_thumbprints: credentials.cas(state, &hostname.client_ca_ids),
-            };
-            let shared = previous.and_then(|p| p.hostnames.get(&hostname.name));
-            hostnames.insert(hostname.name.clone(), reuse(shared, config));
-        }
-        let subscriptions = state
-            .subscriptions
-            .values()
-            .map(|s| {
-                let shared = previous.and_then(|p| p.subscriptions.get(&s.name));
-                (s.name.clone(), reuse(shared, subscription_config(s)))
-            })
-            .collect();
+        let hostnames = hostname_configs(state, previous, &mut credentials);
         Published {
             revision: state.revision,
             committed_at: std::time::SystemTime::now(),
@@ -241,7 +211,63 @@ impl Published {
             identities: credentials.identities,
             cas: credentials.cas,
             hostnames,
+            subscriptions: subscription_configs(state, previous),
+            source: state.clone(),
+        }
+    }
+
+    /// `previous` with the routes of the APIs that changed since it built again, and the
+    /// hostnames and subscriptions if they changed; the credentials no longer used go.
+    fn changed_since(state: &State, previous: &Published) -> Self {
+        use imbl::ordmap::DiffItem;
+        let mut credentials = Credentials {
+            previous: Some(previous),
+            identities: previous.identities.clone(),
+            cas: previous.cas.clone(),
+        };
+        let mut routes = previous.routes.clone();
+        // Routes replaced or removed: the credentials only they used must go too.
+        let mut dropped = false;
+        for item in previous.source.apis.diff(&state.apis) {
+            let (id, api) = match item {
+                DiffItem::Add(id, api) | DiffItem::Update { new: (id, api), .. } => (id, Some(api)),
+                DiffItem::Remove(id, _) => (id, None),
+            };
+            let before = routes.remove(id);
+            if let Some(api) = api {
+                let route = reuse(before.as_ref(), route_config(state, api, &mut credentials));
+                dropped |= before.is_some_and(|before| !Arc::ptr_eq(&before, &route));
+                routes.insert(id.clone(), route);
+            } else {
+                dropped |= before.is_some();
+            }
+        }
+        let hostnames = if previous.source.hostnames.ptr_eq(&state.hostnames) {
+            previous.hostnames.clone()
+        } else {
+            dropped = true;
+            hostname_configs(state, Some(previous), &mut credentials)
+        };
+        let subscriptions = if previous.source.subscriptions.ptr_eq(&state.subscriptions) {
+            previous.subscriptions.clone()
+        } else {
+            subscription_configs(state, Some(previous))
+        };
+        let (mut identities, mut cas) = (credentials.identities, credentials.cas);
+        if dropped {
+            let (used_identities, used_cas) = credentials_used(&routes, &hostnames);
+            keep_only(&mut identities, &used_identities);
+            keep_only(&mut cas, &used_cas);
+        }
+        Published {
+            revision: state.revision,
+            committed_at: std::time::SystemTime::now(),
+            routes,
+            identities,
+            cas,
+            hostnames,
             subscriptions,
+            source: state.clone(),
         }
     }
 
@@ -256,16 +282,27 @@ impl Published {
         }
     }
 
-    /// What changed since `base`: new or different entries, and removed keys.
+    /// What changed since `base`: new or different entries, and removed keys. Subtrees the two
+    /// revisions share are skipped, so this costs what changed.
     pub fn diff(&self, base: &Published) -> (pb::Snapshot, pb::Removed) {
-        fn changed<T: PartialEq + Clone>(now: &BTreeMap<String, Arc<T>>, before: &BTreeMap<String, Arc<T>>) -> Vec<T> {
-            now.iter()
-                .filter(|(k, v)| before.get(*k).is_none_or(|b| !Arc::ptr_eq(b, v) && **b != ***v))
-                .map(|(_, v)| (**v).clone())
+        use imbl::ordmap::DiffItem;
+        fn changed<T: PartialEq + Clone>(now: &Entries<T>, before: &Entries<T>) -> Vec<T> {
+            before
+                .diff(now)
+                .filter_map(|item| match item {
+                    DiffItem::Add(_, v) | DiffItem::Update { new: (_, v), .. } => Some((**v).clone()),
+                    DiffItem::Remove(..) => None,
+                })
                 .collect()
         }
-        fn removed<T>(now: &BTreeMap<String, Arc<T>>, before: &BTreeMap<String, Arc<T>>) -> Vec<String> {
-            before.keys().filter(|k| !now.contains_key(*k)).cloned().collect()
+        fn removed<T: PartialEq>(now: &Entries<T>, before: &Entries<T>) -> Vec<String> {
+            before
+                .diff(now)
+                .filter_map(|item| match item {
+                    DiffItem::Remove(k, _) => Some(k.clone()),
+                    _ => None,
+                })
+                .collect()
         }
         let snapshot = pb::Snapshot {
             routes: changed(&self.routes, &base.routes),
@@ -283,6 +320,110 @@ impl Published {
         };
         (snapshot, gone)
     }
+}
+
+/// An API's route: its settings, the identity it presents (published in `credentials`), its
+/// backend trust, and its policy's header work with named values resolved.
+fn route_config(state: &State, api: &crate::model::Api, credentials: &mut Credentials<'_>) -> pb::RouteConfig {
+    let thumbprint =
+        state.resolve(&api.policy.certificate).map(|stored| credentials.identity(stored)).unwrap_or_default();
+    pb::RouteConfig {
+        api_id: api.id.clone(),
+        path: api.path.clone(),
+        service_url: api.service_url.clone(),
+        client_certificate_thumbprint: thumbprint,
+        tls: Some(pb::RouteTls {
+            skip_chain_validation: !api.tls.validate_chain,
+            skip_name_validation: !api.tls.validate_name,
+            ca_thumbprints: credentials.cas(state, &api.tls.ca_ids),
+            exclude_system_roots: !api.tls.system_roots,
+        }),
+        headers: header_actions(&state.resolved_policy(&api.policy).unwrap_or_else(|error| {
+            // The store checks every write that could cause this; never send a literal {{name}}.
+            tracing::error!(api = %api.id, %error, "policy named values do not resolve; no header actions sent");
+            crate::policy::Policy::default()
+        })),
+        backend_timeout_seconds: api.policy.backend_timeout.unwrap_or(0),
+        hostnames: api.hostnames.clone(),
+        subscription_required: api.subscription.required,
+        subscription_key_header: api.subscription.header.clone(),
+        client_certificate_validation: api
+            .policy
+            .client_certificate
+            .as_ref()
+            .map(|v| credentials.client_certificate_validation(state, v)),
+        forward_client_certificate: api.policy.forward_client_certificate.as_ref().map(|f| {
+            pb::ForwardClientCertificate {
+                thumbprint_header: f.thumbprint_header.clone().unwrap_or_default(),
+                subject_header: f.subject_header.clone().unwrap_or_default(),
+            }
+        }),
+    }
+}
+
+/// Every hostname with its certificate (published in `credentials`) and client CAs.
+fn hostname_configs(
+    state: &State,
+    previous: Option<&Published>,
+    credentials: &mut Credentials<'_>,
+) -> Entries<pb::HostnameConfig> {
+    let mut hostnames = Entries::new();
+    for hostname in state.hostnames.values() {
+        // The store keeps a hostname's certificate from being deleted.
+        let Some(stored) = state.certificates.get(&hostname.certificate_id) else { continue };
+        let config = pb::HostnameConfig {
+            name: hostname.name.clone(),
+            certificate_thumbprint: credentials.identity(stored),
+            default: hostname.default,
+            negotiate_client_certificate: hostname.negotiate_client_certificate,
+            client_ca_thumbprints: credentials.cas(state, &hostname.client_ca_ids),
+        };
+        let shared = previous.and_then(|p| p.hostnames.get(&hostname.name));
+        hostnames.insert(hostname.name.clone(), reuse(shared, config));
+    }
+    hostnames
+}
+
+fn subscription_configs(state: &State, previous: Option<&Published>) -> Entries<pb::SubscriptionConfig> {
+    state
+        .subscriptions
+        .values()
+        .map(|s| {
+            let shared = previous.and_then(|p| p.subscriptions.get(&s.name));
+            (s.name.clone(), reuse(shared, subscription_config(s)))
+        })
+        .collect()
+}
+
+/// Removes the entries whose key is not in `used`.
+fn keep_only<T>(entries: &mut Entries<T>, used: &HashSet<&str>) {
+    let unused: Vec<String> = entries.keys().filter(|key| !used.contains(key.as_str())).cloned().collect();
+    for key in unused {
+        entries.remove(&key);
+    }
+}
+
+/// The thumbprints of the identities and of the CA certificates that routes and hostnames use.
+fn credentials_used<'a>(
+    routes: &'a Entries<pb::RouteConfig>,
+    hostnames: &'a Entries<pb::HostnameConfig>,
+) -> (HashSet<&'a str>, HashSet<&'a str>) {
+    let (mut identities, mut cas) = (HashSet::new(), HashSet::new());
+    for route in routes.values() {
+        identities.insert(route.client_certificate_thumbprint.as_str());
+        cas.extend(route.tls.iter().flat_map(|tls| tls.ca_thumbprints.iter().map(String::as_str)));
+        cas.extend(
+            route
+                .client_certificate_validation
+                .iter()
+                .flat_map(|v| v.identities.iter().map(|i| i.issuer_thumbprint.as_str())),
+        );
+    }
+    for hostname in hostnames.values() {
+        identities.insert(hostname.certificate_thumbprint.as_str());
+        cas.extend(hostname.client_ca_thumbprints.iter().map(String::as_str));
+    }
+    (identities, cas)
 }
 
 #[cfg(test)]
@@ -336,15 +477,111 @@ mod tests {
         bound.policy.certificate = Binding::CertificateId("c".into());
         bound.hostnames = vec!["api.example.com".into()];
         State {
-            certificates: [("c".to_string(), StoredCertificate { id: "c".into(), certificate, revision: 1 })].into(),
+            certificates: [("c".to_string(), StoredCertificate { id: "c".into(), certificate, revision: 1 })]
+                .into_iter()
+                .collect(),
             ca_certificates: [(
                 "ca".to_string(),
                 StoredCaCertificate { id: "ca".into(), der, info, crl: None, revision: 1 },
             )]
-            .into(),
+            .into_iter()
+            .collect(),
             hostnames: hostnames.iter().map(|h| (h.name.clone(), h.clone())).collect(),
             ..state(revision, &[bound])
         }
+    }
+
+    /// Two client certificates, "c1" and "c2", and a CA certificate "ca", in a state.
+    fn credentials_state() -> State {
+        let issue = |name: &str| {
+            let key = rcgen::KeyPair::generate().unwrap();
+            let params = rcgen::CertificateParams::new(vec![name.to_string()]).unwrap();
+            let der = params.self_signed(&key).unwrap().der().to_vec();
+            crate::certificate::ClientCertificate::from_parts(vec![der], key.serialize_der()).unwrap()
+        };
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca_der = ca.self_signed(&rcgen::KeyPair::generate().unwrap()).unwrap().der().to_vec();
+        let (der, info) = crate::certificate::parse_ca_certificate(&ca_der).unwrap();
+        let stored =
+            |id: &str| (id.to_string(), StoredCertificate { id: id.into(), certificate: issue(id), revision: 1 });
+        State {
+            revision: 1,
+            certificates: [stored("c1"), stored("c2")].into_iter().collect(),
+            ca_certificates: [(
+                "ca".to_string(),
+                StoredCaCertificate { id: "ca".into(), der, info, crl: None, revision: 1 },
+            )]
+            .into_iter()
+            .collect(),
+            ..State::default()
+        }
+    }
+
+    /// What data planes would be sent in full, to compare two ways of building a revision.
+    fn sent(published: &Published) -> pb::Snapshot {
+        published.full()
+    }
+
+    #[test]
+    fn a_revision_built_on_the_previous_one_sends_what_one_built_whole_sends() {
+        let bound = |id: &str, certificate: &str, cas: &[&str]| {
+            let mut api = api(id, &format!("/{id}"));
+            api.policy.certificate = Binding::CertificateId(certificate.into());
+            api.tls.ca_ids = cas.iter().map(|c| c.to_string()).collect();
+            api
+        };
+        let mut state = credentials_state();
+        let mut published = Published::of(&state, None);
+        // Each step changes only APIs or hostnames, so the next revision is built on the last.
+        type Step<'a> = Box<dyn Fn(&mut State) + 'a>;
+        let steps: Vec<Step<'_>> = vec![
+            Box::new(|s| {
+                s.apis.insert("a".into(), bound("a", "c1", &["ca"]));
+            }),
+            Box::new(|s| {
+                s.apis.insert("b".into(), bound("b", "c1", &[]));
+            }),
+            // "a" moves to c2 and drops its CA: c1 stays (b uses it), the CA goes.
+            Box::new(|s| {
+                s.apis.insert("a".into(), bound("a", "c2", &[]));
+            }),
+            // "b" goes: nothing uses c1 any more.
+            Box::new(|s| {
+                s.apis.remove("b");
+            }),
+            // A hostname brings c1 back as a server certificate.
+            Box::new(|s| {
+                let mut h = hostname("api.example.com");
+                h.certificate_id = "c1".into();
+                s.hostnames.insert(h.name.clone(), h);
+            }),
+            Box::new(|s| {
+                s.hostnames.remove("api.example.com");
+                s.apis.remove("a");
+            }),
+        ];
+        for (n, step) in steps.iter().enumerate() {
+            let before = state.clone();
+            step(&mut state);
+            state.revision += 1;
+            assert!(published.credentials_unchanged(&state), "step {n} changed only APIs or hostnames");
+            let next = Published::of(&state, Some(&published));
+            let whole = Published::of(&state, None);
+            assert_eq!(sent(&next), sent(&whole), "step {n}: built on the previous revision, it sends something else");
+            let (changed, removed) = next.diff(&published);
+            let applied_whole = Published::of(&before, None);
+            assert_eq!(
+                (changed, removed),
+                whole.diff(&applied_whole),
+                "step {n}: the delta differs from the whole revisions' difference"
+            );
+            published = next;
+        }
+        assert!(
+            published.identities.is_empty() && published.cas.is_empty(),
+            "credentials no route uses stay published"
+        );
     }
 
     fn hostname(name: &str) -> Hostname {
@@ -384,7 +621,8 @@ mod tests {
 
         // The wildcard goes; the other stops asking for client certificates (and its CA goes).
         let plain = Hostname { negotiate_client_certificate: false, client_ca_ids: Vec::new(), ..with_ca };
-        let next = State { revision: 2, hostnames: [(plain.name.clone(), plain)].into(), ..state.clone() };
+        let next =
+            State { revision: 2, hostnames: [(plain.name.clone(), plain)].into_iter().collect(), ..state.clone() };
         let second = Published::of(&next, Some(&first));
         assert!(Arc::ptr_eq(&first.identities[&thumbprint], &second.identities[&thumbprint]));
         let (changed, removed) = second.diff(&first);

@@ -28,7 +28,7 @@ use hyper_util::server::graceful::Watcher;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 
-use self::headers::{REQUEST_ID, request_id, set_forwarding_headers, strip_hop_by_hop};
+use self::headers::{REQUEST_ID, request_id, set_forwarding_headers, strip_console_session, strip_hop_by_hop};
 use self::host::request_host;
 use self::outcome::{Outcome, Unanswered};
 pub use self::problem::problem;
@@ -347,6 +347,7 @@ impl Proxy {
             false => (None, None),
         };
         strip_hop_by_hop(&mut parts.headers);
+        strip_console_session(&mut parts.headers);
         let scheme = if connection.tls.is_some() { "https" } else { "http" };
         set_forwarding_headers(&mut parts.headers, connection.peer, scheme, host.map(|h| h.authority));
         if let Some(host) = &route.host {

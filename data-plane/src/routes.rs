@@ -58,8 +58,10 @@ pub struct Route {
 pub struct RoutingTable {
     /// The revision it was built from.
     pub revision: u64,
-    /// Longest prefix first, APIs sharing a prefix together: see [`RoutingTable::route`].
+    /// Longest prefix first, APIs sharing a prefix together.
     routes: Vec<Route>,
+    /// Where to look a request up: see [`RoutingTable::route`].
+    index: PrefixIndex,
     /// The pools the routes use: where the next table's pools start from.
     upstreams: Upstreams,
     /// The client certificates routes present, for expiry metrics.
@@ -253,6 +255,7 @@ impl RoutingTable {
         // Longest prefix first, and APIs sharing a prefix next to each other (in id order), so a
         // lookup stops at the end of the first prefix that matches.
         routes.sort_by(|a, b| b.prefix.len().cmp(&a.prefix.len()).then_with(|| a.prefix.cmp(&b.prefix)));
+        let index = PrefixIndex::new(&routes);
         let certificates = config
             .identities
             .values()
@@ -275,6 +278,7 @@ impl RoutingTable {
         Ok(Self {
             revision,
             routes,
+            index,
             upstreams: upstreams.finish(),
             certificates,
             hostnames,
@@ -290,16 +294,34 @@ impl RoutingTable {
     /// wildcard, then any host). `over_tls`: the request came over HTTPS; APIs that list
     /// hostnames are HTTPS APIs (their hostnames have certificates) and do not answer over
     /// plaintext, so what they require (keys, client certificates) never travels in clear.
+    ///
+    /// The cost does not grow with the number of APIs: the path's own prefixes, longest first,
+    /// are looked up in a map, at most one lookup per segment of the deepest API prefix.
     pub fn route(&self, host: Option<&str>, path: &str, over_tls: bool) -> Option<&Route> {
+        // Prefixes are kept lowercased; most paths already are, and are not copied.
+        let lower: std::borrow::Cow<'_, str> =
+            if path.bytes().any(|b| b.is_ascii_uppercase()) { path.to_ascii_lowercase().into() } else { path.into() };
+        let mut end = self.index.longest_candidate(&lower);
+        loop {
+            let prefix = if end <= 1 { "/" } else { &lower[..end] };
+            if let Some(best) =
+                self.index.sharing(prefix).and_then(|sharing| self.closest_host(sharing, host, over_tls))
+            {
+                return Some(best);
+            }
+            if end <= 1 {
+                return None;
+            }
+            // The next shorter prefix on a segment boundary.
+            end = lower[..end].rfind('/').unwrap_or(0);
+        }
+    }
+
+    /// Among routes sharing a prefix, the one naming `host` most closely (first in id order
+    /// on a tie).
+    fn closest_host(&self, sharing: &[usize], host: Option<&str>, over_tls: bool) -> Option<&Route> {
         let mut best: Option<(&Route, HostMatch)> = None;
-        for route in &self.routes {
-            // Once a prefix matched, only the APIs sharing it can do better.
-            if best.is_some_and(|(found, _)| found.prefix != route.prefix) {
-                break;
-            }
-            if !route.matches_path(path) {
-                continue;
-            }
+        for route in sharing.iter().map(|&i| &self.routes[i]) {
             if !over_tls && !route.hosts.is_empty() {
                 continue;
             }
@@ -327,6 +349,38 @@ impl RoutingTable {
     }
 }
 
+/// The APIs by prefix, so a lookup costs what the request's path is deep, not how many APIs
+/// there are. Prefixes match on whole segments ("/orders" matches "/orders" and "/orders/1",
+/// never "/ordersx"), ignoring ASCII case as APIM does (backends such as IIS do too, so
+/// `/SEC/a` must meet `/sec`'s rules, not another API's).
+struct PrefixIndex {
+    /// ASCII-lowercased prefix → the routes with it, in the table's order.
+    by_prefix: std::collections::HashMap<Box<str>, Vec<usize>>,
+    /// Segments in the deepest prefix: no longer part of a path can match.
+    deepest: usize,
+}
+
+impl PrefixIndex {
+    fn new(routes: &[Route]) -> Self {
+        let mut by_prefix: std::collections::HashMap<Box<str>, Vec<usize>> = std::collections::HashMap::new();
+        for (i, route) in routes.iter().enumerate() {
+            by_prefix.entry(route.prefix.to_ascii_lowercase().into()).or_default().push(i);
+        }
+        Self { by_prefix, deepest: routes.iter().map(|r| r.depth).max().unwrap_or(0) }
+    }
+
+    /// Where the longest prefix of the (lowercased) `path` worth looking up ends: after as many
+    /// segments as the deepest prefix has, or the whole path.
+    fn longest_candidate(&self, path: &str) -> usize {
+        path.match_indices('/').nth(self.deepest).map_or(path.len(), |(i, _)| i)
+    }
+
+    /// The routes whose prefix is `prefix` (lowercased).
+    fn sharing(&self, prefix: &str) -> Option<&[usize]> {
+        self.by_prefix.get(prefix).map(Vec::as_slice)
+    }
+}
+
 /// How closely an API's hostnames name a request's host; closer wins.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum HostMatch {
@@ -341,14 +395,6 @@ enum HostMatch {
 // === impl Route ===
 
 impl Route {
-    /// Whether `path` is under the prefix, on whole segments, ignoring ASCII case as APIM does
-    /// (backends such as IIS do too, so `/SEC/a` must meet `/sec`'s rules, not another API's).
-    fn matches_path(&self, path: &str) -> bool {
-        self.prefix == "/"
-            || (path.get(..self.prefix.len()).is_some_and(|start| start.eq_ignore_ascii_case(&self.prefix))
-                && matches!(path.as_bytes().get(self.prefix.len()), None | Some(b'/')))
-    }
-
     /// None when the API does not answer on `host`.
     fn host_match(&self, host: Option<&str>) -> Option<HostMatch> {
         if self.hosts.is_empty() {
@@ -426,6 +472,23 @@ mod tests {
         assert_eq!(api("/orders/3"), Some("orders"));
         assert_eq!(api("/orders"), Some("orders"));
         assert_eq!(api("/ordersx"), Some("root"));
+    }
+
+    #[test]
+    fn lookups_find_the_longest_prefix_among_many_apis_at_any_depth() {
+        let mut routes: Vec<_> = (0..2000).map(|i| route(&format!("api-{i}"), &format!("/svc/{i}/v1"))).collect();
+        routes.push(route("shallow", "/a"));
+        routes.push(route("deep", "/a/b/c/d"));
+        let table = RoutingTable::build(&configuration(routes), None, &TrustAnchors::system(), usize::MAX).unwrap();
+        let api = |p: &str| table.route(None, p, true).map(|r| r.api_id.as_str());
+        assert_eq!(api("/svc/1234/v1/orders/7"), Some("api-1234"));
+        assert_eq!(api("/SVC/77/V1"), Some("api-77"));
+        assert_eq!(api("/svc/77/v2"), None, "no API, and no root API");
+        assert_eq!(api("/a/b/c/d/e/f/g/h"), Some("deep"), "deeper than every prefix");
+        assert_eq!(api("/a/b/c/x/e/f/g/h"), Some("shallow"));
+        assert_eq!(api("/a/"), Some("shallow"));
+        assert_eq!(api("/ab"), None);
+        assert_eq!(api("/"), None);
     }
 
     #[test]

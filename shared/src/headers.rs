@@ -23,6 +23,11 @@ pub fn is_connection_header(name: &str) -> bool {
     name == "content-length" || HOP_BY_HOP.contains(&name.as_str())
 }
 
+/// The control plane's web console keeps its session in this cookie. Browsers do not keep
+/// cookies apart by port, so a data plane on the console's host name would receive it; data
+/// planes never pass it on to a backend.
+pub const CONSOLE_SESSION_COOKIE: &str = "gatehouse_console";
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -65,25 +65,21 @@ pub async fn new_form(ctx: Ctx) -> Response {
 
 /// POST /console/apis: creates an API (PutApi, refused if the id is taken).
 pub async fn create(State(console): State<Arc<Console>>, Write { ctx, fields }: Write) -> Response {
-    let id = fields.get("id").trim().to_string();
-    let typed = pb::Api {
-        id: id.clone(),
+    let request = pb::PutApiRequest {
+        id: fields.get("id").trim().to_string(),
         display_name: fields.get("display_name").trim().to_string(),
         path: fields.get("path").trim().to_string(),
         service_url: fields.get("service_url").trim().to_string(),
+        // "New API" never replaces one: an API that exists is edited on its own page.
+        create_only: true,
         ..Default::default()
     };
-    // The console's "create" never replaces: an API that exists is edited on its own page.
-    if console.management.get_api(ctx.request(pb::GetApiRequest { id: id.clone() })).await.is_ok() {
-        let error = format!("an API with id '{id}' exists already; open it to edit it");
-        return (http::StatusCode::CONFLICT, page(&ctx, "New API", Some(&error), settings_form(&ctx, None, &typed)))
-            .into_response();
-    }
-    let request = pb::PutApiRequest {
-        id: typed.id.clone(),
-        display_name: typed.display_name.clone(),
-        path: typed.path.clone(),
-        service_url: typed.service_url.clone(),
+    // What the form shows again if the write is refused.
+    let typed = pb::Api {
+        id: request.id.clone(),
+        display_name: request.display_name.clone(),
+        path: request.path.clone(),
+        service_url: request.service_url.clone(),
         ..Default::default()
     };
     match console.management.put_api(ctx.request(request)).await {
@@ -124,6 +120,7 @@ pub async fn save(
         update_mask: Some(prost_types::FieldMask {
             paths: vec!["display_name".into(), "path".into(), "service_url".into()],
         }),
+        if_match: fields.get("etag").to_string(),
         ..Default::default()
     };
     let result = console.management.update_api(ctx.request(request)).await.map(|a| a.into_inner().revision);
@@ -143,8 +140,12 @@ pub async fn credentials(
     } else {
         (Credential::CertificateId(certificate.clone()), format!("API {id} presents certificate {certificate}"))
     };
-    let request =
-        pb::SetApiCredentialsRequest { api_id: id.clone(), credential: Some(credential), ..Default::default() };
+    let request = pb::SetApiCredentialsRequest {
+        api_id: id.clone(),
+        credential: Some(credential),
+        if_match: fields.get("etag").to_string(),
+        ..Default::default()
+    };
     let result = console.management.set_api_credentials(ctx.request(request)).await.map(|a| a.into_inner().revision);
     written(&console, &ctx, &id, result, what).await
 }
@@ -164,6 +165,7 @@ pub async fn trust(
     let request = pb::UpdateApiRequest {
         api: Some(pb::Api { id: id.clone(), backend_tls: Some(backend_tls), ..Default::default() }),
         update_mask: Some(prost_types::FieldMask { paths: vec!["backend_tls".into()] }),
+        if_match: fields.get("etag").to_string(),
         ..Default::default()
     };
     let result = console.management.update_api(ctx.request(request)).await.map(|a| a.into_inner().revision);
@@ -230,6 +232,7 @@ fn settings_form(ctx: &Ctx, id: Option<&str>, api: &pb::Api) -> Markup {
         form #api-form.card method="post" action=(action) {
             h2 { "Settings" }
             (csrf_field(ctx))
+            (etag_field(api))
             label for="api-id" { "Id" }
             input #api-id type="text" name="id" value=(api.id) required readonly[id.is_some()] pattern="[A-Za-z0-9._-]{1,64}";
             label for="api-display-name" { "Display name" }
@@ -242,6 +245,12 @@ fn settings_form(ctx: &Ctx, id: Option<&str>, api: &pb::Api) -> Markup {
             button #api-save type="submit" { @if id.is_some() { "Save" } @else { "Create" } }
         }
     }
+}
+
+/// The API's etag as the form saw it: a save over someone else's change is refused
+/// (FAILED_PRECONDITION) instead of undoing it. Empty on a new API's form.
+fn etag_field(api: &pb::Api) -> Markup {
+    html! { input type="hidden" name="etag" value=(api.etag); }
 }
 
 /// Gateway credentials and backend trust, each choice explained in one sentence.
@@ -261,6 +270,7 @@ fn security(ctx: &Ctx, api: &pb::Api, certificates: &[pb::Certificate], cas: &[p
             h2 { "Security" }
             form #credentials method="post" action=(format!("/console/apis/{}/credentials", api.id)) {
                 (csrf_field(ctx))
+                (etag_field(api))
                 label for="client-cert" { "Gateway credentials: client certificate" }
                 select #client-cert name="certificate_id" aria-describedby="client-cert-hint" {
                     option value="" selected[bound.is_none()] { "None" }
@@ -276,6 +286,7 @@ fn security(ctx: &Ctx, api: &pb::Api, certificates: &[pb::Certificate], cas: &[p
             }
             form #trust method="post" action=(format!("/console/apis/{}/trust", api.id)) {
                 (csrf_field(ctx))
+                (etag_field(api))
                 h2 { "Backend trust" }
                 label.check for="validate-chain" {
                     input #validate-chain type="checkbox" name="validate_chain" checked[tls.validate_certificate_chain.unwrap_or(true)];

@@ -32,7 +32,7 @@ pub async fn gateways(State(console): State<Arc<Console>>, ctx: Ctx) -> Response
                         @let state = pb::GatewayState::try_from(g.state).unwrap_or(pb::GatewayState::Unspecified);
                         tr data-name=(g.name) {
                             td.name { (g.name) }
-                            td.state class=(state_class(state)) { (state.as_str_name()) }
+                            td class=(state_class(state)) { (state.as_str_name()) }
                             td.applied-revision { (g.applied_revision) }
                             td.last-seen { (timestamp(g.last_seen.as_ref())) }
                             td { (g.address) }
@@ -45,7 +45,8 @@ pub async fn gateways(State(console): State<Arc<Console>>, ctx: Ctx) -> Response
             }
         }
     };
-    refreshing(page(&ctx, "Gateways", error.as_deref(), body), GATEWAYS_REFRESH_SECS).into_response()
+    refreshing(page(&ctx, "Gateways", error.as_deref(), body), "/console/gateways", GATEWAYS_REFRESH_SECS)
+        .into_response()
 }
 
 fn state_class(state: pb::GatewayState) -> &'static str {

@@ -1,6 +1,6 @@
 //! What a console form posts: the one extractor every write takes. It opens the session, reads
 //! the fields (URL-encoded, or multipart with files) and refuses the write unless the session's
-//! CSRF token is among them, so no handler can forget the check.
+//! CSRF token is the first `csrf` field, so no handler can forget the check.
 
 use std::sync::Arc;
 
@@ -74,17 +74,19 @@ impl FromRequest<Arc<Console>> for Write {
 async fn read_urlencoded(request: Request, console: &Arc<Console>) -> Result<Fields, Response> {
     let axum::Form(text) = axum::Form::<Vec<(String, String)>>::from_request(request, console)
         .await
-        .map_err(IntoResponse::into_response)?;
+        .map_err(|rejection| refused(rejection.into_response(), console))?;
     Ok(Fields { text, files: Vec::new() })
 }
 
 async fn read_multipart(request: Request, console: &Arc<Console>) -> Result<Fields, Response> {
-    let mut multipart = Multipart::from_request(request, console).await.map_err(IntoResponse::into_response)?;
+    let unreadable = |rejection: axum::extract::multipart::MultipartError| refused(rejection.into_response(), console);
+    let mut multipart =
+        Multipart::from_request(request, console).await.map_err(|r| refused(r.into_response(), console))?;
     let mut fields = Fields::default();
-    while let Some(field) = multipart.next_field().await.map_err(IntoResponse::into_response)? {
+    while let Some(field) = multipart.next_field().await.map_err(unreadable)? {
         let name = field.name().unwrap_or_default().to_string();
         let is_file = field.file_name().is_some();
-        let bytes = field.bytes().await.map_err(IntoResponse::into_response)?;
+        let bytes = field.bytes().await.map_err(unreadable)?;
         if is_file {
             fields.files.push((name, bytes.to_vec()));
         } else {
@@ -92,4 +94,13 @@ async fn read_multipart(request: Request, console: &Arc<Console>) -> Result<Fiel
         }
     }
     Ok(fields)
+}
+
+/// A body that cannot be read: a too large one says how large a form may be.
+fn refused(response: Response, console: &Console) -> Response {
+    if response.status() == http::StatusCode::PAYLOAD_TOO_LARGE {
+        let message = format!("the upload is larger than the console accepts ({} bytes)", console.max_upload);
+        return (http::StatusCode::PAYLOAD_TOO_LARGE, message).into_response();
+    }
+    response
 }

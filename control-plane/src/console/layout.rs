@@ -44,10 +44,8 @@ pub fn page(ctx: &Ctx, title: &str, error: Option<&str>, body: Markup) -> Html<S
             }
             main {
                 h1 { (title) }
-                @match &ctx.notice {
-                    Some(Notice::Done(text)) => div #notice role="status" { (text) },
-                    Some(Notice::Refused(text)) => div #error role="alert" { (text) },
-                    None => {},
+                @if let Some(Notice(text)) = &ctx.notice {
+                    div #notice role="status" { (text) }
                 }
                 @if let Some(error) = error {
                     div #error role="alert" { (error) }
@@ -58,10 +56,15 @@ pub fn page(ctx: &Ctx, title: &str, error: Option<&str>, body: Markup) -> Html<S
     )
 }
 
-/// A page that refreshes itself every `seconds`.
-pub fn refreshing(page: Html<String>, seconds: u32) -> Html<String> {
-    Html(page.0.replacen("<head>", &format!("<head><meta http-equiv=\"refresh\" content=\"{seconds}\">"), 1))
+/// A page that reloads itself every `seconds` from `path` with `?auto=1`, which the session's
+/// idle clock does not count as use.
+pub fn refreshing(page: Html<String>, path: &str, seconds: u32) -> Html<String> {
+    let meta = html! { meta http-equiv="refresh" content=(format!("{seconds}; url={path}?{AUTO_REFRESH}")); };
+    Html(page.0.replacen("<head>", &format!("<head>{}", meta.into_string()), 1))
 }
+
+/// The query a self-reloading page asks with.
+pub const AUTO_REFRESH: &str = "auto=1";
 
 /// The sign-in page, with the reason the last attempt was refused.
 pub fn sign_in(error: Option<&str>) -> Html<String> {

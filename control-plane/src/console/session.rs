@@ -9,20 +9,20 @@ use std::time::{Duration, Instant};
 
 use crate::tokens::{Caller, Tokens};
 
-/// The session cookie's name.
-pub const COOKIE: &str = "gatehouse_console";
+/// The session cookie's name (data planes strip it from what they forward).
+pub const COOKIE: &str = gatehouse_shared::headers::CONSOLE_SESSION_COOKIE;
+
+/// No session outlives this, however busy: a page left open (the gateways page reloads itself)
+/// does not keep a session forever.
+pub const MAX_AGE: Duration = Duration::from_secs(12 * 60 * 60);
 
 /// Most sessions held at once; signing in past it ends the least recently used one.
 const MAX_SESSIONS: usize = 1024;
 
-/// What the page after a redirect shows once.
+/// What the page after a redirect shows once: a write that went through, and how the fleet
+/// took it.
 #[derive(Clone, Debug)]
-pub enum Notice {
-    /// A write went through: what happened and how the fleet took it.
-    Done(String),
-    /// A write was refused: the server's reason.
-    Refused(String),
-}
+pub struct Notice(pub String);
 
 /// A signed-in operator.
 #[derive(Clone, Debug)]
@@ -33,6 +33,7 @@ pub struct Session {
     pub caller: Caller,
     /// What every form posts back in its `csrf` field.
     pub csrf: String,
+    opened: Instant,
     last_seen: Instant,
     notice: Option<Notice>,
 }
@@ -55,11 +56,12 @@ impl Sessions {
             id: crate::random::secret("cs_"),
             caller,
             csrf: crate::random::secret(""),
+            opened: Instant::now(),
             last_seen: Instant::now(),
             notice: None,
         };
         let mut open = self.lock();
-        open.retain(|_, s| s.last_seen.elapsed() < self.idle);
+        open.retain(|_, s| !self.expired(s));
         if open.len() >= MAX_SESSIONS
             && let Some(oldest) = open.values().min_by_key(|s| s.last_seen).map(|s| s.id.clone())
         {
@@ -69,16 +71,20 @@ impl Sessions {
         session
     }
 
-    /// The live session with this id, its idle clock restarted and its notice taken; `None`
-    /// if there is none, it sat idle too long, or its token was revoked since (which ends it).
-    pub fn touch(&self, id: &str, tokens: &Tokens) -> Option<(Session, Option<Notice>)> {
+    /// The live session with this id and its notice (taken); `None` if there is none, it sat
+    /// idle too long, it is older than [`MAX_AGE`], or its token was revoked since (which ends
+    /// it). `used`: a person asked for the page, so the idle clock restarts; a page reloading
+    /// itself does not count.
+    pub fn touch(&self, id: &str, tokens: &Tokens, used: bool) -> Option<(Session, Option<Notice>)> {
         let mut open = self.lock();
         let session = open.get_mut(id)?;
-        if session.last_seen.elapsed() >= self.idle || !tokens.is_live(&session.caller.token_id) {
+        if self.expired(session) || !tokens.is_live(&session.caller.token_id) {
             open.remove(id);
             return None;
         }
-        session.last_seen = Instant::now();
+        if used {
+            session.last_seen = Instant::now();
+        }
         let notice = session.notice.take();
         Some((session.clone(), notice))
     }
@@ -93,6 +99,10 @@ impl Sessions {
     /// Ends the session.
     pub fn close(&self, id: &str) {
         self.lock().remove(id);
+    }
+
+    fn expired(&self, session: &Session) -> bool {
+        session.last_seen.elapsed() >= self.idle || session.opened.elapsed() >= MAX_AGE
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {

@@ -29,7 +29,10 @@ impl ManagementService {
             },
         };
         let options = WriteOptions { if_match: request.if_match, allow_expired: request.allow_expired };
-        let api = self.store.put_api(definition, &options).await?;
+        let api = match request.create_only {
+            true => self.store.create_api(definition, &options).await?,
+            false => self.store.put_api(definition, &options).await?,
+        };
         tracing::info!(id = %api.id, path = %api.path, revision = api.revision, "API saved");
         Ok(Response::new(api_view(&self.store.state(), &api)))
     }

@@ -18,6 +18,18 @@ impl Store {
         self.write(|state| plan_api(state, definition.clone(), options)).await
     }
 
+    /// Creates an API, refusing when one with its id exists (never a replacement).
+    pub async fn create_api(&self, definition: ApiDefinition, options: &WriteOptions) -> Result<Api, StoreError> {
+        validate_id(ResourceKind::Api, &definition.id)?;
+        self.write(|state| {
+            if state.apis.contains_key(&definition.id) {
+                return Err(StoreError::Exists { kind: ResourceKind::Api, id: definition.id.clone() });
+            }
+            plan_api(state, definition.clone(), options)
+        })
+        .await
+    }
+
     /// Changes some fields of an existing API (AIP-134): `update` gets the stored API and
     /// returns the whole new definition, which is then checked exactly as a put is.
     pub async fn update_api(

@@ -15,7 +15,7 @@ use crate::model::{BackendTls, Binding, Hostname, Policy, Revision, State, etag}
 pub(super) fn existing<'a, T>(
     kind: ResourceKind,
     id: &str,
-    resources: &'a std::collections::BTreeMap<String, T>,
+    resources: &'a crate::model::Map<T>,
     revision: impl Fn(&T) -> Revision,
     if_match: &str,
 ) -> Result<&'a T, StoreError> {

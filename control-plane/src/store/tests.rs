@@ -110,6 +110,18 @@ async fn a_stale_etag_is_refused_and_writes_nothing() {
 }
 
 #[tokio::test]
+async fn a_create_never_replaces_an_api() {
+    for store in stores().await {
+        eprintln!("on {}", store.kind());
+        store.create_api(api("a", "/a", None), &ANY).await.unwrap();
+        let revision = store.state().revision;
+        let error = store.create_api(api("a", "/other", None), &ANY).await.unwrap_err();
+        assert!(matches!(error, StoreError::Exists { kind: ResourceKind::Api, .. }), "{error}");
+        assert_eq!((store.state().revision, store.state().apis["a"].path.as_str()), (revision, "/a"));
+    }
+}
+
+#[tokio::test]
 async fn deleting_a_certificate_in_use_names_every_api() {
     for store in stores().await {
         eprintln!("on {}", store.kind());

@@ -55,6 +55,8 @@ pub async fn run(server: &Server, format: Format, command: ApiCommand) -> anyhow
                     hostnames,
                     subscription_required,
                     subscription_key_header,
+                    // `api put` creates or replaces, as its name says.
+                    create_only: false,
                 })
                 .await
                 .map_err(status)?

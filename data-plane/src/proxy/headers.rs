@@ -45,6 +45,36 @@ pub(super) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// Removes the control plane console's session cookie from the request, keeping every other
+/// cookie: a backend must never see an operator's session (see
+/// [`gatehouse_shared::headers::CONSOLE_SESSION_COOKIE`]).
+pub(super) fn strip_console_session(headers: &mut HeaderMap) {
+    let name = gatehouse_shared::headers::CONSOLE_SESSION_COOKIE;
+    // A value that is not text cannot be checked, so it is not passed on either.
+    let carries = |value: &HeaderValue| match value.to_str() {
+        Ok(v) => v.split(';').any(|pair| pair.trim().split('=').next() == Some(name)),
+        Err(_) => true,
+    };
+    if !headers.get_all(header::COOKIE).iter().any(carries) {
+        return;
+    }
+    let kept: Vec<String> = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty() && pair.split('=').next() != Some(name))
+        .map(str::to_string)
+        .collect();
+    headers.remove(header::COOKIE);
+    if let Ok(value) = HeaderValue::from_str(&kept.join("; "))
+        && !kept.is_empty()
+    {
+        headers.insert(header::COOKIE, value);
+    }
+}
+
 /// Headers a backend may read as identity asserted by the gateway (the client's address, its
 /// TLS client certificate): a client never gets to send them. The README lists them.
 const IDENTITY_HEADERS: &[&str] = &[
@@ -102,5 +132,28 @@ pub(super) fn set_forwarding_headers(
     headers.insert(HeaderName::from_static("x-forwarded-proto"), HeaderValue::from_static(scheme));
     if let Some(host) = client_host {
         headers.insert(HeaderName::from_static("x-forwarded-host"), host);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_console_session_cookie_never_reaches_a_backend_and_other_cookies_do() {
+        let mut headers = HeaderMap::new();
+        headers.append(header::COOKIE, HeaderValue::from_static("a=1; gatehouse_console=cs_secret; b=2"));
+        headers.append(header::COOKIE, HeaderValue::from_static("gatehouse_console=cs_other"));
+        strip_console_session(&mut headers);
+        let cookies: Vec<_> = headers.get_all(header::COOKIE).iter().map(|v| v.to_str().unwrap()).collect();
+        assert_eq!(cookies, ["a=1; b=2"]);
+        let mut only = HeaderMap::new();
+        only.insert(header::COOKIE, HeaderValue::from_static("gatehouse_console=cs_secret"));
+        strip_console_session(&mut only);
+        assert!(only.get(header::COOKIE).is_none());
+        let mut untouched = HeaderMap::new();
+        untouched.insert(header::COOKIE, HeaderValue::from_static("gatehouse_consoles=x; z=9"));
+        strip_console_session(&mut untouched);
+        assert_eq!(untouched.get(header::COOKIE).unwrap(), "gatehouse_consoles=x; z=9");
     }
 }
