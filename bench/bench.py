@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Gatehouse benchmark driver: see bench/run.sh. Prints figures; never asserts on time."""
 
+import json
 import os
 import re
 import shutil
@@ -390,6 +391,83 @@ def front_suite(tls):
         shutil.rmtree(work, ignore_errors=True)
 
 
+def routes_suite():
+    """A request's cost at any configuration size: req/s through a data plane holding one API,
+    beside one holding 10,000 APIs (the same binary, each pinned to the proxy CPU in turn), for
+    a request to the API with the shortest prefix. Backend: nginx over mTLS, as in the proxy suite."""
+    if not need_packages():
+        log("routes suite skipped: nginx or wrk unavailable")
+        return
+    many = 200 if SMOKE else 10000
+    work = tempfile.mkdtemp(prefix="gatehouse-bench-")
+    thumbprint = make_pki(work)
+    ports = free_ports(["backend", "cp1", "cp2", "dp1", "dp2", "admin1", "admin2"])
+    with open(f"{work}/backend.conf", "w") as f:
+        f.write(NGINX_BACKEND.format(work=work, port=ports["backend"]))
+    with open(f"{work}/pw", "w") as f:
+        f.write("bench")
+    try:
+        backend = spawn(["nginx", "-c", f"{work}/backend.conf", "-g", "daemon off;"], cpu=LOAD_CPU)
+        wait_port(ports["backend"], proc=backend)
+        data_planes = {}
+        for name, cp, dp, admin, apis in (("1 API", "cp1", "dp1", "admin1", 0), (f"{many} APIs", "cp2", "dp2", "admin2", many)):
+            cp_proc = spawn([binary("gatehouse-cp"), "--data-dir", f"{work}/{cp}", "--listen", f"127.0.0.1:{ports[cp]}",
+                             "--admin-listen", "none", "--log", "warn"])
+            wait_port(ports[cp], proc=cp_proc)
+            ctl = [binary("gatehousectl"), "--server", f"https://127.0.0.1:{ports[cp]}", "--ca-file",
+                   f"{work}/{cp}/tls/ca.pem", "--token-file", f"{work}/{cp}/operator.token"]
+            run(ctl + ["cert", "upload", "a", "--pfx", f"{work}/client.pfx", "--password-file", f"{work}/pw"])
+            # The benchmarked API has the shortest prefix; the others are deeper, in one revision.
+            declared = [{"id": "bench", "path": "/bench", "serviceUrl": f"https://localhost:{ports['backend']}",
+                         "credentials": {"certificateId": "a"}}]
+            declared += [{"id": f"api-{i:05}", "path": f"/svc-{i:05}/v1/items", "serviceUrl": f"https://localhost:{ports['backend']}",
+                          "credentials": {"certificateId": "a"}} for i in range(apis)]
+            with open(f"{work}/{cp}.json", "w") as f:
+                json.dump({"apiVersion": "gatehouse/v1", "kind": "Configuration", "apis": declared}, f)
+            run(ctl + ["apply", "-f", f"{work}/{cp}.json"])
+            token = run(ctl + ["token", "create", "bench-dp", "--role", "gateway"]).stdout.strip()
+            with open(f"{work}/{dp}.token", "w") as f:
+                f.write(token)
+            data_planes[name] = (dp, spawn([binary("gatehouse-dp"), "--control-plane", f"https://127.0.0.1:{ports[cp]}",
+                                            "--control-plane-ca", f"{work}/{cp}/tls/ca.pem", "--token-file", f"{work}/{dp}.token",
+                                            "--backend-ca-file", f"{work}/ca.pem", "--listen", f"127.0.0.1:{ports[dp]}",
+                                            "--name", "bench-dp", "--admin-listen", f"127.0.0.1:{ports[admin]}",
+                                            "--log", "warn"], cpu=PROXY_CPU))
+        for name, (dp, proc) in data_planes.items():
+            wait_port(ports[dp], proc=proc)
+            deadline = time.time() + 60
+            while True:
+                try:
+                    check_presents(ports[dp], thumbprint)
+                    break
+                except Exception:
+                    if time.time() > deadline:
+                        raise
+                    time.sleep(0.2)
+        rounds = 1 if SMOKE else 5
+        duration, warm = (2, 1) if SMOKE else (10, 2)
+        rps = {name: [] for name in data_planes}
+        for r in range(rounds):
+            for name, (dp, _) in data_planes.items():  # interleaved
+                wrk(ports[dp], 64, warm)
+                got, lat, errors = wrk(ports[dp], 64, duration)
+                if errors:
+                    raise RuntimeError(f"{name} round {r + 1}: {errors} errors: the run is void")
+                rps[name].append(got)
+                log(f"  round {r + 1} {name:<11} {got:>10.0f} req/s  p99 {lat['99']:.3f} ms")
+        small, large = (statistics.median(v) for v in rps.values())
+        log(f"routing at any size: median of {rounds} interleaved rounds, {duration} s each, 64 connections, data plane"
+            f" pinned to CPU {PROXY_CPU}; request to the API with the shortest prefix")
+        log(f"  1 API {small:.0f} req/s, {many} APIs {large:.0f} req/s: x{large / small:.3f}")
+    finally:
+        stop_all()
+        try:
+            os.kill(int(open(f"{work}/backend.pid").read().strip()), signal.SIGTERM)
+        except (OSError, ValueError):
+            pass
+        shutil.rmtree(work, ignore_errors=True)
+
+
 # === the Rust harnesses ===
 
 def harness(name, *args):
@@ -408,6 +486,13 @@ def scale_suite():
     else:
         harness("gatehouse-fleet-bench", "--apis", 10000, "--certs", 1000, "--data-planes", 1, "--rollouts", 50)
         harness("gatehouse-fleet-bench", "--apis", 1000, "--certs", 2, "--data-planes", 3, "--rollouts", 50)
+
+
+def fanout_suite():
+    if SMOKE:
+        harness("gatehouse-fanout-bench", "--streams", "50", "--changes", 3, "--apis", 10)
+    else:
+        harness("gatehouse-fanout-bench", "--streams", "500,1000,2000,4000", "--changes", 50, "--apis", 100)
 
 
 def rotation_suite():
@@ -442,14 +527,14 @@ def ha_suite():
         harness("gatehouse-ha-bench", "propagation", "--data-planes", 10, "--changes", 200)
 
 
-SUITES = {"proxy": proxy_suite, "https": https_suite, "propagation": propagation_suite, "scale": scale_suite,
-          "rotation": rotation_suite, "ha": ha_suite}
+SUITES = {"proxy": proxy_suite, "https": https_suite, "routes": routes_suite, "propagation": propagation_suite,
+          "scale": scale_suite, "fanout": fanout_suite, "rotation": rotation_suite, "ha": ha_suite}
 
 if __name__ == "__main__":
     os.environ.setdefault("GATEHOUSE_BENCH", "1")
     chosen = list(SUITES) if SUITE in ("all", "smoke") else [SUITE]
     if any(s not in SUITES for s in chosen):
-        sys.exit(f"unknown suite {SUITE}: use all, proxy, https, propagation, scale, rotation, ha or smoke")
+        sys.exit(f"unknown suite {SUITE}: use all, {', '.join(SUITES)} or smoke")
     log(f"machine: {CPUS} cores, {os.uname().release}; binaries from {BIN}")
     try:
         for s in chosen:

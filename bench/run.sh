@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Gatehouse benchmarks. Usage: bench/run.sh [all|proxy|https|propagation|scale|rotation|ha|smoke]
+# Gatehouse benchmarks. Usage: bench/run.sh [all|proxy|https|routes|propagation|scale|fanout|rotation|ha|smoke]
 #   proxy        gatehouse-dp vs nginx vs HAProxy, each presenting client certificate A to an
 #                nginx backend that requires it (wrk; proxy pinned to CPU 1, the rest to CPU 0)
 #   https        the same with HTTPS from the clients to the proxy (TLS 1.3, keep-alive), and a
 #                handshake-rate run (a new TLS connection per request)
+#   routes       req/s through a data plane holding 1 API beside one holding 10,000 (routing cost)
 #   propagation  credential switch to 1, 10 and 50 data planes (100 switches each)
 #   scale        10,000 APIs and 1,000 certificates
+#   fanout       500 to 4,000 simulated data-plane sync streams on one control plane
 #   rotation     wrk-style load through two data planes while A <-> B flips every 100 ms
 #   ha           several control planes on etcd: PutApi on sled vs etcd (1 and 3 members),
 #                failover when a control plane is SIGKILLed, propagation over two control planes

@@ -302,8 +302,10 @@ impl ConfigClient {
         let (current, previous) = (self.current.clone(), self.routing.load());
         let (trust, max_routes) = (self.settings.trust.clone(), self.settings.max_routes);
         let (next, built) = off_the_workers(move || {
+            let started = std::time::Instant::now();
             let next = current.apply(&update).map_err(SessionError::OutOfStep)?;
             let built = RoutingTable::build(&next, previous.as_deref(), &trust, max_routes);
+            crate::metrics::global().config_apply_duration.observe(started.elapsed().as_secs_f64());
             Ok::<_, SessionError>((next, built))
         })
         .await?;

@@ -1,9 +1,14 @@
 //! The configuration a data plane holds: what the control plane sent, keyed so that a delta
-//! applies in place, and what the last-known-good cache stores.
+//! applies in place, and what the last-known-good cache stores. Its maps are persistent: the
+//! next revision shares all but what its delta changed, and two revisions compare in what they
+//! do not share.
 
-use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use gatehouse_proto::v1 as pb;
+
+/// Entries by key (API id, thumbprint, name), persistent.
+pub type Entries<T> = imbl::OrdMap<String, Arc<T>>;
 
 /// Everything a data plane was sent, as of one revision.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -13,15 +18,15 @@ pub struct Configuration {
     /// The revision this is.
     pub revision: u64,
     /// By API id.
-    pub routes: BTreeMap<String, pb::RouteConfig>,
+    pub routes: Entries<pb::RouteConfig>,
     /// By thumbprint.
-    pub identities: BTreeMap<String, pb::ClientIdentity>,
+    pub identities: Entries<pb::ClientIdentity>,
     /// By thumbprint.
-    pub cas: BTreeMap<String, pb::TrustedCa>,
+    pub cas: Entries<pb::TrustedCa>,
     /// The hostnames served over HTTPS, by name.
-    pub hostnames: BTreeMap<String, pb::HostnameConfig>,
+    pub hostnames: Entries<pb::HostnameConfig>,
     /// Subscriptions (their keys' hashes), by name.
-    pub subscriptions: BTreeMap<String, pb::SubscriptionConfig>,
+    pub subscriptions: Entries<pb::SubscriptionConfig>,
 }
 
 /// Why an update does not apply to the configuration held.
@@ -82,19 +87,19 @@ impl Configuration {
         }
         if let Some(changed) = &update.changed {
             for route in &changed.routes {
-                next.routes.insert(route.api_id.clone(), route.clone());
+                next.routes.insert(route.api_id.clone(), Arc::new(route.clone()));
             }
             for identity in &changed.identities {
-                next.identities.insert(identity.thumbprint.clone(), identity.clone());
+                next.identities.insert(identity.thumbprint.clone(), Arc::new(identity.clone()));
             }
             for ca in &changed.trusted_cas {
-                next.cas.insert(ca.thumbprint.clone(), ca.clone());
+                next.cas.insert(ca.thumbprint.clone(), Arc::new(ca.clone()));
             }
             for hostname in &changed.hostnames {
-                next.hostnames.insert(hostname.name.clone(), hostname.clone());
+                next.hostnames.insert(hostname.name.clone(), Arc::new(hostname.clone()));
             }
             for subscription in &changed.subscriptions {
-                next.subscriptions.insert(subscription.name.clone(), subscription.clone());
+                next.subscriptions.insert(subscription.name.clone(), Arc::new(subscription.clone()));
             }
         }
         Ok(next)
@@ -106,11 +111,11 @@ impl Configuration {
             revision: self.revision,
             full: true,
             changed: Some(pb::Snapshot {
-                routes: self.routes.values().cloned().collect(),
-                identities: self.identities.values().cloned().collect(),
-                trusted_cas: self.cas.values().cloned().collect(),
-                hostnames: self.hostnames.values().cloned().collect(),
-                subscriptions: self.subscriptions.values().cloned().collect(),
+                routes: self.routes.values().map(|r| (**r).clone()).collect(),
+                identities: self.identities.values().map(|i| (**i).clone()).collect(),
+                trusted_cas: self.cas.values().map(|c| (**c).clone()).collect(),
+                hostnames: self.hostnames.values().map(|h| (**h).clone()).collect(),
+                subscriptions: self.subscriptions.values().map(|s| (**s).clone()).collect(),
             }),
             config_id: self.config_id.clone(),
             ..Default::default()

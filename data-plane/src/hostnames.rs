@@ -221,11 +221,11 @@ fn build_one(
             config
                 .cas
                 .get(thumbprint)
-                .cloned()
+                .map(|ca| (**ca).clone())
                 .ok_or_else(|| HostnameError::MissingClientCa { thumbprint: thumbprint.clone() })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let source = Source { hostname: hostname.clone(), certificate: certificate.clone(), client_cas };
+    let source = Source { hostname: hostname.clone(), certificate: (**certificate).clone(), client_cas };
     if let Some(unchanged) = previous.and_then(|p| p.get(&name)).filter(|p| p.source == source) {
         return Ok(Hostname {
             name,

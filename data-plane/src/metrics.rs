@@ -93,6 +93,9 @@ pub struct Metrics {
     pub upstream_connections_open: Gauge,
     /// Backend pools renewed at --max-connection-age (the old one's connections close once idle).
     pub upstream_pool_renewals: Counter,
+    /// Time to apply one configuration update: the delta on the held configuration and the
+    /// routing table built (full updates included).
+    pub config_apply_duration: Histogram,
     applied_revision: Gauge,
     seconds_since_sync: Gauge<f64, std::sync::atomic::AtomicU64>,
     connected: Gauge,
@@ -154,6 +157,12 @@ impl Metrics {
             "Backend pools renewed at --max-connection-age: the old connections take no new request and close once idle",
             upstream_pool_renewals.clone(),
         );
+        let config_apply_duration = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
+        registry.register(
+            "config_apply_duration_seconds",
+            "Time to apply one configuration update (the delta, then the routing table built)",
+            config_apply_duration.clone(),
+        );
         let applied_revision = Gauge::default();
         registry.register("config_revision", "Configuration revision applied", applied_revision.clone());
         let seconds_since_sync = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
@@ -190,6 +199,7 @@ impl Metrics {
             upstream_connections_opened,
             upstream_connections_open,
             upstream_pool_renewals,
+            config_apply_duration,
             applied_revision,
             seconds_since_sync,
             connected,

@@ -366,7 +366,10 @@ mod tests {
     fn a_malformed_subscription_is_an_error_naming_it() {
         let mut broken = subscription("broken", "", true, ["a", "b"]);
         broken.secondary_key_sha256.pop();
-        let config = Configuration { subscriptions: [("broken".into(), broken)].into(), ..Default::default() };
+        let config = Configuration {
+            subscriptions: [("broken".to_string(), std::sync::Arc::new(broken))].into_iter().collect(),
+            ..Default::default()
+        };
         let (name, error) = Subscriptions::build(&config).err().unwrap();
         assert_eq!((name.as_str(), error.to_string().as_str()), ("broken", "its secondary key hash is not 32 bytes"));
     }

@@ -14,7 +14,6 @@ mod pool;
 mod trust;
 mod verifier;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use gatehouse_proto::v1 as pb;
@@ -110,21 +109,40 @@ pub enum UpstreamError {
 
 // === impl Upstreams ===
 
-/// The backend pools of one routing table, by TLS identity.
-#[derive(Default)]
+/// The backend pools of one routing table, by TLS identity, each with the number of routes
+/// using it. Persistent: the next table's set starts as a copy of this one that costs nothing.
+#[derive(Clone, Default)]
 pub struct Upstreams {
-    pools: HashMap<UpstreamKey, Arc<Upstream>>,
+    pools: imbl::HashMap<UpstreamKey, Pool>,
+    /// One verifier per trust settings, so a thousand identities do not mean a thousand root
+    /// stores. Made from the configuration's CA certificates: a set built on this one keeps
+    /// them only while those are unchanged.
+    verifiers: imbl::HashMap<TlsPolicy, Arc<dyn ServerCertVerifier>>,
+}
+
+#[derive(Clone)]
+struct Pool {
+    upstream: Arc<Upstream>,
+    /// Routes using it.
+    users: usize,
 }
 
 impl Upstreams {
-    /// Starts the pools for `config`: a key that `previous` holds gets the same pool back (with
-    /// its warm connections); any other key gets a new one.
+    /// Starts the pools of a table built whole from `config`: a key that `previous` holds gets
+    /// the same pool back (with its warm connections); any other key gets a new one.
     pub fn builder<'a>(
         previous: Option<&'a Upstreams>,
         config: &'a Configuration,
         trust: &'a TrustAnchors,
     ) -> UpstreamsBuilder<'a> {
-        UpstreamsBuilder { previous, config, trust, pools: HashMap::new(), verifiers: HashMap::new() }
+        UpstreamsBuilder { previous, config, trust, built: Upstreams::default() }
+    }
+
+    /// Starts the pools of a table built from this one's by changing some routes: every pool
+    /// stays unless [`UpstreamsBuilder::release`] lets its last user go. `config`'s CA
+    /// certificates must be those this set was made with.
+    pub fn changing<'a>(&self, config: &'a Configuration, trust: &'a TrustAnchors) -> UpstreamsBuilder<'a> {
+        UpstreamsBuilder { previous: None, config, trust, built: self.clone() }
     }
 
     /// Number of pools (distinct TLS identities).
@@ -140,36 +158,50 @@ impl Upstreams {
 
 // === impl UpstreamsBuilder ===
 
-/// The pools of a routing table being built: see [`Upstreams::builder`].
+/// The pools of a routing table being built: see [`Upstreams::builder`] and
+/// [`Upstreams::changing`].
 pub struct UpstreamsBuilder<'a> {
     previous: Option<&'a Upstreams>,
     config: &'a Configuration,
     trust: &'a TrustAnchors,
-    /// The pools handed out so far: what [`Self::finish`] keeps.
-    pools: HashMap<UpstreamKey, Arc<Upstream>>,
-    /// One verifier per trust settings, so a thousand identities do not mean a thousand root
-    /// stores.
-    verifiers: HashMap<TlsPolicy, Arc<dyn ServerCertVerifier>>,
+    /// What [`Self::finish`] returns.
+    built: Upstreams,
 }
 
 impl UpstreamsBuilder<'_> {
-    /// The pool for `key`: the one already handed out, else the previous set's, else a new one
-    /// presenting the client certificate `key` names.
+    /// The pool for `key`, for one more route: the one already handed out, else the previous
+    /// set's, else a new one presenting the client certificate `key` names.
     pub fn pool(&mut self, key: UpstreamKey) -> Result<Arc<Upstream>, UpstreamError> {
-        if let Some(pool) = self.pools.get(&key) {
-            return Ok(pool.clone());
+        if let Some(pool) = self.built.pools.get_mut(&key) {
+            pool.users += 1;
+            return Ok(pool.upstream.clone());
         }
-        let pool = match self.previous.and_then(|previous| previous.pools.get(&key)) {
-            Some(pool) => pool.clone(),
+        let upstream = match self.previous.and_then(|previous| previous.pools.get(&key)) {
+            Some(pool) => pool.upstream.clone(),
             None => Arc::new(self.connect(&key)?),
         };
-        self.pools.insert(key, pool.clone());
-        Ok(pool)
+        self.built.pools.insert(key, Pool { upstream: upstream.clone(), users: 1 });
+        Ok(upstream)
+    }
+
+    /// One route fewer uses `key`'s pool; after the last, the pool goes with the table that
+    /// had it (its idle connections close then).
+    pub fn release(&mut self, key: &UpstreamKey) {
+        let unused = match self.built.pools.get_mut(key) {
+            Some(pool) => {
+                pool.users -= 1;
+                pool.users == 0
+            }
+            None => false,
+        };
+        if unused {
+            self.built.pools.remove(key);
+        }
     }
 
     /// The pools handed out; those of the previous set no route asked for are dropped with it.
     pub fn finish(self) -> Upstreams {
-        Upstreams { pools: self.pools }
+        self.built
     }
 
     fn connect(&mut self, key: &UpstreamKey) -> Result<Upstream, UpstreamError> {
@@ -182,15 +214,15 @@ impl UpstreamsBuilder<'_> {
                     .ok_or_else(|| UpstreamError::MissingIdentity { thumbprint: thumbprint.to_string() })?,
             ),
         };
-        let verifier = match self.verifiers.get(&key.tls) {
+        let verifier = match self.built.verifiers.get(&key.tls) {
             Some(verifier) => verifier.clone(),
             None => {
                 let verifier = verifier::backend_verifier(&key.tls, &self.config.cas, self.trust)?;
-                self.verifiers.insert(key.tls.clone(), verifier.clone());
+                self.built.verifiers.insert(key.tls.clone(), verifier.clone());
                 verifier
             }
         };
-        Upstream::new(key.clone(), identity, verifier, self.trust)
+        Upstream::new(key.clone(), identity.map(|i| &**i), verifier, self.trust)
     }
 }
 

@@ -9,6 +9,7 @@ pub mod backend;
 pub mod etcd;
 pub mod fleet;
 pub mod http_client;
+pub mod measure;
 pub mod pki;
 pub mod process;
 pub mod requests;

@@ -2,7 +2,6 @@
 //! only where the API asks (skip the chain, skip the name). Handshake signatures are always
 //! verified, whatever the API asks.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use gatehouse_proto::v1 as pb;
@@ -18,7 +17,7 @@ use super::{TlsPolicy, TrustAnchors, UpstreamError};
 /// chain/name toggles.
 pub(super) fn backend_verifier(
     tls: &TlsPolicy,
-    cas: &BTreeMap<String, pb::TrustedCa>,
+    cas: &crate::configuration::Entries<pb::TrustedCa>,
     trust: &TrustAnchors,
 ) -> Result<Arc<dyn ServerCertVerifier>, UpstreamError> {
     let mut roots = if tls.exclude_system_roots { RootCertStore::empty() } else { trust.roots().clone() };
@@ -122,7 +121,12 @@ mod tests {
         (trusted("ISSUER", &issuer), server.der().clone(), trusted("OTHER", &other))
     }
 
-    fn verify(policy: TlsPolicy, cas: &BTreeMap<String, pb::TrustedCa>, cert: &CertificateDer<'_>, name: &str) -> bool {
+    fn verify(
+        policy: TlsPolicy,
+        cas: &crate::configuration::Entries<pb::TrustedCa>,
+        cert: &CertificateDer<'_>,
+        name: &str,
+    ) -> bool {
         let verifier = backend_verifier(&policy, cas, &TrustAnchors::system()).unwrap();
         let name = ServerName::try_from(name.to_string()).unwrap();
         verifier.verify_server_cert(cert, &[], &name, &[], UnixTime::now()).is_ok()
@@ -131,7 +135,9 @@ mod tests {
     #[test]
     fn each_toggle_relaxes_only_its_own_check() {
         let (issuer, server, other) = issued();
-        let cas = BTreeMap::from([(issuer.thumbprint.clone(), issuer), (other.thumbprint.clone(), other)]);
+        let cas = [(issuer.thumbprint.clone(), Arc::new(issuer)), (other.thumbprint.clone(), Arc::new(other))]
+            .into_iter()
+            .collect();
         let trusting =
             TlsPolicy { ca_thumbprints: vec!["ISSUER".into()], exclude_system_roots: true, ..Default::default() };
         assert!(verify(trusting.clone(), &cas, &server, "backend.test"));
@@ -150,7 +156,7 @@ mod tests {
     #[test]
     fn a_ca_missing_from_the_snapshot_is_an_error() {
         let policy = TlsPolicy { ca_thumbprints: vec!["AB".into()], ..Default::default() };
-        let error = backend_verifier(&policy, &BTreeMap::new(), &TrustAnchors::system()).err().unwrap();
+        let error = backend_verifier(&policy, &Default::default(), &TrustAnchors::system()).err().unwrap();
         assert!(matches!(error, UpstreamError::MissingCa { thumbprint } if thumbprint == "AB"));
     }
 }

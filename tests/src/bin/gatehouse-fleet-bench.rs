@@ -10,6 +10,7 @@ use gatehouse_proto::v1::{
     self as pb, config_sync_client::ConfigSyncClient, credential_binding::Kind,
     set_api_credentials_request::Credential, sync_request::Message,
 };
+use gatehouse_tests::measure::status_kib;
 use gatehouse_tests::pki::TestCa;
 use gatehouse_tests::process::{ControlPlane, DataPlane};
 use gatehouse_tests::requests::{api, bind, upload};
@@ -29,14 +30,6 @@ struct Args {
     /// Client certificates uploaded (APIs are bound to them in turn).
     #[arg(long, default_value_t = 2)]
     certs: usize,
-}
-
-fn rss_kib(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with(field)).map(|l| l.to_string()))
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-        .unwrap_or(0)
 }
 
 fn dir_bytes(dir: &std::path::Path) -> u64 {
@@ -157,6 +150,7 @@ async fn main() -> anyhow::Result<()> {
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let latest = m.list_apis(pb::ListApisRequest {}).await?.into_inner().revision;
     gatehouse_tests::fleet::wait_acked(&mut m, &names, latest, Duration::from_secs(60)).await?;
+    let applied_before = apply_histogram(&http, &dps[0]).await?;
     let mut samples = Vec::new();
     for i in 0..args.rollouts {
         let cert = if i % 2 == 0 { "a" } else { "b" };
@@ -176,11 +170,12 @@ async fn main() -> anyhow::Result<()> {
     }
     samples.sort();
     let pick = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
+    let applied = apply_histogram(&http, &dps[0]).await?.since(&applied_before);
     if let Some(pid) = dps[0].process.pid() {
         println!(
             "  data plane memory: RSS {} MiB, peak {} MiB",
-            rss_kib(pid, "VmRSS:") / 1024,
-            rss_kib(pid, "VmHWM:") / 1024
+            status_kib(pid, "VmRSS:") / 1024,
+            status_kib(pid, "VmHWM:") / 1024
         );
     }
     println!(
@@ -191,5 +186,57 @@ async fn main() -> anyhow::Result<()> {
         pick(0.99),
         samples[samples.len() - 1]
     );
+    println!(
+        "  data plane apply (delta applied, routing table built; its histogram): mean {:.2} ms, median at most {:.2} ms, over {} updates",
+        applied.sum / applied.count.max(1.0) * 1000.0,
+        applied.quantile_bound(0.5) * 1000.0,
+        applied.count
+    );
     Ok(())
+}
+
+/// A data plane's `gatehouse_config_apply_duration_seconds` histogram.
+struct ApplyHistogram {
+    /// (upper bound, cumulative count), in order.
+    buckets: Vec<(f64, f64)>,
+    sum: f64,
+    count: f64,
+}
+
+impl ApplyHistogram {
+    /// What was observed between `before` and this reading.
+    fn since(&self, before: &ApplyHistogram) -> ApplyHistogram {
+        let buckets =
+            self.buckets.iter().zip(&before.buckets).map(|((bound, now), (_, then))| (*bound, now - then)).collect();
+        ApplyHistogram { buckets, sum: self.sum - before.sum, count: self.count - before.count }
+    }
+
+    /// The upper bound of the bucket holding quantile `q`.
+    fn quantile_bound(&self, q: f64) -> f64 {
+        let wanted = self.count * q;
+        self.buckets.iter().find(|(_, cumulative)| *cumulative >= wanted).map_or(f64::INFINITY, |(bound, _)| *bound)
+    }
+}
+
+async fn apply_histogram(
+    http: &gatehouse_tests::http_client::HttpClient,
+    dp: &DataPlane,
+) -> anyhow::Result<ApplyHistogram> {
+    let text = http.get(&dp.admin_url("/metrics")).await?.body;
+    let name = "gatehouse_config_apply_duration_seconds";
+    let value = |line: &str| line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok());
+    let mut histogram = ApplyHistogram { buckets: Vec::new(), sum: 0.0, count: 0.0 };
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix(&format!("{name}_bucket{{le=\"")) {
+            let bound = rest.split('"').next().unwrap_or_default();
+            let bound = if bound == "+Inf" { f64::INFINITY } else { bound.parse().context("bucket bound")? };
+            histogram.buckets.push((bound, value(line).context("bucket count")?));
+        } else if line.starts_with(&format!("{name}_sum ")) {
+            histogram.sum = value(line).context("sum")?;
+        } else if line.starts_with(&format!("{name}_count ")) {
+            histogram.count = value(line).context("count")?;
+        }
+    }
+    ensure!(!histogram.buckets.is_empty(), "the data plane exports no {name}");
+    Ok(histogram)
 }

@@ -1,12 +1,6 @@
 //! Percentiles and medians of what was measured.
 
-use std::time::Duration;
-
-/// The sample at quantile `q` (0 to 1, nearest rank); sorts them.
-pub fn percentile(samples: &mut [Duration], q: f64) -> Duration {
-    samples.sort();
-    samples[((samples.len() as f64 - 1.0) * q).round() as usize]
-}
+pub use gatehouse_tests::measure::percentile;
 
 /// The middle value (the upper one of an even count); sorts them.
 pub fn median(values: &mut [f64]) -> f64 {

@@ -3,15 +3,8 @@
 
 use gatehouse_tests::etcd::EtcdCluster;
 use gatehouse_tests::http_client::HttpClient;
+use gatehouse_tests::measure::status_kib;
 use gatehouse_tests::process::ControlPlane;
-
-/// A /proc/PID/status field in KiB (VmRSS, VmHWM), 0 when the process is gone.
-fn status_kib(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
-        .unwrap_or(0)
-}
 
 /// "RSS/peak" of a control plane, in MiB.
 pub fn memory(cp: &ControlPlane) -> String {
