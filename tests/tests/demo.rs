@@ -117,6 +117,18 @@ fn the_fleet_bench_runs() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
     assert!(stdout.contains("one-API change"), "{stdout}");
+    assert!(stdout.contains("data plane apply"), "{stdout}");
+}
+
+#[test]
+fn the_fanout_bench_runs() {
+    let output = Command::new(env!("CARGO_BIN_EXE_gatehouse-fanout-bench"))
+        .args(["--streams", "20,40", "--changes", "3", "--apis", "5", "--streams-per-connection", "16"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("   40 streams: every stream ACKed"), "{stdout}");
 }
 
 #[test]
