@@ -123,6 +123,16 @@ def rss_peak_kib(pids):
     return total
 
 
+def backend_connections(pids, backend_port):
+    """Established TCP connections from these processes to the backend's port (ss -tnp; NaN
+    without iproute2's ss)."""
+    if not shutil.which("ss"):
+        return float("nan")
+    out = subprocess.run(["ss", "-Htnp", "state", "established", f"( dport = :{backend_port} )"],
+                         capture_output=True, text=True).stdout
+    return sum(1 for line in out.splitlines() if any(f"pid={pid}," in line for pid in pids))
+
+
 def children(pid):
     try:
         out = run(["pgrep", "-P", str(pid)]).stdout.split()
@@ -335,7 +345,8 @@ def front_suite(tls):
                 time.sleep(0.1)
         rounds = 1 if SMOKE else 3
         duration, latency_duration, warm = (2, 1, 1) if SMOKE else (15, 8, 3)
-        results = {name: {"rps": [], "p50": [], "p99": [], "p50_1": [], "p99_1": [], "hs": []} for name in proxies}
+        results = {name: {"rps": [], "p50": [], "p99": [], "p50_1": [], "p99_1": [], "hs": [], "held": []}
+                   for name in proxies}
         for r in range(rounds):
             for name in proxies:  # interleaved: A B C, A B C, ...
                 check_presents(ports[name], thumbprint, tls, f"{work}/ca.pem")
@@ -343,6 +354,8 @@ def front_suite(tls):
                 rps, lat, errors = wrk(ports[name], 64, duration, tls)
                 if errors:
                     raise RuntimeError(f"{name} round {r + 1}: {errors} errors: the run is void")
+                # Connections to the backend the proxy holds right after 64 client connections.
+                held = backend_connections([proxies[name].pid] + children(proxies[name].pid), ports["backend"])
                 _, lat1, errors = wrk(ports[name], 1, latency_duration, tls)
                 if errors:
                     raise RuntimeError(f"{name} round {r + 1}: {errors} errors in the latency run")
@@ -352,12 +365,13 @@ def front_suite(tls):
                     hs, _, _ = wrk(ports[name], 16, latency_duration, tls, new_connections=True)
                     res["hs"].append(hs)
                 res["rps"].append(rps)
+                res["held"].append(held)
                 res["p50"].append(lat["50"])
                 res["p99"].append(lat["99"])
                 res["p50_1"].append(lat1["50"])
                 res["p99_1"].append(lat1["99"])
                 log(f"  round {r + 1} {name:<9} {rps:>10.0f} req/s  p50 {lat['50']:.3f} ms  p99 {lat['99']:.3f} ms"
-                    f"  (1 conn: p50 {lat1['50']:.3f} ms p99 {lat1['99']:.3f} ms)")
+                    f"  (1 conn: p50 {lat1['50']:.3f} ms p99 {lat1['99']:.3f} ms)  backend connections held {held}")
         rss = {}
         for name, p in proxies.items():
             pids = [p.pid] + children(p.pid)
@@ -367,11 +381,11 @@ def front_suite(tls):
         log(f"proxy throughput, clients over {front}, proxy to backend over mTLS; proxy pinned to CPU {PROXY_CPU}"
             f" (1 core), load and backend on CPU {LOAD_CPU}; median of {rounds} interleaved rounds, {duration} s each,"
             f" 64 connections (latency: 1 connection)")
-        log(f"{'proxy':<10} {'req/s':>10} {'req/s/core':>10} {'p50 ms':>8} {'p99 ms':>8} {'p50 ms 1c':>9} {'p99 ms 1c':>9} {'peak RSS MiB':>12}")
+        log(f"{'proxy':<10} {'req/s':>10} {'req/s/core':>10} {'p50 ms':>8} {'p99 ms':>8} {'p50 ms 1c':>9} {'p99 ms 1c':>9} {'peak RSS MiB':>12} {'backend conns':>13}")
         med = {n: {k: statistics.median(v) for k, v in res.items() if v} for n, res in results.items()}
         for name in proxies:
             m = med[name]
-            log(f"{name:<10} {m['rps']:>10.0f} {m['rps']:>10.0f} {m['p50']:>8.3f} {m['p99']:>8.3f} {m['p50_1']:>9.3f} {m['p99_1']:>9.3f} {rss[name]:>12.1f}")
+            log(f"{name:<10} {m['rps']:>10.0f} {m['rps']:>10.0f} {m['p50']:>8.3f} {m['p99']:>8.3f} {m['p50_1']:>9.3f} {m['p99_1']:>9.3f} {rss[name]:>12.1f} {m['held']:>13.0f}")
         for peer in ("nginx", "haproxy"):
             log(f"gatehouse/{peer}: req/s x{med['gatehouse']['rps'] / med[peer]['rps']:.2f}, "
                 f"p99 x{med['gatehouse']['p99'] / med[peer]['p99']:.2f} (lower is better)")
