@@ -99,16 +99,64 @@ pub type PublishedRef = Arc<Published>;
 /// identity serves as client and server certificate alike), and shared with the previous
 /// revision's where equal.
 struct Credentials<'a> {
+    state: &'a State,
     previous: Option<&'a Published>,
     identities: Entries<pb::ClientIdentity>,
     cas: Entries<pb::TrustedCa>,
+    /// Made when first needed: see [`Canonical`].
+    canonical: Option<Canonical<'a>>,
 }
 
-impl Credentials<'_> {
-    /// Publishes `stored` (chain and private key); returns its thumbprint.
+/// Which of the certificates sharing a thumbprint is published under it (two ids may hold the
+/// same certificate): the lowest id, and for CA certificates the lowest id among those with a
+/// CRL if any has one. So what a revision publishes depends on its state only, never on the
+/// order of the edits that led to it (a revision built whole, or on the previous one, or by
+/// another control plane, is the same).
+struct Canonical<'a> {
+    certificates: std::collections::HashMap<String, &'a StoredCertificate>,
+    cas: std::collections::HashMap<String, &'a StoredCaCertificate>,
+}
+
+impl<'a> Canonical<'a> {
+    fn of(state: &'a State) -> Self {
+        let mut certificates = std::collections::HashMap::new();
+        // Ids in order: the first one seen for a thumbprint is the lowest.
+        for stored in state.certificates.values() {
+            certificates.entry(stored.certificate.info.thumbprint.to_string()).or_insert(stored);
+        }
+        let mut cas: std::collections::HashMap<String, &StoredCaCertificate> = std::collections::HashMap::new();
+        for ca in state.ca_certificates.values() {
+            let chosen = cas.entry(ca.info.thumbprint.to_string()).or_insert(ca);
+            if chosen.crl.is_none() && ca.crl.is_some() {
+                *chosen = ca;
+            }
+        }
+        Self { certificates, cas }
+    }
+}
+
+impl<'a> Credentials<'a> {
+    fn new(state: &'a State, previous: Option<&'a Published>, start: Option<&Published>) -> Self {
+        Self {
+            state,
+            previous,
+            identities: start.map(|p| p.identities.clone()).unwrap_or_default(),
+            cas: start.map(|p| p.cas.clone()).unwrap_or_default(),
+            canonical: None,
+        }
+    }
+
+    fn canonical(&mut self) -> &Canonical<'a> {
+        let state = self.state;
+        self.canonical.get_or_insert_with(|| Canonical::of(state))
+    }
+
+    /// Publishes the certificate under `stored`'s thumbprint (chain and private key); returns
+    /// the thumbprint.
     fn identity(&mut self, stored: &StoredCertificate) -> String {
         let t = stored.certificate.info.thumbprint.to_string();
         if !self.identities.contains_key(&t) {
+            let stored = self.canonical().certificates.get(&t).copied().unwrap_or(stored);
             let identity = pb::ClientIdentity {
                 thumbprint: t.clone(),
                 certificate_chain: stored.certificate.chain.clone(),
@@ -121,10 +169,11 @@ impl Credentials<'_> {
         t
     }
 
-    /// Publishes the CA certificate; returns its thumbprint.
+    /// Publishes the CA certificate under `ca`'s thumbprint; returns the thumbprint.
     fn ca(&mut self, ca: &StoredCaCertificate) -> String {
         let t = ca.info.thumbprint.to_string();
         if !self.cas.contains_key(&t) {
+            let ca = self.canonical().cas.get(&t).copied().unwrap_or(ca);
             let crl = ca.crl.as_ref().map(|crl| crl.der.clone()).unwrap_or_default();
             let trusted = pb::TrustedCa { thumbprint: t.clone(), certificate: ca.der.clone(), crl };
             self.cas.insert(t.clone(), reuse(self.previous.and_then(|p| p.cas.get(&t)), trusted));
@@ -197,7 +246,7 @@ impl Published {
 
     /// Every entry built from `state`, shared with `previous` where equal.
     fn whole(state: &State, previous: Option<&Published>) -> Self {
-        let mut credentials = Credentials { previous, identities: Entries::new(), cas: Entries::new() };
+        let mut credentials = Credentials::new(state, previous, None);
         let mut routes = Entries::new();
         for api in state.apis.values() {
             let route = route_config(state, api, &mut credentials);
@@ -220,11 +269,7 @@ impl Published {
     /// hostnames and subscriptions if they changed; the credentials no longer used go.
     fn changed_since(state: &State, previous: &Published) -> Self {
         use imbl::ordmap::DiffItem;
-        let mut credentials = Credentials {
-            previous: Some(previous),
-            identities: previous.identities.clone(),
-            cas: previous.cas.clone(),
-        };
+        let mut credentials = Credentials::new(state, Some(previous), Some(previous));
         let mut routes = previous.routes.clone();
         // Routes replaced or removed: the credentials only they used must go too.
         let mut dropped = false;
@@ -286,37 +331,29 @@ impl Published {
     /// revisions share are skipped, so this costs what changed.
     pub fn diff(&self, base: &Published) -> (pb::Snapshot, pb::Removed) {
         use imbl::ordmap::DiffItem;
-        fn changed<T: PartialEq + Clone>(now: &Entries<T>, before: &Entries<T>) -> Vec<T> {
-            before
-                .diff(now)
-                .filter_map(|item| match item {
-                    DiffItem::Add(_, v) | DiffItem::Update { new: (_, v), .. } => Some((**v).clone()),
-                    DiffItem::Remove(..) => None,
-                })
-                .collect()
+        /// New or different entries, and the keys of those gone, in one walk.
+        fn compare<T: PartialEq + Clone>(now: &Entries<T>, before: &Entries<T>) -> (Vec<T>, Vec<String>) {
+            let (mut changed, mut removed) = (Vec::new(), Vec::new());
+            for item in before.diff(now) {
+                match item {
+                    DiffItem::Add(_, v) | DiffItem::Update { new: (_, v), .. } => changed.push((**v).clone()),
+                    DiffItem::Remove(k, _) => removed.push(k.clone()),
+                }
+            }
+            (changed, removed)
         }
-        fn removed<T: PartialEq>(now: &Entries<T>, before: &Entries<T>) -> Vec<String> {
-            before
-                .diff(now)
-                .filter_map(|item| match item {
-                    DiffItem::Remove(k, _) => Some(k.clone()),
-                    _ => None,
-                })
-                .collect()
-        }
-        let snapshot = pb::Snapshot {
-            routes: changed(&self.routes, &base.routes),
-            identities: changed(&self.identities, &base.identities),
-            trusted_cas: changed(&self.cas, &base.cas),
-            hostnames: changed(&self.hostnames, &base.hostnames),
-            subscriptions: changed(&self.subscriptions, &base.subscriptions),
-        };
+        let (routes, api_ids) = compare(&self.routes, &base.routes);
+        let (identities, identity_thumbprints) = compare(&self.identities, &base.identities);
+        let (trusted_cas, ca_thumbprints) = compare(&self.cas, &base.cas);
+        let (hostnames, gone_hostnames) = compare(&self.hostnames, &base.hostnames);
+        let (subscriptions, gone_subscriptions) = compare(&self.subscriptions, &base.subscriptions);
+        let snapshot = pb::Snapshot { routes, identities, trusted_cas, hostnames, subscriptions };
         let gone = pb::Removed {
-            api_ids: removed(&self.routes, &base.routes),
-            identity_thumbprints: removed(&self.identities, &base.identities),
-            ca_thumbprints: removed(&self.cas, &base.cas),
-            hostnames: removed(&self.hostnames, &base.hostnames),
-            subscriptions: removed(&self.subscriptions, &base.subscriptions),
+            api_ids,
+            identity_thumbprints,
+            ca_thumbprints,
+            hostnames: gone_hostnames,
+            subscriptions: gone_subscriptions,
         };
         (snapshot, gone)
     }
@@ -582,6 +619,28 @@ mod tests {
             published.identities.is_empty() && published.cas.is_empty(),
             "credentials no route uses stay published"
         );
+    }
+
+    #[test]
+    fn a_certificate_under_two_ids_is_published_the_same_whatever_the_order_of_edits() {
+        let mut state = credentials_state();
+        let twin = StoredCertificate { id: "c0".into(), ..state.certificates["c2"].clone() };
+        state.certificates.insert("c0".into(), twin);
+        let bound = |id: &str, certificate: &str| {
+            let mut api = api(id, &format!("/{id}"));
+            api.policy.certificate = Binding::CertificateId(certificate.into());
+            api
+        };
+        // "b" (bound to c2) first, then "a" (bound to c0, the same certificate).
+        state.apis.insert("b".into(), bound("b", "c2"));
+        let first = Published::of(&state, None);
+        state.apis.insert("a".into(), bound("a", "c0"));
+        state.revision += 1;
+        let built_on = Published::of(&state, Some(&first));
+        let whole = Published::of(&state, None);
+        assert_eq!(sent(&built_on), sent(&whole));
+        let ids: Vec<&str> = whole.identities.values().map(|i| i.certificate_id.as_str()).collect();
+        assert_eq!(ids, ["c0"], "the lowest id holding the certificate names it");
     }
 
     fn hostname(name: &str) -> Hostname {

@@ -52,6 +52,10 @@ struct Args {
     /// connection within this time. 0: no limit.
     #[arg(long, env = "GATEHOUSE_DP_MAX_CONNECTION_AGE", default_value_t = 300)]
     max_connection_age: u64,
+    /// Most connections to a backend per TLS identity (client certificate and trust settings);
+    /// requests beyond wait for one to come back, within the backend timeout.
+    #[arg(long, env = "GATEHOUSE_DP_MAX_BACKEND_CONNECTIONS", default_value_t = gatehouse_data_plane::upstream::DEFAULT_MAX_CONNECTIONS_PER_POOL)]
+    max_backend_connections: usize,
     /// Address API clients send plaintext requests to (HTTP/1.1 and h2c); `none` turns
     /// plaintext off (then --listen-https is needed).
     #[arg(long, env = "GATEHOUSE_DP_LISTEN", default_value = "127.0.0.1:8080")]
@@ -156,6 +160,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         backend_ca_file: args.backend_ca_file,
         backend_connect_timeout: Duration::from_secs(args.backend_connect_timeout),
         max_connection_age: (args.max_connection_age > 0).then(|| Duration::from_secs(args.max_connection_age)),
+        max_backend_connections: args.max_backend_connections.max(1),
         cache_dir: args.cache_dir,
         cache_key_file: args.cache_key_file,
         max_routes: args.max_routes,

@@ -280,8 +280,8 @@ impl RoutingTable {
     }
 
     /// This table with the routes that differ in `config` built again, the others shared; a
-    /// pool no route uses any more goes. A changed route that checks client certificates
-    /// needs the CA certificates' authorities made again, so it builds the whole table.
+    /// pool no route uses any more goes. (A route that checks client certificates holds its
+    /// authorities itself; the table's are those of hostnames, which did not change.)
     fn changed_to(&self, config: &Configuration, trust: &TrustAnchors) -> Result<Self, TableError> {
         use imbl::ordmap::DiffItem;
         let mut upstreams = self.upstreams.changing(config, trust);
@@ -297,9 +297,6 @@ impl RoutingTable {
                 upstreams.release(&before.upstream.key);
             }
             let Some(now) = now else { continue };
-            if now.client_certificate_validation.is_some() {
-                return Self::whole(config, Some(self), trust);
-            }
             let built = Arc::new(Route::build(now, &mut upstreams, &mut authorities)?);
             index.insert(&built);
             routes.insert(id.clone(), built);
@@ -765,6 +762,18 @@ mod tests {
             (config, table) = (next, built_on);
         }
         assert_eq!(table.upstreams.len(), 1, "only b1's pool is left");
+        // The only route of a pool changes something else: the pool (and its connections) stays.
+        let solo = |timeout| pb::RouteConfig { backend_timeout_seconds: timeout, ..on("solo", "/solo", "b3:3") };
+        let next = changed(&config, |routes| {
+            routes.insert("solo".into(), Arc::new(solo(5)));
+        });
+        let table = RoutingTable::build(&next, Some(&table), &trust, usize::MAX).unwrap();
+        let sole = table.routes["solo"].upstream.clone();
+        let next = changed(&next, |routes| {
+            routes.insert("solo".into(), Arc::new(solo(9)));
+        });
+        let rebuilt = RoutingTable::build(&next, Some(&table), &trust, usize::MAX).unwrap();
+        assert!(Arc::ptr_eq(&sole, &rebuilt.routes["solo"].upstream), "a rebuilt route keeps its pool");
         assert_eq!(table.route(None, "/s/3/v2/q", true).unwrap().api_id, "api-3");
     }
 }

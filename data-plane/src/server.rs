@@ -49,6 +49,8 @@ pub struct DataPlaneConfig {
     pub backend_connect_timeout: Duration,
     /// How long a backend connection takes new requests (`None`: no limit).
     pub max_connection_age: Option<Duration>,
+    /// Most connections to a backend per TLS identity; requests beyond wait for one.
+    pub max_backend_connections: usize,
     /// Folder of the last-known-good configuration cache, if any.
     pub cache_dir: Option<PathBuf>,
     /// Key file sealing the cache [default: cache.key in `cache_dir`].
@@ -98,6 +100,7 @@ impl DataPlaneConfig {
             backend_ca_file: None,
             backend_connect_timeout: Duration::from_secs(10),
             max_connection_age: Some(Duration::from_secs(300)),
+            max_backend_connections: crate::upstream::DEFAULT_MAX_CONNECTIONS_PER_POOL,
             cache_dir: None,
             cache_key_file: None,
             max_routes: 100_000,
@@ -186,7 +189,8 @@ impl DataPlane {
         }
         let trust = trust
             .with_connect_timeout(config.backend_connect_timeout)
-            .with_max_connection_age(config.max_connection_age);
+            .with_max_connection_age(config.max_connection_age)
+            .with_max_connections_per_pool(config.max_backend_connections);
         let plaintext = match config.listen {
             Some(addr) => Some(bind(addr).await.map_err(|source| StartError::Listen { addr, source })?),
             None => None,

@@ -22,8 +22,8 @@ use rustls::client::danger::ServerCertVerifier;
 use crate::configuration::Configuration;
 
 pub use failure::BackendFailure;
-pub use pool::Upstream;
-pub use trust::{TrustAnchors, TrustError};
+pub use pool::{PooledBody, SendError, Upstream};
+pub use trust::{DEFAULT_MAX_CONNECTIONS_PER_POOL, TrustAnchors, TrustError};
 
 /// Identifies a pool: requests may share connections only when all of this is equal.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -141,8 +141,10 @@ impl Upstreams {
     /// Starts the pools of a table built from this one's by changing some routes: every pool
     /// stays unless [`UpstreamsBuilder::release`] lets its last user go. `config`'s CA
     /// certificates must be those this set was made with.
-    pub fn changing<'a>(&self, config: &'a Configuration, trust: &'a TrustAnchors) -> UpstreamsBuilder<'a> {
-        UpstreamsBuilder { previous: None, config, trust, built: self.clone() }
+    pub fn changing<'a>(&'a self, config: &'a Configuration, trust: &'a TrustAnchors) -> UpstreamsBuilder<'a> {
+        // `previous` too: a pool whose last route is rebuilt (released, then asked for again)
+        // is the same pool, with its warm connections.
+        UpstreamsBuilder { previous: Some(self), config, trust, built: self.clone() }
     }
 
     /// Number of pools (distinct TLS identities).

@@ -1,6 +1,7 @@
 //! Backend connections never outlive the identity they were opened with for long: when an API's
 //! client certificate is rotated away, the old identity's pooled connections close once idle,
-//! and under continuous traffic no connection takes new requests past --max-connection-age.
+//! under continuous traffic no connection takes new requests past --max-connection-age, and a
+//! pool holds no more connections than the requests in flight, nor past its limit.
 
 use std::time::{Duration, Instant};
 
@@ -92,5 +93,44 @@ async fn under_continuous_traffic_no_connection_outlives_the_maximum_age() -> an
     // The retired ones closed: what stays open is the current one (and at most one finishing).
     let open = metric(&http, &dp, "gatehouse_upstream_connections_open").await?;
     assert!(open <= 2.0, "{open} backend connections open");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pool_opens_no_more_connections_than_requests_in_flight_nor_past_its_limit() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let ca = TestCa::new("Bound CA")?;
+    let backend = EchoBackend::start(&ca.server(&["localhost"])?, ClientAuth::TrustedBy(ca.der())).await?;
+    let backend_ca = ca.write_pem(dir.path(), "ca.pem")?;
+    let client = ca.client("bounded")?;
+    let cp = ControlPlane::start(&dir.path().join("cp")).await?;
+    let mut m = cp.management().await?;
+    m.upload_certificate(upload("c", client.pfx("pw")?, "pw")).await?;
+    let put = m.put_api(api("orders", "/orders", &backend.url(), Some(Kind::CertificateId("c".into())))).await?;
+    let dp =
+        DataPlane::start_with(&cp.access(), "dp-bound", Some(&backend_ca), &["--max-backend-connections", "2"]).await?;
+    wait_acked(&mut m, &[&dp.name], put.into_inner().revision, ACK).await?;
+    let http = HttpClient::default();
+
+    // One request at a time: one connection, reused.
+    for _ in 0..20 {
+        let reply = http.get(&dp.url("/orders")).await?;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    }
+    assert_eq!(metric(&http, &dp, "gatehouse_upstream_connections_opened_total").await?, 1.0);
+
+    // 16 at once, five times: every one answered, on at most two connections.
+    let url = dp.url("/orders");
+    for _ in 0..5 {
+        let replies = futures_util::future::join_all((0..16).map(|_| http.get(&url))).await;
+        for reply in replies {
+            let reply = reply?;
+            assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+            assert_eq!(reply.presented(), Some(client.thumbprint.as_str()));
+        }
+    }
+    let opened = metric(&http, &dp, "gatehouse_upstream_connections_opened_total").await?;
+    assert!(opened <= 2.0, "{opened} backend connections opened with --max-backend-connections 2");
+    assert!(metric(&http, &dp, "gatehouse_upstream_connections_open").await? <= 2.0);
     Ok(())
 }

@@ -67,7 +67,7 @@ impl BackendFailure {
     }
 
     /// Walks the error's causes for the rustls error underneath.
-    pub fn classify(error: &hyper_util::client::legacy::Error) -> Self {
+    pub fn classify(error: &super::SendError) -> Self {
         if is_client_body_error(error) {
             return Self::ClientBody;
         }
@@ -106,7 +106,7 @@ impl BackendFailure {
 
 /// hyper reports a request body that failed while being sent as a user error whose cause is
 /// the body's own error: here, the server side's error reading the client's body.
-fn is_client_body_error(error: &hyper_util::client::legacy::Error) -> bool {
+fn is_client_body_error(error: &super::SendError) -> bool {
     let mut cause = error.source();
     while let Some(e) = cause {
         if let Some(hyper) = e.downcast_ref::<hyper::Error>()

@@ -1,46 +1,81 @@
-//! One backend pool: a hyper-util client with its own rustls configuration (and so its own
-//! session cache) for one TLS identity, counting the connections it opens, and renewed (a new
-//! client, the old one's connections closed once idle) every --max-connection-age.
+//! One backend pool: the HTTP/1.1 connections of one TLS identity, made with its own rustls
+//! configuration (and so its own session cache). A request takes an idle connection, else opens
+//! one while the pool holds fewer than `--max-backend-connections`, else waits for one to come
+//! back; a connection comes back when its response body has been read to the end, so the pool
+//! holds as many connections as requests were in flight at once, not more. The request's own
+//! task sends on the connection (hyper's `client::conn`); a task per connection only reads it.
+//! Renewed (a new generation, the old one's connections closed once idle) every
+//! --max-connection-age.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::task::{Context, Poll, ready};
+use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use gatehouse_proto::v1 as pb;
 use http::Uri;
 use hyper::body::Incoming;
+use hyper::client::conn::http1::SendRequest;
 use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use rustls::ClientConfig;
 use rustls::client::danger::ServerCertVerifier;
+use tokio::sync::Notify;
+use tower::ServiceExt as _;
 
 use super::{TrustAnchors, UpstreamError, UpstreamKey};
+
+/// An idle connection unused for this long is closed.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The pool of one TLS identity: every connection in it presented the same client
 /// certificate and checked the backend the same way. Made only by [`super::UpstreamsBuilder`].
 pub struct Upstream {
     /// What every connection of this pool shares.
     pub key: UpstreamKey,
-    /// The client taking new requests; in-flight requests keep the one they started on.
+    /// The generation taking new requests; in-flight requests keep the one they started on.
     current: arc_swap::ArcSwap<Generation>,
     /// Makes the connections of every generation.
     connector: Counting<HttpsConnector<HttpConnector>>,
     /// How long one generation takes new requests.
     max_age: Option<Duration>,
+    /// Most connections one generation holds.
+    max_connections: usize,
 }
 
-/// One client of a pool and when it was made: dropped when its last request is done, which
-/// closes its connections.
+/// The connections of a pool made since it was last renewed: dropped when its last request is
+/// done, which closes its idle connections.
 struct Generation {
-    client: Client<Counting<HttpsConnector<HttpConnector>>, Incoming>,
-    born: std::time::Instant,
+    idle: Mutex<Vec<Idle>>,
+    /// Connections open, or being opened.
+    open: AtomicUsize,
+    /// A connection came back or closed: a waiting request may go on.
+    changed: Notify,
+    born: Instant,
 }
 
-impl Generation {
-    fn new(connector: Counting<HttpsConnector<HttpConnector>>) -> Self {
-        let client = Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(60)).build(connector);
-        Self { client, born: std::time::Instant::now() }
+struct Idle {
+    sender: SendRequest<Incoming>,
+    since: Instant,
+}
+
+/// Why a backend call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// No connection could be made (TCP, or the TLS handshake).
+    #[error("cannot connect to the backend")]
+    Connect(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The HTTP exchange failed.
+    #[error("the backend call failed")]
+    Http(#[source] hyper::Error),
+}
+
+impl SendError {
+    /// Whether no connection could be made.
+    pub fn is_connect(&self) -> bool {
+        matches!(self, Self::Connect(_))
     }
 }
 
@@ -80,18 +115,77 @@ impl Upstream {
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
-        let connector = Counting(connector);
-        let current = arc_swap::ArcSwap::from_pointee(Generation::new(connector.clone()));
-        Ok(Self { key, current, connector, max_age: trust.max_connection_age() })
+        let current = arc_swap::ArcSwap::from_pointee(Generation::new());
+        Ok(Self {
+            key,
+            current,
+            connector: Counting(connector),
+            max_age: trust.max_connection_age(),
+            max_connections: trust.max_connections_per_pool(),
+        })
     }
 
-    /// Sends `request` on one of this pool's connections (opening one if none is idle).
-    pub async fn send(
-        &self,
-        request: http::Request<Incoming>,
-    ) -> Result<http::Response<Incoming>, hyper_util::client::legacy::Error> {
+    /// Sends `request` on one of this pool's connections. A request that an idle connection
+    /// could not take (the backend had closed it) goes on another; one that was sent is never
+    /// sent again.
+    pub async fn send(&self, mut request: http::Request<Incoming>) -> Result<http::Response<PooledBody>, SendError> {
         let generation = self.generation();
-        generation.client.request(request).await
+        loop {
+            let (mut lease, reused) = self.lease(&generation, request.uri()).await?;
+            let sender = lease.sender.as_mut().expect("a lease holds its connection until it ends");
+            if reused && sender.ready().await.is_err() {
+                continue;
+            }
+            match sender.try_send_request(request).await {
+                Ok(response) => return Ok(response.map(|body| PooledBody { body, lease: Some(lease) })),
+                Err(mut error) => match error.take_message() {
+                    Some(unsent) if reused => request = unsent,
+                    _ => return Err(SendError::Http(error.into_error())),
+                },
+            }
+        }
+    }
+
+    /// A connection for one request: an idle one (true), else a new one while under the
+    /// limit, else the next to come back.
+    async fn lease(&self, generation: &Arc<Generation>, uri: &Uri) -> Result<(Lease, bool), SendError> {
+        loop {
+            if let Some(sender) = generation.take_idle() {
+                return Ok((Lease::new(sender, generation), true));
+            }
+            let open = generation.open.load(Ordering::Acquire);
+            if open < self.max_connections
+                && generation.open.compare_exchange(open, open + 1, Ordering::AcqRel, Ordering::Acquire).is_ok()
+            {
+                return match self.connect(generation, uri).await {
+                    Ok(sender) => Ok((Lease::new(sender, generation), false)),
+                    Err(error) => {
+                        generation.closed_one();
+                        Err(error)
+                    }
+                };
+            }
+            // At the limit: a connection that comes back (or closes) wakes one waiter; one
+            // that came back since the check above left a permit, so none is missed.
+            generation.changed.notified().await;
+        }
+    }
+
+    /// Opens a connection (TCP, TLS, HTTP/1.1) and starts the task that reads it.
+    async fn connect(&self, generation: &Arc<Generation>, uri: &Uri) -> Result<SendRequest<Incoming>, SendError> {
+        let io = self.connector.clone().oneshot(uri.clone()).await.map_err(SendError::Connect)?;
+        let (sender, connection) =
+            hyper::client::conn::http1::Builder::new().handshake(io).await.map_err(SendError::Http)?;
+        let generation: Weak<Generation> = Arc::downgrade(generation);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "backend connection ended");
+            }
+            if let Some(generation) = generation.upgrade() {
+                generation.closed_one();
+            }
+        });
+        Ok(sender)
     }
 
     /// The generation taking new requests, renewed once it is older than the maximum age: no
@@ -101,7 +195,7 @@ impl Upstream {
         let current = self.current.load_full();
         match self.max_age {
             Some(age) if current.born.elapsed() >= age => {
-                let fresh = Arc::new(Generation::new(self.connector.clone()));
+                let fresh = Arc::new(Generation::new());
                 let previous = self.current.compare_and_swap(&current, fresh.clone());
                 if Arc::ptr_eq(&previous, &current) {
                     crate::metrics::global().upstream_pool_renewals.inc();
@@ -113,6 +207,116 @@ impl Upstream {
             }
             _ => current,
         }
+    }
+}
+
+// === impl Generation ===
+
+impl Generation {
+    fn new() -> Self {
+        Self { idle: Mutex::new(Vec::new()), open: AtomicUsize::new(0), changed: Notify::new(), born: Instant::now() }
+    }
+
+    /// The most recently returned idle connection that is still open and not too old; those
+    /// closed or idle too long are dropped (which closes them).
+    fn take_idle(&self) -> Option<SendRequest<Incoming>> {
+        let mut idle = self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        while let Some(candidate) = idle.pop() {
+            if !candidate.sender.is_closed() && candidate.since.elapsed() < IDLE_TIMEOUT {
+                return Some(candidate.sender);
+            }
+        }
+        None
+    }
+
+    fn put_idle(&self, sender: SendRequest<Incoming>) {
+        self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(Idle { sender, since: Instant::now() });
+        self.changed.notify_one();
+    }
+
+    fn closed_one(&self) {
+        self.open.fetch_sub(1, Ordering::AcqRel);
+        self.changed.notify_one();
+    }
+}
+
+// === impl Lease ===
+
+/// A connection taken for one request: back to its generation's idle connections when the
+/// response was read to the end, else dropped (hyper then closes it).
+struct Lease {
+    sender: Option<SendRequest<Incoming>>,
+    generation: Arc<Generation>,
+}
+
+impl Lease {
+    fn new(sender: SendRequest<Incoming>, generation: &Arc<Generation>) -> Self {
+        Self { sender: Some(sender), generation: generation.clone() }
+    }
+
+    fn give_back(mut self) {
+        if let Some(sender) = self.sender.take()
+            && !sender.is_closed()
+        {
+            self.generation.put_idle(sender);
+        }
+    }
+}
+
+// === impl PooledBody ===
+
+pin_project_lite::pin_project! {
+    /// A backend's response body: its connection goes back to the pool once the body has been
+    /// read to the end.
+    pub struct PooledBody {
+        #[pin]
+        body: Incoming,
+        lease: Option<Lease>,
+    }
+
+    impl PinnedDrop for PooledBody {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            // A body nobody read to the end left bytes on the connection: it is not reused.
+            if let Some(lease) = this.lease.take()
+                && hyper::body::Body::is_end_stream(&*this.body)
+            {
+                lease.give_back();
+            }
+        }
+    }
+}
+
+impl hyper::body::Body for PooledBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, hyper::Error>>> {
+        let this = self.project();
+        let frame = ready!(this.body.poll_frame(cx));
+        match &frame {
+            None => {
+                if let Some(lease) = this.lease.take() {
+                    lease.give_back();
+                }
+            }
+            Some(Err(_)) => {
+                this.lease.take();
+            }
+            Some(Ok(_)) => {}
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
     }
 }
 

@@ -7,6 +7,9 @@ use std::time::Duration;
 
 use rustls::RootCertStore;
 
+/// Most connections a backend pool holds at once, unless `--max-backend-connections` says.
+pub const DEFAULT_MAX_CONNECTIONS_PER_POOL: usize = 256;
+
 /// The trust anchors backends' certificates are checked against: the system roots (which
 /// honour SSL_CERT_FILE / SSL_CERT_DIR) plus any the operator adds with `--backend-ca-file`.
 #[derive(Clone)]
@@ -20,6 +23,8 @@ pub struct TrustAnchors {
     /// Connections older than this take no new request (an identity rotated away, or a
     /// backend's changed trust, reaches even the busiest connection within this time).
     max_connection_age: Option<Duration>,
+    /// Most connections one pool (one TLS identity) holds at once.
+    max_connections_per_pool: usize,
 }
 
 /// Why a `--backend-ca-file` bundle cannot be used.
@@ -69,7 +74,13 @@ impl TrustAnchors {
                 Arc::new(roots)
             })
             .clone();
-        Self { roots, bundle_fingerprint: None, connect_timeout: Duration::from_secs(10), max_connection_age: None }
+        Self {
+            roots,
+            bundle_fingerprint: None,
+            connect_timeout: Duration::from_secs(10),
+            max_connection_age: None,
+            max_connections_per_pool: DEFAULT_MAX_CONNECTIONS_PER_POOL,
+        }
     }
 
     /// SHA-256 (hex) of the extra CA bundle, if one was added.
@@ -85,6 +96,11 @@ impl TrustAnchors {
     /// The same anchors, with backend connections used for at most `age` (`None`: no limit).
     pub fn with_max_connection_age(self, age: Option<Duration>) -> Self {
         Self { max_connection_age: age, ..self }
+    }
+
+    /// The same anchors, with at most `connections` connections per backend pool.
+    pub fn with_max_connections_per_pool(self, connections: usize) -> Self {
+        Self { max_connections_per_pool: connections.max(1), ..self }
     }
 
     /// Adds every certificate of a PEM bundle as a trust anchor.
@@ -121,5 +137,10 @@ impl TrustAnchors {
     /// How long a backend connection may be used for new requests.
     pub(super) fn max_connection_age(&self) -> Option<Duration> {
         self.max_connection_age
+    }
+
+    /// Most connections one backend pool holds at once.
+    pub(super) fn max_connections_per_pool(&self) -> usize {
+        self.max_connections_per_pool
     }
 }
