@@ -300,6 +300,7 @@ impl ConfigClient {
     async fn apply(&mut self, update: pb::SyncResponse) -> Result<Message, SessionError> {
         let (revision, full, nonce) = (update.revision, update.full, update.nonce.clone());
         let (current, previous) = (self.current.clone(), self.routing.load());
+        let replaced = previous.clone();
         let (trust, max_routes) = (self.settings.trust.clone(), self.settings.max_routes);
         let (next, built) = off_the_workers(move || {
             let started = std::time::Instant::now();
@@ -312,6 +313,11 @@ impl ConfigClient {
         let status = &self.routing.status;
         match built {
             Ok(table) => {
+                // A delta's new identities get their first backend connection before the
+                // table takes requests (a full update at start would mean a handshake storm).
+                if !full {
+                    table.warm_new_pools(replaced.as_deref(), WARM_AT_MOST, WARM_WITHIN).await;
+                }
                 let routes = table.len();
                 self.routing.swap(table);
                 if full { &status.full_updates } else { &status.delta_updates }.fetch_add(1, Ordering::Relaxed);
@@ -334,6 +340,10 @@ impl ConfigClient {
         }
     }
 }
+
+/// Most new backend pools warmed before a delta's table is swapped in, and for how long.
+const WARM_AT_MOST: usize = 16;
+const WARM_WITHIN: Duration = Duration::from_millis(500);
 
 /// Runs `work` on tokio's blocking pool: building a large table takes long enough to stall
 /// requests if it ran on a worker (with `--worker-threads 1`, on the only one). A panic in

@@ -382,6 +382,23 @@ impl RoutingTable {
         best.map(|(route, _)| route)
     }
 
+    /// Opens a connection for each of the (at most `limit`) pools this table has and
+    /// `previous` had not, all at once, for at most `within`: the first request with a new
+    /// identity then finds its TLS handshake done.
+    pub async fn warm_new_pools(&self, previous: Option<&RoutingTable>, limit: usize, within: std::time::Duration) {
+        let fresh: Vec<Arc<Upstream>> =
+            self.upstreams.not_in(previous.map(|table| &table.upstreams)).take(limit).cloned().collect();
+        if fresh.is_empty() {
+            return;
+        }
+        // Tasks of their own: one that outlasts `within` finishes (or fails) in the background.
+        let warming = fresh.into_iter().map(|pool| tokio::spawn(async move { pool.warm().await }));
+        let warming = futures_util::future::join_all(warming.collect::<Vec<_>>());
+        if tokio::time::timeout(within, warming).await.is_err() {
+            tracing::debug!(?within, "new backend pools still warming; the table is swapped in anyway");
+        }
+    }
+
     /// Number of APIs in the table.
     pub fn len(&self) -> usize {
         self.routes.len()

@@ -152,6 +152,14 @@ impl Upstreams {
         self.pools.len()
     }
 
+    /// The pools this set has and `other` has not.
+    pub fn not_in<'a>(&'a self, other: Option<&'a Upstreams>) -> impl Iterator<Item = &'a Arc<Upstream>> + 'a {
+        self.pools
+            .iter()
+            .filter(move |(key, _)| other.is_none_or(|other| !other.pools.contains_key(*key)))
+            .map(|(_, pool)| &pool.upstream)
+    }
+
     /// Whether there is no pool at all.
     pub fn is_empty(&self) -> bool {
         self.pools.is_empty()

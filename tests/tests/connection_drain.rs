@@ -1,5 +1,6 @@
 //! Backend connections never outlive the identity they were opened with for long: when an API's
-//! client certificate is rotated away, the old identity's pooled connections close once idle,
+//! client certificate is rotated, the new identity's first connection is opened before the data
+//! plane applies the change, and the old identity's pooled connections close once idle;
 //! under continuous traffic no connection takes new requests past --max-connection-age, and a
 //! pool holds no more connections than the requests in flight, nor past its limit.
 
@@ -45,10 +46,13 @@ async fn a_rotated_identity_s_connections_close_once_idle() -> anyhow::Result<()
 
     let rotated = m.set_api_credentials(bind("orders", Credential::CertificateId("b".into()))).await?;
     wait_acked(&mut m, &[&dp.name], rotated.into_inner().revision, ACK).await?;
+    // B's pool was warmed before the table took requests: its connection is open already.
+    assert_eq!(metric(&http, &dp, "gatehouse_upstream_connections_opened_total").await?, 2.0);
     for _ in 0..3 {
         let reply = http.get(&dp.url("/orders")).await?;
         assert_eq!(reply.presented(), Some(b.thumbprint.as_str()), "the old identity after the ACK");
     }
+    assert_eq!(metric(&http, &dp, "gatehouse_upstream_connections_opened_total").await?, 2.0, "the warm one is used");
     // A's connection was idle: it is closed, not kept beside B's.
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {

@@ -146,6 +146,25 @@ impl Upstream {
         }
     }
 
+    /// Opens one connection ahead of the first request, unless the pool has one: a new
+    /// identity's TLS handshake happens before the table that uses it takes requests. A
+    /// failure is left for the first request to meet and report.
+    pub async fn warm(&self) {
+        let generation = self.generation();
+        let Some(slot) = Slot::first(&generation) else { return };
+        let uri = format!("{}://{}/", self.key.scheme, self.key.authority).parse::<Uri>();
+        let connected = match uri {
+            Ok(uri) => self.connect(slot, &uri).await,
+            Err(error) => Err(SendError::Connect(error.into())),
+        };
+        match connected {
+            Ok(sender) => generation.put_idle(sender),
+            Err(error) => {
+                tracing::debug!(backend = %self.key.authority, error = %gatehouse_shared::error_chain(&error), "warming a new backend pool failed")
+            }
+        }
+    }
+
     /// A connection for one request: an idle one (true), else a new one while under the
     /// limit, else the next to come back.
     async fn lease(&self, generation: &Arc<Generation>, uri: &Uri) -> Result<(Lease, bool), SendError> {
@@ -153,17 +172,8 @@ impl Upstream {
             if let Some(sender) = generation.take_idle() {
                 return Ok((Lease::new(sender, generation), true));
             }
-            let open = generation.open.load(Ordering::Acquire);
-            if open < self.max_connections
-                && generation.open.compare_exchange(open, open + 1, Ordering::AcqRel, Ordering::Acquire).is_ok()
-            {
-                return match self.connect(generation, uri).await {
-                    Ok(sender) => Ok((Lease::new(sender, generation), false)),
-                    Err(error) => {
-                        generation.closed_one();
-                        Err(error)
-                    }
-                };
+            if let Some(slot) = Slot::take(generation, self.max_connections) {
+                return Ok((Lease::new(self.connect(slot, uri).await?, generation), false));
             }
             // At the limit: a connection that comes back (or closes) wakes one waiter; one
             // that came back since the check above left a permit, so none is missed.
@@ -171,12 +181,13 @@ impl Upstream {
         }
     }
 
-    /// Opens a connection (TCP, TLS, HTTP/1.1) and starts the task that reads it.
-    async fn connect(&self, generation: &Arc<Generation>, uri: &Uri) -> Result<SendRequest<Incoming>, SendError> {
+    /// Opens a connection (TCP, TLS, HTTP/1.1) in `slot` and starts the task that reads it,
+    /// which gives the slot back when the connection ends.
+    async fn connect(&self, slot: Slot, uri: &Uri) -> Result<SendRequest<Incoming>, SendError> {
         let io = self.connector.clone().oneshot(uri.clone()).await.map_err(SendError::Connect)?;
         let (sender, connection) =
             hyper::client::conn::http1::Builder::new().handshake(io).await.map_err(SendError::Http)?;
-        let generation: Weak<Generation> = Arc::downgrade(generation);
+        let generation = slot.hand_over();
         tokio::spawn(async move {
             if let Err(error) = connection.await {
                 tracing::debug!(%error, "backend connection ended");
@@ -237,6 +248,51 @@ impl Generation {
     fn closed_one(&self) {
         self.open.fetch_sub(1, Ordering::AcqRel);
         self.changed.notify_one();
+    }
+}
+
+// === impl Slot ===
+
+/// A place for one connection in a generation, taken while the connection is being opened: a
+/// failed or abandoned attempt (the request timed out, the client went away) gives it back.
+struct Slot {
+    generation: Option<Arc<Generation>>,
+}
+
+impl Slot {
+    /// A slot, if the generation holds fewer than `limit` connections.
+    fn take(generation: &Arc<Generation>, limit: usize) -> Option<Self> {
+        let mut open = generation.open.load(Ordering::Acquire);
+        while open < limit {
+            match generation.open.compare_exchange(open, open + 1, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return Some(Self { generation: Some(generation.clone()) }),
+                Err(now) => open = now,
+            }
+        }
+        None
+    }
+
+    /// The generation's first slot, if it holds no connection yet.
+    fn first(generation: &Arc<Generation>) -> Option<Self> {
+        generation
+            .open
+            .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+            .then(|| Self { generation: Some(generation.clone()) })
+    }
+
+    /// The connection is open: from now on its reading task gives the slot back.
+    fn hand_over(mut self) -> Weak<Generation> {
+        let generation = self.generation.take().expect("a slot is handed over once");
+        Arc::downgrade(&generation)
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Some(generation) = self.generation.take() {
+            generation.closed_one();
+        }
     }
 }
 
