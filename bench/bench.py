@@ -175,7 +175,10 @@ events {{ worker_connections 4096; }}
 http {{
   access_log off;
   server {{
-    listen 127.0.0.1:{port} ssl;
+    # http2: offered by ALPN; only gatehouse-h2 (--backend-http2) takes it, the other proxies
+    # speak HTTP/1.1 to the backend as before.
+    listen 127.0.0.1:{port} ssl http2;
+    http2_max_requests 1000000;
     ssl_certificate {work}/backend.pem;
     ssl_certificate_key {work}/backend.key;
     ssl_client_certificate {work}/ca.pem;
@@ -287,7 +290,7 @@ def front_suite(tls):
         return
     work = tempfile.mkdtemp(prefix="gatehouse-bench-")
     thumbprint = make_pki(work)
-    ports = free_ports(["backend", "gatehouse", "nginx", "haproxy", "cp", "dp-admin"])
+    ports = free_ports(["backend", "gatehouse", "gatehouse-h2", "nginx", "haproxy", "cp", "dp-admin", "dp-h2-admin"])
     with open(f"{work}/backend.conf", "w") as f:
         f.write(NGINX_BACKEND.format(work=work, port=ports["backend"]))
     with open(f"{work}/nginx-proxy.conf", "w") as f:
@@ -324,6 +327,14 @@ def front_suite(tls):
                                 f"127.0.0.1:{ports['gatehouse']}",
                                 "--name", "bench-dp", "--admin-listen", f"127.0.0.1:{ports['dp-admin']}", "--log", "warn"],
                                cpu=PROXY_CPU),
+            # The same data plane offering HTTP/2 to the backend (measured beside, not instead).
+            "gatehouse-h2": spawn([binary("gatehouse-dp"), "--control-plane", f"https://127.0.0.1:{ports['cp']}",
+                                   "--control-plane-ca", f"{work}/cp/tls/ca.pem", "--token-file", f"{work}/dp.token",
+                                   "--backend-ca-file", f"{work}/ca.pem", "--backend-http2",
+                                   *(["--listen", "none", "--listen-https"] if tls else ["--listen"]),
+                                   f"127.0.0.1:{ports['gatehouse-h2']}",
+                                   "--name", "bench-dp-h2", "--admin-listen", f"127.0.0.1:{ports['dp-h2-admin']}",
+                                   "--log", "warn"], cpu=PROXY_CPU),
             "nginx": spawn(["nginx", "-c", f"{work}/nginx-proxy.conf", "-g", "daemon off;"], cpu=PROXY_CPU),
             "haproxy": spawn(["haproxy", "-f", f"{work}/haproxy.cfg", "-db"], cpu=PROXY_CPU),
         }
@@ -337,7 +348,8 @@ def front_suite(tls):
         deadline = time.time() + 15
         while True:
             try:
-                check_presents(ports["gatehouse"], thumbprint, tls, f"{work}/ca.pem")
+                for name in ("gatehouse", "gatehouse-h2"):
+                    check_presents(ports[name], thumbprint, tls, f"{work}/ca.pem")
                 break
             except Exception:
                 if time.time() > deadline:
@@ -381,20 +393,22 @@ def front_suite(tls):
         log(f"proxy throughput, clients over {front}, proxy to backend over mTLS; proxy pinned to CPU {PROXY_CPU}"
             f" (1 core), load and backend on CPU {LOAD_CPU}; median of {rounds} interleaved rounds, {duration} s each,"
             f" 64 connections (latency: 1 connection)")
-        log(f"{'proxy':<10} {'req/s':>10} {'req/s/core':>10} {'p50 ms':>8} {'p99 ms':>8} {'p50 ms 1c':>9} {'p99 ms 1c':>9} {'peak RSS MiB':>12} {'backend conns':>13}")
+        log(f"{'proxy':<12} {'req/s':>10} {'req/s/core':>10} {'p50 ms':>8} {'p99 ms':>8} {'p50 ms 1c':>9} {'p99 ms 1c':>9} {'peak RSS MiB':>12} {'backend conns':>13}")
         med = {n: {k: statistics.median(v) for k, v in res.items() if v} for n, res in results.items()}
         for name in proxies:
             m = med[name]
-            log(f"{name:<10} {m['rps']:>10.0f} {m['rps']:>10.0f} {m['p50']:>8.3f} {m['p99']:>8.3f} {m['p50_1']:>9.3f} {m['p99_1']:>9.3f} {rss[name]:>12.1f} {m['held']:>13.0f}")
-        for peer in ("nginx", "haproxy"):
-            log(f"gatehouse/{peer}: req/s x{med['gatehouse']['rps'] / med[peer]['rps']:.2f}, "
-                f"p99 x{med['gatehouse']['p99'] / med[peer]['p99']:.2f} (lower is better)")
+            log(f"{name:<12} {m['rps']:>10.0f} {m['rps']:>10.0f} {m['p50']:>8.3f} {m['p99']:>8.3f} {m['p50_1']:>9.3f} {m['p99_1']:>9.3f} {rss[name]:>12.1f} {m['held']:>13.0f}")
+        for ours in ("gatehouse", "gatehouse-h2"):
+            for peer in ("nginx", "haproxy"):
+                log(f"{ours}/{peer}: req/s x{med[ours]['rps'] / med[peer]['rps']:.2f}, "
+                    f"p99 x{med[ours]['p99'] / med[peer]['p99']:.2f} (lower is better)")
         if tls:
             log("handshake rate: a new TLS connection per request, 16 connections")
             for name in proxies:
                 log(f"  {name:<10} {med[name]['hs']:>10.0f} handshakes/s")
             for peer in ("nginx", "haproxy"):
                 log(f"  gatehouse/{peer}: x{med['gatehouse']['hs'] / med[peer]['hs']:.2f}")
+        log("gatehouse-h2: the same data plane with --backend-http2 (one multiplexed HTTP/2 connection to the backend)")
     finally:
         stop_all()
         for pidfile in ("backend.pid", "nginx-proxy.pid", "haproxy.pid"):

@@ -56,6 +56,10 @@ struct Args {
     /// requests beyond wait for one to come back, within the backend timeout.
     #[arg(long, env = "GATEHOUSE_DP_MAX_BACKEND_CONNECTIONS", default_value_t = gatehouse_data_plane::upstream::DEFAULT_MAX_CONNECTIONS_PER_POOL)]
     max_backend_connections: usize,
+    /// Offer HTTP/2 to backends over TLS (ALPN): a backend that takes it gets one multiplexed
+    /// connection per TLS identity instead of one per request in flight.
+    #[arg(long, env = "GATEHOUSE_DP_BACKEND_HTTP2")]
+    backend_http2: bool,
     /// Address API clients send plaintext requests to (HTTP/1.1 and h2c); `none` turns
     /// plaintext off (then --listen-https is needed).
     #[arg(long, env = "GATEHOUSE_DP_LISTEN", default_value = "127.0.0.1:8080")]
@@ -161,6 +165,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         backend_connect_timeout: Duration::from_secs(args.backend_connect_timeout),
         max_connection_age: (args.max_connection_age > 0).then(|| Duration::from_secs(args.max_connection_age)),
         max_backend_connections: args.max_backend_connections.max(1),
+        backend_http2: args.backend_http2,
         cache_dir: args.cache_dir,
         cache_key_file: args.cache_key_file,
         max_routes: args.max_routes,

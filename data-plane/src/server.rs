@@ -51,6 +51,9 @@ pub struct DataPlaneConfig {
     pub max_connection_age: Option<Duration>,
     /// Most connections to a backend per TLS identity; requests beyond wait for one.
     pub max_backend_connections: usize,
+    /// Offer HTTP/2 to backends over TLS (ALPN); a backend that takes it gets one multiplexed
+    /// connection per identity.
+    pub backend_http2: bool,
     /// Folder of the last-known-good configuration cache, if any.
     pub cache_dir: Option<PathBuf>,
     /// Key file sealing the cache [default: cache.key in `cache_dir`].
@@ -101,6 +104,7 @@ impl DataPlaneConfig {
             backend_connect_timeout: Duration::from_secs(10),
             max_connection_age: Some(Duration::from_secs(300)),
             max_backend_connections: crate::upstream::DEFAULT_MAX_CONNECTIONS_PER_POOL,
+            backend_http2: false,
             cache_dir: None,
             cache_key_file: None,
             max_routes: 100_000,
@@ -190,7 +194,8 @@ impl DataPlane {
         let trust = trust
             .with_connect_timeout(config.backend_connect_timeout)
             .with_max_connection_age(config.max_connection_age)
-            .with_max_connections_per_pool(config.max_backend_connections);
+            .with_max_connections_per_pool(config.max_backend_connections)
+            .with_backend_http2(config.backend_http2);
         let plaintext = match config.listen {
             Some(addr) => Some(bind(addr).await.map_err(|source| StartError::Listen { addr, source })?),
             None => None,

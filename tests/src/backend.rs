@@ -55,11 +55,13 @@ pub struct BackendOptions {
     /// Sign handshakes with this PKCS#8 key instead of the certificate's own: an impostor
     /// that shows a certificate it does not hold the key of.
     pub signing_key: Option<Vec<u8>>,
+    /// Offer HTTP/2 (ALPN h2, then http/1.1); otherwise the backend speaks HTTP/1.1 only.
+    pub http2: bool,
 }
 
 impl Default for BackendOptions {
     fn default() -> Self {
-        Self { client_auth: ClientAuth::AnyCertificate, required_header: None, signing_key: None }
+        Self { client_auth: ClientAuth::AnyCertificate, required_header: None, signing_key: None, http2: false }
     }
 }
 
@@ -85,7 +87,7 @@ impl EchoBackend {
             .with_safe_default_protocol_versions()?
             .with_client_cert_verifier(verifier);
         let chain = vec![CertificateDer::from(server.der.clone())];
-        let config = match options.signing_key {
+        let mut config = match options.signing_key {
             None => builder
                 .with_single_cert(chain, PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server.key_der.clone())))?,
             Some(key) => {
@@ -97,6 +99,9 @@ impl EchoBackend {
                 )))))
             }
         };
+        if options.http2 {
+            config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        }
         let required = Arc::new(options.required_header);
         let acceptor = TlsAcceptor::from(Arc::new(config));
         let listener = TcpListener::bind("127.0.0.1:0").await?;
@@ -169,6 +174,7 @@ async fn echo(
     let reply = serde_json::json!({
         "client_thumbprint": thumbprint,
         "method": parts.method.as_str(),
+        "version": format!("{:?}", parts.version),
         "path": parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"),
         "headers": headers,
         "body_bytes": body.len(),

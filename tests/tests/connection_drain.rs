@@ -138,3 +138,36 @@ async fn a_pool_opens_no_more_connections_than_requests_in_flight_nor_past_its_l
     assert!(metric(&http, &dp, "gatehouse_upstream_connections_open").await? <= 2.0);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_http2_offered_a_backend_that_takes_it_gets_one_connection_for_every_request() -> anyhow::Result<()> {
+    use gatehouse_tests::backend::BackendOptions;
+    let dir = tempfile::tempdir()?;
+    let ca = TestCa::new("H2 CA")?;
+    let options =
+        BackendOptions { client_auth: ClientAuth::TrustedBy(ca.der()), http2: true, ..BackendOptions::default() };
+    let backend = EchoBackend::start_with(&ca.server(&["localhost"])?, options).await?;
+    let backend_ca = ca.write_pem(dir.path(), "ca.pem")?;
+    let client = ca.client("h2")?;
+    let cp = ControlPlane::start(&dir.path().join("cp")).await?;
+    let mut m = cp.management().await?;
+    m.upload_certificate(upload("c", client.pfx("pw")?, "pw")).await?;
+    let put = m.put_api(api("orders", "/orders", &backend.url(), Some(Kind::CertificateId("c".into())))).await?;
+    let dp = DataPlane::start_with(&cp.access(), "dp-h2", Some(&backend_ca), &["--backend-http2"]).await?;
+    wait_acked(&mut m, &[&dp.name], put.into_inner().revision, ACK).await?;
+    let http = HttpClient::default();
+    let url = dp.url("/orders");
+    for _ in 0..3 {
+        let replies = futures_util::future::join_all((0..16).map(|_| http.get(&url))).await;
+        for reply in replies {
+            let reply = reply?;
+            assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+            assert_eq!(reply.presented(), Some(client.thumbprint.as_str()));
+            let echoed: serde_json::Value = serde_json::from_str(&reply.body)?;
+            assert_eq!(echoed["version"], "HTTP/2.0", "the backend was reached over HTTP/2");
+        }
+    }
+    let opened = metric(&http, &dp, "gatehouse_upstream_connections_opened_total").await?;
+    assert_eq!(opened, 1.0, "48 requests, 16 at a time, over one HTTP/2 connection");
+    Ok(())
+}

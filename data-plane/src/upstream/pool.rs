@@ -17,9 +17,11 @@ use bytes::Bytes;
 use gatehouse_proto::v1 as pb;
 use http::Uri;
 use hyper::body::Incoming;
-use hyper::client::conn::http1::SendRequest;
+use hyper::client::conn::{http1::SendRequest, http2};
 use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::Connection as _;
 use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
 use rustls::ClientConfig;
 use rustls::client::danger::ServerCertVerifier;
 use tokio::sync::Notify;
@@ -43,6 +45,8 @@ pub struct Upstream {
     max_age: Option<Duration>,
     /// Most connections one generation holds.
     max_connections: usize,
+    /// HTTP/2 offered to the backend (ALPN); one connection then carries every request.
+    http2: bool,
 }
 
 /// The connections of a pool made since it was last renewed: dropped when its last request is
@@ -54,6 +58,18 @@ struct Generation {
     /// A connection came back or closed: a waiting request may go on.
     changed: Notify,
     born: Instant,
+    /// The HTTP/2 connection, when the backend chose HTTP/2: shared by every request.
+    http2: Mutex<Option<http2::SendRequest<Incoming>>>,
+    /// Whether a connection was made, so the backend's protocol is known: with HTTP/2
+    /// offered, the first connection is opened alone (should the backend take HTTP/2, every
+    /// request shares it).
+    protocol_known: std::sync::atomic::AtomicBool,
+}
+
+/// A connection just opened: HTTP/1.1, or HTTP/2 when offered and the backend chose it.
+enum Opened {
+    Http1(SendRequest<Incoming>),
+    Http2(http2::SendRequest<Incoming>),
 }
 
 struct Idle {
@@ -110,11 +126,12 @@ impl Upstream {
         http.enforce_http(false);
         http.set_nodelay(true);
         http.set_connect_timeout(Some(trust.connect_timeout()));
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
+        let http2 = trust.backend_http2();
+        let builder = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http();
+        let connector = match http2 {
+            true => builder.enable_http1().enable_http2().wrap_connector(http),
+            false => builder.enable_http1().wrap_connector(http),
+        };
         let current = arc_swap::ArcSwap::from_pointee(Generation::new());
         Ok(Self {
             key,
@@ -122,6 +139,7 @@ impl Upstream {
             connector: Counting(connector),
             max_age: trust.max_connection_age(),
             max_connections: trust.max_connections_per_pool(),
+            http2,
         })
     }
 
@@ -131,7 +149,15 @@ impl Upstream {
     pub async fn send(&self, mut request: http::Request<Incoming>) -> Result<http::Response<PooledBody>, SendError> {
         let generation = self.generation();
         loop {
-            let (mut lease, reused) = self.lease(&generation, request.uri()).await?;
+            if let Some(mut shared) = generation.shared_http2() {
+                if shared.ready().await.is_err() {
+                    generation.forget_http2(&shared);
+                    continue;
+                }
+                let response = shared.send_request(request).await.map_err(SendError::Http)?;
+                return Ok(response.map(|body| PooledBody { body, lease: None }));
+            }
+            let Some((mut lease, reused)) = self.lease(&generation, request.uri()).await? else { continue };
             let sender = lease.sender.as_mut().expect("a lease holds its connection until it ends");
             if reused && sender.ready().await.is_err() {
                 continue;
@@ -158,22 +184,44 @@ impl Upstream {
             Err(error) => Err(SendError::Connect(error.into())),
         };
         match connected {
-            Ok(sender) => generation.put_idle(sender),
+            Ok(Opened::Http1(sender)) => {
+                generation.protocol_learned();
+                generation.put_idle(sender);
+            }
+            Ok(Opened::Http2(sender)) => generation.share_http2(sender),
             Err(error) => {
                 tracing::debug!(backend = %self.key.authority, error = %gatehouse_shared::error_chain(&error), "warming a new backend pool failed")
             }
         }
     }
 
-    /// A connection for one request: an idle one (true), else a new one while under the
-    /// limit, else the next to come back.
-    async fn lease(&self, generation: &Arc<Generation>, uri: &Uri) -> Result<(Lease, bool), SendError> {
+    /// An HTTP/1.1 connection for one request: an idle one (true), else a new one while under
+    /// the limit, else the next to come back. None: the backend took HTTP/2 (on this request's
+    /// connection or another's), and that connection is shared.
+    async fn lease(&self, generation: &Arc<Generation>, uri: &Uri) -> Result<Option<(Lease, bool)>, SendError> {
         loop {
-            if let Some(sender) = generation.take_idle() {
-                return Ok((Lease::new(sender, generation), true));
+            // Woken after the backend took HTTP/2 on another request's connection: share it.
+            if self.http2 && generation.shared_http2().is_some() {
+                return Ok(None);
             }
-            if let Some(slot) = Slot::take(generation, self.max_connections) {
-                return Ok((Lease::new(self.connect(slot, uri).await?, generation), false));
+            if let Some(sender) = generation.take_idle() {
+                return Ok(Some((Lease::new(sender, generation), true)));
+            }
+            let limit = match self.http2 && !generation.protocol_known.load(Ordering::Acquire) {
+                true => 1,
+                false => self.max_connections,
+            };
+            if let Some(slot) = Slot::take(generation, limit) {
+                return match self.connect(slot, uri).await? {
+                    Opened::Http1(sender) => {
+                        generation.protocol_learned();
+                        Ok(Some((Lease::new(sender, generation), false)))
+                    }
+                    Opened::Http2(sender) => {
+                        generation.share_http2(sender);
+                        Ok(None)
+                    }
+                };
             }
             // At the limit: a connection that comes back (or closes) wakes one waiter; one
             // that came back since the check above left a permit, so none is missed.
@@ -181,22 +229,22 @@ impl Upstream {
         }
     }
 
-    /// Opens a connection (TCP, TLS, HTTP/1.1) in `slot` and starts the task that reads it,
-    /// which gives the slot back when the connection ends.
-    async fn connect(&self, slot: Slot, uri: &Uri) -> Result<SendRequest<Incoming>, SendError> {
+    /// Opens a connection (TCP, TLS, then HTTP/1.1 or, offered and chosen, HTTP/2) in `slot`
+    /// and starts the task that reads it, which gives the slot back when the connection ends.
+    async fn connect(&self, slot: Slot, uri: &Uri) -> Result<Opened, SendError> {
         let io = self.connector.clone().oneshot(uri.clone()).await.map_err(SendError::Connect)?;
-        let (sender, connection) =
-            hyper::client::conn::http1::Builder::new().handshake(io).await.map_err(SendError::Http)?;
-        let generation = slot.hand_over();
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%error, "backend connection ended");
-            }
-            if let Some(generation) = generation.upgrade() {
-                generation.closed_one();
-            }
-        });
-        Ok(sender)
+        let opened = if self.http2 && io.connected().is_negotiated_h2() {
+            let (sender, connection) =
+                http2::Builder::new(TokioExecutor::new()).handshake(io).await.map_err(SendError::Http)?;
+            reading(slot, connection);
+            Opened::Http2(sender)
+        } else {
+            let (sender, connection) =
+                hyper::client::conn::http1::Builder::new().handshake(io).await.map_err(SendError::Http)?;
+            reading(slot, connection);
+            Opened::Http1(sender)
+        };
+        Ok(opened)
     }
 
     /// The generation taking new requests, renewed once it is older than the maximum age: no
@@ -221,11 +269,34 @@ impl Upstream {
     }
 }
 
+/// Drives `connection` on a task of its own until it ends, then gives its slot back.
+fn reading<C>(slot: Slot, connection: C)
+where
+    C: std::future::Future<Output = Result<(), hyper::Error>> + Send + 'static,
+{
+    let generation = slot.hand_over();
+    tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::debug!(%error, "backend connection ended");
+        }
+        if let Some(generation) = generation.upgrade() {
+            generation.closed_one();
+        }
+    });
+}
+
 // === impl Generation ===
 
 impl Generation {
     fn new() -> Self {
-        Self { idle: Mutex::new(Vec::new()), open: AtomicUsize::new(0), changed: Notify::new(), born: Instant::now() }
+        Self {
+            idle: Mutex::new(Vec::new()),
+            open: AtomicUsize::new(0),
+            changed: Notify::new(),
+            born: Instant::now(),
+            http2: Mutex::new(None),
+            protocol_known: std::sync::atomic::AtomicBool::new(false),
+        }
     }
 
     /// The most recently returned idle connection that is still open and not too old; those
@@ -238,6 +309,31 @@ impl Generation {
             }
         }
         None
+    }
+
+    /// The shared HTTP/2 connection, if there is one still open.
+    fn shared_http2(&self) -> Option<http2::SendRequest<Incoming>> {
+        let shared = self.http2.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        shared.as_ref().filter(|sender| !sender.is_closed()).cloned()
+    }
+
+    fn share_http2(&self, sender: http2::SendRequest<Incoming>) {
+        *self.http2.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(sender);
+        self.protocol_learned();
+    }
+
+    /// A connection was made: requests waiting to learn the backend's protocol go on.
+    fn protocol_learned(&self) {
+        self.protocol_known.store(true, Ordering::Release);
+        self.changed.notify_waiters();
+    }
+
+    /// Forgets the shared HTTP/2 connection if it is still `broken`: the next request opens one.
+    fn forget_http2(&self, broken: &http2::SendRequest<Incoming>) {
+        let mut shared = self.http2.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if shared.as_ref().is_some_and(|current| current.is_closed() || broken.is_closed()) {
+            *shared = None;
+        }
     }
 
     fn put_idle(&self, sender: SendRequest<Incoming>) {

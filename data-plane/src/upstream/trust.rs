@@ -25,6 +25,8 @@ pub struct TrustAnchors {
     max_connection_age: Option<Duration>,
     /// Most connections one pool (one TLS identity) holds at once.
     max_connections_per_pool: usize,
+    /// Offer HTTP/2 to backends (ALPN).
+    backend_http2: bool,
 }
 
 /// Why a `--backend-ca-file` bundle cannot be used.
@@ -80,6 +82,7 @@ impl TrustAnchors {
             connect_timeout: Duration::from_secs(10),
             max_connection_age: None,
             max_connections_per_pool: DEFAULT_MAX_CONNECTIONS_PER_POOL,
+            backend_http2: false,
         }
     }
 
@@ -101,6 +104,11 @@ impl TrustAnchors {
     /// The same anchors, with at most `connections` connections per backend pool.
     pub fn with_max_connections_per_pool(self, connections: usize) -> Self {
         Self { max_connections_per_pool: connections.max(1), ..self }
+    }
+
+    /// The same anchors, offering HTTP/2 to backends (ALPN) when `http2`.
+    pub fn with_backend_http2(self, http2: bool) -> Self {
+        Self { backend_http2: http2, ..self }
     }
 
     /// Adds every certificate of a PEM bundle as a trust anchor.
@@ -142,5 +150,10 @@ impl TrustAnchors {
     /// Most connections one backend pool holds at once.
     pub(super) fn max_connections_per_pool(&self) -> usize {
         self.max_connections_per_pool
+    }
+
+    /// Whether backends are offered HTTP/2.
+    pub(super) fn backend_http2(&self) -> bool {
+        self.backend_http2
     }
 }
