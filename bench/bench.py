@@ -316,12 +316,14 @@ def front_suite(tls):
         if tls:
             run(ctl + ["cert", "upload", "front", "--pfx", f"{work}/front.pfx", "--password-file", f"{work}/pw"])
             run(ctl + ["hostname", "put", "localhost", "--cert", "front", "--default"])
-        token = run(ctl + ["token", "create", "bench-dp", "--role", "gateway"]).stdout.strip()
-        with open(f"{work}/dp.token", "w") as f:
-            f.write(token)
+        # A gateway token connects as its own name: one per data plane.
+        for dp in ("bench-dp", "bench-dp-h2"):
+            token = run(ctl + ["token", "create", dp, "--role", "gateway"]).stdout.strip()
+            with open(f"{work}/{dp}.token", "w") as f:
+                f.write(token)
         proxies = {
             "gatehouse": spawn([binary("gatehouse-dp"), "--control-plane", f"https://127.0.0.1:{ports['cp']}",
-                                "--control-plane-ca", f"{work}/cp/tls/ca.pem", "--token-file", f"{work}/dp.token",
+                                "--control-plane-ca", f"{work}/cp/tls/ca.pem", "--token-file", f"{work}/bench-dp.token",
                                 "--backend-ca-file", f"{work}/ca.pem",
                                 *(["--listen", "none", "--listen-https"] if tls else ["--listen"]),
                                 f"127.0.0.1:{ports['gatehouse']}",
@@ -329,7 +331,7 @@ def front_suite(tls):
                                cpu=PROXY_CPU),
             # The same data plane offering HTTP/2 to the backend (measured beside, not instead).
             "gatehouse-h2": spawn([binary("gatehouse-dp"), "--control-plane", f"https://127.0.0.1:{ports['cp']}",
-                                   "--control-plane-ca", f"{work}/cp/tls/ca.pem", "--token-file", f"{work}/dp.token",
+                                   "--control-plane-ca", f"{work}/cp/tls/ca.pem", "--token-file", f"{work}/bench-dp-h2.token",
                                    "--backend-ca-file", f"{work}/ca.pem", "--backend-http2",
                                    *(["--listen", "none", "--listen-https"] if tls else ["--listen"]),
                                    f"127.0.0.1:{ports['gatehouse-h2']}",

@@ -154,6 +154,10 @@ impl Upstream {
                     generation.forget_http2(&shared);
                     continue;
                 }
+                // HTTP/2 carries the host in :authority (from the URI); a Host header beside it
+                // is refused by servers such as nginx ("duplicate host header").
+                request.headers_mut().remove(http::header::HOST);
+                *request.version_mut() = http::Version::HTTP_2;
                 let response = shared.send_request(request).await.map_err(SendError::Http)?;
                 return Ok(response.map(|body| PooledBody { body, lease: None }));
             }
