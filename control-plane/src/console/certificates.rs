@@ -52,25 +52,7 @@ async fn certificates_page(console: &Console, ctx: &Ctx, upload_error: Option<&s
         error.as_deref(),
         html! {
             p.hint { "Client certificates the gateway presents to backends. Bind one to an API in the API's Security section." }
-            div.table-wrap {
-                table #certificates {
-                    thead { tr { th { "Id" } th { "Subject" } th { "Thumbprint" } th { "Expires" } th { "Used by" } th { "Source" } th { "" } } }
-                    tbody {
-                        @for c in &certificates {
-                            tr data-id=(c.id) {
-                                td.id { (c.id) }
-                                td.subject { (c.subject) }
-                                td.thumbprint { (thumbprint(&c.thumbprint)) }
-                                td.expiry { (expiry(c.not_after.as_ref())) }
-                                td.used-by { (c.used_by.join(", ")) }
-                                td.source { (source(c.source.as_ref(), c.last_refresh.as_ref())) }
-                                td.actions { a.delete href=(format!("/console/certificates/{}/delete", c.id)) { "Delete" span.visually-hidden { " " (c.id) } } }
-                            }
-                        }
-                        @if certificates.is_empty() { tr { td colspan="7" { "No certificates yet." } } }
-                    }
-                }
-            }
+            (table(Collection::Certificates, certificates.iter().map(Row::of_certificate).collect()))
             form #add-certificate.card method="post" action="/console/certificates" enctype="multipart/form-data" {
                 h2 { "+ Add a certificate" }
                 (csrf_field(ctx))
@@ -89,6 +71,95 @@ async fn certificates_page(console: &Console, ctx: &Ctx, upload_error: Option<&s
             }
         },
     )
+}
+
+/// The two kinds of certificates the console lists.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Collection {
+    Certificates,
+    CaCertificates,
+}
+
+impl Collection {
+    /// The path segment and table id ("certificates", "ca-certificates").
+    fn name(self) -> &'static str {
+        match self {
+            Self::Certificates => "certificates",
+            Self::CaCertificates => "ca-certificates",
+        }
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            Self::Certificates => "Certificates",
+            Self::CaCertificates => "CA certificates",
+        }
+    }
+}
+
+/// What a row of either list shows.
+struct Row<'a> {
+    id: &'a str,
+    subject: &'a str,
+    thumbprint: &'a str,
+    not_after: Option<&'a prost_types::Timestamp>,
+    used_by: &'a [String],
+    source: Option<&'a pb::CertificateSource>,
+    last_refresh: Option<&'a pb::LastRefresh>,
+}
+
+impl<'a> Row<'a> {
+    fn of_certificate(c: &'a pb::Certificate) -> Self {
+        Self {
+            id: &c.id,
+            subject: &c.subject,
+            thumbprint: &c.thumbprint,
+            not_after: c.not_after.as_ref(),
+            used_by: &c.used_by,
+            source: c.source.as_ref(),
+            last_refresh: c.last_refresh.as_ref(),
+        }
+    }
+
+    fn of_ca(c: &'a pb::CaCertificate) -> Self {
+        Self {
+            id: &c.id,
+            subject: &c.subject,
+            thumbprint: &c.thumbprint,
+            not_after: c.not_after.as_ref(),
+            used_by: &c.used_by,
+            source: c.source.as_ref(),
+            last_refresh: c.last_refresh.as_ref(),
+        }
+    }
+}
+
+/// The list of a collection: id, subject, thumbprint, expiry, use, source, and a delete link.
+fn table(collection: Collection, rows: Vec<Row<'_>>) -> Markup {
+    let name = collection.name();
+    html! {
+        div.table-wrap {
+            table id=(name) {
+                thead { tr { th { "Id" } th { "Subject" } th { "Thumbprint" } th { "Expires" } th { "Used by" } th { "Source" } th { "" } } }
+                tbody {
+                    @for row in &rows {
+                        tr data-id=(row.id) {
+                            td.id { (row.id) }
+                            td.subject { (row.subject) }
+                            td.thumbprint { (thumbprint(row.thumbprint)) }
+                            td.expiry { (expiry(row.not_after)) }
+                            td.used-by { (row.used_by.join(", ")) }
+                            td.source { (source(row.source, row.last_refresh)) }
+                            td.actions {
+                                a.delete href=(format!("/console/{name}/{}/delete", row.id)) { "Delete" span.visually-hidden { " " (row.id) } }
+                            }
+                        }
+                    }
+                    @if rows.is_empty() { tr { td colspan="7" { "None yet." } } }
+                }
+            }
+        }
+    }
 }
 
 /// Where a certificate comes from, and how its last refresh went.
@@ -119,7 +190,8 @@ pub async fn confirm_delete(State(console): State<Arc<Console>>, ctx: Ctx, Path(
     match found {
         Ok(certificate) => {
             let c = certificate.into_inner();
-            delete_page(&ctx, "certificates", &c.id, &c.subject, &c.thumbprint, &c.used_by, None).into_response()
+            delete_page(&ctx, Collection::Certificates, &c.id, &c.subject, &c.thumbprint, &c.used_by, None)
+                .into_response()
         }
         Err(status) => {
             (http_status(&status), page(&ctx, "Certificates", Some(status.message()), html! {})).into_response()
@@ -147,7 +219,8 @@ pub async fn delete(State(console): State<Arc<Console>>, Path(id): Path<String>,
                 }
                 Err(_) => Default::default(),
             };
-            let body = delete_page(&ctx, "certificates", &id, &subject, &thumb, &used_by, Some(status.message()));
+            let body =
+                delete_page(&ctx, Collection::Certificates, &id, &subject, &thumb, &used_by, Some(status.message()));
             (http_status(&status), body).into_response()
         }
     }
@@ -190,25 +263,7 @@ async fn ca_page(console: &Console, ctx: &Ctx, upload_error: Option<&str>, id: &
         error.as_deref(),
         html! {
             p.hint { "Roots an API can trust for its backend's server certificate (the API's backend trust), and hostnames for API clients' certificates." }
-            div.table-wrap {
-                table #ca-certificates {
-                    thead { tr { th { "Id" } th { "Subject" } th { "Thumbprint" } th { "Expires" } th { "Used by" } th { "Source" } th { "" } } }
-                    tbody {
-                        @for c in &cas {
-                            tr data-id=(c.id) {
-                                td.id { (c.id) }
-                                td.subject { (c.subject) }
-                                td.thumbprint { (thumbprint(&c.thumbprint)) }
-                                td.expiry { (expiry(c.not_after.as_ref())) }
-                                td.used-by { (c.used_by.join(", ")) }
-                                td.source { (source(c.source.as_ref(), c.last_refresh.as_ref())) }
-                                td.actions { a.delete href=(format!("/console/ca-certificates/{}/delete", c.id)) { "Delete" } }
-                            }
-                        }
-                        @if cas.is_empty() { tr { td colspan="7" { "No CA certificates yet." } } }
-                    }
-                }
-            }
+            (table(Collection::CaCertificates, cas.iter().map(Row::of_ca).collect()))
             form #add-ca.card method="post" action="/console/ca-certificates" enctype="multipart/form-data" {
                 h2 { "+ Add a CA certificate" }
                 (csrf_field(ctx))
@@ -229,9 +284,8 @@ async fn ca_page(console: &Console, ctx: &Ctx, upload_error: Option<&str>, id: &
 /// GET /console/ca-certificates/{id}/delete
 pub async fn confirm_delete_ca(State(console): State<Arc<Console>>, ctx: Ctx, Path(id): Path<String>) -> Response {
     match find_ca(&console, &ctx, &id).await {
-        Some(c) => {
-            delete_page(&ctx, "ca-certificates", &c.id, &c.subject, &c.thumbprint, &c.used_by, None).into_response()
-        }
+        Some(c) => delete_page(&ctx, Collection::CaCertificates, &c.id, &c.subject, &c.thumbprint, &c.used_by, None)
+            .into_response(),
         None => {
             let error = format!("no CA certificate with id '{id}'");
             (http::StatusCode::NOT_FOUND, page(&ctx, "CA certificates", Some(&error), html! {})).into_response()
@@ -252,7 +306,7 @@ pub async fn delete_ca(State(console): State<Arc<Console>>, Path(id): Path<Strin
             let c = find_ca(&console, &ctx, &id).await.unwrap_or_default();
             let body = delete_page(
                 &ctx,
-                "ca-certificates",
+                Collection::CaCertificates,
                 &id,
                 &c.subject,
                 &c.thumbprint,
@@ -269,17 +323,17 @@ async fn find_ca(console: &Console, ctx: &Ctx, id: &str) -> Option<pb::CaCertifi
     list.into_inner().ca_certificates.into_iter().find(|c| c.id == id)
 }
 
-/// The confirmation before deleting from `collection` ("certificates" or "ca-certificates").
+/// The confirmation before deleting from `collection`.
 fn delete_page(
     ctx: &Ctx,
-    collection: &str,
+    collection: Collection,
     id: &str,
     subject: &str,
     thumb: &str,
     used_by: &[String],
     error: Option<&str>,
 ) -> Html<String> {
-    let title = if collection == "certificates" { "Certificates" } else { "CA certificates" };
+    let (title, collection) = (collection.title(), collection.name());
     page(
         ctx,
         title,
