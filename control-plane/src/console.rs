@@ -155,6 +155,17 @@ pub fn describe_rollout(rollout: &pb::Rollout) -> String {
     parts.join("; ")
 }
 
+/// The items a list call returned, or none and the server's reason to show in their place.
+fn listed<R, T>(
+    result: Result<tonic::Response<R>, Status>,
+    items: impl FnOnce(R) -> Vec<T>,
+) -> (Vec<T>, Option<String>) {
+    match result {
+        Ok(list) => (items(list.into_inner()), None),
+        Err(status) => (Vec::new(), Some(status.message().to_string())),
+    }
+}
+
 /// The HTTP status that says what a gRPC refusal says.
 fn http_status(status: &Status) -> http::StatusCode {
     use http::StatusCode as H;

@@ -57,6 +57,17 @@ async fn metrics_count_traffic_failures_and_fleet_state() -> anyhow::Result<()> 
         .expect("expiry");
     assert!(expiry.rsplit(' ').next().unwrap().parse::<f64>()? > 300.0, "{expiry}");
 
+    // gRPC calls to methods no service has: one series, not one per made-up path.
+    let ca_file = cp.access().ca_file.expect("the control plane's CA");
+    for method in ["made.up.Service/One", "made.up.Service/Two"] {
+        let called = std::process::Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "--http2", "--cacert"])
+            .arg(&ca_file)
+            .args(["-X", "POST", "-H", "content-type: application/grpc", "--data-binary", ""])
+            .arg(format!("https://127.0.0.1:{}/{method}", cp.addr.port()))
+            .status()?;
+        assert!(called.success(), "curl {method}: {called}");
+    }
     let admin = format!("http://{}", cp.admin);
     let text = http.get(&format!("{admin}/metrics")).await?.body;
     let value = |series: &str| sample(&text, series).unwrap_or_else(|| panic!("{series} missing:\n{text}"));
@@ -65,6 +76,8 @@ async fn metrics_count_traffic_failures_and_fleet_state() -> anyhow::Result<()> 
         value(r#"gatehouse_cp_grpc_requests_total{method="gatehouse.v1.Management/GetCertificate",code="NotFound"}"#),
         1.0
     );
+    assert_eq!(value(r#"gatehouse_cp_grpc_requests_total{method="unknown",code="Unimplemented"}"#), 2.0);
+    assert!(!text.contains("made.up"), "a made-up method became a series:\n{text}");
     assert_eq!(value(r#"gatehouse_cp_gateways{state="synced"}"#), 1.0);
     assert_eq!(value(r#"gatehouse_cp_gateways{state="disconnected"}"#), 0.0);
     assert_eq!(value("gatehouse_cp_config_revision"), rev as f64);

@@ -71,6 +71,13 @@ async fn switching_certificates_reaches_every_data_plane() -> anyhow::Result<()>
         assert_eq!(seen["headers"]["x-forwarded-for"], "127.0.0.1");
         assert_eq!(seen["headers"]["x-forwarded-proto"], "http");
     }
+    // The console's session cookie (a browser sends it to every port of the host) stays with
+    // the data plane; the client's other cookies go on.
+    let with_cookies = hyper::Request::get(dp1.url("/orders/1"))
+        .header("cookie", "theme=dark; gatehouse_console=cs_secret; lang=en")
+        .body(Full::new(Bytes::new()))?;
+    let seen = http.send(with_cookies).await?.json();
+    assert_eq!(seen["headers"]["cookie"], "theme=dark; lang=en");
 
     // A -> B -> A (by thumbprint) -> B, each checked on both data planes after their ACK.
     let steps = [

@@ -12,14 +12,11 @@ use maud::{Markup, html};
 
 use super::form::Write;
 use super::layout::{csrf_field, page};
-use super::{Console, Ctx, http_status};
+use super::{Console, Ctx, http_status, listed};
 
 /// GET /console/apis
 pub async fn list(State(console): State<Arc<Console>>, ctx: Ctx) -> Response {
-    let (apis, error) = match console.management.list_apis(ctx.request(pb::ListApisRequest {})).await {
-        Ok(list) => (list.into_inner().apis, None),
-        Err(status) => (Vec::new(), Some(status.message().to_string())),
-    };
+    let (apis, error) = listed(console.management.list_apis(ctx.request(pb::ListApisRequest {})).await, |l| l.apis);
     page(
         &ctx,
         "APIs",

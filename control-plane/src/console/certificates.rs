@@ -12,7 +12,7 @@ use maud::{Markup, html};
 
 use super::form::Write;
 use super::layout::{self, csrf_field, expiry, page, thumbprint};
-use super::{Console, Ctx, http_status};
+use super::{Console, Ctx, http_status, listed};
 
 /// GET /console/certificates
 pub async fn list(State(console): State<Arc<Console>>, ctx: Ctx) -> Response {
@@ -41,11 +41,8 @@ pub async fn upload(State(console): State<Arc<Console>>, Write { ctx, fields }: 
 }
 
 async fn certificates_page(console: &Console, ctx: &Ctx, upload_error: Option<&str>, id: &str) -> Html<String> {
-    let listed = console.management.list_certificates(ctx.request(pb::ListCertificatesRequest {})).await;
-    let (certificates, error) = match listed {
-        Ok(list) => (list.into_inner().certificates, None),
-        Err(status) => (Vec::new(), Some(status.message().to_string())),
-    };
+    let listing = console.management.list_certificates(ctx.request(pb::ListCertificatesRequest {})).await;
+    let (certificates, error) = listed(listing, |l| l.certificates);
     page(
         ctx,
         "Certificates",
@@ -186,17 +183,7 @@ fn source(source: Option<&pb::CertificateSource>, refresh: Option<&pb::LastRefre
 
 /// GET /console/certificates/{id}/delete: asks, naming the APIs that still use it.
 pub async fn confirm_delete(State(console): State<Arc<Console>>, ctx: Ctx, Path(id): Path<String>) -> Response {
-    let found = console.management.get_certificate(ctx.request(pb::GetCertificateRequest { id: id.clone() })).await;
-    match found {
-        Ok(certificate) => {
-            let c = certificate.into_inner();
-            delete_page(&ctx, Collection::Certificates, &c.id, &c.subject, &c.thumbprint, &c.used_by, None)
-                .into_response()
-        }
-        Err(status) => {
-            (http_status(&status), page(&ctx, "Certificates", Some(status.message()), html! {})).into_response()
-        }
-    }
+    confirm(&console, &ctx, Collection::Certificates, &id).await
 }
 
 /// POST /console/certificates/{id}/delete
@@ -209,20 +196,7 @@ pub async fn delete(State(console): State<Arc<Console>>, Path(id): Path<String>,
                 .done(&ctx, format!("Certificate {id} deleted"), deleted.into_inner().revision, "/console/certificates")
                 .await
         }
-        Err(status) => {
-            let current =
-                console.management.get_certificate(ctx.request(pb::GetCertificateRequest { id: id.clone() })).await;
-            let (subject, thumb, used_by) = match current {
-                Ok(c) => {
-                    let c = c.into_inner();
-                    (c.subject, c.thumbprint, c.used_by)
-                }
-                Err(_) => Default::default(),
-            };
-            let body =
-                delete_page(&ctx, Collection::Certificates, &id, &subject, &thumb, &used_by, Some(status.message()));
-            (http_status(&status), body).into_response()
-        }
+        Err(status) => refused(&console, &ctx, Collection::Certificates, &id, &status).await,
     }
 }
 
@@ -252,11 +226,8 @@ pub async fn upload_ca(State(console): State<Arc<Console>>, Write { ctx, fields 
 }
 
 async fn ca_page(console: &Console, ctx: &Ctx, upload_error: Option<&str>, id: &str) -> Html<String> {
-    let listed = console.management.list_ca_certificates(ctx.request(pb::ListCaCertificatesRequest {})).await;
-    let (cas, error) = match listed {
-        Ok(list) => (list.into_inner().ca_certificates, None),
-        Err(status) => (Vec::new(), Some(status.message().to_string())),
-    };
+    let listing = console.management.list_ca_certificates(ctx.request(pb::ListCaCertificatesRequest {})).await;
+    let (cas, error) = listed(listing, |l| l.ca_certificates);
     page(
         ctx,
         "CA certificates",
@@ -283,14 +254,7 @@ async fn ca_page(console: &Console, ctx: &Ctx, upload_error: Option<&str>, id: &
 
 /// GET /console/ca-certificates/{id}/delete
 pub async fn confirm_delete_ca(State(console): State<Arc<Console>>, ctx: Ctx, Path(id): Path<String>) -> Response {
-    match find_ca(&console, &ctx, &id).await {
-        Some(c) => delete_page(&ctx, Collection::CaCertificates, &c.id, &c.subject, &c.thumbprint, &c.used_by, None)
-            .into_response(),
-        None => {
-            let error = format!("no CA certificate with id '{id}'");
-            (http::StatusCode::NOT_FOUND, page(&ctx, "CA certificates", Some(&error), html! {})).into_response()
-        }
-    }
+    confirm(&console, &ctx, Collection::CaCertificates, &id).await
 }
 
 /// POST /console/ca-certificates/{id}/delete
@@ -302,25 +266,53 @@ pub async fn delete_ca(State(console): State<Arc<Console>>, Path(id): Path<Strin
             let revision = deleted.into_inner().revision;
             console.done(&ctx, format!("CA certificate {id} deleted"), revision, "/console/ca-certificates").await
         }
-        Err(status) => {
-            let c = find_ca(&console, &ctx, &id).await.unwrap_or_default();
-            let body = delete_page(
-                &ctx,
-                Collection::CaCertificates,
-                &id,
-                &c.subject,
-                &c.thumbprint,
-                &c.used_by,
-                Some(status.message()),
-            );
-            (http_status(&status), body).into_response()
+        Err(status) => refused(&console, &ctx, Collection::CaCertificates, &id, &status).await,
+    }
+}
+
+/// What the delete confirmation shows of a certificate of either collection.
+#[derive(Default)]
+struct Described {
+    subject: String,
+    thumbprint: String,
+    used_by: Vec<String>,
+}
+
+/// The certificate `id` of `collection`, as the delete confirmation shows it.
+async fn describe(console: &Console, ctx: &Ctx, collection: Collection, id: &str) -> Result<Described, tonic::Status> {
+    match collection {
+        Collection::Certificates => {
+            let c = console
+                .management
+                .get_certificate(ctx.request(pb::GetCertificateRequest { id: id.to_string() }))
+                .await?;
+            let c = c.into_inner();
+            Ok(Described { subject: c.subject, thumbprint: c.thumbprint, used_by: c.used_by })
+        }
+        // No RPC gets one CA certificate: it is found in the list.
+        Collection::CaCertificates => {
+            let list = console.management.list_ca_certificates(ctx.request(pb::ListCaCertificatesRequest {})).await?;
+            let c = list.into_inner().ca_certificates.into_iter().find(|c| c.id == id);
+            let c = c.ok_or_else(|| tonic::Status::not_found(format!("no CA certificate with id '{id}'")))?;
+            Ok(Described { subject: c.subject, thumbprint: c.thumbprint, used_by: c.used_by })
         }
     }
 }
 
-async fn find_ca(console: &Console, ctx: &Ctx, id: &str) -> Option<pb::CaCertificate> {
-    let list = console.management.list_ca_certificates(ctx.request(pb::ListCaCertificatesRequest {})).await.ok()?;
-    list.into_inner().ca_certificates.into_iter().find(|c| c.id == id)
+/// The delete confirmation of `id`, or the reason it cannot be shown.
+async fn confirm(console: &Console, ctx: &Ctx, collection: Collection, id: &str) -> Response {
+    match describe(console, ctx, collection, id).await {
+        Ok(described) => delete_page(ctx, collection, id, &described, None).into_response(),
+        Err(status) => {
+            (http_status(&status), page(ctx, collection.title(), Some(status.message()), html! {})).into_response()
+        }
+    }
+}
+
+/// The delete confirmation again, with the server's reason for refusing the deletion.
+async fn refused(console: &Console, ctx: &Ctx, collection: Collection, id: &str, status: &tonic::Status) -> Response {
+    let described = describe(console, ctx, collection, id).await.unwrap_or_default();
+    (http_status(status), delete_page(ctx, collection, id, &described, Some(status.message()))).into_response()
 }
 
 /// The confirmation before deleting from `collection`.
@@ -328,11 +320,10 @@ fn delete_page(
     ctx: &Ctx,
     collection: Collection,
     id: &str,
-    subject: &str,
-    thumb: &str,
-    used_by: &[String],
+    described: &Described,
     error: Option<&str>,
 ) -> Html<String> {
+    let Described { subject, thumbprint: thumb, used_by } = described;
     let (title, collection) = (collection.title(), collection.name());
     page(
         ctx,

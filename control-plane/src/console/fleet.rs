@@ -9,16 +9,15 @@ use gatehouse_proto::v1 as pb;
 use gatehouse_proto::v1::management_server::Management as _;
 use maud::html;
 
-use super::layout::{expiry, page, refreshing, thumbprint, timestamp};
-use super::{Console, Ctx};
+use super::layout::{expiry, page, refreshing_page, thumbprint, timestamp};
+use super::{Console, Ctx, listed};
 
 /// How often the gateways page reloads itself.
 const GATEWAYS_REFRESH_SECS: u32 = 5;
 
 /// GET /console/gateways
 pub async fn gateways(State(console): State<Arc<Console>>, ctx: Ctx) -> Response {
-    let listed = console.management.list_gateways(ctx.request(pb::ListGatewaysRequest::default())).await;
-    let (fleet, error) = match listed {
+    let (fleet, error) = match console.management.list_gateways(ctx.request(pb::ListGatewaysRequest::default())).await {
         Ok(list) => (list.into_inner(), None),
         Err(status) => (pb::ListGatewaysResponse::default(), Some(status.message().to_string())),
     };
@@ -45,7 +44,7 @@ pub async fn gateways(State(console): State<Arc<Console>>, ctx: Ctx) -> Response
             }
         }
     };
-    refreshing(page(&ctx, "Gateways", error.as_deref(), body), "/console/gateways", GATEWAYS_REFRESH_SECS)
+    refreshing_page(&ctx, "Gateways", error.as_deref(), body, "/console/gateways", GATEWAYS_REFRESH_SECS)
         .into_response()
 }
 
@@ -60,10 +59,8 @@ fn state_class(state: pb::GatewayState) -> &'static str {
 
 /// GET /console/hostnames
 pub async fn hostnames(State(console): State<Arc<Console>>, ctx: Ctx) -> Response {
-    let (hostnames, error) = match console.management.list_hostnames(ctx.request(pb::ListHostnamesRequest {})).await {
-        Ok(list) => (list.into_inner().hostnames, None),
-        Err(status) => (Vec::new(), Some(status.message().to_string())),
-    };
+    let (hostnames, error) =
+        listed(console.management.list_hostnames(ctx.request(pb::ListHostnamesRequest {})).await, |l| l.hostnames);
     let body = html! {
         p.hint { "Names API clients reach the data planes by over HTTPS, each with its server certificate (gatehousectl hostname put)." }
         div.table-wrap {
@@ -90,11 +87,8 @@ pub async fn hostnames(State(console): State<Arc<Console>>, ctx: Ctx) -> Respons
 
 /// GET /console/subscriptions
 pub async fn subscriptions(State(console): State<Arc<Console>>, ctx: Ctx) -> Response {
-    let listed = console.management.list_subscriptions(ctx.request(pb::ListSubscriptionsRequest {})).await;
-    let (subscriptions, error) = match listed {
-        Ok(list) => (list.into_inner().subscriptions, None),
-        Err(status) => (Vec::new(), Some(status.message().to_string())),
-    };
+    let listing = console.management.list_subscriptions(ctx.request(pb::ListSubscriptionsRequest {})).await;
+    let (subscriptions, error) = listed(listing, |l| l.subscriptions);
     let body = html! {
         p.hint { "Subscription keys API clients send; keys are shown once, when made (gatehousectl subscription create), never here." }
         div.table-wrap {

@@ -26,8 +26,27 @@ const NAV: [(&str, &str, &str); 6] = [
 /// A signed-in page: navigation, the notice left by the last write, `error` if a write was
 /// refused, then `body`.
 pub fn page(ctx: &Ctx, title: &str, error: Option<&str>, body: Markup) -> Html<String> {
+    signed_in(ctx, title, error, body, None)
+}
+
+/// A signed-in page that reloads itself every `seconds` from `path` with `?auto=1`, which the
+/// session's idle clock does not count as use.
+pub fn refreshing_page(
+    ctx: &Ctx,
+    title: &str,
+    error: Option<&str>,
+    body: Markup,
+    path: &str,
+    seconds: u32,
+) -> Html<String> {
+    let refresh = html! { meta http-equiv="refresh" content=(format!("{seconds}; url={path}?{AUTO_REFRESH}")); };
+    signed_in(ctx, title, error, body, Some(refresh))
+}
+
+fn signed_in(ctx: &Ctx, title: &str, error: Option<&str>, body: Markup, refresh: Option<Markup>) -> Html<String> {
     frame(
         title,
+        refresh,
         html! {
             header {
                 a.brand href="/console/" { "Gatehouse" }
@@ -56,13 +75,6 @@ pub fn page(ctx: &Ctx, title: &str, error: Option<&str>, body: Markup) -> Html<S
     )
 }
 
-/// A page that reloads itself every `seconds` from `path` with `?auto=1`, which the session's
-/// idle clock does not count as use.
-pub fn refreshing(page: Html<String>, path: &str, seconds: u32) -> Html<String> {
-    let meta = html! { meta http-equiv="refresh" content=(format!("{seconds}; url={path}?{AUTO_REFRESH}")); };
-    Html(page.0.replacen("<head>", &format!("<head>{}", meta.into_string()), 1))
-}
-
 /// The query a self-reloading page asks with.
 pub const AUTO_REFRESH: &str = "auto=1";
 
@@ -70,6 +82,7 @@ pub const AUTO_REFRESH: &str = "auto=1";
 pub fn sign_in(error: Option<&str>) -> Html<String> {
     frame(
         "Sign in",
+        None,
         html! {
             main.narrow {
                 h1 { "Gatehouse console" }
@@ -88,12 +101,14 @@ pub fn sign_in(error: Option<&str>) -> Html<String> {
     )
 }
 
-fn frame(title: &str, body: Markup) -> Html<String> {
+/// The document: `head_extra` (a refresh) goes first in its head.
+fn frame(title: &str, head_extra: Option<Markup>, body: Markup) -> Html<String> {
     Html(
         html! {
             (DOCTYPE)
             html lang="en" {
                 head {
+                    @if let Some(extra) = head_extra { (extra) }
                     meta charset="utf-8";
                     meta name="viewport" content="width=device-width, initial-scale=1";
                     title { (title) " · Gatehouse" }
